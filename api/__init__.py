@@ -1,0 +1,3 @@
+"""HTTP: the coordinator's REST API and the read-only distribution node."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""The ``farm`` command line."""
+
+__all__: list[str] = []

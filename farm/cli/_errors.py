@@ -1,0 +1,40 @@
+"""Where farm errors become one line and an exit status."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.console import Console
+
+from farm.errors import FarmError
+
+__all__ = ["err_console", "run_cli"]
+
+err_console = Console(stderr=True)
+
+
+def run_cli(app: typer.Typer) -> int:
+    """Run ``app``; a :class:`FarmError` prints ``error: ...`` and returns 1."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app(standalone_mode=False)
+    except FarmError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        return 1
+    except typer.Exit as exc:
+        return int(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        return 130
+    except KeyboardInterrupt:
+        err_console.print("interrupted")
+        return 130
+    except Exception as exc:  # click usage errors arrive as ClickException
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            return exc.exit_code
+        raise
+    return 0

@@ -1,0 +1,197 @@
+"""BuildResult: a builder's signed account of one build.
+
+A result is an in-toto Statement v1 whose subjects are the outputs (file name and
+sha256) and whose predicate (:class:`BuildPredicate`) says which recipe, image,
+architecture and builder, when, how it ended and the digest of its log. It travels as
+a DSSE envelope signed with the builder's key.
+
+Invariants: the payload is signed as canonical JSON bytes and verified as received —
+never re-serialized; a result verifies only against the key whose id is its builder id.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import copy
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, Literal
+
+from google.protobuf import json_format
+from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
+from in_toto_attestation.v1.statement import Statement
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from securesystemslib.dsse import Envelope
+from securesystemslib.exceptions import VerificationError
+from securesystemslib.signer import SSlibKey
+
+from farm.canonical import canonical_json
+from farm.errors import SignatureError
+from farm.keys import KeyPair
+
+__all__ = [
+    "BUILD_RESULT_PREDICATE",
+    "PAYLOAD_TYPE",
+    "STATEMENT_TYPE",
+    "BuildPredicate",
+    "OutputDigest",
+    "ResultStatement",
+    "SignedResult",
+    "sign_result",
+    "verify_result",
+]
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+BUILD_RESULT_PREDICATE = "https://farm.dev/attestations/build-result/v1"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OutputDigest(_Frozen):
+    """One output file: its name relative to the output directory and its sha256."""
+
+    name: str = Field(min_length=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0)
+
+
+class BuildPredicate(_Frozen):
+    """What a builder states about one build."""
+
+    build_id: str = Field(min_length=1)
+    recipe_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    recipe_name: str
+    recipe_version: str
+    image_digest: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    arch: str
+    builder_id: str = Field(pattern=r"^[0-9a-f]{64}$")
+    started_at: datetime
+    finished_at: datetime
+    status: Literal["succeeded", "failed"]
+    exit_code: int | None
+    timed_out: bool = False
+    error: str | None = Field(default=None, description="Why the build failed, for people.")
+    log_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    log_truncated: bool = False
+    outputs: tuple[OutputDigest, ...] = ()
+
+
+class ResultStatement(_Frozen):
+    """The in-toto Statement v1 of a build result, as it is signed."""
+
+    type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
+    subject: tuple[dict[str, Any], ...]
+    predicateType: Literal["https://farm.dev/attestations/build-result/v1"]  # noqa: N815
+    predicate: BuildPredicate
+
+    model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)
+
+
+class SignedResult(_Frozen):
+    """A verified result: the envelope as received plus the statement it carries."""
+
+    envelope: dict[str, Any]
+    statement: ResultStatement
+
+    @property
+    def predicate(self) -> BuildPredicate:
+        """Shortcut to the statement's predicate."""
+        return self.statement.predicate
+
+    def digest_set(self) -> dict[str, str]:
+        """Output name → sha256, the thing builders must agree on."""
+        return {o.name: o.sha256 for o in self.predicate.outputs}
+
+
+def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
+    subjects = [
+        ResourceDescriptor(name=o.name, digest={"sha256": o.sha256}).pb for o in predicate.outputs
+    ]
+    stmt = Statement(
+        subjects=subjects,
+        predicate_type=BUILD_RESULT_PREDICATE,
+        predicate=predicate.model_dump(mode="json"),
+    )
+    stmt.validate()
+    value: dict[str, Any] = json_format.MessageToDict(stmt.pb)
+    # protobuf's Struct has only doubles; give integers back their type before signing.
+    value["predicate"] = predicate.model_dump(mode="json")
+    value.setdefault("subject", [])
+    return value
+
+
+def sign_result(predicate: BuildPredicate, key: KeyPair) -> dict[str, Any]:
+    """Return the DSSE envelope (JSON form) of ``predicate``, signed with ``key``."""
+    if predicate.builder_id != key.keyid:
+        raise SignatureError(
+            f"predicate names builder {predicate.builder_id[:12]} but key is {key.keyid[:12]}"
+        )
+    payload = canonical_json(_statement_json(predicate))
+    envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})
+    envelope.sign(key.signer)
+    out: dict[str, Any] = envelope.to_dict()
+    return out
+
+
+def _decode_envelope(data: object) -> tuple[Envelope, bytes]:
+    if not isinstance(data, dict):
+        raise SignatureError("envelope is not a JSON object")
+    try:
+        # from_dict consumes what it reads; keep the caller's envelope as received.
+        envelope = Envelope.from_dict(copy.deepcopy(data))
+    except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        raise SignatureError(f"malformed DSSE envelope: {exc}") from None
+    if envelope.payload_type != PAYLOAD_TYPE:
+        raise SignatureError(f"unexpected payload type {envelope.payload_type!r}")
+    return envelope, envelope.pae()
+
+
+def parse_statement(payload: bytes) -> ResultStatement:
+    """Validate the statement bytes of an envelope (no signature check)."""
+    try:
+        value = json.loads(payload)
+        return ResultStatement.model_validate(value)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SignatureError(f"payload is not JSON: {exc}") from None
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SignatureError(f"payload is not a build result: {where}: {first['msg']}") from None
+
+
+def verify_result(envelope_json: object, keys: Sequence[SSlibKey]) -> SignedResult:
+    """Verify a result envelope against known builder keys.
+
+    The envelope must carry a valid signature by the key whose id is the predicate's
+    ``builder_id``, and that key must be among ``keys``. Raises :class:`SignatureError`
+    saying what does not hold; never returns an unverified result.
+    """
+    envelope, _ = _decode_envelope(envelope_json)
+    statement = parse_statement(envelope.payload)
+    builder = statement.predicate.builder_id
+    key = next((k for k in keys if k.keyid == builder), None)
+    if key is None:
+        raise SignatureError(f"result is from builder {builder[:12]}, whose key is not known")
+    try:
+        envelope.verify([key], 1)
+    except VerificationError:
+        raise SignatureError(
+            f"signature of builder {builder[:12]} does not verify over the result"
+        ) from None
+    names = [s.get("name") for s in statement.subject]
+    digests = [s.get("digest", {}).get("sha256") for s in statement.subject]
+    declared = [(o.name, o.sha256) for o in statement.predicate.outputs]
+    if list(zip(names, digests, strict=True)) != declared:
+        raise SignatureError("statement subjects do not match the outputs in its predicate")
+    assert isinstance(envelope_json, dict)
+    return SignedResult(envelope=envelope_json, statement=statement)
+
+
+def envelope_payload(envelope_json: dict[str, Any]) -> bytes:
+    """The raw payload bytes of an envelope in JSON form."""
+    return base64.b64decode(envelope_json["payload"])
