@@ -1,7 +1,7 @@
 """BuildResult: a builder's signed account of one build.
 
 A result is an in-toto Statement v1 whose subjects are the outputs (file name and
-sha256) and whose predicate (:class:`BuildPredicate`) says which recipe, image,
+sha256; a failed build with no outputs names its log instead) and whose predicate (:class:`BuildPredicate`) says which recipe, image,
 architecture and builder, when, how it ended and the digest of its log. It travels as
 a DSSE envelope signed with the builder's key.
 
@@ -108,9 +108,20 @@ class SignedResult(_Frozen):
         return {o.name: o.sha256 for o in self.predicate.outputs}
 
 
+#: Subject name of a result without outputs: in-toto wants a subject, so it is the log.
+LOG_SUBJECT = "farm:build-log"
+
+
+def _subjects(predicate: BuildPredicate) -> list[tuple[str, str]]:
+    if predicate.outputs:
+        return [(o.name, o.sha256) for o in predicate.outputs]
+    return [(LOG_SUBJECT, predicate.log_sha256)]
+
+
 def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     subjects = [
-        ResourceDescriptor(name=o.name, digest={"sha256": o.sha256}).pb for o in predicate.outputs
+        ResourceDescriptor(name=name, digest={"sha256": sha}).pb
+        for name, sha in _subjects(predicate)
     ]
     stmt = Statement(
         subjects=subjects,
@@ -185,8 +196,8 @@ def verify_result(envelope_json: object, keys: Sequence[SSlibKey]) -> SignedResu
         ) from None
     names = [s.get("name") for s in statement.subject]
     digests = [s.get("digest", {}).get("sha256") for s in statement.subject]
-    declared = [(o.name, o.sha256) for o in statement.predicate.outputs]
-    if list(zip(names, digests, strict=True)) != declared:
+    declared = _subjects(statement.predicate)
+    if len(names) != len(declared) or list(zip(names, digests, strict=True)) != declared:
         raise SignatureError("statement subjects do not match the outputs in its predicate")
     assert isinstance(envelope_json, dict)
     return SignedResult(envelope=envelope_json, statement=statement)

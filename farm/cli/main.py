@@ -17,6 +17,18 @@ app = typer.Typer(
 )
 
 
+def _register() -> None:
+    from farm.cli import build_cmd, builder_cmd, recipe_cmd, up_cmd
+
+    app.add_typer(recipe_cmd.app, name="recipe")
+    app.add_typer(builder_cmd.app, name="builder")
+    app.command("build")(build_cmd.build)
+    app.command("up")(up_cmd.up)
+
+
+_register()
+
+
 @app.command()
 def version() -> None:
     """Print farm's version."""

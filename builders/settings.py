@@ -1,0 +1,61 @@
+"""Settings of one builder host process, from ``FARM_*`` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from farm.queue import DEFAULT_VISIBILITY_TIMEOUT
+
+__all__ = ["BuilderSettings"]
+
+
+class BuilderSettings(BaseSettings):
+    """Where a builder keeps its identity and files, and which Redis it serves."""
+
+    model_config = SettingsConfigDict(env_prefix="FARM_", extra="ignore")
+
+    home: Path = Field(
+        default=Path.home() / ".farm" / "builder",
+        description="The builder's own directory: its key, work area (FARM_HOME).",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Celery broker and result backend."
+    )
+    visibility_timeout: int = Field(
+        default=DEFAULT_VISIBILITY_TIMEOUT,
+        ge=5,
+        description="Seconds before a task of a dead worker is delivered again; "
+        "recipes with a longer timeout are refused.",
+    )
+    cache_dir: Path | None = Field(
+        default=None, description="Fetched sources and dependencies by digest (shareable)."
+    )
+    store_dir: Path | None = Field(
+        default=None, description="Content-addressed store of outputs and logs (shareable)."
+    )
+    pypi_url: str = Field(default="https://pypi.org", description="PyPI JSON API base URL.")
+    heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
+    keep_work: bool = Field(default=False, description="Keep each build's work directory.")
+
+    @property
+    def key_path(self) -> Path:
+        """The builder's private key."""
+        return self.home / "key.pem"
+
+    @property
+    def work_root(self) -> Path:
+        """Per-build scratch directories on the host."""
+        return self.home / "work"
+
+    @property
+    def cache(self) -> Path:
+        """Fetch cache."""
+        return self.cache_dir or self.home / "cache"
+
+    @property
+    def store(self) -> Path:
+        """Output store."""
+        return self.store_dir or self.home / "store"

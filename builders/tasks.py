@@ -1,0 +1,87 @@
+"""The Celery edge of a builder: receive a task, build once, return the signed result.
+
+Idempotent by (build id, builder id): the first completed result is stored in Redis
+with SET NX and every later delivery of the same task returns that stored result
+instead of building again. A delivery after a worker crash first removes the
+containers the crashed attempt left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from celery import Celery, Task
+
+from builders.build import BuildContext, execute, labels_for
+from builders.runner import remove_stale
+from farm.errors import FarmError
+from farm.task import BUILD_TASK_NAME, BuildTask
+
+__all__ = ["register_build_task", "result_key"]
+
+logger = logging.getLogger(__name__)
+
+#: Completed results are kept this long for idempotency (seconds).
+RESULT_TTL = 30 * 24 * 3600
+
+
+def result_key(build_id: str, builder_id: str) -> str:
+    """Redis key of the one stored result of (build id, builder id)."""
+    return f"farm:result:{build_id}:{builder_id}"
+
+
+def completions_key(build_id: str, builder_id: str) -> str:
+    """Redis counter of how many times (build id, builder id) ran to a stored result."""
+    return f"farm:completions:{build_id}:{builder_id}"
+
+
+class _BoundLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        extra = self.extra or {}
+        return f"[build {extra.get('build_id')} builder {extra.get('builder_id')}] {msg}", kwargs
+
+
+@contextlib.contextmanager
+def _bound(task: BuildTask) -> Iterator[logging.LoggerAdapter]:  # type: ignore[type-arg]
+    yield _BoundLog(logger, {"build_id": task.build_id, "builder_id": task.builder_id[:12]})
+
+
+def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> Task:  # type: ignore[type-arg]
+    """Register the build task on ``app`` for the builder whose context is ``ctx``."""
+
+    @app.task(name=BUILD_TASK_NAME, bind=True)  # type: ignore[misc]
+    def build(self: Task, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+        task = BuildTask.from_json(payload)
+        with _bound(task) as log:
+            if task.builder_id != ctx.key.keyid:
+                raise FarmError(
+                    f"task for builder {task.builder_id[:12]} reached builder {ctx.key.keyid[:12]}"
+                )
+            key = result_key(task.build_id, task.builder_id)
+            stored = client.get(key)
+            if stored is not None:
+                log.info("already built; returning the stored result")
+                result: dict[str, Any] = json.loads(stored)
+                return result
+            removed = remove_stale(ctx.docker, labels_for(task))
+            if removed:
+                log.warning("removed %d container(s) left by an interrupted attempt", removed)
+            recipe = task.load_recipe()
+            log.info("building %s for %s", recipe.label, task.arch)
+            outcome = execute(task, recipe, ctx)
+            body = json.dumps(outcome.to_json())
+            if client.set(key, body, nx=True, ex=RESULT_TTL):
+                client.incr(completions_key(task.build_id, task.builder_id))
+                client.expire(completions_key(task.build_id, task.builder_id), RESULT_TTL)
+                log.info("done")
+                return outcome.to_json()
+            log.warning("another attempt stored a result first; returning that one")
+            first: dict[str, Any] = json.loads(client.get(key) or body)
+            return first
+
+    return build  # type: ignore[no-any-return]

@@ -1,0 +1,129 @@
+"""``farm builder run``: one builder host as a Celery worker on its own queue.
+
+Runs the ``solo`` pool, one build at a time, in this process: a worker killed with
+SIGKILL takes its build with it, and the unacknowledged task is delivered again once
+the visibility timeout has passed. Announces itself to the registry every few seconds
+with the architectures it can really build.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import UTC, datetime
+
+import docker
+import redis
+
+from builders.arch import buildable_arches
+from builders.build import BuildContext
+from builders.fetch import Fetcher
+from builders.identity import load_identity
+from builders.runner import remove_stale
+from builders.settings import BuilderSettings
+from builders.store import ContentStore
+from builders.tasks import register_build_task
+from farm.errors import ConfigError
+from farm.queue import make_celery
+from farm.registry import BuilderInfo, announce, list_builders, withdraw
+from farm.task import queue_for
+
+__all__ = ["run_worker"]
+
+logger = logging.getLogger(__name__)
+
+
+def _heartbeat(client: redis.Redis, info: BuilderInfo, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            announce(client, info.model_copy(update={"seen_at": datetime.now(UTC)}))
+        except redis.RedisError as exc:
+            logger.warning("heartbeat failed: %s", exc)
+
+
+def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
+    """Whether another announcement of this builder comes from a live process."""
+    if other.hostname == hostname:
+        if other.pid == os.getpid():
+            return False
+        try:
+            os.kill(other.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+    age = (datetime.now(UTC) - other.seen_at).total_seconds()
+    return age < 2 * interval + 1
+
+
+def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
+    """Serve this builder's queue until stopped; raise :class:`ConfigError` if it cannot start."""
+    key = load_identity(settings.key_path)
+    arches = buildable_arches()
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
+    hostname = socket.gethostname()
+    for other in list_builders(client):
+        if other.builder_id == key.keyid and _alive(other, hostname, settings.heartbeat_interval):
+            raise ConfigError(
+                f"builder {key.keyid[:12]} is already running (pid {other.pid} on {other.hostname})"
+            )
+    try:
+        docker_client = docker.from_env()
+        docker_client.ping()
+    except docker.errors.DockerException as exc:
+        raise ConfigError(f"cannot reach the Docker Engine: {exc}") from None
+    removed = remove_stale(docker_client, {"farm.builder-id": key.keyid})
+    if removed:
+        logger.warning("removed %d container(s) left by an earlier run", removed)
+    ctx = BuildContext(
+        key=key,
+        docker=docker_client,
+        fetcher=Fetcher(settings.cache, pypi_url=settings.pypi_url, progress=logger.info),
+        store=ContentStore(settings.store),
+        work_root=settings.work_root,
+        visibility_timeout=settings.visibility_timeout,
+        keep_work=settings.keep_work,
+        progress=logger.info,
+    )
+    app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
+    register_build_task(app, ctx, client)
+    now = datetime.now(UTC)
+    info = BuilderInfo(
+        builder_id=key.keyid,
+        public_key=key.public_dict(),
+        arches=arches,
+        hostname=hostname,
+        pid=os.getpid(),
+        queue=queue_for(key.keyid),
+        started_at=now,
+        seen_at=now,
+    )
+    announce(client, info)
+    stop = threading.Event()
+    beat = threading.Thread(
+        target=_heartbeat, args=(client, info, settings.heartbeat_interval, stop), daemon=True
+    )
+    beat.start()
+    logger.info("builder %s serving %s for %s", key.keyid[:12], info.queue, ", ".join(arches))
+    try:
+        worker = app.Worker(
+            queues=[info.queue],
+            pool="solo",
+            concurrency=1,
+            hostname=f"builder-{key.keyid[:12]}@{hostname}",
+            loglevel=loglevel,
+            without_gossip=True,
+            without_mingle=True,
+            without_heartbeat=True,
+        )
+        worker.start()
+    finally:
+        stop.set()
+        withdraw(client, key.keyid)

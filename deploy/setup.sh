@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Set up farm on a fresh Debian (bookworm) machine with Docker: the system packages it
+# needs, a virtualenv in .venv with farm and its test tools, and the reproducible
+# builder base image. Safe to run again; it only does what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  echo "usage: bash deploy/setup.sh [--no-image]"
+  echo "Installs redis-server, mmdebstrap, busybox-static and python3-venv (apt), creates .venv"
+  echo "with farm[test], and builds the builder base image unless --no-image is given."
+  exit 0
+fi
+
+say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
+
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+packages=(redis-server mmdebstrap busybox-static git)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing+=(python3-venv); fi
+if (( ${#missing[@]} )); then
+  say "installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# The Debian package starts a system redis on 6379; farm starts its own servers.
+if command -v systemctl >/dev/null && systemctl is-active -q redis-server 2>/dev/null; then
+  $SUDO systemctl stop redis-server || true
+fi
+
+if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  echo "farm needs Python 3.11 or newer as python3" >&2
+  exit 1
+fi
+if [[ ! -x .venv/bin/python ]]; then
+  say "creating .venv"
+  python3 -m venv .venv
+fi
+say "installing farm into .venv"
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e '.[test]'
+
+if ! docker info >/dev/null 2>&1; then
+  echo "the Docker Engine is not reachable (is dockerd running and may $(id -un) use it?)" >&2
+  exit 1
+fi
+if [[ "${1:-}" != "--no-image" ]]; then
+  say "building the reproducible builder base image"
+  bash deploy/builder-image/build.sh
+fi
+say "ready: .venv/bin/farm --help"

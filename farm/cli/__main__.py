@@ -1,0 +1,5 @@
+"""``python -m farm.cli``: the same as the ``farm`` command."""
+
+from farm.cli.main import main
+
+main()

@@ -1,0 +1,146 @@
+"""``farm build``: rebuild a recipe on N distinct running builders and show whether they agree."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+
+from farm.agreement import AgreementRow, agreement_rows
+from farm.dispatch import BuilderRun
+from farm.quorum import Tally, tally
+
+console = Console()
+
+_STATE_STYLE = {
+    "QUEUED": "dim",
+    "BUILDING": "yellow",
+    "RETRYING": "yellow",
+    "DONE": "green",
+    "FAILED": "red",
+    "ERROR": "red",
+    "REFUSED": "bold red",
+}
+
+
+def _progress_table(runs: Sequence[BuilderRun], arch: str) -> Table:
+    import time
+
+    table = Table("builder", "arch", "state", "time", "note", title="builds", title_justify="left")
+    for run in runs:
+        elapsed = (run.ended or time.monotonic()) - run.started
+        style = _STATE_STYLE.get(run.state, "")
+        table.add_row(run.builder.builder_id[:12], arch, f"[{style}]{run.state}[/]",
+                      f"{elapsed:5.1f}s", run.error or "")
+    return table
+
+
+def _agreement_table(rows: list[AgreementRow], builders: Sequence[str], t: Tally, arch: str) -> Table:
+    table = Table(title=f"agreement ({arch}): {t.verdict}", title_justify="left")
+    table.add_column("output")
+    for b in builders:
+        table.add_column(b[:12])
+    table.add_column("upstream")
+    for row in rows:
+        cells = []
+        for c in row.cells:
+            if c.state == "agree":
+                cells.append(f"[green]✓ {c.sha256[:12] if c.sha256 else ''}[/]")
+            elif c.state == "differ":
+                cells.append(f"[bold red]✗ {c.sha256[:12] if c.sha256 else 'absent'}[/]")
+            else:
+                cells.append(f"[red]{c.state}[/]")
+        up = {"match": "[green]matches[/]", "differ": "[yellow]differs[/]", "none": "[dim]—[/]"}
+        cells.append(up[row.upstream_state])
+        table.add_row(row.output, *cells)
+    return table
+
+
+def build(
+    recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="A recipe file.")],
+    builders: Annotated[
+        int | None, typer.Option("--builders", "-n", help="Distinct builders (default: quorum).")
+    ] = None,
+    arch: Annotated[
+        list[str] | None, typer.Option("--arch", help="Architecture(s) (default: all of the recipe's).")
+    ] = None,
+    redis_url: Annotated[
+        str, typer.Option("--redis-url", envvar="FARM_REDIS_URL", help="Redis URL.")
+    ] = "redis://127.0.0.1:6379/0",
+    timeout: Annotated[
+        float | None, typer.Option(help="Seconds to wait for results (default: recipe timeout + 5 min).")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the results and verdict as JSON here.")
+    ] = None,
+) -> None:
+    """Send RECIPE to distinct running builders, verify each signed result, print who agrees.
+
+    Exits 0 only when every chosen builder produced identical outputs.
+    """
+    import uuid
+
+    import redis
+
+    from farm.dispatch import collect, dispatch
+    from farm.errors import ConfigError, QuorumError
+    from farm.queue import make_celery
+    from farm.recipe import load_recipe
+    from farm.registry import list_builders, pick_builders
+
+    recipe = load_recipe(recipe_path)
+    count = builders or recipe.quorum
+    arches = arch or list(recipe.architectures)
+    for a in arches:
+        if a not in recipe.architectures:
+            raise ConfigError(f"{recipe.label} is not built for {a} (it lists {', '.join(recipe.architectures)})")
+    client = redis.Redis.from_url(redis_url)
+    try:
+        running = list_builders(client)
+    except redis.RedisError as exc:
+        raise ConfigError(f"cannot reach Redis at {redis_url}: {exc}") from None
+    chosen = {a: pick_builders(running, a, count) for a in arches}
+    app = make_celery(redis_url)
+    build_id = uuid.uuid4().hex
+    console.print(f"build [bold]{build_id}[/] of {recipe.label} ({recipe.digest})", highlight=False)
+    wait = timeout if timeout is not None else recipe.limits.timeout + 300
+    report: dict[str, object] = {"build_id": build_id, "recipe": recipe.label,
+                                 "recipe_digest": recipe.digest, "arches": {}}
+    all_agree = True
+    for a in arches:
+        runs = dispatch(app, recipe, a, chosen[a], build_id)
+        with Live(_progress_table(runs, a), console=console, refresh_per_second=4) as live:
+            collect(runs, wait, lambda rs, a=a: live.update(_progress_table(rs, a)))
+        for run in runs:
+            if not run.done:
+                run.state, run.error = "MISSING", f"no result within {wait:.0f}s"
+        results = [r.result for r in runs if r.result is not None]
+        ids = [r.builder.builder_id for r in runs]
+        t = tally(results, quorum=count, expected=ids)
+        rows = agreement_rows(recipe, results, ids, t)
+        console.print(_agreement_table(rows, ids, t, a))
+        for run in runs:
+            if run.state != "DONE":
+                console.print(f"[red]{run.builder.builder_id[:12]}[/]: {run.state}: {run.error}", highlight=False)
+                if run.log_tail:
+                    console.print("[dim]" + run.log_tail[-2000:] + "[/]", highlight=False, markup=False)
+        agree = t.verdict == "verified" and all(r.agreed for r in rows)
+        all_agree = all_agree and agree
+        arch_report = {
+            "verdict": t.verdict,
+            "builders": {r.builder.builder_id: {"state": r.state, "error": r.error,
+                         "outputs": r.result.digest_set() if r.result else None} for r in runs},
+            "upstream": {row.output: row.upstream_state for row in rows},
+        }
+        report["arches"][a] = arch_report  # type: ignore[index]
+    if json_out is not None:
+        json_out.write_text(json.dumps(report, indent=2))
+    if not all_agree:
+        raise QuorumError("builders do not agree (see the table above)")
+    console.print(f"[bold green]all {count} builders agree bit for bit[/]", highlight=False)

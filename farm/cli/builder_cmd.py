@@ -1,0 +1,90 @@
+"""``farm builder``: a builder host's identity and worker."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(help="Run a builder host: create its identity, start its worker, list builders.",
+                  no_args_is_help=True)
+console = Console()
+
+HomeOpt = Annotated[
+    Path | None,
+    typer.Option("--home", help="The builder's directory (default $FARM_HOME or ~/.farm/builder)."),
+]
+
+
+def _settings(home: Path | None, redis_url: str | None = None):  # type: ignore[no-untyped-def]
+    from builders.settings import BuilderSettings
+
+    overrides: dict[str, object] = {}
+    if home is not None:
+        overrides["home"] = home
+    if redis_url is not None:
+        overrides["redis_url"] = redis_url
+    return BuilderSettings(**overrides)  # type: ignore[arg-type]
+
+
+@app.command()
+def init(
+    home: HomeOpt = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing key.")] = False,
+) -> None:
+    """Create this builder's signing key (mode 0600) and print its builder id."""
+    from builders.identity import init_identity
+
+    settings = _settings(home)
+    key = init_identity(settings.key_path, force=force)
+    console.print(f"builder id: [bold]{key.keyid}[/]", highlight=False)
+    console.print(f"key: {settings.key_path} (mode 0600)", highlight=False)
+
+
+@app.command()
+def run(
+    home: HomeOpt = None,
+    redis_url: Annotated[
+        str | None, typer.Option("--redis-url", help="Broker URL (default $FARM_REDIS_URL).")
+    ] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Start this builder's Celery worker on its own queue (runs until stopped)."""
+    import logging
+
+    from builders.worker import run_worker
+
+    logging.getLogger().setLevel(loglevel.upper())
+    run_worker(_settings(home, redis_url), loglevel=loglevel)
+
+
+@app.command("id")
+def show_id(home: HomeOpt = None) -> None:
+    """Print this builder's id."""
+    from builders.identity import load_identity
+
+    typer.echo(load_identity(_settings(home).key_path).keyid)
+
+
+@app.command("list")
+def list_cmd(
+    redis_url: Annotated[
+        str, typer.Option("--redis-url", envvar="FARM_REDIS_URL", help="Redis URL.")
+    ] = "redis://127.0.0.1:6379/0",
+) -> None:
+    """List running builders (from their heartbeats)."""
+    import redis
+
+    from farm.registry import list_builders
+
+    client = redis.Redis.from_url(redis_url)
+    table = Table("builder", "arches", "host", "pid", "seen")
+    for b in list_builders(client):
+        table.add_row(b.builder_id[:16], ",".join(b.arches), b.hostname, str(b.pid),
+                      b.seen_at.strftime("%H:%M:%S"))
+    console.print(table)
+
+

@@ -1,0 +1,519 @@
+"""Co-signed checkpoints: C2SP tlog-checkpoint bodies in C2SP signed notes.
+
+A checkpoint names one state of the ledger's Merkle log (see :mod:`ledger.merkle`)::
+
+    <origin>\\n
+    <tree size, decimal, no leading zeroes>\\n
+    <base64 root hash>\\n
+    [<extension line>\\n ...]
+
+After each block every validator signs that text with its Ed25519 key, and the
+signatures are merged into one signed note (https://c2sp.org/signed-note)::
+
+    <checkpoint text>\\n
+    — <key name> <base64(4-byte key ID || 64-byte Ed25519 signature)>\\n
+    ...
+
+with key ID = SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4].
+
+Invariants:
+
+- Parsing is strict: anything the specifications do not allow is refused with a
+  :class:`~ledger.errors.CheckpointError` that says what is wrong; nothing is repaired.
+- The signed bytes are the note text exactly as received (UTF-8), never re-serialised.
+- :func:`verify_checkpoint` trusts a checkpoint only when at least ``threshold``
+  distinct known validator keys signed it validly. Signatures from unknown keys are
+  ignored, as the signed-note specification requires; a key that signs twice counts
+  once; an invalid signature from a known key does not count (see its docstring).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from ledger.errors import CheckpointError
+from ledger.merkle import HASH_SIZE
+
+__all__ = [
+    "MAX_NOTE_BYTES",
+    "MAX_SIGNATURES",
+    "Checkpoint",
+    "NoteSignature",
+    "PublicKeyLike",
+    "SignatureTally",
+    "SignedNote",
+    "encode_vkey",
+    "key_id",
+    "merge_signatures",
+    "parse_note",
+    "parse_vkey",
+    "sign_checkpoint",
+    "signature_threshold",
+    "tally_signatures",
+    "verify_checkpoint",
+]
+
+PublicKeyLike = Ed25519PublicKey | bytes
+"""An Ed25519 public key, as a ``cryptography`` object or its 32 raw bytes."""
+
+MAX_SIGNATURES = 100
+"""Most signature lines a note may carry (the spec requires accepting at least 16)."""
+
+MAX_NOTE_BYTES = 256 * 1024
+"""Largest note accepted, in UTF-8 bytes; far above 100 Ed25519 co-signatures."""
+
+_ED25519_TYPE = b"\x01"
+_ED25519_KEY_SIZE = 32
+_ED25519_SIG_SIZE = 64
+_KEY_ID_SIZE = 4
+_SIG_PREFIX = "\u2014 "  # em dash, space
+_MAX_TREE_SIZE = 2**64 - 1
+_DECIMAL = re.compile(r"0|[1-9][0-9]*")
+_KEY_ID_HEX = re.compile(r"[0-9a-f]{8}")
+
+
+def _has_control(text: str) -> str | None:
+    """The first ASCII control character other than newline in ``text``, if any."""
+    for ch in text:
+        if ch < " " and ch != "\n":
+            return ch
+    return None
+
+
+def _valid_key_name(name: str) -> bool:
+    """Signed-note key names: non-empty, no Unicode space, no '+', no control chars."""
+    return (
+        bool(name)
+        and "+" not in name
+        and not any(ch.isspace() or ch < " " for ch in name)
+        and _utf8_ok(name)
+    )
+
+
+def _utf8_ok(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _b64decode_strict(value: str, what: str) -> bytes:
+    """Standard base64 (RFC 4648 section 4), padded and canonical, or CheckpointError."""
+    try:
+        raw = base64.b64decode(value.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError, ValueError):
+        raise CheckpointError(f"{what} is not valid base64: {value!r}") from None
+    if base64.b64encode(raw).decode("ascii") != value:
+        raise CheckpointError(f"{what} is not canonical base64: {value!r}")
+    return raw
+
+
+def _raw_public_key(public_key: PublicKeyLike) -> bytes:
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key.public_bytes_raw()
+    if len(public_key) != _ED25519_KEY_SIZE:
+        raise CheckpointError(
+            f"Ed25519 public key is {len(public_key)} bytes, want {_ED25519_KEY_SIZE}"
+        )
+    return bytes(public_key)
+
+
+def _check_key_name(name: str) -> None:
+    if not _valid_key_name(name):
+        raise CheckpointError(
+            f"key name {name!r} is not valid: it must be non-empty, with no spaces and no '+'"
+        )
+
+
+# --- keys -----------------------------------------------------------------------------
+
+
+def key_id(name: str, public_key: PublicKeyLike) -> bytes:
+    """The 4-byte signed-note key ID of an Ed25519 key under ``name``:
+    SHA-256(name || 0x0A || 0x01 || public key)[:4].
+
+    Raises CheckpointError for an invalid name or a key that is not 32 bytes.
+    """
+    _check_key_name(name)
+    raw = _raw_public_key(public_key)
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + _ED25519_TYPE + raw).digest()
+    return digest[:_KEY_ID_SIZE]
+
+
+def encode_vkey(name: str, public_key: PublicKeyLike) -> str:
+    """The verifier key string ``<name>+<hex key ID>+<base64(0x01 || public key)>``,
+    the form in which validator keys are distributed to consumers and pinned.
+    """
+    raw = _raw_public_key(public_key)
+    encoded = base64.b64encode(_ED25519_TYPE + raw).decode("ascii")
+    return f"{name}+{key_id(name, raw).hex()}+{encoded}"
+
+
+def parse_vkey(vkey: str) -> tuple[str, Ed25519PublicKey]:
+    """Parse a verifier key string into ``(name, public key)``.
+
+    ``dict(parse_vkey(v) for v in pinned)`` is the ``known`` argument of
+    :func:`verify_checkpoint`. Raises CheckpointError unless the string is exactly
+    what :func:`encode_vkey` makes: a valid name, eight lower-case hex digits that
+    match the key ID, and canonical base64 of 0x01 followed by 32 key bytes.
+    """
+    name, sep, rest = vkey.partition("+")
+    kid_hex, sep2, encoded = rest.partition("+")
+    if not (sep and sep2):
+        raise CheckpointError(f"malformed verifier key {vkey!r}: want <name>+<keyid>+<key>")
+    _check_key_name(name)
+    if not _KEY_ID_HEX.fullmatch(kid_hex):
+        raise CheckpointError(f"malformed verifier key {vkey!r}: key ID is not 8 hex digits")
+    raw = _b64decode_strict(encoded, "verifier key material")
+    if len(raw) != 1 + _ED25519_KEY_SIZE or raw[:1] != _ED25519_TYPE:
+        raise CheckpointError(
+            f"malformed verifier key {vkey!r}: want 0x01 and a 32-byte Ed25519 key"
+        )
+    if key_id(name, raw[1:]).hex() != kid_hex:
+        raise CheckpointError(f"malformed verifier key {vkey!r}: key ID does not match the key")
+    return name, Ed25519PublicKey.from_public_bytes(raw[1:])
+
+
+def signature_threshold(validators: int) -> int:
+    """The number of validator signatures that makes a checkpoint trusted: the
+    smallest count above two thirds of ``validators``, i.e. 2f+1 when n = 3f+1.
+
+    Raises CheckpointError if there are no validators (nothing can be trusted).
+    """
+    if validators < 1:
+        raise CheckpointError(f"cannot trust checkpoints with {validators} validators")
+    return 2 * validators // 3 + 1
+
+
+# --- checkpoint body ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """One state of the log: its origin, its tree size and its root hash.
+
+    Construction validates every field and raises CheckpointError otherwise.
+    """
+
+    origin: str
+    size: int
+    root_hash: bytes
+    extensions: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.origin or "\n" in self.origin or _has_control(self.origin):
+            raise CheckpointError(f"checkpoint origin {self.origin!r} is empty or not one line")
+        if not _utf8_ok(self.origin):
+            raise CheckpointError(f"checkpoint origin {self.origin!r} is not valid UTF-8")
+        if isinstance(self.size, bool) or not 0 <= self.size <= _MAX_TREE_SIZE:
+            raise CheckpointError(f"checkpoint tree size {self.size!r} is out of range")
+        if len(self.root_hash) != HASH_SIZE:
+            raise CheckpointError(
+                f"checkpoint root hash is {len(self.root_hash)} bytes, want {HASH_SIZE}"
+            )
+        for line in self.extensions:
+            if not line or "\n" in line or _has_control(line) or not _utf8_ok(line):
+                raise CheckpointError(f"checkpoint extension line {line!r} is empty or invalid")
+
+    def body(self) -> str:
+        """The checkpoint note text, the bytes validators sign (UTF-8 encoded)."""
+        root_b64 = base64.b64encode(self.root_hash).decode("ascii")
+        lines = [self.origin, str(self.size), root_b64, *self.extensions]
+        return "".join(line + "\n" for line in lines)
+
+    @classmethod
+    def from_body(cls, text: str) -> Checkpoint:
+        """Parse a checkpoint note text strictly (C2SP tlog-checkpoint).
+
+        Raises CheckpointError for a missing final newline, fewer than three lines, an
+        empty line, a size that is not plain decimal without leading zeroes, or a root
+        that is not canonical base64 of 32 bytes.
+        """
+        if not text.endswith("\n"):
+            raise CheckpointError("checkpoint text does not end with a newline")
+        lines = text[:-1].split("\n")
+        if len(lines) < 3:
+            raise CheckpointError(f"checkpoint text has {len(lines)} lines, want at least 3")
+        for number, line in enumerate(lines, start=1):
+            if not line:
+                raise CheckpointError(f"checkpoint line {number} is empty")
+        origin, size_text, root_text, *extensions = lines
+        if not _DECIMAL.fullmatch(size_text):
+            raise CheckpointError(f"checkpoint tree size {size_text!r} is not a decimal number")
+        size = int(size_text)
+        if size > _MAX_TREE_SIZE:
+            raise CheckpointError(f"checkpoint tree size {size_text} is out of range")
+        root_hash = _b64decode_strict(root_text, "checkpoint root hash")
+        return cls(origin, size, root_hash, tuple(extensions))
+
+
+# --- signed notes ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NoteSignature:
+    """One signature line of a note: key name, 4-byte key ID, signature bytes."""
+
+    name: str
+    key_id: bytes
+    signature: bytes
+
+    def line(self) -> str:
+        """The signature line, ending in a newline."""
+        blob = base64.b64encode(self.key_id + self.signature).decode("ascii")
+        return f"{_SIG_PREFIX}{self.name} {blob}\n"
+
+
+@dataclass(frozen=True)
+class SignedNote:
+    """A note text (ending in a newline) and its signature lines, as received."""
+
+    text: str
+    signatures: tuple[NoteSignature, ...]
+
+    def render(self) -> str:
+        """The note as it travels: text, a blank line, one line per signature."""
+        return self.text + "\n" + "".join(sig.line() for sig in self.signatures)
+
+
+def parse_note(note: str | bytes) -> SignedNote:
+    """Parse a signed note strictly (C2SP signed-note); verify nothing.
+
+    Raises CheckpointError for invalid UTF-8, a control character, a note larger than
+    MAX_NOTE_BYTES, no blank line before the signatures, an empty signature block or
+    one not ending in a newline, a line that is not ``— <name> <base64>``, an invalid
+    key name, non-canonical base64, a signature shorter than 5 bytes, or more than
+    MAX_SIGNATURES signatures.
+    """
+    text = _note_text(note)
+    split = text.rfind("\n\n")
+    if split < 0:
+        raise CheckpointError("malformed note: no blank line before the signatures")
+    body, block = text[: split + 1], text[split + 2 :]
+    if not block:
+        raise CheckpointError("malformed note: no signatures")
+    if not block.endswith("\n"):
+        raise CheckpointError("malformed note: the last signature line has no newline")
+    lines = block[:-1].split("\n")
+    if len(lines) > MAX_SIGNATURES:
+        raise CheckpointError(
+            f"malformed note: {len(lines)} signatures, at most {MAX_SIGNATURES} accepted"
+        )
+    signatures = tuple(_parse_signature_line(n, line) for n, line in enumerate(lines, 1))
+    return SignedNote(body, signatures)
+
+
+def _note_text(note: str | bytes) -> str:
+    """The note as text: valid UTF-8, within MAX_NOTE_BYTES, no control characters."""
+    if isinstance(note, bytes):
+        try:
+            text = note.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CheckpointError("malformed note: not valid UTF-8") from None
+        size = len(note)
+    else:
+        if not _utf8_ok(note):
+            raise CheckpointError("malformed note: not valid UTF-8")
+        text, size = note, len(note.encode("utf-8"))
+    if size > MAX_NOTE_BYTES:
+        raise CheckpointError(f"malformed note: larger than {MAX_NOTE_BYTES} bytes")
+    bad = _has_control(text)
+    if bad is not None:
+        raise CheckpointError(f"malformed note: control character U+{ord(bad):04X}")
+    return text
+
+
+def _parse_signature_line(number: int, line: str) -> NoteSignature:
+    """One ``— <name> <base64(key ID || signature)>`` line, without its newline."""
+    if not line.startswith(_SIG_PREFIX):
+        raise CheckpointError(
+            f"malformed note: signature line {number} does not start with an em dash and a space"
+        )
+    name, sep, blob = line[len(_SIG_PREFIX) :].partition(" ")
+    if not sep:
+        raise CheckpointError(f"malformed note: signature line {number} has no signature")
+    if not _valid_key_name(name):
+        raise CheckpointError(f"malformed note: invalid key name {name!r}")
+    raw = _b64decode_strict(blob, f"signature line {number}")
+    if len(raw) <= _KEY_ID_SIZE:
+        raise CheckpointError(f"malformed note: signature line {number} is too short")
+    return NoteSignature(name, raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:])
+
+
+def sign_checkpoint(checkpoint: Checkpoint | str, name: str, private_key: Ed25519PrivateKey) -> str:
+    """Add one validator's Ed25519 signature to a checkpoint and return the signed note.
+
+    ``checkpoint`` is either a :class:`Checkpoint` (the result then has one signature)
+    or a signed note over a checkpoint, whose signatures are kept, except an earlier
+    one by this same key, which the new one replaces. Raises CheckpointError for an
+    invalid name, a malformed note, or a note whose text is not a checkpoint.
+    """
+    existing: tuple[NoteSignature, ...] = ()
+    if isinstance(checkpoint, Checkpoint):
+        text = checkpoint.body()
+    else:
+        parsed = parse_note(checkpoint)
+        Checkpoint.from_body(parsed.text)
+        text, existing = parsed.text, parsed.signatures
+    kid = key_id(name, private_key.public_key())
+    signature = NoteSignature(name, kid, private_key.sign(text.encode("utf-8")))
+    kept = tuple(s for s in existing if (s.name, s.key_id) != (name, kid))
+    if len(kept) + 1 > MAX_SIGNATURES:
+        raise CheckpointError(f"a note carries at most {MAX_SIGNATURES} signatures")
+    return SignedNote(text, (*kept, signature)).render()
+
+
+def merge_signatures(*notes: str | bytes) -> str:
+    """Merge co-signatures of the same checkpoint into one signed note.
+
+    Signatures are kept in first-seen order; an exact repeat of a line is dropped.
+    Nothing is verified here: :func:`verify_checkpoint` does that. Raises
+    CheckpointError if no note is given, any note is malformed, the notes sign
+    different texts, or the result would exceed MAX_SIGNATURES.
+    """
+    if not notes:
+        raise CheckpointError("nothing to merge: no notes given")
+    parsed = [parse_note(n) for n in notes]
+    text = parsed[0].text
+    Checkpoint.from_body(text)
+    merged: list[NoteSignature] = []
+    seen: set[NoteSignature] = set()
+    for index, note in enumerate(parsed):
+        if note.text != text:
+            raise CheckpointError(
+                f"cannot merge: note {index + 1} signs a different checkpoint than note 1"
+            )
+        for sig in note.signatures:
+            if sig not in seen:
+                seen.add(sig)
+                merged.append(sig)
+    if len(merged) > MAX_SIGNATURES:
+        raise CheckpointError(
+            f"cannot merge: {len(merged)} signatures, at most {MAX_SIGNATURES} accepted"
+        )
+    return SignedNote(text, tuple(merged)).render()
+
+
+# --- verification ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignatureTally:
+    """Who signed a note, judged against a set of known keys. Never an error by itself.
+
+    ``valid`` names the distinct known keys with a valid signature; ``invalid`` the
+    known keys whose every signature failed; ``unknown`` the signature lines ignored
+    because no known key has that name and key ID; ``known`` is how many distinct
+    known keys there are.
+    """
+
+    valid: tuple[str, ...]
+    invalid: tuple[str, ...]
+    unknown: tuple[str, ...]
+    known: int
+
+    def summary(self, threshold: int) -> str:
+        """A one-line account, e.g. ``2/3 known validator signatures, need 3``."""
+        text = f"{len(self.valid)}/{self.known} known validator signatures, need {threshold}"
+        if self.invalid:
+            text += f"; invalid signature from {', '.join(self.invalid)}"
+        if self.unknown:
+            text += f"; {len(self.unknown)} signature(s) from unknown keys ignored"
+        return text
+
+
+def tally_signatures(note: SignedNote, known: Mapping[str, PublicKeyLike]) -> SignatureTally:
+    """Check every signature of ``note`` made by a key in ``known`` (name → key).
+
+    A key is matched by name and key ID together. Keys are counted by their public
+    key bytes, so one key listed under two names, or signing twice, counts once.
+    Raises CheckpointError only for an unusable ``known`` entry (bad name or key).
+    """
+    by_name_and_id: dict[tuple[str, bytes], bytes] = {}
+    for name, public_key in known.items():
+        raw = _raw_public_key(public_key)
+        by_name_and_id[(name, key_id(name, raw))] = raw
+    message = note.text.encode("utf-8")
+    valid: dict[bytes, str] = {}
+    failed: dict[bytes, str] = {}
+    unknown: list[str] = []
+    for sig in note.signatures:
+        raw_key = by_name_and_id.get((sig.name, sig.key_id))
+        if raw_key is None:
+            unknown.append(sig.name)
+            continue
+        if raw_key in valid:
+            continue
+        if _ed25519_valid(raw_key, sig.signature, message):
+            valid[raw_key] = sig.name
+            failed.pop(raw_key, None)
+        else:
+            failed.setdefault(raw_key, sig.name)
+    return SignatureTally(
+        valid=tuple(valid.values()),
+        invalid=tuple(failed.values()),
+        unknown=tuple(unknown),
+        known=len(set(by_name_and_id.values())),
+    )
+
+
+def _ed25519_valid(raw_key: bytes, signature: bytes, message: bytes) -> bool:
+    if len(signature) != _ED25519_SIG_SIZE:
+        return False
+    try:
+        Ed25519PublicKey.from_public_bytes(raw_key).verify(signature, message)
+    except (InvalidSignature, ValueError):
+        return False
+    return True
+
+
+def verify_checkpoint(
+    note_text: str | bytes,
+    known: Mapping[str, PublicKeyLike],
+    threshold: int,
+    origin: str,
+) -> Checkpoint:
+    """Return the checkpoint of ``note_text`` if it is trusted; raise otherwise.
+
+    Trusted means: the note parses strictly, its text is a checkpoint for ``origin``,
+    and at least ``threshold`` distinct keys of ``known`` (name → Ed25519 public key)
+    signed that text validly. Unknown signers are ignored. An invalid signature from a
+    known key is not counted but does not by itself reject the note (the signed-note
+    spec says clients SHOULD reject it): a single faulty validator, or whoever relays
+    the note, must not be able to veto a checkpoint that 2f+1 validators signed.
+
+    Raises CheckpointError: for a threshold below 1 or above the number of known keys,
+    a malformed note or checkpoint, another origin, or too few signatures, with a
+    message such as ``2/3 known validator signatures, need 3``.
+    """
+    distinct = len({_raw_public_key(k) for k in known.values()})
+    if threshold < 1:
+        raise CheckpointError(f"threshold {threshold} trusts nothing signed; it must be >= 1")
+    if threshold > distinct:
+        raise CheckpointError(
+            f"threshold {threshold} can never be met by {distinct} known validator keys"
+        )
+    note = parse_note(note_text)
+    checkpoint = Checkpoint.from_body(note.text)
+    if checkpoint.origin != origin:
+        raise CheckpointError(
+            f"checkpoint is for origin {checkpoint.origin!r}, expected {origin!r}"
+        )
+    tally = tally_signatures(note, known)
+    if len(tally.valid) < threshold:
+        raise CheckpointError(
+            f"checkpoint {origin} at size {checkpoint.size}: {tally.summary(threshold)}"
+        )
+    return checkpoint

@@ -1,0 +1,44 @@
+"""Errors of the ledger package, rooted at :class:`farm.errors.LedgerError`.
+
+The tree::
+
+    LedgerError
+    ├── ProofError          an inclusion or consistency proof that does not verify
+    ├── CheckpointError     a checkpoint that is malformed or lacks enough known signatures
+    ├── ConsensusError      a consensus message or certificate that does not verify
+    │   └── DoubleSignError a validator was about to sign a second, different vote
+    └── TransactionError    a transaction refused by validation (its message is the reason)
+"""
+
+from __future__ import annotations
+
+from farm.errors import LedgerError
+
+__all__ = [
+    "CheckpointError",
+    "ConsensusError",
+    "DoubleSignError",
+    "LedgerError",
+    "ProofError",
+    "TransactionError",
+]
+
+
+class ProofError(LedgerError):
+    """An inclusion or consistency proof that does not verify."""
+
+
+class CheckpointError(LedgerError):
+    """A checkpoint that is malformed or does not carry enough known signatures."""
+
+
+class ConsensusError(LedgerError):
+    """A consensus message, vote or commit certificate that does not verify."""
+
+
+class DoubleSignError(ConsensusError):
+    """Refused to sign: a different value was already signed for this height, round, step."""
+
+
+class TransactionError(LedgerError):
+    """A transaction refused by validation; the message is the reason."""

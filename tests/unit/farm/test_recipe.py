@@ -1,0 +1,100 @@
+"""The recipe model: validation, normalization and the digest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from farm.errors import RecipeError
+from farm.recipe import load_recipe, parse_recipe, parse_size
+
+
+def test_valid_recipe_gets_defaults_and_digest(recipe_data: dict[str, Any]) -> None:
+    r = parse_recipe(recipe_data)
+    assert r.quorum == 3
+    assert r.limits.timeout == 900
+    assert r.digest.startswith("sha256:") and len(r.digest) == 71
+
+
+def test_digest_ignores_key_order_and_spelling_of_sizes(recipe_data: dict[str, Any]) -> None:
+    a = parse_recipe(recipe_data)
+    reordered = dict(reversed(list(recipe_data.items())))
+    reordered["limits"] = {"memory": "2GiB"}
+    b = parse_recipe(reordered)
+    assert a.digest == b.digest
+
+
+def test_digest_changes_with_any_meaningful_field(recipe_data: dict[str, Any]) -> None:
+    a = parse_recipe(recipe_data)
+    recipe_data["build"]["env"]["SOURCE_DATE_EPOCH"] = "1700000001"
+    assert parse_recipe(recipe_data).digest != a.digest
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "needle"),
+    [
+        (("source", "commit"), "main", "source.git.commit"),
+        (("source", "commit"), "0123456", "source.git.commit"),
+        (("image",), "farm-builder:latest", "image"),
+        (("architectures",), ["amd64", "vax"], "unknown architecture"),
+        (("build", "env"), {"TZ": "UTC"}, "SOURCE_DATE_EPOCH"),
+        (("build", "env"), {"TZ": "UTC", "SOURCE_DATE_EPOCH": "yesterday"}, "whole number"),
+        (("build", "env"), {"TZ": "UTC", "SOURCE_DATE_EPOCH": "1", "PATH": "/x"}, "set by the builder"),
+        (("outputs",), [{"path": "../etc/passwd"}], "inside /out"),
+        (("outputs",), [{"path": "/etc/passwd"}], "inside /out"),
+        (("limits",), {"memory": "lots"}, "not a size"),
+        (("quorum",), 0, "quorum"),
+        (("extra_field",), 1, "extra_field"),
+    ],
+)
+def test_invalid_recipes_are_refused_with_the_field(
+    recipe_data: dict[str, Any], path: tuple[str, ...], value: object, needle: str
+) -> None:
+    target = recipe_data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(RecipeError, match=needle):
+        parse_recipe(recipe_data)
+
+
+def test_dependency_without_hash_is_refused(recipe_data: dict[str, Any]) -> None:
+    recipe_data["build"]["dependencies"] = [{"name": "setuptools", "version": "80.0.0"}]
+    with pytest.raises(RecipeError, match="sha256"):
+        parse_recipe(recipe_data)
+
+
+@pytest.mark.parametrize(
+    ("text", "size"), [(1, 1), ("1KiB", 1024), ("2 MB", 2_000_000), ("1gib", 2**30), ("7", 7)]
+)
+def test_parse_size(text: object, size: int) -> None:
+    assert parse_size(text) == size
+
+
+@pytest.mark.parametrize("bad", [0, -1, "1 parsec", True, "", 1.5])
+def test_parse_size_refuses(bad: object) -> None:
+    with pytest.raises(ValueError, match="size"):
+        parse_size(bad)
+
+
+def test_load_recipe_reports_bad_files(tmp_path: Path, recipe_data: dict[str, Any]) -> None:
+    missing = tmp_path / "nope.yaml"
+    with pytest.raises(RecipeError, match="cannot read"):
+        load_recipe(missing)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: [unclosed\n")
+    with pytest.raises(RecipeError, match="not valid YAML"):
+        load_recipe(bad)
+    good = tmp_path / "good.yaml"
+    good.write_text(yaml.safe_dump(recipe_data))
+    assert load_recipe(good).name == "demo"
+
+
+def test_shipped_recipes_are_valid() -> None:
+    root = Path(__file__).resolve().parents[3] / "recipes"
+    files = sorted(root.rglob("*.yaml"))
+    for f in files:
+        load_recipe(f)
