@@ -15,7 +15,7 @@ Invariants, whatever the archive holds:
 - permission bits are normalized to 0o755 (anything executable, and directories) or
   0o644; modification times are the archive's (or ``mtime`` when given), so a tree
   extracted twice is the same tree. Directories the archive does not list get the
-  newest member time.
+  newest member time (the root: the time of the directory stripped into it, if listed).
 
 Every refusal raises :class:`farm.errors.FetchError`. The caller owns ``root`` and
 removes it on error.
@@ -82,6 +82,7 @@ class _Writer:
     written: int = 0
     members: int = 0
     newest: int = 0
+    root_time: int | None = None
     dir_times: dict[tuple[str, ...], int] = field(default_factory=dict)
     made_dirs: set[tuple[str, ...]] = field(default_factory=set)
     links: list[tuple[str, Path]] = field(default_factory=list)
@@ -124,6 +125,8 @@ class _Writer:
     def directory(self, name: str, mtime: float) -> None:
         parts = self.target(name)
         if parts is None:
+            if len(normalized_parts(name)) == self.strip:  # the directory that becomes root
+                self.root_time = self._time(mtime)
             return
         self._count(name)
         path = self._parent(name, parts) / parts[-1]
@@ -223,7 +226,7 @@ class _Writer:
             t = self.dir_times.get(parts, self.mtime if self.mtime is not None else self.newest)
             os.utime(path, (t, t), follow_symlinks=False)
         self.root.chmod(_DIR_MODE)
-        t = self.mtime if self.mtime is not None else self.newest
+        t = self.root_time if self.root_time is not None else self.newest
         os.utime(self.root, (t, t), follow_symlinks=False)
 
 

@@ -23,7 +23,7 @@ from builders.arch import require_arch
 from builders.fetch import Fetcher
 from builders.image import require_image
 from builders.outputs import collect_outputs
-from builders.runner import RunSpec, run_hermetic
+from builders.runner import RunOutcome, RunSpec, run_hermetic
 from builders.store import ContentStore
 from farm.canonical import sha256_bytes
 from farm.errors import BuildError, FarmError
@@ -36,9 +36,6 @@ __all__ = ["BuildContext", "BuildOutcome", "execute"]
 
 logger = logging.getLogger(__name__)
 
-#: Seconds a build may need beyond its recipe timeout (fetch, start, collect).
-_MARGIN = 120
-
 
 @dataclass(frozen=True)
 class BuildContext:
@@ -50,6 +47,7 @@ class BuildContext:
     store: ContentStore
     work_root: Path
     visibility_timeout: int
+    build_margin: int = 120
     keep_work: bool = False
     progress: Callable[[str], None] = field(default=lambda _m: None)
 
@@ -71,76 +69,99 @@ def labels_for(task: BuildTask) -> dict[str, str]:
     return {"farm.build-id": task.build_id, "farm.builder-id": task.builder_id}
 
 
+@dataclass
+class _Progress:
+    """What is known of a build so far; becomes the signed predicate."""
+
+    started: datetime
+    finished: datetime
+    log: bytes = b""
+    log_truncated: bool = False
+    exit_code: int | None = None
+    timed_out: bool = False
+    outputs: tuple[OutputDigest, ...] = ()
+    error: str | None = None
+
+
+def _preflight(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> None:
+    if recipe.limits.timeout + ctx.build_margin > ctx.visibility_timeout:
+        raise BuildError(
+            f"recipe timeout {recipe.limits.timeout}s (+{ctx.build_margin}s margin) exceeds "
+            f"this builder's visibility timeout {ctx.visibility_timeout}s; a lost worker's "
+            "task could be delivered twice"
+        )
+    require_arch(task.arch)
+    require_image(ctx.docker, recipe.image)
+
+
+def _failure_of(run: RunOutcome, recipe: Recipe) -> str | None:
+    if run.timed_out:
+        return f"build timed out after {recipe.limits.timeout}s"
+    if run.output_exceeded:
+        return f"outputs exceeded the size limit of {recipe.limits.output_size} bytes"
+    if run.oom_killed:
+        return f"build ran out of memory (limit {recipe.limits.memory} bytes)"
+    if run.exit_code != 0:
+        return f"build command exited with status {run.exit_code}"
+    return None
+
+
+def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: _Progress) -> None:
+    _preflight(task, recipe, ctx)
+    ctx.progress(f"fetching source of {recipe.label}")
+    source_dir = ctx.fetcher.source(recipe.source, work / "fetch")
+    deps_dir = None
+    if recipe.build.dependencies:
+        ctx.progress(f"fetching {len(recipe.build.dependencies)} build dependencies")
+        deps_dir = ctx.fetcher.dependencies(recipe.build.dependencies, work / "deps")
+    ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image[:19]}…")
+    spec = RunSpec(
+        image=recipe.image,
+        script=recipe.build.command,
+        workdir=recipe.build.workdir,
+        env=recipe.build.env,
+        source_dir=source_dir,
+        deps_dir=deps_dir,
+        limits=recipe.limits,
+        arch=task.arch,
+        labels=labels_for(task),
+    )
+    run = run_hermetic(ctx.docker, spec, work / "run")
+    state.started, state.finished = run.started_at, run.finished_at
+    state.log, state.log_truncated = run.log, run.log_truncated
+    state.exit_code, state.timed_out = run.exit_code, run.timed_out
+    state.error = _failure_of(run, recipe)
+    if state.error is None:
+        collected = collect_outputs(
+            run.output_dir, recipe.outputs, max_total=recipe.limits.output_size
+        )
+        for out in collected:
+            ctx.store.put(out.path, out.sha256)
+        state.outputs = tuple(
+            OutputDigest(name=o.name, sha256=o.sha256, size=o.size) for o in collected
+        )
+
+
 def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
     """Run ``task`` and return the signed result; failures become signed failed results."""
-    started = datetime.now(UTC)
+    now = datetime.now(UTC)
+    state = _Progress(started=now, finished=now)
     work = ctx.work_root / f"{task.build_id}-{task.builder_id[:12]}"
     if work.exists():
         shutil.rmtree(work)
     work.mkdir(parents=True)
-    log = b""
-    log_truncated = False
-    exit_code: int | None = None
-    timed_out = False
-    outputs: tuple[OutputDigest, ...] = ()
-    error: str | None = None
-    finished = started
     try:
-        if recipe.limits.timeout + _MARGIN > ctx.visibility_timeout:
-            raise BuildError(
-                f"recipe timeout {recipe.limits.timeout}s (+{_MARGIN}s margin) exceeds this "
-                f"builder's visibility timeout {ctx.visibility_timeout}s; a lost worker's task "
-                "could be delivered twice"
-            )
-        require_arch(task.arch)
-        require_image(ctx.docker, recipe.image)
-        ctx.progress(f"fetching source of {recipe.label}")
-        source_dir = ctx.fetcher.source(recipe.source, work / "fetch")
-        deps_dir = None
-        if recipe.build.dependencies:
-            ctx.progress(f"fetching {len(recipe.build.dependencies)} build dependencies")
-            deps_dir = ctx.fetcher.dependencies(recipe.build.dependencies, work / "deps")
-        ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image[:19]}…")
-        spec = RunSpec(
-            image=recipe.image,
-            script=recipe.build.command,
-            workdir=recipe.build.workdir,
-            env=recipe.build.env,
-            source_dir=source_dir,
-            deps_dir=deps_dir,
-            limits=recipe.limits,
-            arch=task.arch,
-            labels=labels_for(task),
-        )
-        run = run_hermetic(ctx.docker, spec, work / "run")
-        started, finished = run.started_at, run.finished_at
-        log, log_truncated = run.log, run.log_truncated
-        exit_code, timed_out = run.exit_code, run.timed_out
-        if run.timed_out:
-            error = f"build timed out after {recipe.limits.timeout}s"
-        elif run.output_exceeded:
-            error = f"outputs exceeded the size limit of {recipe.limits.output_size} bytes"
-        elif run.oom_killed:
-            error = f"build ran out of memory (limit {recipe.limits.memory} bytes)"
-        elif run.exit_code != 0:
-            error = f"build command exited with status {run.exit_code}"
-        else:
-            collected = collect_outputs(
-                run.output_dir, recipe.outputs, max_total=recipe.limits.output_size
-            )
-            for out in collected:
-                ctx.store.put(out.path)
-            outputs = tuple(OutputDigest(name=o.name, sha256=o.sha256, size=o.size) for o in collected)
+        _run(task, recipe, ctx, work, state)
     except FarmError as exc:
-        error = str(exc)
-        finished = datetime.now(UTC)
-        logger.warning("build %s failed: %s", task.build_id, error)
+        state.error = str(exc)
+        state.finished = datetime.now(UTC)
+        state.outputs = ()
+        logger.warning("build %s failed: %s", task.build_id, state.error)
     finally:
         if not ctx.keep_work:
             shutil.rmtree(work, ignore_errors=True)
-    log_hex = sha256_bytes(log)
-    if log:
-        ctx.store.put_bytes(log)
+    if state.log:
+        ctx.store.put_bytes(state.log)
     predicate = BuildPredicate(
         build_id=task.build_id,
         recipe_digest=task.recipe_digest,
@@ -149,14 +170,14 @@ def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
         image_digest=recipe.image,
         arch=task.arch,
         builder_id=ctx.key.keyid,
-        started_at=started,
-        finished_at=finished,
-        status="failed" if error else "succeeded",
-        exit_code=exit_code,
-        timed_out=timed_out,
-        error=error,
-        log_sha256=log_hex,
-        log_truncated=log_truncated,
-        outputs=outputs,
+        started_at=state.started,
+        finished_at=state.finished,
+        status="failed" if state.error else "succeeded",
+        exit_code=state.exit_code,
+        timed_out=state.timed_out,
+        error=state.error,
+        log_sha256=sha256_bytes(state.log),
+        log_truncated=state.log_truncated,
+        outputs=state.outputs,
     )
-    return BuildOutcome(envelope=sign_result(predicate, ctx.key), log=log)
+    return BuildOutcome(envelope=sign_result(predicate, ctx.key), log=state.log)

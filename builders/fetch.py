@@ -438,11 +438,14 @@ class Fetcher:
         if kind != "commit" or resolved != commit:
             raise FetchError(f"{what}: the object is a {kind}, not a commit; refused")
         commit_time = int(repo.commit(commit).committed_date)
-        treeish = commit + ":" + "/".join(subdir) if subdir else commit
+        # "C:path^{tree}" would read "^{tree}" as part of the path: resolve, then check.
+        treeish = f"{commit}:{'/'.join(subdir)}" if subdir else f"{commit}^{{tree}}"
         try:
-            tree_id = repo.git.rev_parse("--verify", "--end-of-options", treeish + "^{tree}")
+            tree_id = repo.git.rev_parse("--verify", "--end-of-options", treeish)
+            if repo.git.cat_file("-t", tree_id) != "tree":
+                raise FetchError(f"{what}: subdir {src.subdir!r} is not a directory there")
         except git.GitCommandError:
-            raise FetchError(f"{what}: subdir {src.subdir!r} is not a directory there") from None
+            raise FetchError(f"{what}: subdir {src.subdir!r} is not in that commit") from None
         gitlinks = [
             line
             for line in repo.git.ls_tree("-r", tree_id).splitlines()

@@ -36,6 +36,12 @@ class BuilderSettings(BaseSettings):
     store_dir: Path | None = Field(
         default=None, description="Content-addressed store of outputs and logs (shareable)."
     )
+    build_margin: int = Field(
+        default=120,
+        ge=0,
+        description="Seconds a build may need beyond its recipe timeout (fetch, collect); "
+        "recipe timeout + margin must stay below the visibility timeout.",
+    )
     pypi_url: str = Field(default="https://pypi.org", description="PyPI JSON API base URL.")
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
     keep_work: bool = Field(default=False, description="Keep each build's work directory.")

@@ -54,7 +54,7 @@ def _bound(task: BuildTask) -> Iterator[logging.LoggerAdapter]:  # type: ignore[
 def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> Task:  # type: ignore[type-arg]
     """Register the build task on ``app`` for the builder whose context is ``ctx``."""
 
-    @app.task(name=BUILD_TASK_NAME, bind=True)  # type: ignore[misc]
+    @app.task(name=BUILD_TASK_NAME, bind=True)
     def build(self: Task, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
         task = BuildTask.from_json(payload)
         with _bound(task) as log:
@@ -84,4 +84,4 @@ def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> 
             first: dict[str, Any] = json.loads(client.get(key) or body)
             return first
 
-    return build  # type: ignore[no-any-return]
+    return build

@@ -35,7 +35,9 @@ __all__ = ["run_worker"]
 logger = logging.getLogger(__name__)
 
 
-def _heartbeat(client: redis.Redis, info: BuilderInfo, interval: float, stop: threading.Event) -> None:
+def _heartbeat(
+    client: redis.Redis, info: BuilderInfo, interval: float, stop: threading.Event
+) -> None:
     while not stop.wait(interval):
         try:
             announce(client, info.model_copy(update={"seen_at": datetime.now(UTC)}))
@@ -89,6 +91,7 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
         store=ContentStore(settings.store),
         work_root=settings.work_root,
         visibility_timeout=settings.visibility_timeout,
+        build_margin=settings.build_margin,
         keep_work=settings.keep_work,
         progress=logger.info,
     )

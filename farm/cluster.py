@@ -56,10 +56,27 @@ class RedisServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = (self.data_dir / "redis.log").open("ab")
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.data_dir),
-             "--appendonly", "yes", "--appendfsync", "always", "--save", "",
-             "--protected-mode", "yes", "--daemonize", "no"],
-            stdout=log, stderr=subprocess.STDOUT,
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.data_dir),
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+                "--save",
+                "",
+                "--protected-mode",
+                "yes",
+                "--daemonize",
+                "no",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
@@ -70,7 +87,9 @@ class RedisServer:
             except redis.RedisError:
                 pass
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise ConfigError(f"redis-server on port {self.port} did not start; see {self.data_dir}/redis.log")
+                raise ConfigError(
+                    f"redis-server on port {self.port} did not start; see {self.data_dir}/redis.log"
+                )
             time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
@@ -144,11 +163,15 @@ class LocalCluster:
         log = b.log_path.open("ab")
         b.proc = subprocess.Popen(
             [sys.executable, "-m", "farm.cli", "builder", "run", "--home", str(b.home)],
-            env=self.builder_env(), stdout=log, stderr=subprocess.STDOUT,
+            env=self.builder_env(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
 
-    def stop_builder(self, b: BuilderProcess, sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    def stop_builder(
+        self, b: BuilderProcess, sig: int = signal.SIGTERM, timeout: float = 20
+    ) -> None:
         """Stop one builder process with ``sig`` and wait for it."""
         if b.proc is None:
             return
@@ -161,8 +184,12 @@ class LocalCluster:
                 b.proc.wait()
         b.proc = None
 
-    def wait_ready(self, ids: Sequence[str] | None = None, timeout: float = 60,
-                   progress: Callable[[str], None] = lambda _m: None) -> list[BuilderInfo]:
+    def wait_ready(
+        self,
+        ids: Sequence[str] | None = None,
+        timeout: float = 60,
+        progress: Callable[[str], None] = lambda _m: None,
+    ) -> list[BuilderInfo]:
         """Wait until the given builders (default: all) announce themselves."""
         want = set(ids if ids is not None else [b.builder_id for b in self.builders])
         client = redis.Redis.from_url(self.redis.url)
@@ -176,7 +203,9 @@ class LocalCluster:
                     tail = b.log_path.read_text(errors="replace")[-1500:]
                     raise ConfigError(f"builder {b.builder_id[:12]} exited:\n{tail}")
             if time.monotonic() > deadline:
-                raise ConfigError(f"only {len(up)}/{len(want)} builders announced themselves in {timeout}s")
+                raise ConfigError(
+                    f"only {len(up)}/{len(want)} builders announced themselves in {timeout}s"
+                )
             progress(f"{len(up)}/{len(want)} builders ready")
             time.sleep(0.2)
 
@@ -188,8 +217,14 @@ class LocalCluster:
 
 
 @contextmanager
-def local_cluster(root: Path, n: int, *, port: int | None = None, env: dict[str, str] | None = None,
-                  start: bool = True) -> Iterator[LocalCluster]:
+def local_cluster(
+    root: Path,
+    n: int,
+    *,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+    start: bool = True,
+) -> Iterator[LocalCluster]:
     """Redis and ``n`` builders under ``root``, stopped when the block ends."""
     server = RedisServer(root / "redis", port or free_port())
     server.start()

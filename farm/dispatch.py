@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import redis
 from celery import Celery
 from celery.result import AsyncResult
 
@@ -85,7 +86,10 @@ def dispatch(
 
 
 def _settle(run: BuilderRun) -> None:
-    state = run.async_result.state
+    try:
+        state = run.async_result.state
+    except (redis.RedisError, OSError):
+        return  # the broker is away for a moment (restart); ask again on the next poll
     if state == "SUCCESS":
         payload: Any = run.async_result.result
         run.log_tail = str(payload.get("log_tail", "")) if isinstance(payload, dict) else ""

@@ -7,7 +7,7 @@ The tree::
     ├── RecipeError              a recipe that does not parse or validate
     ├── SigningKeyError          a key that cannot be read, made or used
     ├── SignatureError           a signature or envelope that does not verify
-    ├── FetchError               a source or dependency that cannot be fetched or does not match its pin
+    ├── FetchError               a source or dependency not fetched or not matching its pin
     ├── BuildError               a build that could not run to a result
     │   ├── ArchitectureError    an architecture this builder cannot build
     │   ├── ImageError           the pinned image is not present or not what it claims

@@ -43,7 +43,8 @@ class KeyPair:
     @property
     def public(self) -> SSlibKey:
         """The public key as securesystemslib models it."""
-        return self.signer.public_key  # type: ignore[no-any-return]
+        key: SSlibKey = self.signer.public_key
+        return key
 
     @property
     def keyid(self) -> str:
@@ -77,7 +78,7 @@ def save_key(key: KeyPair, path: Path, *, overwrite: bool = False) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(tmp, path)
+    tmp.replace(path)
 
 
 def load_key(path: Path) -> KeyPair:
@@ -86,7 +87,9 @@ def load_key(path: Path) -> KeyPair:
         mode = path.stat().st_mode & 0o777
         data = path.read_bytes()
     except FileNotFoundError:
-        raise SigningKeyError(f"{path}: no key there (create one with `farm builder init`)") from None
+        raise SigningKeyError(
+            f"{path}: no key there (create one with `farm builder init`)"
+        ) from None
     except OSError as exc:
         raise SigningKeyError(f"{path}: cannot read key: {exc.strerror}") from None
     if mode & 0o077:

@@ -78,9 +78,7 @@ class Tally:
         return tuple(b for g in self.groups[1:] for b in g.builders)
 
 
-def tally(
-    results: Iterable[SignedResult], quorum: int, expected: Sequence[str] = ()
-) -> Tally:
+def tally(results: Iterable[SignedResult], quorum: int, expected: Sequence[str] = ()) -> Tally:
     """Group verified results by digest set; never raises."""
     sets: dict[str, set[DigestSet]] = {}
     failed: set[str] = set()

@@ -249,7 +249,9 @@ class Recipe(_Frozen):
     def _arches(cls, arches: tuple[str, ...]) -> tuple[str, ...]:
         for arch in arches:
             if arch not in ARCHITECTURES:
-                raise ValueError(f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}")
+                raise ValueError(
+                    f"unknown architecture {arch!r}; known: {', '.join(ARCHITECTURES)}"
+                )
         if len(set(arches)) != len(arches):
             raise ValueError("an architecture is listed twice")
         return tuple(sorted(arches))

@@ -1,8 +1,9 @@
 """BuildResult: a builder's signed account of one build.
 
 A result is an in-toto Statement v1 whose subjects are the outputs (file name and
-sha256; a failed build with no outputs names its log instead) and whose predicate (:class:`BuildPredicate`) says which recipe, image,
-architecture and builder, when, how it ended and the digest of its log. It travels as
+sha256; a failed build with no outputs names its log instead) and whose predicate
+(:class:`BuildPredicate`) says which recipe, image, architecture and builder, when,
+how it ended and the digest of its log. It travels as
 a DSSE envelope signed with the builder's key.
 
 Invariants: the payload is signed as canonical JSON bytes and verified as received —
@@ -86,7 +87,7 @@ class ResultStatement(_Frozen):
 
     type_: Literal["https://in-toto.io/Statement/v1"] = Field(alias="_type")
     subject: tuple[dict[str, Any], ...]
-    predicateType: Literal["https://farm.dev/attestations/build-result/v1"]  # noqa: N815
+    predicateType: Literal["https://farm.dev/attestations/build-result/v1"]
     predicate: BuildPredicate
 
     model_config = ConfigDict(frozen=True, extra="forbid", populate_by_name=True)

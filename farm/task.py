@@ -57,7 +57,7 @@ class BuildTask(BaseModel):
         )
 
     def load_recipe(self) -> Recipe:
-        """The recipe, re-validated; raise :class:`RecipeError` if it is not what the digest says."""
+        """The recipe, re-validated; raise :class:`RecipeError` unless it matches the digest."""
         recipe = parse_recipe(self.recipe, f"task {self.build_id}")
         if recipe.digest != self.recipe_digest:
             raise RecipeError(

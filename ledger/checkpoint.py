@@ -183,7 +183,10 @@ def parse_vkey(vkey: str) -> tuple[str, Ed25519PublicKey]:
         )
     if key_id(name, raw[1:]).hex() != kid_hex:
         raise CheckpointError(f"malformed verifier key {vkey!r}: key ID does not match the key")
-    return name, Ed25519PublicKey.from_public_bytes(raw[1:])
+    try:
+        return name, Ed25519PublicKey.from_public_bytes(raw[1:])
+    except ValueError as exc:
+        raise CheckpointError(f"malformed verifier key {vkey!r}: {exc}") from None
 
 
 def signature_threshold(validators: int) -> int:
@@ -270,6 +273,13 @@ class NoteSignature:
     key_id: bytes
     signature: bytes
 
+    def __post_init__(self) -> None:
+        _check_key_name(self.name)
+        if len(self.key_id) != _KEY_ID_SIZE or not self.signature:
+            raise CheckpointError(
+                f"signature by {self.name}: want a {_KEY_ID_SIZE}-byte key ID and a signature"
+            )
+
     def line(self) -> str:
         """The signature line, ending in a newline."""
         blob = base64.b64encode(self.key_id + self.signature).decode("ascii")
@@ -282,6 +292,12 @@ class SignedNote:
 
     text: str
     signatures: tuple[NoteSignature, ...]
+
+    def __post_init__(self) -> None:
+        if not self.text.endswith("\n"):
+            raise CheckpointError("malformed note: the text does not end with a newline")
+        if not self.signatures:
+            raise CheckpointError("malformed note: no signatures")
 
     def render(self) -> str:
         """The note as it travels: text, a blank line, one line per signature."""

@@ -216,7 +216,13 @@ def message_from_json(data: dict[str, Any]) -> Message:
 
 
 def sign_proposal(
-    key: Ed25519PrivateKey, height: int, round: int, block: Block, valid_round: int, proposer: str
+    key: Ed25519PrivateKey,
+    *,
+    height: int,
+    round: int,
+    block: Block,
+    valid_round: int,
+    proposer: str,
 ) -> Proposal:
     """A proposal signed with ``key`` (no double-sign check: that is the machine's job)."""
     sig = key.sign(proposal_sign_bytes(height, round, block.hash(), valid_round, proposer))
@@ -225,6 +231,7 @@ def sign_proposal(
 
 def sign_vote(
     key: Ed25519PrivateKey,
+    *,
     kind: VoteKind,
     height: int,
     round: int,
@@ -392,6 +399,14 @@ class _RoundLog:
     senders: set[str] = field(default_factory=set)
 
 
+def _well_formed(msg: Message) -> bool:
+    if msg.height < 0 or msg.round < 0:
+        return False
+    if isinstance(msg, Proposal):
+        return -1 <= msg.valid_round < msg.round
+    return msg.block_hash is None or len(msg.block_hash) == HASH_SIZE
+
+
 class Consensus:
     """One validator's Tendermint state machine (see the module docstring).
 
@@ -411,6 +426,7 @@ class Consensus:
         validators: ValidatorSet,
         app: Application,
         vote_guard: VoteGuard,
+        *,
         timeouts: TimeoutConfig | None = None,
     ) -> None:
         keys = validators.keys
@@ -442,6 +458,7 @@ class Consensus:
         self._reset_height_state()
         self._future: dict[int, list[Message]] = {}
         self._future_count = 0
+        self._future_by_sender: Counter[str] = Counter()
         self._effects: list[Effect] = []
 
     # ------------------------------------------------------------------ public API
@@ -467,6 +484,7 @@ class Consensus:
         for h in [h for h in self._future if h <= height]:
             msgs = self._future.pop(h)
             self._future_count -= len(msgs)
+            self._future_by_sender.subtract(m.sender for m in msgs)
             if h == height:
                 for msg in msgs:
                     self._add_to_log(msg)
@@ -518,39 +536,43 @@ class Consensus:
 
     def _check(self, msg: Message) -> bool:
         """Structure, membership, proposer and signature; counts what it drops."""
-        if not isinstance(msg, Proposal | Vote) or msg.height < 0 or msg.round < 0:
-            self.stats.malformed += 1
-            return False
+        reason = self._rejection(msg)
+        if reason is None:
+            return True
+        setattr(self.stats, reason, getattr(self.stats, reason) + 1)
+        return False
+
+    def _rejection(self, msg: Message) -> str | None:
+        """The stats counter to bump if ``msg`` must be dropped, else None."""
+        if not isinstance(msg, Proposal | Vote) or not _well_formed(msg):
+            return "malformed"
         key = self._keys.get(msg.sender)
         if key is None:
-            self.stats.unknown_validator += 1
-            return False
-        if isinstance(msg, Proposal):
-            if not -1 <= msg.valid_round < msg.round:
-                self.stats.malformed += 1
-                return False
-            if msg.proposer != self.validators.proposer(msg.height, msg.round):
-                self.stats.wrong_proposer += 1
-                return False
-        elif msg.block_hash is not None and len(msg.block_hash) != HASH_SIZE:
-            self.stats.malformed += 1
-            return False
+            return "unknown_validator"
+        if isinstance(msg, Proposal) and msg.proposer != self.validators.proposer(
+            msg.height, msg.round
+        ):
+            return "wrong_proposer"
         try:
             key.verify(msg.signature, msg.sign_bytes())
         except InvalidSignature:
-            self.stats.bad_signature += 1
-            return False
-        return True
+            return "bad_signature"
+        return None
 
     def _buffer(self, msg: Message) -> None:
+        """Keep a checked message of a later height; each sender gets an equal share."""
         if msg.height > self.height + MAX_HEIGHTS_AHEAD:
             self.stats.dropped_far_future += 1
             return
-        if self._future_count >= MAX_BUFFERED:
+        if (
+            self._future_count >= MAX_BUFFERED
+            or self._future_by_sender[msg.sender] >= MAX_BUFFERED // self.validators.n
+        ):
             self.stats.dropped_buffer_full += 1
             return
         self._future.setdefault(msg.height, []).append(msg)
         self._future_count += 1
+        self._future_by_sender[msg.sender] += 1
         self.stats.buffered += 1
 
     def _add_to_log(self, msg: Message) -> bool:
@@ -665,7 +687,12 @@ class Consensus:
                 self._schedule(TimeoutKind.PROPOSE)  # so that this round can still end
                 return
             proposal = sign_proposal(
-                self._key, self.height, round, block, self.valid_round, self.id
+                self._key,
+                height=self.height,
+                round=round,
+                block=block,
+                valid_round=self.valid_round,
+                proposer=self.id,
             )
             self._add_to_log(proposal)
             self._effects.append(Broadcast(proposal))
@@ -681,7 +708,14 @@ class Consensus:
             self.stats.guard_refusals += 1
             log.warning("not voting at height %d round %d: %s", self.height, self.round, exc)
             return
-        vote = sign_vote(self._key, kind, self.height, self.round, block_hash, self.id)
+        vote = sign_vote(
+            self._key,
+            kind=kind,
+            height=self.height,
+            round=self.round,
+            block_hash=block_hash,
+            validator=self.id,
+        )
         self._add_to_log(vote)
         self._effects.append(Broadcast(vote))
 

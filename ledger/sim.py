@@ -41,8 +41,6 @@ from ledger.consensus import (
     Timeout,
     TimeoutConfig,
     Vote,
-    sign_proposal,
-    sign_vote,
 )
 from ledger.vote_guard import MemoryVoteGuard
 
@@ -163,6 +161,11 @@ class SimApp:
         self.height = block.height + 1
 
 
+def _resign(key: Ed25519PrivateKey, msg: Message) -> Message:
+    """``msg`` with a fresh, good signature by ``key`` (Byzantine nodes sign anything)."""
+    return replace(msg, signature=key.sign(msg.sign_bytes()))
+
+
 class _InvalidApp(SimApp):
     """The app of an INVALID_VOTER: proposes invalid blocks and accepts anything."""
 
@@ -243,6 +246,7 @@ class Simulation:
     def __init__(
         self,
         n: int = 4,
+        *,
         seed: int = 0,
         net: NetworkConfig | None = None,
         faults: Mapping[int, Behaviour] | None = None,
@@ -266,7 +270,7 @@ class Simulation:
                 else SimApp(vid, initial_height)
             )
             machine = Consensus(
-                vid, keys[i], self.validators, app, MemoryVoteGuard(), timeouts or TimeoutConfig()
+                vid, keys[i], self.validators, app, MemoryVoteGuard(), timeouts=timeouts
             )
             self.nodes[vid] = _Node(vid, i, keys[i], behaviour, app, machine)
         self.honest = tuple(v for v, nd in self.nodes.items() if nd.behaviour is Behaviour.HONEST)
@@ -349,11 +353,9 @@ class Simulation:
     def _send(self, src: str, dest: str, msg: Message) -> None:
         net, rng, now = self.net, self.rng, self.now
         if now >= net.gst:
-            self._push(now + rng.uniform(net.min_delay, net.stable_delay), _Deliver(dest, src, msg))
-            if rng.random() < net.dup_prob:
-                self._push(
-                    now + rng.uniform(net.min_delay, net.stable_delay), _Deliver(dest, src, msg)
-                )
+            for _ in range(2 if rng.random() < net.dup_prob else 1):
+                at = now + rng.uniform(net.min_delay, net.stable_delay)
+                self._push(at, _Deliver(dest, src, msg))
             return
         cut = next((p for p in net.partitions if p.cuts(src, dest, now)), None)
         lost = cut is not None or rng.random() < net.drop_prob
@@ -395,9 +397,7 @@ class Simulation:
                 out.append(
                     (
                         dest,
-                        sign_proposal(
-                            node.key, msg.height, msg.round, variant, msg.valid_round, node.id
-                        ),
+                        _resign(node.key, replace(msg, block=variant)),
                     )
                 )
             if len(out) > 1:  # the first peer gets both variants: evidence to catch
@@ -409,7 +409,7 @@ class Simulation:
                 twin_hash = None
             else:
                 twin_hash = node.seen_blocks.get((msg.height, msg.round), self.rng.randbytes(32))
-            twin = sign_vote(node.key, msg.kind, msg.height, msg.round, twin_hash, node.id)
+            twin = _resign(node.key, replace(msg, block_hash=twin_hash))
             # The first half gets one vote, the rest its twin; the first peer gets both.
             split: list[tuple[str, Message]] = [
                 (d, msg if i < half else twin) for i, d in enumerate(others)
@@ -419,6 +419,6 @@ class Simulation:
             # Prefer voting for whatever block it saw, valid or not, over nil.
             seen = node.seen_blocks.get((msg.height, msg.round))
             if seen is not None and msg.kind is VoteKind.PREVOTE:
-                vote = sign_vote(node.key, msg.kind, msg.height, msg.round, seen, node.id)
+                vote = _resign(node.key, replace(msg, block_hash=seen))
                 return [(d, vote) for d in others]
         return [(d, msg) for d in others]

@@ -106,26 +106,27 @@ export SOURCE_DATE_EPOCH=$epoch
 
 inputs=$(cd "$HERE" && cat -- "${INPUTS[@]}" | sha256sum | cut -d' ' -f1)
 
-# Shortcut: the image from the last successful build with these inputs is still here.
+# Shortcut: the last successful build had these inputs, its rootfs tarball is in --out,
+# and its image is loaded (or, with --no-load, its docker-archive is in --out).
 if ((!force)) && [[ -f $state ]]; then
     last_inputs=$(sed -n 's/^inputs=//p' "$state")
     last_image=$(sed -n 's/^image=//p' "$state")
     last_layer=$(sed -n 's/^layer=//p' "$state")
-    if [[ $last_inputs == "$inputs" && $last_image =~ ^sha256:[0-9a-f]{64}$ ]]; then
+    if [[ $last_inputs == "$inputs" && $last_image =~ ^sha256:[0-9a-f]{64}$ &&
+        -f $out/$NAME.tar ]] &&
+        [[ $(sha256sum <"$out/$NAME.tar" | cut -d' ' -f1) == "$last_layer" ]]; then
         if ((load)); then
             present=$(docker image inspect --format '{{.Id}}' "$last_image" 2>/dev/null || true)
-            if [[ $present == "$last_image" ]]; then
-                log "image $last_image (built from the same inputs) is present; skipping (--force rebuilds)"
-                printf '%s\n' "$last_image"
-                exit 0
-            fi
-            log "recorded image $last_image is not loaded; rebuilding"
-        elif [[ -f $out/$NAME.tar && -f $out/$NAME.docker.tar ]] &&
-            [[ $(sha256sum <"$out/$NAME.tar" | cut -d' ' -f1) == "$last_layer" ]]; then
-            log "rootfs $out/$NAME.tar (sha256 $last_layer) is up to date; skipping (--force rebuilds)"
+        else
+            present=$([[ -f $out/$NAME.docker.tar ]] && echo "$last_image" || true)
+        fi
+        if [[ $present == "$last_image" ]]; then
+            log "image $last_image and rootfs $out/$NAME.tar (same inputs) are present;" \
+                "skipping (--force rebuilds)"
             printf '%s\n' "$last_image"
             exit 0
         fi
+        log "recorded image $last_image is missing; rebuilding"
     fi
 fi
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console, Group
+from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -36,12 +36,19 @@ def _progress_table(runs: Sequence[BuilderRun], arch: str) -> Table:
     for run in runs:
         elapsed = (run.ended or time.monotonic()) - run.started
         style = _STATE_STYLE.get(run.state, "")
-        table.add_row(run.builder.builder_id[:12], arch, f"[{style}]{run.state}[/]",
-                      f"{elapsed:5.1f}s", run.error or "")
+        table.add_row(
+            run.builder.builder_id[:12],
+            arch,
+            f"[{style}]{run.state}[/]",
+            f"{elapsed:5.1f}s",
+            run.error or "",
+        )
     return table
 
 
-def _agreement_table(rows: list[AgreementRow], builders: Sequence[str], t: Tally, arch: str) -> Table:
+def _agreement_table(
+    rows: list[AgreementRow], builders: Sequence[str], t: Tally, arch: str
+) -> Table:
     table = Table(title=f"agreement ({arch}): {t.verdict}", title_justify="left")
     table.add_column("output")
     for b in builders:
@@ -68,13 +75,15 @@ def build(
         int | None, typer.Option("--builders", "-n", help="Distinct builders (default: quorum).")
     ] = None,
     arch: Annotated[
-        list[str] | None, typer.Option("--arch", help="Architecture(s) (default: all of the recipe's).")
+        list[str] | None,
+        typer.Option("--arch", help="Architecture(s) (default: all of the recipe's)."),
     ] = None,
     redis_url: Annotated[
         str, typer.Option("--redis-url", envvar="FARM_REDIS_URL", help="Redis URL.")
     ] = "redis://127.0.0.1:6379/0",
     timeout: Annotated[
-        float | None, typer.Option(help="Seconds to wait for results (default: recipe timeout + 5 min).")
+        float | None,
+        typer.Option(help="Seconds to wait for results (default: recipe timeout + 5 min)."),
     ] = None,
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results and verdict as JSON here.")
@@ -99,7 +108,9 @@ def build(
     arches = arch or list(recipe.architectures)
     for a in arches:
         if a not in recipe.architectures:
-            raise ConfigError(f"{recipe.label} is not built for {a} (it lists {', '.join(recipe.architectures)})")
+            raise ConfigError(
+                f"{recipe.label} is not built for {a} (it lists {', '.join(recipe.architectures)})"
+            )
     client = redis.Redis.from_url(redis_url)
     try:
         running = list_builders(client)
@@ -110,13 +121,21 @@ def build(
     build_id = uuid.uuid4().hex
     console.print(f"build [bold]{build_id}[/] of {recipe.label} ({recipe.digest})", highlight=False)
     wait = timeout if timeout is not None else recipe.limits.timeout + 300
-    report: dict[str, object] = {"build_id": build_id, "recipe": recipe.label,
-                                 "recipe_digest": recipe.digest, "arches": {}}
+    report: dict[str, object] = {
+        "build_id": build_id,
+        "recipe": recipe.label,
+        "recipe_digest": recipe.digest,
+        "arches": {},
+    }
     all_agree = True
     for a in arches:
         runs = dispatch(app, recipe, a, chosen[a], build_id)
         with Live(_progress_table(runs, a), console=console, refresh_per_second=4) as live:
-            collect(runs, wait, lambda rs, a=a: live.update(_progress_table(rs, a)))
+
+            def show(rs: Sequence[BuilderRun], a: str = a, live: Live = live) -> None:
+                live.update(_progress_table(rs, a))
+
+            collect(runs, wait, show)
         for run in runs:
             if not run.done:
                 run.state, run.error = "MISSING", f"no result within {wait:.0f}s"
@@ -127,15 +146,26 @@ def build(
         console.print(_agreement_table(rows, ids, t, a))
         for run in runs:
             if run.state != "DONE":
-                console.print(f"[red]{run.builder.builder_id[:12]}[/]: {run.state}: {run.error}", highlight=False)
+                console.print(
+                    f"[red]{run.builder.builder_id[:12]}[/]: {run.state}: {run.error}",
+                    highlight=False,
+                )
                 if run.log_tail:
-                    console.print("[dim]" + run.log_tail[-2000:] + "[/]", highlight=False, markup=False)
+                    console.print(
+                        "[dim]" + run.log_tail[-2000:] + "[/]", highlight=False, markup=False
+                    )
         agree = t.verdict == "verified" and all(r.agreed for r in rows)
         all_agree = all_agree and agree
         arch_report = {
             "verdict": t.verdict,
-            "builders": {r.builder.builder_id: {"state": r.state, "error": r.error,
-                         "outputs": r.result.digest_set() if r.result else None} for r in runs},
+            "builders": {
+                r.builder.builder_id: {
+                    "state": r.state,
+                    "error": r.error,
+                    "outputs": r.result.digest_set() if r.result else None,
+                }
+                for r in runs
+            },
             "upstream": {row.output: row.upstream_state for row in rows},
         }
         report["arches"][a] = arch_report  # type: ignore[index]

@@ -17,13 +17,30 @@ app = typer.Typer(
 )
 
 
+bench_app = typer.Typer(
+    help="Benchmarks: each prints what it measured and ends with one line of JSON.",
+    no_args_is_help=True,
+)
+
+
 def _register() -> None:
-    from farm.cli import build_cmd, builder_cmd, recipe_cmd, up_cmd
+    """Add farm's own commands, then those other packages offer through entry points.
+
+    ``farm`` imports none of ``builders``, ``ledger`` or ``api``: they plug their
+    commands in (entry point groups ``farm.commands`` and ``farm.bench``).
+    """
+    from importlib.metadata import entry_points
+
+    from farm.cli import build_cmd, recipe_cmd, up_cmd
 
     app.add_typer(recipe_cmd.app, name="recipe")
-    app.add_typer(builder_cmd.app, name="builder")
     app.command("build")(build_cmd.build)
     app.command("up")(up_cmd.up)
+    for ep in sorted(entry_points(group="farm.commands"), key=lambda e: e.name):
+        app.add_typer(ep.load(), name=ep.name)
+    for ep in sorted(entry_points(group="farm.bench"), key=lambda e: e.name):
+        bench_app.command(ep.name)(ep.load())
+    app.add_typer(bench_app, name="bench")
 
 
 _register()

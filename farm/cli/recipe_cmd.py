@@ -13,8 +13,9 @@ from farm.errors import RecipeError
 from farm.recipe import Recipe, load_recipe
 from farm.recipe_lint import lint_paths
 
-app = typer.Typer(help="Work with recipes: lint them, export their schema, print digests.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Work with recipes: lint them, export their schema, print digests.", no_args_is_help=True
+)
 console = Console()
 
 SCHEMA_PATH = Path("recipes/schema.json")

@@ -33,7 +33,9 @@ def ensure_image(digest: str) -> None:
     except docker.errors.ImageNotFound:
         pass
     console.print(f"builder image {digest[:19]}… is not here; building it with {IMAGE_SCRIPT.name}")
-    proc = subprocess.run(["bash", str(IMAGE_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
+    proc = subprocess.run(
+        ["bash", str(IMAGE_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
     if proc.returncode != 0:
         raise ImageError(f"{IMAGE_SCRIPT} failed (exit {proc.returncode})")
     built = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
@@ -68,5 +70,11 @@ def up(
     with local_cluster(root, builders) as cluster:
         for b in cluster.builders:
             console.print(f"  builder {b.builder_id[:12]} (log {b.log_path})", highlight=False)
-        build(recipe, builders=builders, arch=None, redis_url=cluster.redis.url,
-              timeout=None, json_out=None)
+        build(
+            recipe,
+            builders=builders,
+            arch=None,
+            redis_url=cluster.redis.url,
+            timeout=None,
+            json_out=None,
+        )

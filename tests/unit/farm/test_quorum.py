@@ -82,7 +82,9 @@ POOL = [result(k, sha) for k in KEYS for sha in (A, B, None)]
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.sampled_from(POOL), max_size=8), st.randoms(), st.integers(1, 4))
-def test_verdict_does_not_depend_on_order(results: list[SignedResult], rnd: Any, quorum: int) -> None:
+def test_verdict_does_not_depend_on_order(
+    results: list[SignedResult], rnd: Any, quorum: int
+) -> None:
     shuffled = list(results)
     rnd.shuffle(shuffled)
     assert tally(results, quorum) == tally(shuffled, quorum)

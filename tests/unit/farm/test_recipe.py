@@ -42,7 +42,11 @@ def test_digest_changes_with_any_meaningful_field(recipe_data: dict[str, Any]) -
         (("architectures",), ["amd64", "vax"], "unknown architecture"),
         (("build", "env"), {"TZ": "UTC"}, "SOURCE_DATE_EPOCH"),
         (("build", "env"), {"TZ": "UTC", "SOURCE_DATE_EPOCH": "yesterday"}, "whole number"),
-        (("build", "env"), {"TZ": "UTC", "SOURCE_DATE_EPOCH": "1", "PATH": "/x"}, "set by the builder"),
+        (
+            ("build", "env"),
+            {"TZ": "UTC", "SOURCE_DATE_EPOCH": "1", "PATH": "/x"},
+            "set by the builder",
+        ),
         (("outputs",), [{"path": "../etc/passwd"}], "inside /out"),
         (("outputs",), [{"path": "/etc/passwd"}], "inside /out"),
         (("limits",), {"memory": "lots"}, "not a size"),

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from farm.recipe_lint import lint_paths
 
 
@@ -44,9 +45,9 @@ def test_unpinned_things_name_field_and_line(tmp_path: Path, recipe_data: dict[s
     msgs = _messages(tmp_path)
     text = path.read_text().splitlines()
     commit_line = next(i for i, line in enumerate(text, 1) if "commit:" in line)
-    assert f"{path}:{commit_line}: source.git.commit: must be a full 40-hex commit" in msgs[0] or any(
-        f"{path}:{commit_line}: source.git.commit" in m for m in msgs
-    )
+    assert f"{path}:{commit_line}: source.git.commit: must be a full 40-hex commit" in msgs[
+        0
+    ] or any(f"{path}:{commit_line}: source.git.commit" in m for m in msgs)
     assert any("image: must pin the builder image by digest" in m for m in msgs)
     assert any("build.dependencies.0.sha256: no hash" in m for m in msgs)
 
@@ -70,7 +71,15 @@ def test_duplicate_yaml_keys_refused(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "- a list\n", ": : [\n", "name: [unclosed\n", "\x00binary", "name: !!python/object:os.system x\n"]
+    "text",
+    [
+        "",
+        "- a list\n",
+        ": : [\n",
+        "name: [unclosed\n",
+        "\x00binary",
+        "name: !!python/object:os.system x\n",
+    ],
 )
 def test_malformed_recipes_get_lint_errors_not_tracebacks(tmp_path: Path, text: str) -> None:
     _write(tmp_path, "demo/1.0.0.yaml", text)

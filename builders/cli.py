@@ -1,4 +1,4 @@
-"""``farm builder``: a builder host's identity and worker."""
+"""``farm builder``: a builder host's identity and worker (plugged into ``farm``)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-app = typer.Typer(help="Run a builder host: create its identity, start its worker, list builders.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="Run a builder host: create its identity, start its worker, list builders.",
+    no_args_is_help=True,
+)
 console = Console()
 
 HomeOpt = Annotated[
@@ -83,8 +85,11 @@ def list_cmd(
     client = redis.Redis.from_url(redis_url)
     table = Table("builder", "arches", "host", "pid", "seen")
     for b in list_builders(client):
-        table.add_row(b.builder_id[:16], ",".join(b.arches), b.hostname, str(b.pid),
-                      b.seen_at.strftime("%H:%M:%S"))
+        table.add_row(
+            b.builder_id[:16],
+            ",".join(b.arches),
+            b.hostname,
+            str(b.pid),
+            b.seen_at.strftime("%H:%M:%S"),
+        )
     console.print(table)
-
-

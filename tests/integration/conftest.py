@@ -1,0 +1,95 @@
+"""Fixtures for integration tests: the real builder image, real Redis, real builders."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+import yaml
+
+from farm.cluster import LocalCluster, local_cluster
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[docker.DockerClient]:
+    """A client of the machine's Docker Engine (tests fail, never skip, without one)."""
+    client = docker.from_env()
+    client.ping()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def builder_image() -> str:
+    """The reproducible builder base image's digest (built here if absent)."""
+    from builders.image import build_builder_image
+
+    return build_builder_image()
+
+
+@pytest.fixture
+def git_source(tmp_path: Path) -> dict[str, str]:
+    """A local git repository with one commit; returns a recipe ``source`` for it."""
+    repo = tmp_path / "upstream"
+    repo.mkdir()
+    (repo / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hello");return 0;}\n')
+    (repo / "data.txt").write_text("some data\n")
+    env = {
+        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+        "HOME": str(tmp_path),
+        "PATH": "/usr/bin:/bin:/usr/local/bin",
+    }
+    for argv in (
+        ["git", "init", "-q", "-b", "main"],
+        ["git", "add", "."],
+        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "init"],
+    ):
+        subprocess.run(argv, cwd=repo, check=True, env=env)
+    commit = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, env=env, capture_output=True, text=True
+    ).stdout.strip()
+    return {"type": "git", "url": str(repo), "commit": commit}
+
+
+def write_recipe(
+    directory: Path,
+    image: str,
+    source: dict[str, str],
+    command: str,
+    outputs: list[str],
+    name: str = "demo",
+    version: str = "1.0",
+    **extra: Any,
+) -> Path:
+    """Write a recipe file ``directory/name/version.yaml`` and return its path."""
+    data: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        "source": source,
+        "image": image,
+        "architectures": ["amd64"],
+        "build": {"command": command, "env": {"TZ": "UTC", "SOURCE_DATE_EPOCH": "1700000000"}},
+        "outputs": [{"path": p} for p in outputs],
+    }
+    data.update(extra)
+    path = directory / name / f"{version}.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture(scope="module")
+def cluster3(
+    tmp_path_factory: pytest.TempPathFactory, builder_image: str
+) -> Iterator[LocalCluster]:
+    """Redis and three builder workers (separate processes, separate keys)."""
+    root = tmp_path_factory.mktemp("cluster")
+    with local_cluster(root, 3) as cluster:
+        yield cluster
