@@ -47,6 +47,7 @@ from farm.errors import FetchError
 from farm.recipe import ArchiveSource, GitSource, PypiDependency, PypiSource, Source
 
 __all__ = [
+    "FIXED_MTIME",
     "FetchLimits",
     "Fetcher",
     "IndexFile",
@@ -370,8 +371,9 @@ class Fetcher:
             if isinstance(source, GitSource):
                 self._git_export(source, tree)
             elif isinstance(source, ArchiveSource):
-                blob = self._blob(source.url, source.sha256, source.url.rsplit("/", 1)[-1], None)
-                self._progress(f"extracting {source.url.rsplit('/', 1)[-1]}")
+                label = source.url.rstrip("/").rsplit("/", 1)[-1] or source.url
+                blob = self._blob(source.url, source.sha256, label, None)
+                self._progress(f"extracting {label}")
                 extract_archive(
                     blob,
                     tree,
@@ -415,6 +417,7 @@ class Fetcher:
     # -- git -----------------------------------------------------------------------
 
     def _git_export(self, src: GitSource, tree: Path) -> None:
+        """Export the tree of ``src.commit`` (or its ``subdir``) into ``tree``, verified."""
         url, commit = src.url, src.commit
         what = f"{url} at {commit}"
         if not _HEX40.match(commit):
@@ -425,42 +428,60 @@ class Fetcher:
         mirror = self._cache / "git" / mirror_name(url)
         with _locked(mirror.with_suffix(".lock")):
             repo = self._open_mirror(mirror, url)
-            if self._has_commit(repo, commit):
+            kind = self._object_type(repo, commit)
+            if kind is not None:
                 self._progress(f"{url}: {commit[:12]} cached")
             else:
                 self._progress(f"fetching {url} for {commit[:12]}…")
-                self._git_fetch(repo, url, commit)
+                kind = self._git_fetch(repo, url, commit)
         try:
-            kind = repo.git.cat_file("-t", commit)
+            if kind != "commit":
+                raise FetchError(f"{what}: the object is a {kind}, not a commit; refused")
+            tree_id, commit_time = self._resolve_tree(repo, what, commit, subdir)
+            self._archive(repo, what, tree_id, tree, commit_time)
+        finally:
+            repo.close()
+        actual = git_tree_id(tree)
+        if actual != tree_id:
+            raise FetchError(f"{what}: exported tree is {actual}, expected {tree_id}; refused")
+        self._progress(f"{url}: exported {commit[:12]} (tree {tree_id[:12]}), verified")
+
+    @staticmethod
+    def _resolve_tree(
+        repo: git.Repo, what: str, commit: str, subdir: tuple[str, ...]
+    ) -> tuple[str, int]:
+        """The id of the tree to export and the commit time; refuse what cannot be exported."""
+        try:
             resolved = repo.git.rev_parse("--verify", "--end-of-options", commit + "^{commit}")
+            commit_time = int(repo.git.show("-s", "--format=%ct", commit))
         except git.GitCommandError as exc:
             raise FetchError(f"{what}: {_git_error(exc)}") from None
-        if kind != "commit" or resolved != commit:
-            raise FetchError(f"{what}: the object is a {kind}, not a commit; refused")
-        commit_time = int(repo.commit(commit).committed_date)
+        if resolved != commit:
+            raise FetchError(f"{what}: resolves to commit {resolved}; refused")
         # "C:path^{tree}" would read "^{tree}" as part of the path: resolve, then check.
         treeish = f"{commit}:{'/'.join(subdir)}" if subdir else f"{commit}^{{tree}}"
         try:
-            tree_id = repo.git.rev_parse("--verify", "--end-of-options", treeish)
-            if repo.git.cat_file("-t", tree_id) != "tree":
-                raise FetchError(f"{what}: subdir {src.subdir!r} is not a directory there")
+            tree_id = str(repo.git.rev_parse("--verify", "--end-of-options", treeish))
+            kind = repo.git.cat_file("-t", tree_id)
+            listing = repo.git.ls_tree("-r", tree_id).splitlines()
         except git.GitCommandError:
-            raise FetchError(f"{what}: subdir {src.subdir!r} is not in that commit") from None
-        gitlinks = [
-            line
-            for line in repo.git.ls_tree("-r", tree_id).splitlines()
-            if line.startswith("160000")
-        ]
+            raise FetchError(f"{what}: subdir {'/'.join(subdir)!r} is not in that commit") from None
+        if kind != "tree":
+            raise FetchError(f"{what}: subdir {'/'.join(subdir)!r} is not a directory there")
+        gitlinks = [line for line in listing if line.startswith("160000")]
         if gitlinks:
             path = gitlinks[0].split("\t", 1)[-1]
             raise FetchError(f"{what}: has a git submodule ({path}); submodules are not fetched")
+        return tree_id, commit_time
+
+    def _archive(
+        self, repo: git.Repo, what: str, tree_id: str, tree: Path, commit_time: int
+    ) -> None:
+        """Stream ``git archive`` of ``tree_id`` through the safe extractor into ``tree``."""
         proc = repo.git.archive("--format=tar", tree_id, as_process=True)
         try:
             extract_tar_stream(
-                cast(BinaryIO, proc.stdout),
-                tree,
-                limits=self._limits.extract,
-                mtime=commit_time,
+                cast(BinaryIO, proc.stdout), tree, limits=self._limits.extract, mtime=commit_time
             )
             proc.wait()
         except git.GitCommandError as exc:
@@ -471,17 +492,16 @@ class Fetcher:
             if proc.proc is not None and proc.proc.poll() is None:
                 proc.proc.kill()
                 proc.proc.wait()
-        actual = git_tree_id(tree)
-        if actual != tree_id:
-            raise FetchError(f"{what}: exported tree is {actual}, expected {tree_id}; refused")
-        self._progress(f"{url}: exported {commit[:12]} (tree {tree_id[:12]}), verified")
 
     def _open_mirror(self, mirror: Path, url: str) -> git.Repo:
         """Open (or atomically create) the bare mirror of ``url``; caller holds its lock."""
         if not mirror.exists():
             tmp = Path(tempfile.mkdtemp(prefix=".mirror-", dir=mirror.parent))
             try:
-                git.Repo.init(tmp, bare=True, mkdir=False).close()
+                # An empty --template: no hooks or config copied from the host's templates.
+                git.Repo.init(
+                    tmp, bare=True, mkdir=False, template="", allow_unsafe_options=True
+                ).close()
                 (tmp / "info").mkdir(exist_ok=True)
                 (tmp / "info" / "attributes").write_text(_RAW_ATTRIBUTES, encoding="utf-8")
                 (tmp / "description").write_text(url + "\n", encoding="utf-8")
@@ -503,15 +523,15 @@ class Fetcher:
         return repo
 
     @staticmethod
-    def _has_commit(repo: git.Repo, commit: str) -> bool:
+    def _object_type(repo: git.Repo, oid: str) -> str | None:
+        """``commit``, ``tree``, ``blob`` or ``tag`` if the mirror has ``oid``, else None."""
         try:
-            repo.git.cat_file("-e", commit + "^{commit}")
+            return str(repo.git.cat_file("-t", oid))
         except git.GitCommandError:
-            return False
-        return True
+            return None
 
-    def _git_fetch(self, repo: git.Repo, url: str, commit: str) -> None:
-        """Fetch ``commit`` itself, else every branch and tag; pin it with a ref."""
+    def _git_fetch(self, repo: git.Repo, url: str, commit: str) -> str:
+        """Fetch ``commit`` itself, else every branch and tag; pin it; return its type."""
         timeout = self._limits.git_timeout
         try:
             repo.git.fetch("--no-tags", "--quiet", "--", url, commit, kill_after_timeout=timeout)
@@ -531,9 +551,12 @@ class Fetcher:
                 raise FetchError(
                     f"{url}: cannot fetch commit {commit}: {_git_error(exc)}"
                 ) from None
-        if not self._has_commit(repo, commit):
+        kind = self._object_type(repo, commit)
+        if kind is None:
             raise FetchError(f"{url}: commit {commit} not found in the repository")
-        repo.git.update_ref(f"refs/farm/pinned/{commit}", commit)
+        if kind == "commit":
+            repo.git.update_ref(f"refs/farm/pinned/{commit}", commit)
+        return kind
 
     # -- http ----------------------------------------------------------------------
 
@@ -613,7 +636,6 @@ class Fetcher:
             self._progress(f"{label}: cached sha256:{sha256}")
             return cached
         path = self._blob_path(sha256)
-        self._progress(f"fetching {label} ({human_size(size)})…")
         cap = self._limits.max_download
         fd, tmp_name = tempfile.mkstemp(dir=self._cache / "tmp", prefix=f"{sha256[:16]}.")
         tmp = Path(tmp_name)
@@ -626,6 +648,9 @@ class Fetcher:
                 declared = response.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > cap:
                     raise FetchError(f"{label}: {declared} bytes is more than the cap of {cap}")
+                if size is None and declared.isdigit():
+                    size = int(declared)
+                self._progress(f"fetching {label} ({human_size(size)})…")
                 try:
                     for chunk in response.iter_raw(_CHUNK):
                         n += len(chunk)

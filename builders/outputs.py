@@ -11,7 +11,8 @@ after opening.
 
 Declared outputs are paths or globs relative to the output directory: ``*`` and ``?``
 match within one path component, ``**`` matches any number of components, ``[…]``
-is a character class. A pattern that names a directory collects every file under it.
+is a character class. A pattern without wildcards that names a directory collects
+every file under it; a glob collects only the files it matches.
 A pattern that matches nothing is an error.
 """
 
@@ -32,6 +33,7 @@ from farm.recipe import Output
 __all__ = ["CollectedOutput", "collect_outputs", "glob_to_regex"]
 
 _CHUNK = 1 << 20
+_GLOB_CHARS = re.compile(r"[*?\[]")
 
 
 @dataclass(frozen=True)
@@ -149,22 +151,23 @@ def _select(entries: dict[str, os.stat_result], declared: Sequence[Output]) -> l
         if out.path.startswith("/") or ".." in out.path.split("/"):
             raise OutputError(f"output {out.path}: escapes the output directory")
         regex = glob_to_regex(out.path.rstrip("/"))
-        matched = [name for name in entries if regex.match(name)]
-        if not matched:
-            raise OutputError(
-                f"declared output {out.path!r} matches nothing in the output directory"
-            )
-        for name in matched:
-            if stat.S_ISDIR(entries[name].st_mode):
-                chosen.update(
+        literal = not _GLOB_CHARS.search(out.path)
+        picked: set[str] = set()
+        for name in (n for n in entries if regex.match(n)):
+            if not stat.S_ISDIR(entries[name].st_mode):
+                picked.add(name)
+            elif literal:  # a glob picks files; a directory is collected only when named
+                prefix = name + "/"
+                picked.update(
                     n
                     for n, st in entries.items()
-                    if n.startswith(name + "/") and not stat.S_ISDIR(st.st_mode)
+                    if n.startswith(prefix) and not stat.S_ISDIR(st.st_mode)
                 )
-            else:
-                chosen.add(name)
-    if not chosen:
-        raise OutputError("the declared outputs match only empty directories")
+        if not picked:
+            raise OutputError(
+                f"declared output {out.path!r} matches no file in the output directory"
+            )
+        chosen |= picked
     return sorted(chosen)
 
 

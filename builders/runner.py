@@ -18,15 +18,26 @@ The container, and what it guarantees:
 * the build runs as uid/gid 1000 as ``/bin/sh -euc SCRIPT``.
 
 How it runs: the container's main process is Docker's init (tini) keeping a ``sleep``
-alive, as uid 65534 so that the build (uid 1000) cannot signal it. The build is an
-``exec`` whose stdout and stderr are streamed into a bounded buffer and whose exit
-status Docker reports. When it ends, every process the build left behind is killed
-(``kill -9 -1`` as uid 1000 reaches the build's processes only), the state of ``/out``
-and the cgroup's OOM counter are read, and — for a successful build — ``/out`` is
-streamed out by an exec'd ``tar`` (tmpfs mounts are invisible to ``docker cp``) and
-unpacked on the host without following or creating any link that leaves the output
-directory. Symlinks and FIFOs are recreated as they are (never followed) so that
-:func:`builders.outputs.collect_outputs` can refuse them by name.
+alive, as uid 65534 so that the build (uid 1000) cannot signal it; tini also reaps the
+build's orphans so their process slots come back. The build is an ``exec`` of
+``/bin/sh -euc SCRIPT`` with stderr joined to stdout (so the log keeps their order),
+streamed into a buffer that keeps the first ``log_size`` bytes; Docker reports its
+exit status. When it ends, every process the build left behind is killed (an exec'd
+``kill -9 -1`` as uid 1000 reaches the build's processes only), ``df`` says whether
+``/out`` filled up, the Engine's ``oom`` events say whether the kernel killed anything
+for memory, and — for a build that exited 0 — ``/out`` is streamed out by an exec'd
+``tar`` (tmpfs mounts are invisible to ``docker cp``/``get_archive``) into a bounded
+reader and unpacked on the host, never writing through a link or outside the output
+directory. Symlinks, hard links within ``/out`` and FIFOs are recreated as they are
+(never followed) so that :func:`builders.outputs.collect_outputs` can refuse them by
+name.
+
+The output limit is enforced while the build runs: ``/out`` is a tmpfs of
+``output_size`` plus one 4 KiB page, so a write past the limit fails with ``ENOSPC``
+inside the container (the build sees "No space left on device") and the host's disk
+is never touched. ``output_exceeded`` is set when less than a page is left, which for
+a page-aligned limit means more than ``output_size`` bytes were written. tmpfs counts
+whole pages, so many small files reach the limit sooner than their byte count says.
 
 The image therefore needs ``/bin/sh``, ``sleep``, ``kill``, ``df`` and ``tar``; any
 Debian or busybox image has them.
@@ -97,13 +108,10 @@ _PAGE = 4096
 _POLL = 0.2
 #: Seconds the keeper outlives the build's deadline if this process dies.
 _KEEPER_SLACK = 300
-#: After the build exits: kill what it left, then report /out's free space and OOM kills.
-_SETTLE_SCRIPT = (
-    "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; "
-    "df -P -k /out | tail -n 1; "
-    "cat /sys/fs/cgroup/memory.events /sys/fs/cgroup/memory/memory.oom_control 2>/dev/null; "
-    "exit 0"
-)
+#: After the build exits: kill what it left behind, then report /out's free space.
+_SETTLE_SCRIPT = "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; df -P -k /out | tail -n 1"
+#: Runs ``/bin/sh -euc SCRIPT`` with stderr joined to stdout, so the log keeps their order.
+_BUILD_WRAPPER = 'exec /bin/sh -euc "$1" 2>&1'
 _DockerFailure = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
@@ -177,12 +185,6 @@ class _LogSink:
     def snapshot(self) -> tuple[bytes, bool]:
         with self._lock:
             return bytes(self._buf), self._total > len(self._buf)
-
-
-@dataclass(frozen=True)
-class _Settled:
-    out_available: int | None
-    oom_kills: int
 
 
 def _require_image(client: docker.DockerClient, image: str, arch: str) -> None:
@@ -307,32 +309,43 @@ def _exec(container: Container, cmd: list[str]) -> tuple[int | None, bytes, byte
     return result.exit_code, out or b"", err or b""
 
 
-def _settle(container: Container) -> _Settled | None:
-    """Kill what the build left running; read /out's free space and the OOM count.
+def _settle(container: Container) -> int | None:
+    """Kill what the build left running; return the bytes still free in /out.
 
-    Returns ``None`` if the container is gone or cannot run a command any more (a
-    build that keeps every process slot taken, say).
+    Returns ``None`` if the container is gone or cannot run a command any more: a
+    build that keeps every process slot taken, or whose tmpfs pages fill the memory
+    limit so that any new process is OOM-killed.
     """
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 3
     while True:
         try:
-            code, out, _ = _exec(container, ["/bin/sh", "-c", _SETTLE_SCRIPT])
+            code, out, err = _exec(container, ["/bin/sh", "-c", _SETTLE_SCRIPT])
             if code == 0:
                 break
+            logger.debug("settling the build container: exit %s, %r", code, err[:200])
         except _DockerFailure as exc:
             logger.debug("settling the build container: %s", exc)
         if time.monotonic() > deadline:
             return None
         time.sleep(0.2)
-    available: int | None = None
-    oom = 0
     for line in out.decode("ascii", "replace").splitlines():
         fields = line.split()
         if len(fields) >= 6 and fields[-1] == "/out" and fields[3].isdigit():
-            available = int(fields[3]) * 1024
-        elif len(fields) == 2 and fields[0] == "oom_kill" and fields[1].isdigit():
-            oom = int(fields[1])
-    return _Settled(out_available=available, oom_kills=oom)
+            return int(fields[3]) * 1024
+    raise SandboxError(f"cannot tell how full /out is; df printed {out[:200]!r}")
+
+
+def _oom_kills(container: Container, since: float) -> int:
+    """How many processes of the container the kernel killed for memory, since ``since``."""
+    # the stubs say int; the Engine takes "seconds.fraction", which needs no waiting
+    api: Any = container.client.api  # type: ignore[union-attr]
+    events = api.events(
+        since=f"{since - 1:.3f}",
+        until=f"{time.time():.3f}",
+        filters={"container": container.id, "event": "oom"},
+        decode=True,
+    )
+    return sum(1 for _ in events)
 
 
 class _ChunkReader(io.RawIOBase):
@@ -438,21 +451,61 @@ def _copy_out(container: Container, dest: Path, limits: Limits) -> None:
             _unpack(tar, dest)
         for _ in stdout():  # drain, so the exit status is final
             pass
-    except tarfile.TarError as exc:
-        raise OutputError(f"could not copy /out: {exc}; tar said: {bytes(errors)!r}") from None
-    code = api.exec_inspect(exec_id).get("ExitCode")
+    except (tarfile.TarError, OSError) as exc:
+        said = bytes(errors).decode("utf-8", "replace")
+        raise OutputError(f"could not copy /out: {exc}; tar said: {said!r}") from None
+    code = _exec_status(api, exec_id)
     if code != 0:
-        raise OutputError(f"could not copy /out (tar exit {code}): {bytes(errors).decode()!r}")
+        said = bytes(errors).decode("utf-8", "replace")
+        raise OutputError(f"could not copy /out (tar exit status {code}): {said!r}")
+
+
+def _exec_status(api: Any, exec_id: str, wait: float = 5) -> int | None:
+    """The exit status of a finished exec; its stream may close before Docker records it."""
+    deadline = time.monotonic() + wait
+    while True:
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running") and info.get("ExitCode") is not None:
+            return int(info["ExitCode"])
+        if time.monotonic() > deadline:
+            return None
+        time.sleep(0.05)
+
+
+def _wait(api: Any, exec_id: str, sink: _LogSink, deadline: float) -> int | None:
+    """Wait for the build exec to end; its exit status, or ``None`` at the deadline."""
+    unstarted_since: float | None = None
+    begun = time.monotonic()
+    while True:
+        now = time.monotonic()
+        # poll often at first (short builds), then about once a second
+        interval = max(0.0, min(1.0, _POLL + (now - begun) / 30, deadline - now))
+        if sink.done.is_set():
+            time.sleep(min(interval, 0.05))  # output closed: the status follows shortly
+        else:
+            sink.done.wait(interval)
+        info = api.exec_inspect(exec_id)
+        if not info.get("Running"):
+            if info.get("ExitCode") is not None:
+                return int(info["ExitCode"])
+            # not running and no status: not started yet, or it never will
+            unstarted_since = unstarted_since or time.monotonic()
+            if sink.done.is_set() and time.monotonic() - unstarted_since > 5:
+                log, _ = sink.snapshot()
+                raise SandboxError(f"the build command did not start: {log[:500]!r}")
+        if time.monotonic() >= deadline:
+            return None
 
 
 def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutcome:
     api = container.client.api  # type: ignore[union-attr]
+    created = time.time()
     code, _, err = _exec(container, ["/bin/sh", "-c", 'mkdir -p "$HOME"'])
     if code != 0:
         raise SandboxError(f"image {spec.image} cannot run /bin/sh as uid 1000: {err!r}")
     exec_id = api.exec_create(
         container.id,
-        ["/bin/sh", "-euc", spec.script],
+        ["/bin/sh", "-c", _BUILD_WRAPPER, "sh", spec.script],
         stdout=True,
         stderr=True,
         stdin=False,
@@ -467,41 +520,24 @@ def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutc
     reader = threading.Thread(target=sink.drain, args=(stream,), name="build-log", daemon=True)
     reader.start()
 
-    exit_code: int | None = None
-    timed_out = False
-    unstarted_since: float | None = None
-    while True:
-        sink.done.wait(_POLL)
-        info = api.exec_inspect(exec_id)
-        if not info.get("Running"):
-            if info.get("ExitCode") is not None:
-                exit_code = int(info["ExitCode"])
-                break
-            # not running and no status: not started yet, or it never will
-            unstarted_since = unstarted_since or time.monotonic()
-            if sink.done.is_set() and time.monotonic() - unstarted_since > 5:
-                log, _ = sink.snapshot()
-                raise SandboxError(f"the build command did not start: {log[:500]!r}")
-        if time.monotonic() >= deadline:
-            timed_out = True
-            break
+    exit_code = _wait(api, exec_id, sink, deadline)
+    timed_out = exit_code is None
     finished_at = datetime.now(UTC)
 
-    settled: _Settled | None = None
+    free: int | None = None
     if timed_out:
         _kill(container)
     else:
         reader.join(0.5)
-        settled = _settle(container)
+        free = _settle(container)
     container.reload()
-    state = container.attrs.get("State", {})
-    oom_killed = bool(state.get("OOMKilled")) or bool(settled and settled.oom_kills)
-    output_exceeded = bool(
-        settled and settled.out_available is not None and settled.out_available < _PAGE
+    oom_killed = bool(container.attrs.get("State", {}).get("OOMKilled")) or bool(
+        _oom_kills(container, created)
     )
-    if exit_code == 0 and settled is not None and not output_exceeded:
+    output_exceeded = free is not None and free < _PAGE
+    if exit_code == 0 and free is not None and not output_exceeded:
         _copy_out(container, output_dir, spec.limits)
-    elif exit_code == 0 and settled is None:
+    elif exit_code == 0 and free is None and not oom_killed:
         raise SandboxError("the build exited but its container could not be reached to copy /out")
     if not timed_out:
         _kill(container)  # ends a log stream still held open by a killed build's leftovers

@@ -21,16 +21,22 @@ arrive never matters for which rules are eventually enabled.
 Invariants:
 
 - n = 3f+1 validators of voting power 1; quorum 2f+1 = floor(2n/3)+1, skip f+1.
-- A validator's first vote per (height, round, kind) counts; a second, different one
-  is recorded as :class:`Equivocation` evidence and not counted.
+- Votes are counted as the paper's upon-rules read the message log: "2f+1 ⟨PREVOTE,
+  h, r, id(v)⟩" means 2f+1 distinct senders of a prevote for v, and "2f+1 ⟨PREVOTE,
+  h, r, ∗⟩" 2f+1 distinct senders of any prevote. An equivocating validator therefore
+  counts towards each value it voted for (safe: two quorums share an honest validator,
+  and an honest one votes once); counting only its first vote would let honest logs
+  diverge for good (one decides with its vote, another never can). Each second value is
+  recorded as :class:`Equivocation` evidence; at most ``MAX_VOTES_PER_SENDER`` values
+  are kept per sender, round and kind.
 - Before signing a proposal or vote the machine calls ``VoteGuard.record``, which
   persists the choice and refuses a different value for the same (height, round,
   step); a refused vote is not sent, and the machine advances its step as if it had
   been (its earlier, identical-step vote is already out).
 - Memory is bounded: future heights are buffered up to ``MAX_HEIGHTS_AHEAD`` and
   ``MAX_BUFFERED`` messages, each sender may occupy at most ``MAX_FUTURE_ROUNDS``
-  rounds above the current one, and each round keeps at most
-  ``MAX_PROPOSALS_PER_ROUND`` distinct proposals.
+  rounds above the current one, each round keeps at most ``MAX_PROPOSALS_PER_ROUND``
+  distinct proposals and ``MAX_VOTES_PER_SENDER`` values per sender and kind.
 """
 
 from __future__ import annotations
@@ -61,6 +67,7 @@ __all__ = [
     "MAX_FUTURE_ROUNDS",
     "MAX_HEIGHTS_AHEAD",
     "MAX_PROPOSALS_PER_ROUND",
+    "MAX_VOTES_PER_SENDER",
     "Application",
     "Broadcast",
     "Consensus",
@@ -90,6 +97,7 @@ MAX_HEIGHTS_AHEAD = 4
 MAX_BUFFERED = 10_000
 MAX_FUTURE_ROUNDS = 16
 MAX_PROPOSALS_PER_ROUND = 4
+MAX_VOTES_PER_SENDER = 4
 MAX_EVIDENCE = 1_000
 
 
@@ -392,8 +400,10 @@ class _RoundLog:
     """The message log of one round of the current height."""
 
     proposals: dict[bytes, Proposal] = field(default_factory=dict)  # arrival order
-    prevotes: dict[str, Vote] = field(default_factory=dict)
-    precommits: dict[str, Vote] = field(default_factory=dict)
+    # sender → value → vote; an equivocator has several values, each counted for its value
+    prevotes: dict[str, dict[bytes | None, Vote]] = field(default_factory=dict)
+    precommits: dict[str, dict[bytes | None, Vote]] = field(default_factory=dict)
+    # value → number of distinct senders that voted for it
     prevote_tally: Counter[bytes | None] = field(default_factory=Counter)
     precommit_tally: Counter[bytes | None] = field(default_factory=Counter)
     senders: set[str] = field(default_factory=set)
@@ -403,8 +413,13 @@ def _well_formed(msg: Message) -> bool:
     if msg.height < 0 or msg.round < 0:
         return False
     if isinstance(msg, Proposal):
-        return -1 <= msg.valid_round < msg.round
-    return msg.block_hash is None or len(msg.block_hash) == HASH_SIZE
+        return isinstance(msg.block, Block) and -1 <= msg.valid_round < msg.round
+    # A plain "prevote" string would sign the same bytes as VoteKind.PREVOTE but fail the
+    # identity checks below, so only the enum is well formed.
+    return isinstance(msg.kind, VoteKind) and (
+        msg.block_hash is None
+        or (isinstance(msg.block_hash, bytes) and len(msg.block_hash) == HASH_SIZE)
+    )
 
 
 class Consensus:
@@ -499,10 +514,12 @@ class Consensus:
         Messages of a later height are buffered until that height starts.
         """
         self.stats.received += 1
-        if not self._check(msg):
+        if isinstance(msg, Proposal | Vote) and (
+            msg.height < self.height or (msg.height == self.height and self.decision is not None)
+        ):
+            self.stats.stale += 1  # not worth a signature check
             return []
-        if msg.height < self.height or (msg.height == self.height and self.decision is not None):
-            self.stats.stale += 1
+        if not self._check(msg):
             return []
         if msg.height > self.height or not self._running:
             self._buffer(msg)
@@ -577,46 +594,62 @@ class Consensus:
 
     def _add_to_log(self, msg: Message) -> bool:
         """Put a checked message of the current height in the log; True if it is new."""
-        rlog = self._rounds.get(msg.round)
+        rlog = self._round_log_for(msg)
         if rlog is None:
-            if msg.round > self.round and self._future_rounds_of(msg.sender) >= MAX_FUTURE_ROUNDS:
-                self.stats.dropped_far_future += 1
-                return False
-            rlog = self._rounds[msg.round] = _RoundLog()
-        elif (
-            msg.round > self.round
-            and msg.sender not in rlog.senders
-            and self._future_rounds_of(msg.sender) >= MAX_FUTURE_ROUNDS
-        ):
             self.stats.dropped_far_future += 1
             return False
-        if isinstance(msg, Proposal):
-            bh = msg.block.hash()
-            if bh in rlog.proposals:
-                self.stats.duplicate += 1
+        added = (
+            self._add_proposal(rlog, msg)
+            if isinstance(msg, Proposal)
+            else self._add_vote(rlog, msg)
+        )
+        if added:
+            rlog.senders.add(msg.sender)
+            self.stats.accepted += 1
+        return added
+
+    def _round_log_for(self, msg: Message) -> _RoundLog | None:
+        """The log of the message's round, or None if its sender already occupies too
+        many rounds above the current one."""
+        rlog = self._rounds.get(msg.round)
+        if (
+            msg.round > self.round
+            and (rlog is None or msg.sender not in rlog.senders)
+            and self._future_rounds_of(msg.sender) >= MAX_FUTURE_ROUNDS
+        ):
+            return None
+        if rlog is None:
+            rlog = self._rounds[msg.round] = _RoundLog()
+        return rlog
+
+    def _add_proposal(self, rlog: _RoundLog, msg: Proposal) -> bool:
+        bh = msg.block.hash()
+        if bh in rlog.proposals:
+            self.stats.duplicate += 1
+            return False
+        if rlog.proposals:
+            self._record_evidence(next(iter(rlog.proposals.values())), msg)
+            if len(rlog.proposals) >= MAX_PROPOSALS_PER_ROUND:
                 return False
-            if rlog.proposals:
-                self._record_evidence(next(iter(rlog.proposals.values())), msg)
-                if len(rlog.proposals) >= MAX_PROPOSALS_PER_ROUND:
-                    return False
-            rlog.proposals[bh] = msg
-        else:
-            votes, tally = (
-                (rlog.prevotes, rlog.prevote_tally)
-                if msg.kind is VoteKind.PREVOTE
-                else (rlog.precommits, rlog.precommit_tally)
-            )
-            earlier = votes.get(msg.validator)
-            if earlier is not None:
-                if earlier.block_hash == msg.block_hash:
-                    self.stats.duplicate += 1
-                else:
-                    self._record_evidence(earlier, msg)
+        rlog.proposals[bh] = msg
+        return True
+
+    def _add_vote(self, rlog: _RoundLog, msg: Vote) -> bool:
+        votes, tally = (
+            (rlog.prevotes, rlog.prevote_tally)
+            if msg.kind is VoteKind.PREVOTE
+            else (rlog.precommits, rlog.precommit_tally)
+        )
+        mine = votes.setdefault(msg.validator, {})
+        if msg.block_hash in mine:
+            self.stats.duplicate += 1
+            return False
+        if mine:
+            self._record_evidence(next(iter(mine.values())), msg)
+            if len(mine) >= MAX_VOTES_PER_SENDER:
                 return False
-            votes[msg.validator] = msg
-            tally[msg.block_hash] += 1
-        rlog.senders.add(msg.sender)
-        self.stats.accepted += 1
+        mine[msg.block_hash] = msg
+        tally[msg.block_hash] += 1
         return True
 
     def _future_rounds_of(self, sender: str) -> int:
@@ -827,9 +860,9 @@ class Consensus:
                 if prop is None or not self._valid(prop.block):
                     continue
                 sigs = tuple(
-                    CommitSig(vid, vote.signature)
-                    for vid, vote in sorted(rlog.precommits.items())
-                    if vote.block_hash == bh
+                    CommitSig(vid, votes[bh].signature)
+                    for vid, votes in sorted(rlog.precommits.items())
+                    if bh in votes
                 )
                 cert = CommitCertificate(self.height, r, bh, sigs)
                 self.decision = prop.block

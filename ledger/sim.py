@@ -103,6 +103,7 @@ class NetworkConfig:
     dup_prob: float = 0.0  # a second copy of a message, at any time
     reorder_prob: float = 0.0  # before GST: an extra delay of up to 4 * max_delay
     partitions: tuple[Partition, ...] = ()
+    gossip: bool = True  # honest validators relay every message they see for the first time
 
 
 class SimApp:
@@ -185,6 +186,7 @@ class _Node:
     app: SimApp
     machine: Consensus
     seen_blocks: dict[tuple[int, int], bytes] = field(default_factory=dict)
+    relayed: set[bytes] = field(default_factory=set)
 
 
 @dataclass(frozen=True)
@@ -200,6 +202,11 @@ class _Fire:
     timeout: Timeout
 
 
+@dataclass(frozen=True)
+class _Restart:
+    dest: str
+
+
 @dataclass
 class SimResult:
     """What happened in a run."""
@@ -212,6 +219,8 @@ class SimResult:
     decide_times: dict[str, dict[int, float]]
     stats: dict[str, ConsensusStats]
     evidence: dict[str, int]  # honest validator → equivocations it saw
+    double_signs: list[tuple[str, int, int, str]]  # honest (validator, h, r, step): must be []
+    restarts: int
     trace_digest: str
 
     def forks(self) -> dict[int, set[bytes]]:
@@ -241,6 +250,9 @@ class Simulation:
         faults: validator index → behaviour; the others are honest.
         timeouts: the validators' timeout schedule.
         initial_height: the first height decided.
+        restarts: validator index → simulated time at which it crashes and restarts at
+            once: a new state machine with the same key, vote guard and application state
+            (what survives on disk), and an empty message log and no locks (what does not).
     """
 
     def __init__(
@@ -252,6 +264,7 @@ class Simulation:
         faults: Mapping[int, Behaviour] | None = None,
         timeouts: TimeoutConfig | None = None,
         initial_height: int = 1,
+        restarts: Mapping[int, float] | None = None,
     ) -> None:
         self.seed = seed
         self.net = net or NetworkConfig()
@@ -262,6 +275,8 @@ class Simulation:
         keys = [sim_key(seed, i) for i in range(n)]
         self.validators = ValidatorSet.of([(f"v{i}", k.public_key()) for i, k in enumerate(keys)])
         self.nodes: dict[str, _Node] = {}
+        self._timeouts = timeouts
+        self._guards: dict[str, MemoryVoteGuard] = {}
         for i, vid in enumerate(self.validators.ids):
             behaviour = faults.get(i, Behaviour.HONEST)
             app = (
@@ -269,18 +284,22 @@ class Simulation:
                 if behaviour is Behaviour.INVALID_VOTER
                 else SimApp(vid, initial_height)
             )
-            machine = Consensus(
-                vid, keys[i], self.validators, app, MemoryVoteGuard(), timeouts=timeouts
-            )
+            guard = self._guards[vid] = MemoryVoteGuard()
+            machine = Consensus(vid, keys[i], self.validators, app, guard, timeouts=timeouts)
             self.nodes[vid] = _Node(vid, i, keys[i], behaviour, app, machine)
         self.honest = tuple(v for v, nd in self.nodes.items() if nd.behaviour is Behaviour.HONEST)
         self.decisions: dict[str, dict[int, bytes]] = {v: {} for v in self.honest}
         self.decide_times: dict[str, dict[int, float]] = {v: {} for v in self.honest}
-        self._queue: list[tuple[float, int, _Deliver | _Fire]] = []
+        self._queue: list[tuple[float, int, _Deliver | _Fire | _Restart]] = []
         self._seq = 0
         self._events = 0
         self._trace = hashlib.sha256()
         self._target = 0
+        self._signed: dict[tuple[str, int, int, str], bytes | None] = {}
+        self.double_signs: list[tuple[str, int, int, str]] = []
+        self.restarts = 0
+        for i, at in (restarts or {}).items():
+            self._push(at, _Restart(self.validators.ids[i]))
 
     # ------------------------------------------------------------------ running
 
@@ -300,10 +319,13 @@ class Simulation:
             self.now = at
             self._events += 1
             node = self.nodes[event.dest]
-            if isinstance(event, _Deliver):
+            if isinstance(event, _Restart):
+                self._restart(node)
+            elif isinstance(event, _Deliver):
                 self._trace.update(f"{at:.9f}|{event.src}>{event.dest}|".encode())
                 self._trace.update(type(event.msg).__name__.encode() + event.msg.signature)
                 self._observe(node, event.msg)
+                self._relay(node, event.src, event.msg)
                 self._apply(node, node.machine.on_message(event.msg))
             else:
                 self._trace.update(f"{at:.9f}|T{event.dest}|{event.timeout}".encode())
@@ -317,13 +339,33 @@ class Simulation:
             decide_times={v: dict(d) for v, d in self.decide_times.items()},
             stats={v: self.nodes[v].machine.stats for v in self.honest},
             evidence={v: len(self.nodes[v].machine.evidence) for v in self.honest},
+            double_signs=list(self.double_signs),
+            restarts=self.restarts,
             trace_digest=self._trace.hexdigest(),
         )
 
     def _done(self, heights: int) -> bool:
         return all(len(d) >= heights for d in self.decisions.values())
 
-    def _push(self, at: float, event: _Deliver | _Fire) -> None:
+    def _restart(self, node: _Node) -> None:
+        if node.behaviour is Behaviour.SILENT:
+            return
+        self.restarts += 1
+        self._trace.update(f"{self.now:.9f}|R{node.id}".encode())
+        old = node.machine
+        node.machine = Consensus(
+            node.id,
+            node.key,
+            self.validators,
+            node.app,
+            self._guards[node.id],
+            timeouts=self._timeouts,
+        )
+        node.machine.stats = old.stats  # keep counting across the restart
+        if node.app.height - self.initial_height < self._target:  # heights left to decide
+            self._apply(node, node.machine.start(node.app.height))
+
+    def _push(self, at: float, event: _Deliver | _Fire | _Restart) -> None:
         self._seq += 1
         heapq.heappush(self._queue, (at, self._seq, event))
 
@@ -333,12 +375,24 @@ class Simulation:
         while pending:
             effect = pending.pop(0)
             if isinstance(effect, Broadcast):
+                if node.behaviour is Behaviour.HONEST:
+                    self._check_double_sign(node.id, effect.message)
                 for dest, msg in self._outgoing(node, effect.message):
                     self._send(node.id, dest, msg)
             elif isinstance(effect, ScheduleTimeout):
                 self._push(self.now + effect.delay_s, _Fire(node.id, effect.timeout))
             elif isinstance(effect, Decide):
                 self._decided(node, effect, pending)
+
+    def _check_double_sign(self, vid: str, msg: Message) -> None:
+        step, value = (
+            ("proposal", msg.block.hash())
+            if isinstance(msg, Proposal)
+            else (str(msg.kind), msg.block_hash)
+        )
+        slot = (vid, msg.height, msg.round, step)
+        if self._signed.setdefault(slot, value) != value:
+            self.double_signs.append(slot)
 
     def _decided(self, node: _Node, effect: Decide, pending: list[Effect]) -> None:
         node.app.apply(effect.block)
@@ -378,6 +432,19 @@ class Simulation:
         """What a Byzantine node remembers to make its attacks plausible."""
         if isinstance(msg, Proposal):
             node.seen_blocks.setdefault((msg.height, msg.round), msg.block.hash())
+
+    def _relay(self, node: _Node, src: str, msg: Message) -> None:
+        """Gossip: an honest validator forwards a message it sees for the first time, so
+        that what one correct validator receives every correct validator receives."""
+        if not self.net.gossip or node.behaviour is not Behaviour.HONEST:
+            return
+        seen = msg.signature + msg.sign_bytes()
+        if seen in node.relayed:
+            return
+        node.relayed.add(seen)
+        for dest in self.validators.ids:
+            if dest not in (node.id, src, msg.sender):
+                self._send(node.id, dest, msg)
 
     def _outgoing(self, node: _Node, msg: Message) -> list[tuple[str, Message]]:
         others = [v for v in self.validators.ids if v != node.id]

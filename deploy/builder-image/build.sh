@@ -4,7 +4,8 @@
 set -euo pipefail
 umask 022
 
-readonly HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly HERE
 readonly NAME=farm-builder-bookworm-amd64
 readonly TAG=farm-builder:bookworm
 readonly SUITE=bookworm
@@ -90,7 +91,8 @@ done
 [[ -n $out ]] || out=$cache/builder-image
 mkdir -p "$out" "$cache/debs"
 out=$(cd "$out" && pwd)
-readonly debs=$(cd "$cache/debs" && pwd)
+debs=$(cd "$cache/debs" && pwd)
+readonly debs
 readonly state=$cache/builder-image.last
 
 # One build at a time per host: they share the .deb cache and the state file.
@@ -118,7 +120,8 @@ if ((!force)) && [[ -f $state ]]; then
         if ((load)); then
             present=$(docker image inspect --format '{{.Id}}' "$last_image" 2>/dev/null || true)
         else
-            present=$([[ -f $out/$NAME.docker.tar ]] && echo "$last_image" || true)
+            present=
+            if [[ -f $out/$NAME.docker.tar ]]; then present=$last_image; fi
         fi
         if [[ $present == "$last_image" ]]; then
             log "image $last_image and rootfs $out/$NAME.tar (same inputs) are present;" \
@@ -149,6 +152,11 @@ fi
 packages=$(sed -e 's/#.*//' -e 's/[[:space:]]//g' -e '/^$/d' "$HERE/packages.txt" | paste -sd, -)
 [[ -n $packages ]] || die "packages.txt lists no packages"
 
+# mmdebstrap's special hooks split their arguments on whitespace.
+for dir in "$HERE" "$debs" "$out"; do
+    [[ $dir != *[[:space:]]* ]] || die "paths with whitespace are not supported: '$dir'"
+done
+
 partial_tar=$out/.$NAME.tar.partial
 partial_manifest=$out/.$NAME.packages.partial
 cleanup() { rm -f -- "$partial_tar" "$partial_manifest" "$out/.$NAME.docker.tar.partial"; }
@@ -161,6 +169,7 @@ start=$SECONDS
 # --keyring + --skip=check/signed-by: apt verifies the mirror against Debian's archive
 # keyring, and sources.list inside the image never depends on the host's key setup.
 # --skip=essential/unlink keeps the essential .debs so the last hook can save them.
+# shellcheck disable=SC2016 # "$1" in hooks is the chroot, expanded by mmdebstrap's sh
 mmdebstrap \
     "${verbosity[@]}" \
     --mode=root \

@@ -76,8 +76,9 @@ def _member(name: str, size: int, epoch: int) -> tarfile.TarInfo:
     return info
 
 
-def write_archive(out: IO[bytes], layer: Path, config: bytes, config_hex: str, diff_id: str,
-                  tag: str, epoch: int) -> None:
+def write_archive(
+    out: IO[bytes], layer: Path, config: bytes, config_hex: str, diff_id: str, tag: str, epoch: int
+) -> None:
     layer_name = f"{diff_id}/layer.tar"
     manifest = canonical_json(
         [{"Config": f"{config_hex}.json", "RepoTags": [tag], "Layers": [layer_name]}]
@@ -111,8 +112,9 @@ def main(argv: list[str]) -> int:
         args.layer_sha_file.write_text(f"{diff_id}  {args.layer.name}\n")
     args.id_file.write_text(f"sha256:{config_hex}\n")
     if args.archive == "-":
-        write_archive(sys.stdout.buffer, args.layer, config, config_hex, diff_id,
-                      args.tag, args.epoch)
+        write_archive(
+            sys.stdout.buffer, args.layer, config, config_hex, diff_id, args.tag, args.epoch
+        )
         sys.stdout.buffer.flush()
     elif args.archive:
         with Path(args.archive).open("wb") as out:

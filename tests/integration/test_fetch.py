@@ -214,6 +214,14 @@ def test_unreachable_url(fetcher: Fetcher, tmp_path: Path) -> None:
         fetcher.source(src(url, "1" * 40), tmp_path / "b")
 
 
+def test_dangerous_git_transports_are_refused(fetcher: Fetcher, tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    url = f"ext::sh -c touch% {marker}"
+    with pytest.raises(FetchError, match="cannot fetch commit"):
+        fetcher.source(src(url, "1" * 40), tmp_path / "b")
+    assert not marker.exists()
+
+
 @pytest.mark.parametrize("ref", ["main", "v1", "HEAD", "refs/heads/main", "abc123"])
 def test_ref_names_are_refused(
     upstream: Upstream, fetcher: Fetcher, tmp_path: Path, ref: str
@@ -235,7 +243,7 @@ def test_non_commit_objects_are_refused(
     mirror = next((tmp_path / "cache" / "git").glob("*.git"))
     # put the object into the mirror too, so only the type check can refuse it
     subprocess.run(["git", "-C", str(mirror), "fetch", "-q", str(upstream.path), "v1"], check=True)
-    with pytest.raises(FetchError, match=f"not a commit; refused"):
+    with pytest.raises(FetchError, match="not a commit; refused"):
         fetcher.source(src(str(upstream.path), obj), tmp_path / "b")
 
 
@@ -246,7 +254,7 @@ def test_symlink_escaping_the_repository_is_refused(
     git(upstream.path, "add", "escape")
     git(upstream.path, "commit", "-qm", "evil")
     evil = git(upstream.path, "rev-parse", "HEAD")
-    with pytest.raises(FetchError, match="'escape': symlink.*outside the tree"):
+    with pytest.raises(FetchError, match=r"'escape': symlink.*outside the tree"):
         fetcher.source(src(str(upstream.path), evil), tmp_path / "b")
     assert list((tmp_path / "b").iterdir()) == []
 
@@ -284,7 +292,9 @@ class Server:
         self.routes[path] = (status, headers, body)
         return self.base + path
 
-    def release(self, name: str, version: str, files: dict[str, bytes], *, lie: bool = False) -> None:
+    def release(
+        self, name: str, version: str, files: dict[str, bytes], *, lie: bool = False
+    ) -> None:
         """Serve ``files`` and list them at /pypi/NAME/VERSION/json (``lie``: wrong digests)."""
         urls = []
         for filename, data in files.items():
@@ -295,7 +305,9 @@ class Server:
                     "url": self.add(f"/files/{filename}", data),
                     "digests": {"sha256": digest, "md5": "unused"},
                     "size": len(data),
-                    "packagetype": "sdist" if filename.endswith((".tar.gz", ".zip")) else "bdist_wheel",
+                    "packagetype": "sdist"
+                    if filename.endswith((".tar.gz", ".zip"))
+                    else "bdist_wheel",
                 }
             )
         doc = {"info": {"name": name, "version": version}, "urls": urls}
@@ -322,7 +334,7 @@ def server() -> Iterator[Server]:
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.base = f"http://127.0.0.1:{httpd.server_address[1]}"
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
     try:
         yield state
@@ -405,6 +417,21 @@ def test_archive_fetch_strip_mtimes_and_cache(
     assert tree_listing(out2) == tree_listing(out)
 
 
+def test_damaged_cache_entry_is_fetched_again(
+    server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path
+) -> None:
+    url = server.add("/dl/demo-1.0.tar.gz", PKG)
+    source = ArchiveSource(type="archive", url=url, sha256=sha(PKG))
+    http_fetcher().source(source, tmp_path / "b1")
+    blob = tmp_path / "cache" / "blobs" / "sha256" / sha(PKG)
+    blob.chmod(0o644)
+    blob.write_bytes(b"damaged")
+    out = http_fetcher().source(source, tmp_path / "b2")
+    assert (out / "setup.py").is_file()
+    assert len(server.requests) == 2
+    assert blob.read_bytes() == PKG
+
+
 def test_zip_archive(server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path) -> None:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
@@ -424,9 +451,7 @@ def test_sha256_mismatch_keeps_nothing(
     url = server.add("/dl/demo-1.0.tar.gz", PKG)
     pinned = "0" * 64
     with pytest.raises(FetchError) as err:
-        http_fetcher().source(
-            ArchiveSource(type="archive", url=url, sha256=pinned), tmp_path / "b"
-        )
+        http_fetcher().source(ArchiveSource(type="archive", url=url, sha256=pinned), tmp_path / "b")
     assert f"expected {pinned}, got {sha(PKG)}" in str(err.value)
     cache = tmp_path / "cache"
     assert list((cache / "blobs" / "sha256").iterdir()) == []
@@ -444,8 +469,10 @@ def test_malicious_archive_over_http_is_refused(
         tf.addfile(info, io.BytesIO(b"x"))
     data = buf.getvalue()
     url = server.add("/dl/evil.tar.gz", data)
-    with pytest.raises(FetchError, match="'demo-1.0/../../../escaped': '..' in path refused"):
-        http_fetcher().source(ArchiveSource(type="archive", url=url, sha256=sha(data)), tmp_path / "b")
+    with pytest.raises(FetchError, match=r"'demo-1.0/../../../escaped': '..' in path refused"):
+        http_fetcher().source(
+            ArchiveSource(type="archive", url=url, sha256=sha(data)), tmp_path / "b"
+        )
     assert not (tmp_path / "escaped").exists()
     assert list((tmp_path / "b").iterdir()) == []
 
@@ -473,9 +500,7 @@ def test_http_errors_redirects_and_caps(
     assert list((tmp_path / "cache" / "tmp").iterdir()) == []
 
 
-def test_pypi_sdist(
-    server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path
-) -> None:
+def test_pypi_sdist(server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path) -> None:
     wheel = b"PK\x05\x06" + bytes(18)
     server.release("demo", "1.0", {"demo-1.0.tar.gz": PKG, "demo-1.0-py3-none-any.whl": wheel})
     pin = PypiSource(type="pypi", name="demo", version="1.0", sha256=sha(PKG))
@@ -486,10 +511,10 @@ def test_pypi_sdist(
     assert len(server.requests) == 2
     # a wheel pinned as the source is not an sdist
     as_wheel = PypiSource(type="pypi", name="demo", version="1.0", sha256=sha(wheel))
-    with pytest.raises(FetchError, match="demo==1.0: .* is a bdist_wheel, not an sdist"):
+    with pytest.raises(FetchError, match=r"demo==1.0: .* is a bdist_wheel, not an sdist"):
         http_fetcher().source(as_wheel, tmp_path / "b3")
     wrong_name = pin.model_copy(update={"filename": "demo-1.0.zip"})
-    with pytest.raises(FetchError, match="is demo-1.0.tar.gz, not demo-1.0.zip"):
+    with pytest.raises(FetchError, match=r"is demo-1.0.tar.gz, not demo-1.0.zip"):
         http_fetcher().source(wrong_name, tmp_path / "b4")
 
 
@@ -522,15 +547,13 @@ def test_pypi_project_document_fallback_and_not_found(
     pin = PypiSource(type="pypi", name="demo", version="1.0", sha256=sha(PKG))
     out = http_fetcher().source(pin, tmp_path / "b")
     assert (out / "setup.py").is_file()
-    with pytest.raises(FetchError, match="demo==2.0: no such release"):
+    with pytest.raises(FetchError, match=r"demo==2.0: no such release"):
         http_fetcher().source(pin.model_copy(update={"version": "2.0"}), tmp_path / "c")
-    with pytest.raises(FetchError, match="nothing==1.0: not found"):
+    with pytest.raises(FetchError, match=r"nothing==1.0: not found"):
         http_fetcher().source(pin.model_copy(update={"name": "nothing"}), tmp_path / "d")
 
 
-def test_dependencies(
-    server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path
-) -> None:
+def test_dependencies(server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path) -> None:
     wheel_a, wheel_b = b"wheel a", b"wheel b"
     server.release("a", "1", {"a-1-py3-none-any.whl": wheel_a})
     server.release("b", "2", {"b-2-py3-none-any.whl": wheel_b, "b-2.tar.gz": b"sdist b"})
@@ -547,19 +570,21 @@ def test_dependencies(
     http_fetcher().dependencies(deps, tmp_path / "b2")
     assert len(server.requests) == n  # all from the cache
     missing = [*deps, PypiDependency(name="c", version="3", sha256="7" * 64)]
-    with pytest.raises(FetchError, match="^c==3: not found"):
+    with pytest.raises(FetchError, match=r"^c==3: not found"):
         http_fetcher().dependencies(missing, tmp_path / "b3")
     assert list((tmp_path / "b3").iterdir()) == []
     server.release("d", "4", {"d-4-py3-none-any.whl": b"d"}, lie=True)
     lying = [PypiDependency(name="d", version="4", sha256=sha(b"dx"))]
-    with pytest.raises(FetchError, match="d-4-py3-none-any.whl: sha256 mismatch"):
+    with pytest.raises(FetchError, match=r"d-4-py3-none-any.whl: sha256 mismatch"):
         http_fetcher().dependencies(lying, tmp_path / "b4")
     wrong = [PypiDependency(name="a", version="1", sha256="5" * 64)]
-    with pytest.raises(FetchError, match="^a==1: no file has sha256 5{64}"):
+    with pytest.raises(FetchError, match=r"^a==1: no file has sha256 5{64}"):
         http_fetcher().dependencies(wrong, tmp_path / "b5")
 
 
-def test_refuses_to_overwrite(server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path) -> None:
+def test_refuses_to_overwrite(
+    server: Server, http_fetcher: Callable[..., Fetcher], tmp_path: Path
+) -> None:
     (tmp_path / "b" / "deps").mkdir(parents=True)
     with pytest.raises(FetchError, match="already exists"):
         http_fetcher().dependencies([], tmp_path / "b")

@@ -392,25 +392,29 @@ def test_bad_signatures_unknown_validators_and_wrong_proposers_are_dropped() -> 
     assert feed(m, stranger) == []
     assert feed(m, replace(vote(PREVOTE, 1, 0, A, "v1"), validator="v2")) == []
     assert feed(m, prop(1, 0, A, vr=0)) == []  # valid round must be below the round
+    sloppy = vote(PRECOMMIT, 1, 0, A, "v1")
+    assert feed(m, replace(sloppy, kind="precommit")) == []  # type: ignore[arg-type]
+    assert feed(m, replace(sloppy, block_hash=b"short")) == []
     s = m.stats
-    assert (s.bad_signature, s.wrong_proposer, s.unknown_validator, s.malformed) == (3, 1, 1, 1)
+    assert (s.bad_signature, s.wrong_proposer, s.unknown_validator, s.malformed) == (3, 1, 1, 3)
     assert m.step is Step.PROPOSE
     assert sent_votes(feed(m, good), PREVOTE) == [A.hash()]
 
 
-def test_duplicates_count_once_and_equivocation_is_evidence() -> None:
+def test_duplicates_count_once_and_an_equivocator_counts_for_each_value() -> None:
     m = machine()
     m.start(1)
     first = vote(PREVOTE, 1, 0, A, "v1")
     feed(m, first, first)
-    second = vote(PREVOTE, 1, 0, B, "v1")
-    feed(m, second, vote(PREVOTE, 1, 0, B, "v2"), vote(PREVOTE, 1, 0, B, "v3"))
     assert m.stats.duplicate == 1
+    second = vote(PREVOTE, 1, 0, B, "v1")
+    feed(m, second, vote(PREVOTE, 1, 0, B, "v2"))
     assert [(e.validator, e.first, e.second) for e in m.evidence] == [("v1", first, second)]
-    # v1 counts once, for A: with v0's own prevote A has 2, B has 2 (v2, v3): no polka.
-    assert sent_votes(feed(m, prop(1, 0, A)), PREVOTE) == [A.hash()]
-    feed(m, prop(1, 0, B))
-    assert (m.locked_round, m.step) == (-1, Step.PREVOTE)
+    # As in the paper's message log, v1's prevote for B counts for B (as its prevote for
+    # A counts for A): with v2 and v0's own prevote, B has its polka.
+    effects = feed(m, prop(1, 0, B))
+    assert sent_votes(effects, PRECOMMIT) == [B.hash()]
+    assert m.locked_value == B
 
 
 def test_equivocating_proposer_is_evidence_and_first_proposal_is_voted() -> None:
