@@ -323,6 +323,8 @@ def _settle(container: Container) -> int | None:
             if code == 0:
                 break
             logger.debug("settling the build container: exit %s, %r", code, err[:200])
+            if code == 128 + 9:  # SIGKILLed, and kill -1 spares its caller: out of memory
+                return None
         except _DockerFailure as exc:
             logger.debug("settling the build container: %s", exc)
         if time.monotonic() > deadline:
@@ -534,6 +536,9 @@ def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutc
     oom_killed = bool(container.attrs.get("State", {}).get("OOMKilled")) or bool(
         _oom_kills(container, created)
     )
+    if not oom_killed and (exit_code == 128 + 9 or free is None):
+        time.sleep(0.3)  # SIGKILLed: the Engine's oom event may trail the exit a little
+        oom_killed = bool(_oom_kills(container, created))
     output_exceeded = free is not None and free < _PAGE
     if exit_code == 0 and free is not None and not output_exceeded:
         _copy_out(container, output_dir, spec.limits)

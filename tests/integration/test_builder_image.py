@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -95,12 +96,18 @@ def client() -> Iterator[docker.DockerClient]:
 
 
 @pytest.fixture(scope="module")
-def builds(tmp_path_factory: pytest.TempPathFactory) -> tuple[Build, Build]:
-    """Two full builds: a fresh output folder each, the second forced."""
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Build, Build]]:
+    """Two full builds: a fresh output folder each, the second forced.
+
+    The tarballs (about 0.5 GB each) are deleted afterwards; the image stays loaded.
+    """
     root = tmp_path_factory.mktemp("builder-image")
-    first = _build(root / "first", force=False)
-    second = _build(root / "second", force=True)
-    return first, second
+    try:
+        first = _build(root / "first", force=False)
+        second = _build(root / "second", force=True)
+        yield first, second
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def test_two_builds_are_bit_identical(builds: tuple[Build, Build]) -> None:

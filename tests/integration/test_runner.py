@@ -8,6 +8,7 @@ session and reused. Nothing is pulled.
 from __future__ import annotations
 
 import _thread
+import hashlib
 import io
 import shutil
 import socket
@@ -381,9 +382,41 @@ def test_runs_unprivileged(run: Any) -> None:
     assert status["NoNewPrivs:"] == "1"
 
 
-def test_log_is_truncated_at_log_size(run: Any) -> None:
-    import hashlib
+def test_limits_are_applied(run: Any) -> None:
+    """Read the limits back from inside: cgroup v1 or v2 files, and the mount table."""
+    files = [
+        "pids/pids.max", "pids.max",
+        "memory/memory.limit_in_bytes", "memory.max",
+        "memory/memory.memsw.limit_in_bytes", "memory.swap.max",
+        "cpu/cpu.cfs_quota_us", "cpu.max",
+    ]  # fmt: skip
+    probes = [
+        f'[ -e /sys/fs/cgroup/{f} ] && echo "CG {f} $(cat /sys/fs/cgroup/{f})"' for f in files
+    ]
+    probes.append("grep -E ' (/|/src|/out|/tmp) ' /proc/mounts | sed 's/^/MNT /'")
+    probes.append("echo CORE $(ulimit -c)")
+    outcome = run("\n".join(p + " || true" for p in probes))
+    log = text(outcome)
+    assert outcome.exit_code == 0, log
+    tagged = [line.split(" ", 1) for line in log.splitlines()]
+    found = dict(rest.split(" ", 1) for tag, rest in tagged if tag == "CG")
+    mem = str(FAST.memory)
+    if "memory.max" in found:  # cgroup v2
+        assert found["pids.max"] == "64" and found["memory.max"] == mem
+        assert found["memory.swap.max"] == "0" and found["cpu.max"].startswith("100000 ")
+    else:
+        assert found["pids/pids.max"] == "64"
+        assert found["memory/memory.limit_in_bytes"] == mem
+        assert found.get("memory/memory.memsw.limit_in_bytes", mem) == mem  # no swap
+        assert found["cpu/cpu.cfs_quota_us"] == "100000"  # 1 cpu of a 100ms period
+    mounts = {rest.split()[1]: rest.split()[3].split(",") for tag, rest in tagged if tag == "MNT"}
+    assert "ro" in mounts["/"] and "ro" in mounts["/src"]
+    assert "rw" in mounts["/out"] and "size=1028k" in mounts["/out"]  # 1 MiB + one page
+    assert "size=16384k" in mounts["/tmp"]
+    assert ["CORE", "0"] in tagged  # no core dumps
 
+
+def test_log_is_truncated_at_log_size(run: Any) -> None:
     limits = FAST.model_copy(update={"log_size": 1000})
     outcome = run(
         "echo first >&2; i=0; while [ $i -lt 500 ]; do echo 0123456789; i=$((i+1)); done",
