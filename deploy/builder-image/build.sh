@@ -226,6 +226,6 @@ layer=$(cut -d' ' -f1 <"$out/$NAME.tar.sha256")
 printf 'inputs=%s\nimage=%s\nlayer=%s\nout=%s\n' "$inputs" "$image" "$layer" "$out" >"$state.tmp"
 mv -f -- "$state.tmp" "$state"
 log "rootfs sha256 $layer ($(wc -l <"$out/$NAME.packages.txt") packages, see $out/$NAME.packages.txt)"
-((load)) && log "image $image loaded, tagged $TAG"
+if ((load)); then log "image $image loaded, tagged $TAG"; fi
 log "done in $((SECONDS - start))s"
 printf '%s\n' "$image"
