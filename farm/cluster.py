@@ -54,30 +54,30 @@ class RedisServer:
         if exe is None:
             raise ConfigError("redis-server is not installed (apt-get install redis-server)")
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.data_dir / "redis.log").open("ab")
-        self.proc = subprocess.Popen(
-            [
-                exe,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--dir",
-                str(self.data_dir),
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-                "--save",
-                "",
-                "--protected-mode",
-                "yes",
-                "--daemonize",
-                "no",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (self.data_dir / "redis.log").open("ab") as log:
+            self.proc = subprocess.Popen(
+                [
+                    exe,
+                    "--port",
+                    str(self.port),
+                    "--bind",
+                    "127.0.0.1",
+                    "--dir",
+                    str(self.data_dir),
+                    "--appendonly",
+                    "yes",
+                    "--appendfsync",
+                    "always",
+                    "--save",
+                    "",
+                    "--protected-mode",
+                    "yes",
+                    "--daemonize",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
         while True:
@@ -160,14 +160,14 @@ class LocalCluster:
     def start_builder(self, b: BuilderProcess) -> None:
         """Start ``farm builder run`` for ``b``."""
         b.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = b.log_path.open("ab")
-        b.proc = subprocess.Popen(
-            [sys.executable, "-m", "farm.cli", "builder", "run", "--home", str(b.home)],
-            env=self.builder_env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        with b.log_path.open("ab") as log:
+            b.proc = subprocess.Popen(
+                [sys.executable, "-m", "farm.cli", "builder", "run", "--home", str(b.home)],
+                env=self.builder_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
 
     def stop_builder(
         self, b: BuilderProcess, sig: int = signal.SIGTERM, timeout: float = 20

@@ -11,10 +11,11 @@ import typer
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
 from farm.agreement import AgreementRow, agreement_rows
 from farm.dispatch import BuilderRun
-from farm.quorum import Tally, tally
+from farm.quorum import Tally, require_quorum, tally
 
 console = Console()
 
@@ -128,6 +129,7 @@ def build(
         "arches": {},
     }
     all_agree = True
+    problems: list[str] = []
     for a in arches:
         runs = dispatch(app, recipe, a, chosen[a], build_id)
         with Live(_progress_table(runs, a), console=console, refresh_per_second=4) as live:
@@ -143,6 +145,7 @@ def build(
         ids = [r.builder.builder_id for r in runs]
         t = tally(results, quorum=count, expected=ids)
         rows = agreement_rows(recipe, results, ids, t)
+        console.print()
         console.print(_agreement_table(rows, ids, t, a))
         for run in runs:
             if run.state != "DONE":
@@ -151,10 +154,13 @@ def build(
                     highlight=False,
                 )
                 if run.log_tail:
-                    console.print(
-                        "[dim]" + run.log_tail[-2000:] + "[/]", highlight=False, markup=False
-                    )
+                    console.print(Text(run.log_tail[-2000:], style="dim"))
         agree = t.verdict == "verified" and all(r.agreed for r in rows)
+        if not agree:
+            try:
+                require_quorum(t)
+            except QuorumError as exc:
+                problems.append(f"{a}: {exc}")
         all_agree = all_agree and agree
         arch_report = {
             "verdict": t.verdict,
@@ -172,5 +178,5 @@ def build(
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
     if not all_agree:
-        raise QuorumError("builders do not agree (see the table above)")
+        raise QuorumError("; ".join(problems) or "builders do not agree (see the table above)")
     console.print(f"[bold green]all {count} builders agree bit for bit[/]", highlight=False)

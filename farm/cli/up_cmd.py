@@ -13,7 +13,7 @@ console = Console()
 
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_SCRIPT = REPO / "deploy" / "builder-image" / "build.sh"
-DEFAULT_RECIPE = REPO / "recipes" / "iniconfig" / "2.1.0.yaml"
+DEFAULT_RECIPE = REPO / "recipes" / "iniconfig" / "2.0.0.yaml"
 
 
 def ensure_image(digest: str) -> None:
