@@ -15,7 +15,9 @@ from rich.text import Text
 
 from farm.agreement import AgreementRow, agreement_rows
 from farm.dispatch import BuilderRun
+from farm.errors import QuorumError
 from farm.quorum import Tally, require_quorum, tally
+from farm.recipe import Recipe
 
 console = Console()
 
@@ -70,6 +72,49 @@ def _agreement_table(
     return table
 
 
+def _report_arch(
+    recipe: Recipe, arch: str, runs: Sequence[BuilderRun], count: int, wait: float
+) -> tuple[dict[str, object], str | None]:
+    """Print one architecture's tables; return its JSON report and its problem, if any."""
+    for run in runs:
+        if not run.done:
+            run.state, run.error = "MISSING", f"no result within {wait:.0f}s"
+    results = [r.result for r in runs if r.result is not None]
+    ids = [r.builder.builder_id for r in runs]
+    t = tally(results, quorum=count, expected=ids)
+    rows = agreement_rows(recipe, results, ids, t)
+    console.print()
+    console.print(_agreement_table(rows, ids, t, arch))
+    for run in runs:
+        if run.state != "DONE":
+            console.print(
+                f"[red]{run.builder.builder_id[:12]}[/]: {run.state}: {run.error}",
+                highlight=False,
+            )
+            if run.log_tail:
+                console.print(Text(run.log_tail[-2000:], style="dim"))
+    problem = None
+    if not (t.verdict == "verified" and all(r.agreed for r in rows)):
+        try:
+            require_quorum(t)
+            problem = f"{arch}: builders do not agree (see the table above)"
+        except QuorumError as exc:
+            problem = f"{arch}: {exc}"
+    report: dict[str, object] = {
+        "verdict": t.verdict,
+        "builders": {
+            r.builder.builder_id: {
+                "state": r.state,
+                "error": r.error,
+                "outputs": r.result.digest_set() if r.result else None,
+            }
+            for r in runs
+        },
+        "upstream": {row.output: row.upstream_state for row in rows},
+    }
+    return report, problem
+
+
 def build(
     recipe_path: Annotated[Path, typer.Argument(metavar="RECIPE", help="A recipe file.")],
     builders: Annotated[
@@ -99,7 +144,7 @@ def build(
     import redis
 
     from farm.dispatch import collect, dispatch
-    from farm.errors import ConfigError, QuorumError
+    from farm.errors import ConfigError
     from farm.queue import make_celery
     from farm.recipe import load_recipe
     from farm.registry import list_builders, pick_builders
@@ -128,8 +173,8 @@ def build(
         "recipe_digest": recipe.digest,
         "arches": {},
     }
-    all_agree = True
     problems: list[str] = []
+    arch_reports: dict[str, object] = {}
     for a in arches:
         runs = dispatch(app, recipe, a, chosen[a], build_id)
         with Live(_progress_table(runs, a), console=console, refresh_per_second=4) as live:
@@ -138,45 +183,12 @@ def build(
                 live.update(_progress_table(rs, a))
 
             collect(runs, wait, show)
-        for run in runs:
-            if not run.done:
-                run.state, run.error = "MISSING", f"no result within {wait:.0f}s"
-        results = [r.result for r in runs if r.result is not None]
-        ids = [r.builder.builder_id for r in runs]
-        t = tally(results, quorum=count, expected=ids)
-        rows = agreement_rows(recipe, results, ids, t)
-        console.print()
-        console.print(_agreement_table(rows, ids, t, a))
-        for run in runs:
-            if run.state != "DONE":
-                console.print(
-                    f"[red]{run.builder.builder_id[:12]}[/]: {run.state}: {run.error}",
-                    highlight=False,
-                )
-                if run.log_tail:
-                    console.print(Text(run.log_tail[-2000:], style="dim"))
-        agree = t.verdict == "verified" and all(r.agreed for r in rows)
-        if not agree:
-            try:
-                require_quorum(t)
-            except QuorumError as exc:
-                problems.append(f"{a}: {exc}")
-        all_agree = all_agree and agree
-        arch_report = {
-            "verdict": t.verdict,
-            "builders": {
-                r.builder.builder_id: {
-                    "state": r.state,
-                    "error": r.error,
-                    "outputs": r.result.digest_set() if r.result else None,
-                }
-                for r in runs
-            },
-            "upstream": {row.output: row.upstream_state for row in rows},
-        }
-        report["arches"][a] = arch_report  # type: ignore[index]
+        arch_reports[a], problem = _report_arch(recipe, a, runs, count, wait)
+        if problem:
+            problems.append(problem)
+    report["arches"] = arch_reports
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
-    if not all_agree:
+    if problems:
         raise QuorumError("; ".join(problems) or "builders do not agree (see the table above)")
     console.print(f"[bold green]all {count} builders agree bit for bit[/]", highlight=False)

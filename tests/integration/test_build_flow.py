@@ -121,3 +121,34 @@ def test_unknown_builder_count_is_a_clear_error(cluster3: LocalCluster, tmp_path
     proc, _ = farm_build(cluster3, recipe_path, tmp_path, "--builders", "5")
     assert proc.returncode == 1
     assert "3 running builder(s) can build amd64, 5 needed" in proc.stderr
+
+
+def test_architecture_a_builder_cannot_build_is_refused(
+    cluster3: LocalCluster, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    import redis
+
+    from farm.dispatch import collect, dispatch
+    from farm.queue import make_celery
+    from farm.registry import list_builders
+
+    recipe_path = write_recipe(
+        tmp_path / "recipes",
+        builder_image,
+        git_source,
+        "cp data.txt /out/",
+        ["data.txt"],
+        architectures=["amd64", "s390x"],
+    )
+    # No running builder advertises s390x, so farm build refuses before queueing anything.
+    proc, _ = farm_build(cluster3, recipe_path, tmp_path, "--arch", "s390x")
+    assert proc.returncode == 1
+    assert "0 running builder(s) can build s390x, 3 needed" in proc.stderr
+    # A task sent to a builder anyway is refused by the builder, with a signed reason.
+    running = list_builders(redis.Redis.from_url(cluster3.redis.url))
+    assert all("s390x" not in b.arches for b in running)
+    app = make_celery(cluster3.redis.url)
+    runs = dispatch(app, load_recipe(recipe_path), "s390x", running[:1], "arch-refusal-1")
+    collect(runs, timeout=60)
+    assert runs[0].state == "FAILED"
+    assert runs[0].error is not None and "cannot build s390x" in runs[0].error
