@@ -7,7 +7,8 @@ The tree::
     ├── CheckpointError     a checkpoint that is malformed or lacks enough known signatures
     ├── ConsensusError      a consensus message or certificate that does not verify
     │   └── DoubleSignError a validator was about to sign a second, different vote
-    └── TransactionError    a transaction refused by validation (its message is the reason)
+    ├── TransactionError    a transaction refused by validation (its message is the reason)
+    └── StorageError        a ledger store that cannot be opened, read or written
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ __all__ = [
     "DoubleSignError",
     "LedgerError",
     "ProofError",
+    "StorageError",
     "TransactionError",
 ]
 
@@ -42,3 +44,7 @@ class DoubleSignError(ConsensusError):
 
 class TransactionError(LedgerError):
     """A transaction refused by validation; the message is the reason."""
+
+
+class StorageError(LedgerError):
+    """A ledger store that cannot be opened, read or written, or belongs to another chain."""

@@ -20,7 +20,7 @@ def run_cli(app: typer.Typer) -> int:
     try:
         app(standalone_mode=False)
     except FarmError as exc:
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
     except typer.Exit as exc:
         return int(exc.exit_code)

@@ -1,0 +1,250 @@
+"""Each validator's HTTP API (FastAPI, served by uvicorn on the node's own loop).
+
+Routes::
+
+    POST /v1/tx                         submit; answers once committed (or refused)
+    GET  /v1/blocks/{h}                 a block with its commit certificate
+    GET  /v1/blocks?start=&limit=       consecutive blocks (what catch-up reads)
+    GET  /v1/entries/{i}                one log entry
+    GET  /v1/checkpoint                 the latest co-signed checkpoint (signed note)
+    GET  /v1/proofs/inclusion?index=&size=
+    GET  /v1/proofs/consistency?old=&new=
+    GET  /v1/status                     height, log size, connected peers
+
+Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``; the
+mapping from errors to statuses is :func:`_error` and the handlers below, nowhere else.
+
+``POST /v1/tx`` takes the transaction's bytes as the body, or JSON ``{"tx": base64}``.
+It checks the transaction against the validator's current state first (400 with the
+reason when it is invalid), recognises one already committed (200 with its entry),
+then waits for the commit (504 after ``commit_wait``) and, up to ``checkpoint_wait``
+more, for a co-signed checkpoint that covers it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import contextlib
+import json
+import socket
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from farm.errors import ConfigError
+from ledger.errors import LedgerError
+from ledger.transactions import tx_id
+
+if TYPE_CHECKING:
+    from ledger.node import Node
+
+__all__ = ["ApiError", "HttpServer", "make_app"]
+
+MAX_BLOCKS_PER_PAGE = 64
+
+
+class ApiError(Exception):
+    """An error answered with ``status`` and the standard body."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _tx_from_body(body: bytes, content_type: str) -> bytes:
+    if content_type.startswith("application/json"):
+        try:
+            value = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            value = None
+        if isinstance(value, dict) and set(value) == {"tx"}:
+            if not isinstance(value["tx"], str):
+                raise ApiError(400, "bad_request", '"tx" must be base64 text')
+            try:
+                return base64.b64decode(value["tx"], validate=True)
+            except (binascii.Error, ValueError):
+                raise ApiError(400, "bad_request", '"tx" is not valid base64') from None
+    return body
+
+
+def make_app(node: Node) -> FastAPI:
+    """The API of ``node``."""
+    app = FastAPI(title="farm ledger validator", version="1", docs_url=None, redoc_url=None)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(400, "bad_request", f"{where}: {first.get('msg')}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _error(exc.status_code, "http_error", str(exc.detail))
+
+    def entry_body(index: int) -> dict[str, Any]:
+        tx = node.store.entry(index)
+        if tx is None:
+            raise ApiError(404, "not_found", f"no entry {index}; the log has {node.state.size}")
+        return {
+            "index": index,
+            "height": node.height_of(index),
+            "tx_id": tx_id(tx),
+            "tx": base64.b64encode(tx).decode("ascii"),
+        }
+
+    def latest_note() -> tuple[int, str] | None:
+        got = node.store.latest_checkpoint()
+        return None if got is None else (int(got[0]), str(got[1]))
+
+    async def committed_answer(tid: str, index: int, height: int) -> dict[str, Any]:
+        await node.wait_checkpoint(index + 1, node.settings.checkpoint_wait)
+        cp = latest_note()
+        size = cp[0] if cp is not None and cp[0] > index else node.state.size
+        proof = node.state.log.inclusion_proof(index, size)
+        return {
+            "index": index,
+            "tx_id": tid,
+            "height": height,
+            "tree_size": size,
+            "inclusion_proof": [h.hex() for h in proof],
+            "checkpoint": cp[1] if cp is not None and cp[0] == size else None,
+        }
+
+    @app.post("/v1/tx")
+    async def submit(request: Request) -> dict[str, Any]:
+        body = await request.body()
+        tx = _tx_from_body(body, request.headers.get("content-type", ""))
+        if len(tx) > node.settings.max_tx_bytes:
+            raise ApiError(
+                413, "too_large", f"transaction larger than {node.settings.max_tx_bytes}"
+            )
+        tid = tx_id(tx)
+        done = node.lookup(tid)
+        if done is None and tid not in node.mempool:
+            reason = node.state.check(tx)
+            if reason is not None:
+                raise ApiError(400, "invalid_transaction", reason)
+        try:
+            tid, fut = node.submit(tx)
+        except LedgerError as exc:
+            raise ApiError(503, "unavailable", str(exc)) from None
+        try:
+            info = await asyncio.wait_for(asyncio.shield(fut), node.settings.commit_wait)
+        except TimeoutError:
+            raise ApiError(
+                504, "timeout", f"not committed within {node.settings.commit_wait:g} s"
+            ) from None
+        except LedgerError as exc:
+            raise ApiError(400, "invalid_transaction", str(exc)) from None
+        return await committed_answer(tid, info.index, info.height)
+
+    def block_body(h: int) -> dict[str, Any]:
+        got = node.store.block(h)
+        if got is None:
+            raise ApiError(404, "not_found", f"no block {h}; the height is {node.height}")
+        block, cert = got
+        return {"block": block.to_json(), "certificate": cert.to_json()}
+
+    @app.get("/v1/blocks/{h}")
+    async def get_block(h: int) -> dict[str, Any]:
+        return block_body(h)
+
+    @app.get("/v1/blocks")
+    async def get_blocks(start: int, limit: int = 16) -> dict[str, Any]:
+        end = min(node.height, start + max(1, min(limit, MAX_BLOCKS_PER_PAGE)) - 1)
+        return {"blocks": [block_body(h) for h in range(max(start, 1), end + 1)]}
+
+    @app.get("/v1/entries/{i}")
+    async def get_entry(i: int) -> dict[str, Any]:
+        if not 0 <= i < node.state.size:
+            raise ApiError(404, "not_found", f"no entry {i}; the log has {node.state.size}")
+        return entry_body(i)
+
+    @app.get("/v1/checkpoint")
+    async def get_checkpoint() -> dict[str, Any]:
+        cp = latest_note()
+        if cp is None:
+            raise ApiError(404, "not_found", "no co-signed checkpoint yet")
+        return {"size": cp[0], "note": cp[1]}
+
+    @app.get("/v1/proofs/inclusion")
+    async def inclusion(index: int, size: int) -> dict[str, Any]:
+        if not 0 <= index < size <= node.state.size:
+            raise ApiError(400, "bad_request", f"need 0 <= index < size <= {node.state.size}")
+        proof = node.state.log.inclusion_proof(index, size)
+        return {
+            "index": index,
+            "size": size,
+            "leaf_hash": node.state.log.leaf_hash(index).hex(),
+            "root": node.state.log.root(size).hex(),
+            "proof": [h.hex() for h in proof],
+        }
+
+    @app.get("/v1/proofs/consistency")
+    async def consistency(old: int, new: int) -> dict[str, Any]:
+        if not 0 <= old <= new <= node.state.size:
+            raise ApiError(400, "bad_request", f"need 0 <= old <= new <= {node.state.size}")
+        proof = node.state.log.consistency_proof(old, new)
+        return {"old": old, "new": new, "proof": [h.hex() for h in proof]}
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        return node.status()
+
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the node's process owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class HttpServer:
+    """The API bound to ``host:port``, served as a task of the running loop."""
+
+    def __init__(self, node: Node, host: str, port: int) -> None:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            self._sock.bind((host.strip("[]"), port))
+        except OSError as exc:
+            self._sock.close()
+            raise ConfigError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}") from None
+        config = uvicorn.Config(
+            make_app(node), log_level="warning", lifespan="off", access_log=False
+        )
+        self._server = _Server(config)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Serve in the background."""
+        self._task = asyncio.get_running_loop().create_task(self._server.serve([self._sock]))
+
+    async def close(self) -> None:
+        """Stop accepting, finish in-flight requests briefly, close."""
+        self._server.should_exit = True
+        if self._task is not None:
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await asyncio.wait_for(self._task, 3.0)
+        self._sock.close()

@@ -1,0 +1,629 @@
+"""One validator: the consensus state machine driven by the network and the clock.
+
+Everything runs on one asyncio loop, so the state machine, the application state, the
+store and the mempool are only ever touched by one piece of code at a time:
+
+- frames from peers (:mod:`ledger.network`) are handled synchronously as they arrive:
+  consensus messages go to :meth:`Consensus.on_message` and, when the machine accepts
+  them (into its log or its future-height buffer), are relayed once to every other
+  peer (the paper's gossip assumption); transactions go to the mempool; checkpoint
+  co-signatures are checked and merged; status frames tell us who is ahead;
+- ``ScheduleTimeout`` becomes ``loop.call_later``; ``Broadcast`` is queued to every
+  peer (the machine has already persisted the vote through the vote guard, so a vote
+  is on disk before it can leave); ``Decide`` commits the block atomically in the
+  store, applies it to the state, answers the waiting submitters, signs the new
+  checkpoint and gossips the co-signature.
+
+Idle policy (no empty blocks): after a commit the next height starts at once when
+the mempool holds transactions, or as soon as a transaction or a consensus message
+for that height arrives; until then the validator sits idle. Every validator hears of
+every transaction (they are gossiped on admission), so all start the height within a
+network delay of each other and the proposer's block carries whatever is pending then.
+Transactions that arrive during a height wait for the next one, which is how blocks
+grow under load without a fixed block interval.
+
+Invariants: a block is committed only with a certificate the machine assembled (or,
+in catch-up, one that verifies against the genesis validators); the state is applied
+only after the store has committed the block; the application state's root after a
+block always equals the block's ``log_root``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from farm.errors import ConfigError
+from farm.keys import KeyPair
+from ledger.block import Block, CommitCertificate, ValidatorSet
+from ledger.checkpoint import (
+    Checkpoint,
+    merge_signatures,
+    parse_note,
+    sign_checkpoint,
+    signature_threshold,
+    tally_signatures,
+)
+from ledger.consensus import (
+    Broadcast,
+    Consensus,
+    Decide,
+    Effect,
+    ScheduleTimeout,
+    Timeout,
+    message_from_json,
+)
+from ledger.errors import CheckpointError, ConsensusError, LedgerError
+from ledger.genesis import Genesis, genesis_hash
+from ledger.mempool import Mempool
+from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+from ledger.settings import NodeSettings
+from ledger.state import LedgerState
+from ledger.storage import LedgerStore
+from ledger.transactions import tx_id
+from ledger.vote_guard import SqliteVoteGuard
+
+__all__ = ["CommitInfo", "Node", "split_hostport"]
+
+log = logging.getLogger(__name__)
+
+RELAY_CACHE = 50_000
+EARLY_COSIGS = 4_096
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """Where a committed transaction landed."""
+
+    index: int
+    height: int
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    """``"host:port"`` → (host, port); raises ConfigError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"{value!r} is not host:port")
+    return host, int(port)
+
+
+class Node:
+    """A validator process's whole state (see the module docstring)."""
+
+    def __init__(self, settings: NodeSettings, genesis: Genesis, key: KeyPair) -> None:
+        self.settings = settings
+        self.genesis = genesis
+        self.chain_id = genesis.chain_id
+        self.validators: ValidatorSet = genesis.validator_set()
+        raw = key.private.public_key().public_bytes_raw()
+        me = [v for v in genesis.validators if bytes.fromhex(v.public_key) == raw]
+        if not me:
+            raise ConfigError(
+                f"{settings.key_path}: this key is not one of the validators of {self.chain_id}"
+            )
+        self.info = me[0]
+        if settings.name is not None and settings.name != self.info.name:
+            raise ConfigError(f"this key belongs to {self.info.name!r}, not {settings.name!r}")
+        self.name = self.info.name
+        self._key = key.private
+        self._keys: dict[str, Ed25519PublicKey] = self.validators.keys
+        self._threshold = signature_threshold(self.validators.n)
+
+        settings.dir.mkdir(parents=True, exist_ok=True)
+        self.store = LedgerStore(settings.store_path)
+        ghash = genesis_hash(genesis)
+        ghex = ghash if isinstance(ghash, str) else ghash.hex()
+        stored = self.store.get_meta("genesis_hash")
+        if stored is None:
+            self.store.set_meta("genesis_hash", ghex)
+        elif stored != ghex:
+            raise ConfigError(
+                f"{settings.store_path} belongs to another genesis ({stored[:16]}…), "
+                f"not {ghex[:16]}… ({settings.genesis})"
+            )
+        self._genesis_hash = bytes.fromhex(ghex)
+        self.state: LedgerState = self.store.load_state(genesis)
+        self.height = self.store.height()
+        last = self.store.block(self.height) if self.height > 0 else None
+        self.last_hash: bytes = self._genesis_hash if last is None else last[0].hash()
+        self._heights: list[tuple[int, int]] = []  # (first index, height), ascending
+        self._load_indexes()
+
+        self.mempool = Mempool(settings.max_mempool_txs)
+        self.guard = SqliteVoteGuard(settings.guard_path)
+        self.consensus = Consensus(
+            self.name,
+            self._key,
+            self.validators,
+            self,
+            self.guard,
+            timeouts=settings.timeouts(),
+        )
+        self._started = False
+        self._max_seen_height = 0
+        self._own_blocks: set[bytes] = set()
+        self._relayed: OrderedDict[bytes, None] = OrderedDict()
+        self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
+        self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
+        self._cosigs: dict[int, str] = {}  # size → merged note, until it is trusted
+        self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
+        self._signed_size = -1
+        cp = self.store.latest_checkpoint()
+        self.checkpoint_size = -1 if cp is None else cp[0]
+        self.peer_heights: dict[str, int] = {}
+        self.last_progress = time.monotonic()
+        self.syncing = False
+        self._sync_task: asyncio.Task[None] | None = None
+        self._timers: list[asyncio.TimerHandle] = []
+        self._start_handle: asyncio.TimerHandle | None = None
+
+        peers = []
+        for v in genesis.validators:
+            host, port = split_hostport(v.p2p)
+            peers.append(PeerInfo(v.name, host, port, self._keys[v.name]))
+        self.http_addr = {v.name: v.http for v in genesis.validators}
+        self.net = Network(
+            self.chain_id,
+            self.name,
+            self._key,
+            split_hostport(self.info.p2p),
+            peers,
+            self._on_frame,
+            reconnect_max=settings.reconnect_max,
+        )
+
+    # ------------------------------------------------------------------ start-up
+
+    def _load_indexes(self) -> None:
+        """Block boundaries in the log, from the store (to say where an entry landed)."""
+        index = 0
+        for h in range(1, self.height + 1):
+            got = self.store.block(h)
+            if got is None:
+                raise ConfigError(f"{self.settings.store_path}: block {h} is missing")
+            block = got[0]
+            if block.txs:
+                self._heights.append((index, h))
+            index += len(block.txs)
+
+    async def start(self) -> None:
+        """Open the p2p listener and start dialling; consensus starts on demand."""
+        await self.net.start()
+        loop = asyncio.get_running_loop()
+        self._status_task = loop.create_task(self._status_loop())
+        log.info(
+            "%s: chain %s, height %d, log size %d",
+            self.name,
+            self.chain_id,
+            self.height,
+            self.state.size,
+        )
+
+    async def close(self) -> None:
+        """Stop timers and tasks, close the network and the databases."""
+        for handle in self._timers:
+            handle.cancel()
+        self._status_task.cancel()
+        if self._sync_task is not None:
+            self._sync_task.cancel()
+        for task in (self._status_task, self._sync_task):
+            if task is not None:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        await self.net.close()
+        self.guard.close()
+        self.store.close()
+
+    # ------------------------------------------------------------------ Application
+
+    def propose(self, height: int) -> Block:
+        """getValue(): a batch of pending transactions that are valid, in order."""
+        s = self.settings
+        batch = self.mempool.batch(s.max_block_txs, s.max_block_bytes)
+        txs, rejected = self.state.filter_valid(tx for _, tx in batch)
+        for tx, reason in rejected:
+            self._drop(tx_id(tx), reason)
+        root, size = self.state.root_after(txs)
+        block = Block(
+            height=height,
+            prev_hash=self.last_hash,
+            txs=tuple(txs),
+            log_root=root,
+            log_size=size,
+            proposer=self.name,
+        )
+        self._own_blocks.add(block.hash())
+        log.debug("proposing height %d with %d txs", height, len(txs))
+        return block
+
+    def validate(self, block: Block) -> str | None:
+        """valid(v): the block extends our chain and every transaction checks out."""
+        if block.hash() in self._own_blocks:
+            return None
+        return self.check_block(block, self.state, self.last_hash)
+
+    def check_block(self, block: Block, state: LedgerState, prev_hash: bytes) -> str | None:
+        """Why ``block`` cannot follow ``prev_hash`` on ``state`` (None if it can)."""
+        s = self.settings
+        if block.prev_hash != prev_hash:
+            return f"prev_hash {block.prev_hash.hex()[:16]}… is not {prev_hash.hex()[:16]}…"
+        if block.proposer not in self._keys:
+            return f"proposer {block.proposer!r} is not a validator"
+        if len(block.txs) > s.max_block_txs:
+            return f"{len(block.txs)} transactions, at most {s.max_block_txs}"
+        if sum(len(tx) for tx in block.txs) > s.max_block_bytes:
+            return f"transactions larger than {s.max_block_bytes} bytes"
+        reason = state.check_block(block.txs)
+        if reason is not None:
+            return reason
+        root, size = state.root_after(block.txs)
+        if size != block.log_size or root != block.log_root:
+            return (
+                f"log after the block is size {size} root {root.hex()[:16]}…, "
+                f"the block claims {block.log_size} {block.log_root.hex()[:16]}…"
+            )
+        return None
+
+    # ------------------------------------------------------------------ effects
+
+    def _perform(self, effects: list[Effect]) -> None:
+        loop = asyncio.get_running_loop()
+        for effect in effects:
+            if isinstance(effect, Broadcast):
+                raw = encode_frame({"t": "c", "m": effect.message.to_json()})
+                self._seen(hashlib.sha256(raw).digest())
+                self.net.broadcast(raw)
+            elif isinstance(effect, ScheduleTimeout):
+                self._timers = [t for t in self._timers if not t.cancelled()][-64:]
+                self._timers.append(
+                    loop.call_later(effect.delay_s, self._on_timeout, effect.timeout)
+                )
+            elif isinstance(effect, Decide):
+                self.commit(effect.block, effect.certificate)
+
+    def _on_timeout(self, timeout: Timeout) -> None:
+        self._perform(self.consensus.on_timeout(timeout))
+
+    def _start_height(self) -> None:
+        """Start consensus for the next height unless it runs already."""
+        if self._start_handle is not None:
+            self._start_handle.cancel()
+            self._start_handle = None
+        if self._started or self.syncing:
+            return
+        self._started = True
+        self._perform(self.consensus.start(self.height + 1))
+
+    def _wake(self, *, now: bool = False) -> None:
+        """There is work: start the next height (after ``batch_wait`` unless ``now``)."""
+        if self._started or self.syncing or self._start_handle is not None:
+            return
+        wait = self.settings.batch_wait
+        if now or wait <= 0:
+            self._start_height()
+        else:
+            self._start_handle = asyncio.get_running_loop().call_later(wait, self._start_height)
+
+    # ------------------------------------------------------------------ commit
+
+    def commit(self, block: Block, cert: CommitCertificate) -> None:
+        """Make ``block`` final: store, apply, answer waiters, co-sign, go on.
+
+        A block for a height already committed (by catch-up) is ignored.
+        """
+        if block.height != self.height + 1:
+            if block.height <= self.height:
+                return
+            raise ConsensusError(f"cannot commit height {block.height} on {self.height}")
+        first = self.state.size
+        self.store.commit_block(block, cert, first)
+        ids = []
+        for tx in block.txs:
+            tid = tx_id(tx)
+            index = self.state.apply(tx)
+            ids.append((tid, index))
+        if self.state.root != block.log_root:  # cannot happen: validate() checked it
+            raise ConsensusError(f"state diverged from block {block.height}'s log root")
+        if block.txs:
+            self._heights.append((first, block.height))
+        self.height = block.height
+        self.last_hash = block.hash()
+        self._own_blocks.clear()
+        self.mempool.remove(t for t, _ in ids)
+        for tid, index in ids:
+            for fut in self._commit_waiters.pop(tid, []):
+                if not fut.done():
+                    fut.set_result(CommitInfo(index, block.height))
+        self._started = False
+        self.last_progress = time.monotonic()
+        with contextlib.suppress(LedgerError):
+            self.guard.prune(block.height - 2)
+        log.debug("committed height %d: %d txs, log size %d", block.height, len(ids), first)
+        self._cosign()
+        if len(self.mempool) or self._max_seen_height > self.height:
+            self._wake(now=self._max_seen_height > self.height)
+
+    def _drop(self, tid: str, reason: str) -> None:
+        """A pending transaction turned invalid: forget it and tell its submitters."""
+        self.mempool.remove([tid])
+        for fut in self._commit_waiters.pop(tid, []):
+            if not fut.done():
+                fut.set_exception(LedgerError(reason))
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def _cosign(self) -> None:
+        size = self.state.size
+        if size <= self._signed_size or size <= self.checkpoint_size or size == 0:
+            return
+        self._signed_size = size
+        note = sign_checkpoint(
+            Checkpoint(self.chain_id, size, self.state.root), self.name, self._key
+        )
+        self._add_cosig(size, note)
+        self.net.broadcast(encode_frame({"t": "cosig", "note": note}))
+        for early in self._early.pop(size, []):
+            self._on_cosig(early)
+        for s in [s for s in self._early if s < size]:
+            del self._early[s]
+
+    def _on_cosig(self, note: str) -> None:
+        try:
+            parsed = parse_note(note)
+            cp = Checkpoint.from_body(parsed.text)
+        except CheckpointError as exc:
+            log.info("malformed co-signature: %s", exc)
+            return
+        if cp.origin != self.chain_id or cp.size <= self.checkpoint_size:
+            return
+        if cp.size > self.state.size:
+            if len(self._early) < EARLY_COSIGS:
+                self._early.setdefault(cp.size, []).append(note)
+            return
+        if cp.root_hash != self.state.log.root(cp.size):
+            log.warning("co-signature for size %d with a root that is not ours", cp.size)
+            return
+        tally = tally_signatures(parsed, self._keys)
+        if tally.invalid or not tally.valid:
+            return
+        self._add_cosig(cp.size, note)
+
+    def _add_cosig(self, size: int, note: str) -> None:
+        merged = merge_signatures(self._cosigs[size], note) if size in self._cosigs else note
+        self._cosigs[size] = merged
+        tally = tally_signatures(parse_note(merged), self._keys)
+        if len(tally.valid) >= self._threshold and size > self.checkpoint_size:
+            self.store.put_checkpoint(size, merged)
+            self.checkpoint_size = size
+            for s in [s for s in self._cosigs if s <= size]:
+                del self._cosigs[s]
+            waiting = self._checkpoint_waiters
+            self._checkpoint_waiters = [(s, f) for s, f in waiting if s > size]
+            for s, fut in waiting:
+                if s <= size and not fut.done():
+                    fut.set_result(None)
+        while len(self._cosigs) > 256:
+            del self._cosigs[min(self._cosigs)]
+
+    def store_checkpoint(self, note: str) -> bool:
+        """Keep a trusted checkpoint fetched from a peer if it matches our log."""
+        cp = Checkpoint.from_body(parse_note(note).text)
+        if cp.size <= self.checkpoint_size or cp.size > self.state.size:
+            return False
+        if cp.root_hash != self.state.log.root(cp.size):
+            return False
+        tally = tally_signatures(parse_note(note), self._keys)
+        if len(tally.valid) < self._threshold:
+            return False
+        self._cosigs.pop(cp.size, None)
+        self._add_cosig(cp.size, note)
+        return True
+
+    async def wait_checkpoint(self, size: int, timeout: float) -> None:
+        """Wait until a co-signed checkpoint covers ``size`` entries (or time out)."""
+        if self.checkpoint_size >= size:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._checkpoint_waiters.append((size, fut))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(fut, timeout)
+
+    # ------------------------------------------------------------------ network input
+
+    def _seen(self, digest: bytes) -> bool:
+        """Remember a frame digest; True if it was already there."""
+        if digest in self._relayed:
+            return True
+        self._relayed[digest] = None
+        if len(self._relayed) > RELAY_CACHE:
+            self._relayed.popitem(last=False)
+        return False
+
+    def _on_frame(self, peer: str, raw: bytes) -> None:
+        try:
+            frame = decode_frame(raw)
+        except ValueError as exc:
+            log.info("bad frame from %s: %s", peer, exc)
+            return
+        kind = frame["t"]
+        if kind == "c":
+            if self._seen(hashlib.sha256(raw).digest()):
+                return
+            self._on_consensus(peer, frame, raw)
+        elif kind == "tx":
+            self._on_tx_frame(frame)
+        elif kind == "cosig":
+            note = frame.get("note")
+            if isinstance(note, str):
+                self._on_cosig(note)
+        elif kind == "status":
+            h = frame.get("height")
+            if isinstance(h, int):
+                self.peer_heights[peer] = h
+                self._maybe_sync()
+
+    def _on_consensus(self, peer: str, frame: dict[str, Any], raw: bytes) -> None:
+        try:
+            msg = message_from_json(frame["m"])
+        except (ConsensusError, KeyError, TypeError) as exc:
+            log.info("bad consensus message from %s: %s", peer, exc)
+            return
+        self._max_seen_height = max(self._max_seen_height, msg.height)
+        if msg.height == self.height + 1 and not self._started:
+            self._wake(now=True)
+        stats = self.consensus.stats
+        before = stats.accepted + stats.buffered
+        effects = self.consensus.on_message(msg)
+        if stats.accepted + stats.buffered > before:
+            self.net.broadcast(raw, exclude=(peer, msg.sender))
+        self._perform(effects)
+        if msg.height > self.height + 1:
+            self._maybe_sync()
+
+    def _on_tx_frame(self, frame: dict[str, Any]) -> None:
+        hexed = frame.get("tx")
+        if not isinstance(hexed, str) or len(hexed) > 2 * self.settings.max_tx_bytes:
+            return
+        try:
+            tx = bytes.fromhex(hexed)
+        except ValueError:
+            return
+        tid = tx_id(tx)
+        if self.state.index_of(tid) is not None or tid in self.mempool:
+            return
+        if self.state.check(tx) is None and self.mempool.add(tid, tx):
+            self._wake()
+
+    # ------------------------------------------------------------------ submission
+
+    def lookup(self, tid: str) -> CommitInfo | None:
+        """Where a committed transaction is, or None."""
+        index = self.state.index_of(tid)
+        if index is None:
+            return None
+        return CommitInfo(index, self.height_of(index))
+
+    def height_of(self, index: int) -> int:
+        """The height of the block holding log entry ``index``."""
+        import bisect
+
+        pos = bisect.bisect_right(self._heights, (index, 1 << 62)) - 1
+        return self._heights[pos][1]
+
+    def submit(self, tx: bytes) -> tuple[str, asyncio.Future[CommitInfo]]:
+        """Admit a checked transaction: mempool, gossip, and a future for its commit.
+
+        Raises:
+            LedgerError: the mempool is full.
+        """
+        tid = tx_id(tx)
+        fut: asyncio.Future[CommitInfo] = asyncio.get_running_loop().create_future()
+        done = self.lookup(tid)
+        if done is not None:
+            fut.set_result(done)
+            return tid, fut
+        if tid not in self.mempool:
+            if not self.mempool.add(tid, tx):
+                raise LedgerError("the mempool is full; try again later")
+            self.net.broadcast(encode_frame({"t": "tx", "tx": tx.hex()}))
+        self._commit_waiters.setdefault(tid, []).append(fut)
+        self._wake()
+        return tid, fut
+
+    # ------------------------------------------------------------------ catch-up
+
+    async def _status_loop(self) -> None:
+        while True:
+            self.net.broadcast(
+                encode_frame({"t": "status", "height": self.height, "size": self.state.size})
+            )
+            self._maybe_sync()
+            await asyncio.sleep(self.settings.status_interval)
+
+    def _maybe_sync(self) -> None:
+        """Fetch blocks when a peer is ahead and we are not getting there ourselves."""
+        if self.syncing:
+            return
+        best = max(self.peer_heights.values(), default=0)
+        if best <= self.height:
+            return
+        stalled = time.monotonic() - self.last_progress > self.settings.sync_after
+        if best >= self.height + 2 or stalled:
+            from ledger.sync import catch_up
+
+            self.syncing = True
+            self._sync_task = asyncio.get_running_loop().create_task(catch_up(self))
+
+    def after_sync(self) -> None:
+        """Called by catch-up when it is done: join consensus at the next height."""
+        self.syncing = False
+        self._started = (
+            self.consensus.height == self.height + 1
+            and self.consensus.decision is None
+            and self._started
+        )
+        if self.consensus.height <= self.height:
+            self._started = False
+        if len(self.mempool) or self._max_seen_height > self.height:
+            self._wake(now=True)
+
+    def status(self) -> dict[str, Any]:
+        """What GET /v1/status shows."""
+        return {
+            "name": self.name,
+            "chain_id": self.chain_id,
+            "height": self.height,
+            "size": self.state.size,
+            "root": self.state.root.hex(),
+            "checkpoint_size": max(self.checkpoint_size, 0),
+            "round": self.consensus.round,
+            "mempool": len(self.mempool),
+            "peers": self.net.connected(),
+            "syncing": self.syncing,
+        }
+
+
+async def serve(settings: NodeSettings) -> None:
+    """Run one validator until SIGTERM or SIGINT, then shut down cleanly.
+
+    Raises:
+        ConfigError / SigningKeyError: a missing key, a genesis that does not name it,
+            a store of another genesis, an address in use.
+    """
+    import signal
+
+    from farm.keys import load_key
+    from ledger.genesis import load_genesis
+    from ledger.http import HttpServer
+
+    genesis = load_genesis(settings.genesis)
+    if not settings.key_path.exists():
+        raise ConfigError(
+            f"{settings.key_path}: no validator key there (make one with `farm ledger init`)"
+        )
+    node = Node(settings, genesis, load_key(settings.key_path))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    http: HttpServer | None = None
+    try:
+        host, port = split_hostport(node.info.http)
+        http = HttpServer(node, host, port)
+        await node.start()
+        http.start()
+        log.info("%s: p2p %s, http %s", node.name, node.info.p2p, node.info.http)
+        await stop.wait()
+        log.info("%s: shutting down at height %d", node.name, node.height)
+    finally:
+        if http is not None:
+            await http.close()
+        await node.close()

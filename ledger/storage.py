@@ -1,0 +1,388 @@
+"""A validator's durable store: blocks, certificates, log entries, checkpoints.
+
+One SQLite file in WAL mode with ``synchronous=FULL`` (a commit is fsynced before it
+returns). Tables:
+
+* ``blocks``      height → block header (canonical JSON without the transactions),
+                  its hash, its commit certificate, and the log range it appended;
+* ``entries``     log index → transaction bytes, tx id, leaf hash, kind, and the
+                  artifacts an attest names (so the state is rebuilt without
+                  re-parsing every bundle);
+* ``checkpoints`` tree size → signed note (co-signatures merged by the caller);
+* ``meta``        the node's own small persistent values (e.g. consensus lock state);
+* ``store_info``  the genesis hash the store belongs to.
+
+Invariants: :meth:`LedgerStore.commit_block` writes a block, its certificate and all
+its entries in one SQLite transaction, so after a crash the store holds a prefix of
+whole blocks; heights are contiguous from 1 and entry indexes contiguous from 0; a
+store refuses to open with a genesis other than the one it was created with; the
+state :meth:`LedgerStore.load_state` rebuilds must have the root and size the last
+block names, or it raises.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from farm.canonical import canonical_json
+from ledger.block import Block, CommitCertificate, CommitSig
+from ledger.errors import ConsensusError, StorageError, TransactionError
+from ledger.genesis import Genesis
+from ledger.merkle import hash_leaf
+from ledger.state import LedgerState
+from ledger.transactions import summarize_tx, tx_id
+
+__all__ = ["LedgerStore", "certificate_from_json"]
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS blocks (
+    height INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    header TEXT NOT NULL,
+    cert TEXT NOT NULL,
+    first_index INTEGER NOT NULL,
+    log_size INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS entries (
+    idx INTEGER PRIMARY KEY,
+    txid TEXT NOT NULL UNIQUE,
+    height INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    leaf_hash BLOB NOT NULL,
+    artifacts TEXT NOT NULL,
+    data BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def certificate_from_json(data: dict[str, Any]) -> CommitCertificate:
+    """Inverse of :meth:`CommitCertificate.to_json`. Raises :class:`ConsensusError`."""
+    try:
+        if data["type"] != "farm-ledger/commit/v1":
+            raise ConsensusError(f"not a commit certificate: type {data['type']!r}")
+        return CommitCertificate(
+            height=int(data["height"]),
+            round=int(data["round"]),
+            block_hash=bytes.fromhex(data["block_hash"]),
+            signatures=tuple(
+                CommitSig(validator=str(s["validator"]), signature=bytes.fromhex(s["signature"]))
+                for s in data["signatures"]
+            ),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConsensusError(f"malformed commit certificate: {exc}") from None
+
+
+def _header_json(block: Block) -> dict[str, Any]:
+    value = block.to_json()
+    del value["txs"]
+    return value
+
+
+class LedgerStore:
+    """The SQLite store of one validator. Safe to share between threads (one lock)."""
+
+    def __init__(self, path: Path, genesis: Genesis | None = None) -> None:
+        """Open or create the store at ``path``.
+
+        With ``genesis``, a new store records its hash and an existing one must have
+        the same. Raises :class:`StorageError` if the file cannot be used or belongs to
+        another chain.
+        """
+        self.path = path
+        self._lock = threading.RLock()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except (sqlite3.Error, OSError) as exc:
+            raise StorageError(f"{path}: cannot open the ledger store: {exc}") from None
+        if genesis is not None:
+            self._bind_genesis(genesis)
+
+    def _bind_genesis(self, genesis: Genesis) -> None:
+        want = genesis.hash
+        with self._write():
+            row = self._db.execute("SELECT value FROM store_info WHERE key='genesis'").fetchone()
+            if row is None:
+                self._db.execute("INSERT INTO store_info VALUES ('genesis', ?)", (want,))
+                self._db.execute(
+                    "INSERT INTO store_info VALUES ('chain_id', ?)", (genesis.chain_id,)
+                )
+        if row is not None and row[0] != want:
+            raise StorageError(
+                f"{self.path}: store belongs to genesis {row[0][:16]}…, not {want[:16]}… "
+                f"(chain {genesis.chain_id}); refusing to open it"
+            )
+
+    @property
+    def genesis_hash(self) -> str | None:
+        """The genesis hash this store was created with, if bound."""
+        row = self._read("SELECT value FROM store_info WHERE key='genesis'")
+        return None if row is None else str(row[0])
+
+    def close(self) -> None:
+        """Close the database."""
+        with self._lock:
+            self._db.close()
+
+    # ----------------------------------------------------------------- plumbing
+
+    @contextmanager
+    def _write(self) -> Iterator[None]:
+        """One immediate transaction: committed on success, rolled back on any error."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot write: {exc}") from None
+            try:
+                yield
+            except BaseException as exc:
+                self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StorageError(
+                        f"{self.path}: write failed, nothing written: {exc}"
+                    ) from None
+                raise
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                raise StorageError(f"{self.path}: commit failed, nothing written: {exc}") from None
+
+    def _read(self, sql: str, args: tuple[Any, ...] = ()) -> Any:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchone()
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot read: {exc}") from None
+
+    def _read_all(self, sql: str, args: tuple[Any, ...] = ()) -> list[Any]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise StorageError(f"{self.path}: cannot read: {exc}") from None
+
+    # ------------------------------------------------------------------- blocks
+
+    def commit_block(self, block: Block, cert: CommitCertificate, first_index: int) -> None:
+        """Store ``block``, its certificate and its transactions as log entries
+        ``first_index…`` in one atomic, fsynced transaction.
+
+        Raises:
+            StorageError: the block does not follow the stored chain (height, log
+                index, log size, certificate hash), a tx id is already stored, or the
+                write failed; in every case nothing is written.
+        """
+        if cert.block_hash != block.hash() or cert.height != block.height:
+            raise StorageError(f"certificate is not for block {block.height}")
+        if block.log_size != first_index + len(block.txs):
+            raise StorageError(
+                f"block {block.height} says log size {block.log_size}, but "
+                f"{first_index} + {len(block.txs)} transactions"
+            )
+        rows = []
+        for offset, data in enumerate(block.txs):
+            try:
+                kind, artifacts = summarize_tx(data)
+            except TransactionError as exc:
+                raise StorageError(f"block {block.height} tx {offset}: {exc}") from None
+            rows.append(
+                (
+                    first_index + offset,
+                    tx_id(data),
+                    block.height,
+                    kind,
+                    hash_leaf(data),
+                    ",".join(artifacts),
+                    data,
+                )
+            )
+        header = canonical_json(_header_json(block)).decode()
+        certificate = canonical_json(cert.to_json()).decode()
+        with self._write():
+            last = self._db.execute(
+                "SELECT height, log_size FROM blocks ORDER BY height DESC LIMIT 1"
+            ).fetchone()
+            height, size = (0, 0) if last is None else (int(last[0]), int(last[1]))
+            if block.height != height + 1:
+                raise StorageError(f"block {block.height} does not follow stored height {height}")
+            if first_index != size:
+                raise StorageError(
+                    f"block {block.height} starts at entry {first_index}, not {size}"
+                )
+            self._db.execute(
+                "INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?)",
+                (block.height, block.hash(), header, certificate, first_index, block.log_size),
+            )
+            self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+
+    def height(self) -> int:
+        """Height of the last committed block; 0 if none."""
+        row = self._read("SELECT MAX(height) FROM blocks")
+        return 0 if row is None or row[0] is None else int(row[0])
+
+    def _decode_block(self, row: Any) -> tuple[Block, CommitCertificate]:
+        height, stored_hash, header, cert, first, size = row
+
+        value = json.loads(header)
+        txs = [
+            r[0]
+            for r in self._read_all(
+                "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (first, size)
+            )
+        ]
+        value["txs"] = [bytes(t).hex() for t in txs]
+        try:
+            block = Block.from_json(value)
+            certificate = certificate_from_json(json.loads(cert))
+        except ConsensusError as exc:
+            raise StorageError(f"{self.path}: block {height} is corrupt: {exc}") from None
+        if block.hash() != bytes(stored_hash):
+            raise StorageError(f"{self.path}: block {height} does not match its stored hash")
+        return block, certificate
+
+    def block(self, height: int) -> tuple[Block, CommitCertificate] | None:
+        """The block at ``height`` with its certificate, if stored."""
+        row = self._read(
+            "SELECT height, hash, header, cert, first_index, log_size FROM blocks WHERE height=?",
+            (height,),
+        )
+        return None if row is None else self._decode_block(row)
+
+    def blocks(self, from_h: int, to_h: int) -> list[tuple[Block, CommitCertificate]]:
+        """Stored blocks with heights ``from_h`` to ``to_h`` inclusive, in order."""
+        rows = self._read_all(
+            "SELECT height, hash, header, cert, first_index, log_size FROM blocks "
+            "WHERE height >= ? AND height <= ? ORDER BY height",
+            (from_h, to_h),
+        )
+        return [self._decode_block(r) for r in rows]
+
+    def last_block(self) -> tuple[Block, CommitCertificate] | None:
+        """The last committed block with its certificate, if any."""
+        return self.block(self.height())
+
+    # ------------------------------------------------------------------ entries
+
+    def size(self) -> int:
+        """Number of stored log entries."""
+        row = self._read("SELECT COUNT(*) FROM entries")
+        return int(row[0])
+
+    def entry(self, index: int) -> bytes | None:
+        """Transaction bytes at log ``index``, if stored."""
+        row = self._read("SELECT data FROM entries WHERE idx=?", (index,))
+        return None if row is None else bytes(row[0])
+
+    def entries(self, start: int, end: int) -> list[bytes]:
+        """Transaction bytes of log entries ``[start, end)``, in order."""
+        rows = self._read_all(
+            "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, end)
+        )
+        return [bytes(r[0]) for r in rows]
+
+    def entry_index(self, txid: str) -> int | None:
+        """Log index of the transaction ``txid``, if stored."""
+        row = self._read("SELECT idx FROM entries WHERE txid=?", (txid,))
+        return None if row is None else int(row[0])
+
+    def entry_height(self, index: int) -> int | None:
+        """Height of the block holding log entry ``index``, if stored."""
+        row = self._read("SELECT height FROM entries WHERE idx=?", (index,))
+        return None if row is None else int(row[0])
+
+    def leaf_hashes(self) -> list[bytes]:
+        """Every leaf hash in log order (rebuilds a MerkleLog without re-hashing data)."""
+        return [bytes(r[0]) for r in self._read_all("SELECT leaf_hash FROM entries ORDER BY idx")]
+
+    # -------------------------------------------------------------- checkpoints
+
+    def put_checkpoint(self, size: int, note: str) -> None:
+        """Store (or replace, e.g. with more co-signatures) the signed note for ``size``."""
+        with self._write():
+            self._db.execute("INSERT OR REPLACE INTO checkpoints VALUES (?, ?)", (size, note))
+
+    def checkpoint(self, size: int) -> str | None:
+        """The signed note stored for tree size ``size``, if any."""
+        row = self._read("SELECT note FROM checkpoints WHERE size=?", (size,))
+        return None if row is None else str(row[0])
+
+    def latest_checkpoint(self) -> str | None:
+        """The signed note of the largest stored tree size, if any."""
+        row = self._read("SELECT note FROM checkpoints ORDER BY size DESC LIMIT 1")
+        return None if row is None else str(row[0])
+
+    # --------------------------------------------------------------------- meta
+
+    def get_meta(self, key: str) -> str | None:
+        """The node's persistent value for ``key``, if set."""
+        row = self._read("SELECT value FROM meta WHERE key=?", (key,))
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Durably set the node's persistent value for ``key`` (fsynced on return)."""
+        with self._write():
+            self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # -------------------------------------------------------------------- state
+
+    def load_state(self, genesis: Genesis) -> LedgerState:
+        """Rebuild the application state from the stored entries.
+
+        Entries were validated before they were committed, so they are replayed
+        without re-checking signatures; attest entries are not even re-parsed (the
+        stored artifact list is used). The result must match the last block's log
+        root and size.
+
+        Raises:
+            StorageError: another genesis, or the rebuilt log does not match the
+                last stored block.
+        """
+        bound = self.genesis_hash
+        if bound is not None and bound != genesis.hash:
+            raise StorageError(f"{self.path}: store belongs to another genesis")
+        state = LedgerState.from_genesis(genesis)
+        rows = self._read_all(
+            "SELECT idx, txid, kind, leaf_hash, artifacts, "
+            "CASE WHEN kind = 'attest' THEN NULL ELSE data END FROM entries ORDER BY idx"
+        )
+        try:
+            for idx, txid, kind, leaf, artifacts, data in rows:
+                if idx != state.size:
+                    raise StorageError(f"{self.path}: entry {state.size} is missing")
+                state.restore_entry(
+                    None if data is None else bytes(data),
+                    txid,
+                    bytes(leaf),
+                    kind,
+                    artifacts.split(",") if artifacts else (),
+                )
+        except TransactionError as exc:
+            raise StorageError(f"{self.path}: cannot replay the log: {exc}") from None
+        last = self._read(
+            "SELECT height, log_size, header FROM blocks ORDER BY height DESC LIMIT 1"
+        )
+        if last is not None:
+            header = json.loads(last[2])
+            if int(last[1]) != state.size or header["log_root"] != state.root.hex():
+                raise StorageError(
+                    f"{self.path}: replayed log (size {state.size}, root "
+                    f"{state.root.hex()[:16]}…) does not match block {last[0]}"
+                )
+        elif state.size:
+            raise StorageError(f"{self.path}: entries stored without a block")
+        return state

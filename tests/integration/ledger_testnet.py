@@ -1,0 +1,246 @@
+"""A testnet of real ``farm ledger run`` processes on 127.0.0.1, for tests and benches.
+
+``Testnet(tmp, n)`` makes the validator keys, an operator and a coordinator key and
+the genesis with ``farm ledger testnet`` on free ports; then each validator can be
+started, stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT)
+by its index. Every wait polls with a deadline; nothing sleeps for a fixed time.
+Each validator logs to ``<dir>/v<i>.log``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+from farm.keys import KeyPair, load_key
+
+T = TypeVar("T")
+
+FARM = [sys.executable, "-m", "farm.cli"]
+
+
+def free_base_port(count: int) -> int:
+    """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - count)
+        socks = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise RuntimeError("no free port range")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
+    """Poll ``probe`` until it returns something truthy; fail with ``what`` otherwise."""
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.25)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
+
+
+class Testnet:
+    """N validators of one chain as separate processes (see the module docstring)."""
+
+    def __init__(
+        self, root: Path, n: int = 4, *, env: dict[str, str] | None = None, quorum: int = 3
+    ) -> None:
+        self.root = root
+        self.n = n
+        self.base_port = free_base_port(2 * n)
+        self.env = {
+            **os.environ,
+            "FARM_LEDGER_TIMEOUT_PROPOSE": "0.6",
+            "FARM_LEDGER_TIMEOUT_PREVOTE": "0.3",
+            "FARM_LEDGER_TIMEOUT_PRECOMMIT": "0.3",
+            "FARM_LEDGER_TIMEOUT_DELTA": "0.2",
+            "FARM_LEDGER_STATUS_INTERVAL": "0.3",
+            "FARM_LEDGER_SYNC_AFTER": "0.5",
+            "FARM_LEDGER_RECONNECT_MAX": "0.5",
+            **(env or {}),
+        }
+        subprocess.run(
+            [
+                *FARM,
+                "ledger",
+                "testnet",
+                str(n),
+                "--dir",
+                str(root),
+                "--base-port",
+                str(self.base_port),
+                "--quorum",
+                str(quorum),
+            ],
+            check=True,
+            capture_output=True,
+            env=self.env,
+        )
+        self.genesis = root / "genesis.json"
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.client = httpx.Client(timeout=30.0)
+
+    # ------------------------------------------------------------------ keys
+
+    @property
+    def operator(self) -> KeyPair:
+        """The genesis operator's key."""
+        return load_key(self.root / "operator.key")
+
+    @property
+    def coordinator(self) -> KeyPair:
+        """The genesis coordinator's key."""
+        return load_key(self.root / "coordinator.key")
+
+    def url(self, i: int) -> str:
+        """Base URL of validator ``i``'s HTTP API."""
+        return f"http://127.0.0.1:{self.base_port + 2 * i + 1}"
+
+    # ------------------------------------------------------------------ processes
+
+    def start(self, i: int, *, wait: bool = True) -> None:
+        """Start validator ``i`` (appending to its log); wait until it answers HTTP."""
+        assert i not in self.procs or self.procs[i].poll() is not None, f"v{i} is running"
+        log = (self.root / f"v{i}.log").open("ab")
+        self.procs[i] = subprocess.Popen(
+            [
+                *FARM,
+                "ledger",
+                "run",
+                "--dir",
+                str(self.root / f"v{i}"),
+                "--genesis",
+                str(self.genesis),
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=self.env,
+        )
+        log.close()
+        if wait:
+            wait_for(f"v{i} to serve HTTP", lambda: self.status(i) is not None)
+
+    def start_all(self) -> None:
+        """Start every validator, then wait until each sees all its peers."""
+        for i in range(self.n):
+            self.start(i, wait=False)
+        for i in range(self.n):
+            wait_for(
+                f"v{i} to connect to its peers",
+                lambda i=i: (s := self.status(i)) is not None and len(s["peers"]) == self.n - 1,
+            )
+
+    def running(self, i: int) -> bool:
+        """Whether validator ``i``'s process is alive (paused counts as alive)."""
+        p = self.procs.get(i)
+        return p is not None and p.poll() is None
+
+    def stop(self, i: int, timeout: float = 10.0) -> int:
+        """SIGTERM validator ``i`` and wait for it to exit; return its exit status."""
+        p = self.procs[i]
+        p.send_signal(signal.SIGTERM)
+        return p.wait(timeout)
+
+    def kill(self, i: int) -> None:
+        """SIGKILL validator ``i``."""
+        p = self.procs[i]
+        p.kill()
+        p.wait(10)
+
+    def pause(self, i: int) -> None:
+        """SIGSTOP validator ``i``."""
+        self.procs[i].send_signal(signal.SIGSTOP)
+
+    def resume(self, i: int) -> None:
+        """SIGCONT validator ``i``."""
+        self.procs[i].send_signal(signal.SIGCONT)
+
+    def close(self) -> None:
+        """Kill whatever still runs."""
+        for p in self.procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGCONT)
+                p.kill()
+                p.wait(10)
+        self.client.close()
+
+    def log(self, i: int) -> str:
+        """Validator ``i``'s log so far."""
+        return (self.root / f"v{i}.log").read_text(errors="replace")
+
+    # ------------------------------------------------------------------ HTTP
+
+    def get(self, i: int, path: str, **params: Any) -> httpx.Response:
+        """GET ``path`` from validator ``i``."""
+        return self.client.get(self.url(i) + path, params=params)
+
+    def status(self, i: int) -> dict[str, Any] | None:
+        """Validator ``i``'s /v1/status, or None if it does not answer."""
+        try:
+            r = self.client.get(self.url(i) + "/v1/status", timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def submit(self, i: int, tx: bytes, timeout: float = 30.0) -> httpx.Response:
+        """POST a transaction's bytes to validator ``i``."""
+        return self.client.post(
+            self.url(i) + "/v1/tx",
+            content=tx,
+            headers={"content-type": "application/octet-stream"},
+            timeout=timeout,
+        )
+
+    def checkpoint(self, i: int) -> dict[str, Any] | None:
+        """Validator ``i``'s latest co-signed checkpoint ({size, note}), if any."""
+        try:
+            r = self.get(i, "/v1/checkpoint")
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def checkpoint_body(self, i: int) -> str | None:
+        """The checkpoint text (origin, size, root) without the signatures."""
+        cp = self.checkpoint(i)
+        return None if cp is None else str(cp["note"]).split("\n\n", 1)[0]
+
+    def wait_same_checkpoint(
+        self, validators: list[int] | None = None, size: int | None = None, timeout: float = 20.0
+    ) -> str:
+        """Wait until the validators serve the same checkpoint (of ``size`` if given)."""
+        who = list(range(self.n)) if validators is None else validators
+
+        def probe() -> str | None:
+            bodies = {self.checkpoint_body(i) for i in who}
+            if len(bodies) != 1:
+                return None
+            body = bodies.pop()
+            if body is None or (size is not None and body.split("\n")[1] != str(size)):
+                return None
+            return body
+
+        return wait_for(f"the same checkpoint on {who}", probe, timeout)

@@ -1,0 +1,218 @@
+"""Four real validator processes on loopback: commit, reject, crash, catch up, restart."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from farm.attestation import build_bundle
+from farm.keys import KeyPair, generate_key
+from farm.result import BuildPredicate, OutputDigest, sign_result
+from ledger.checkpoint import signature_threshold, verify_checkpoint
+from ledger.genesis import load_genesis
+from ledger.merkle import hash_leaf, verify_inclusion
+from ledger.transactions import make_attest, make_enroll, make_revoke, tx_id
+from tests.integration.ledger_testnet import FARM, Testnet, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+RECIPE = "sha256:" + "ab" * 32
+IMAGE = "sha256:" + "cd" * 32
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Testnet]:
+    t = Testnet(tmp_path_factory.mktemp("ledger"), 4)
+    try:
+        t.start_all()
+        yield t
+    finally:
+        t.close()
+
+
+def _attest(coordinator: KeyPair, builders: list[KeyPair], build: str, artifact: bytes) -> bytes:
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    outputs = (
+        OutputDigest(
+            name="pkg.whl", sha256=hashlib.sha256(artifact).hexdigest(), size=len(artifact)
+        ),
+    )
+    envelopes = [
+        sign_result(
+            BuildPredicate(
+                build_id=build,
+                recipe_digest=RECIPE,
+                recipe_name="pkg",
+                recipe_version="1.0",
+                image_digest=IMAGE,
+                arch="x86_64",
+                builder_id=b.keyid,
+                started_at=now,
+                finished_at=now,
+                status="succeeded",
+                exit_code=0,
+                log_sha256="00" * 32,
+                outputs=outputs,
+            ),
+            b,
+        )
+        for b in builders
+    ]
+    bundle = build_bundle(RECIPE, "pkg", "1.0", "x86_64", build, envelopes, coordinator, 3)
+    return make_attest(bundle)
+
+
+def _check_receipt(net: Testnet, body: dict[str, object], tx: bytes) -> None:
+    assert body["tx_id"] == tx_id(tx)
+    size = body["tree_size"]
+    assert isinstance(size, int) and isinstance(body["index"], int)
+    note = body["checkpoint"]
+    assert isinstance(note, str), body
+    g = load_genesis(net.genesis)
+    known = {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+    cp = verify_checkpoint(note, known, signature_threshold(g.n), g.chain_id)
+    assert cp.size == size
+    proof = [bytes.fromhex(h) for h in body["inclusion_proof"]]  # type: ignore[union-attr]
+    verify_inclusion(hash_leaf(tx), body["index"], size, proof, cp.root_hash)
+
+
+def test_commit_reject_crash_and_catch_up(net: Testnet) -> None:
+    operator, coordinator = net.operator, net.coordinator
+    builders = [generate_key() for _ in range(3)]
+
+    # enroll three builders through three different validators
+    for i, b in enumerate(builders):
+        tx = make_enroll(operator, b.public_dict(), ["x86_64"], f"host{i}")
+        r = net.submit(i, tx)
+        assert r.status_code == 200, r.text
+        _check_receipt(net, r.json(), tx)
+
+    # an attestation resting on the three builders' own signed results
+    attest = _attest(coordinator, builders, "build-1", b"wheel bytes")
+    r = net.submit(3, attest)
+    assert r.status_code == 200, r.text
+    receipt = r.json()
+    _check_receipt(net, receipt, attest)
+
+    # a duplicate is recognised, with the same entry
+    again = net.submit(1, attest)
+    assert again.status_code == 200, again.text
+    assert again.json()["index"] == receipt["index"]
+
+    # invalid: an attestation by builders that are not enrolled, a revoke by a stranger
+    strangers = [generate_key() for _ in range(3)]
+    bad_attest = _attest(coordinator, strangers, "build-2", b"other bytes")
+    bad = net.submit(0, bad_attest)
+    assert bad.status_code == 400, bad.text
+    assert bad.json()["error"]["code"] == "invalid_transaction"
+    assert bad.json()["error"]["message"]
+    bad_revoke = make_revoke(generate_key(), hashlib.sha256(b"wheel bytes").hexdigest(), "no")
+    bad = net.submit(2, bad_revoke)
+    assert bad.status_code == 400, bad.text
+    assert "operator" in bad.json()["error"]["message"]
+
+    revoke = make_revoke(operator, hashlib.sha256(b"wheel bytes").hexdigest(), "key leaked")
+    r = net.submit(2, revoke)
+    assert r.status_code == 200, r.text
+    size = r.json()["index"] + 1
+    body = net.wait_same_checkpoint(size=size)
+
+    # the invalid transactions never entered a block
+    for i in range(size):
+        entry = net.get(0, f"/v1/entries/{i}").json()
+        assert entry["tx_id"] not in (tx_id(bad_attest), tx_id(bad_revoke))
+
+    # SIGKILL one validator: the other three keep committing
+    net.kill(1)
+    more = [
+        make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"extra{k}")
+        for k in range(4)
+    ]
+    for k, tx in enumerate(more):
+        r = net.submit([0, 2, 3][k % 3], tx)
+        assert r.status_code == 200, r.text
+    size += len(more)
+    net.wait_same_checkpoint([0, 2, 3], size=size)
+
+    # restart it: it catches up to the same checkpoint
+    net.start(1)
+    body = net.wait_same_checkpoint(size=size)
+
+    # SIGKILL all four and restart: nothing committed is lost
+    for i in range(4):
+        net.kill(i)
+    net.start_all()
+    assert net.wait_same_checkpoint(size=size) == body
+    for i in range(4):
+        st = net.status(i)
+        assert st is not None and st["size"] == size
+    # and the chain goes on
+    tx = make_enroll(operator, generate_key().public_dict(), ["x86_64"], "after-restart")
+    r = net.submit(0, tx)
+    assert r.status_code == 200, r.text
+    assert r.json()["index"] == size
+    net.wait_same_checkpoint(size=size + 1)
+
+
+def test_api_errors_and_proofs(net: Testnet) -> None:
+    wait_for("a checkpoint", lambda: net.checkpoint(0))
+    st = net.status(0)
+    assert st is not None
+    size = st["size"]
+    assert net.get(0, "/v1/blocks/999999").json()["error"]["code"] == "not_found"
+    assert net.get(0, f"/v1/entries/{size}").status_code == 404
+    r = net.get(0, "/v1/proofs/inclusion", index=0, size=size)
+    assert r.status_code == 200 and r.json()["size"] == size
+    r = net.get(0, "/v1/proofs/consistency", old=1, new=size)
+    assert r.status_code == 200
+    assert net.get(0, "/v1/proofs/consistency", old=size, new=size + 5).status_code == 400
+    r = net.client.post(net.url(0) + "/v1/tx", content=b"not json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_transaction"
+    block = net.get(0, "/v1/blocks/1").json()
+    assert block["certificate"]["height"] == 1
+
+
+def test_run_refuses_a_store_of_another_genesis(net: Testnet, tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    data = json.loads(net.genesis.read_text())
+    data["chain_id"] = "another-chain"
+    other = tmp_path / "genesis.json"
+    other.write_text(json.dumps(data))
+    r = subprocess.run(
+        [*FARM, "ledger", "run", "--dir", str(net.root / "v0"), "--genesis", str(other)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+        env=net.env,
+    )
+    assert r.returncode == 1, r.stderr
+    assert "belongs to another genesis" in r.stderr
+
+
+def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [
+            *FARM,
+            "ledger",
+            "run",
+            "--dir",
+            str(tmp_path / "nokey"),
+            "--genesis",
+            str(tmp_path / "g.json"),
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+    )
+    assert r.returncode == 1
+    assert "no genesis file" in r.stderr
