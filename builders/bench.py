@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated
 
+import redis as redis_lib
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -46,6 +47,7 @@ def _bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int)
         out.mkdir(mode=0o777)
         out.chmod(0o777)
         outs.append(out)
+    limits = recipe.limits
     argv_common = [
         "docker",
         "run",
@@ -62,6 +64,13 @@ def _bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int)
         recipe.build.workdir,
         "-e",
         "HOME=/tmp/home",
+        # The same resource limits farm applies, so both sides get the same machine.
+        "--cpus",
+        str(limits.cpus),
+        "--memory",
+        str(limits.memory),
+        "--pids-limit",
+        str(limits.pids),
     ]
     if deps is not None:
         argv_common += ["-v", f"{deps}:/deps:ro"]
@@ -102,6 +111,8 @@ def bench_build(
     recipe = load_recipe(recipe_path)
     ensure_image(recipe.image)
     root = Path(tempfile.mkdtemp(prefix="farm-bench-"))
+    bare: list[float] = []
+    farm_times: list[float] = []
     try:
         with Fetcher(root / "cache", progress=lambda m: None) as fetcher:
             src = fetcher.source(recipe.source, root / "fetch")
@@ -110,36 +121,32 @@ def bench_build(
                 if recipe.build.dependencies
                 else None
             )
-        console.print(f"bare: {runs} runs of {builders} concurrent docker runs (after one warm-up)")
-        _bare_once(recipe, src, deps, root, builders)
-        bare = []
-        for i in range(runs):
-            bare.append(_bare_once(recipe, src, deps, root, builders))
-            console.print(f"  bare run {i + 1}: {bare[-1]:.2f}s")
         with local_cluster(root / "cluster", builders) as cluster:
             app = make_celery(cluster.redis.url)
-            import redis as redis_lib
-
             running = list_builders(redis_lib.Redis.from_url(cluster.redis.url))
             chosen = pick_builders(running, recipe.architectures[0], builders)
-            farm_times = []
-            console.print(
-                f"farm: {runs} runs of `farm build` on {builders} builders (after one warm-up)"
-            )
-            for i in range(runs + 1):
+
+            def farm_once() -> float:
                 start = time.monotonic()
                 jobs = dispatch(app, recipe, recipe.architectures[0], chosen, uuid.uuid4().hex)
                 collect(jobs, recipe.limits.timeout + 120, poll=0.02)
                 elapsed = time.monotonic() - start
                 bad = [j for j in jobs if j.state != "DONE"]
                 if bad:
-                    raise BuildError(
-                        f"farm build failed on {bad[0].builder.builder_id[:12]}: {bad[0].error}"
-                    )
-                if i == 0:
-                    continue
-                farm_times.append(elapsed)
-                console.print(f"  farm run {i}: {elapsed:.2f}s")
+                    who = bad[0].builder.builder_id[:12]
+                    raise BuildError(f"farm build failed on {who}: {bad[0].error}")
+                return elapsed
+
+            console.print(
+                f"{runs} rounds, each: {builders} bare docker runs at once, then `farm build` "
+                f"on {builders} builders (after one warm-up round)"
+            )
+            _bare_once(recipe, src, deps, root, builders)
+            farm_once()
+            for i in range(runs):
+                bare.append(_bare_once(recipe, src, deps, root, builders))
+                farm_times.append(farm_once())
+                console.print(f"  round {i + 1}: bare {bare[-1]:.2f}s, farm {farm_times[-1]:.2f}s")
     finally:
         shutil.rmtree(root, ignore_errors=True)
     bare_s = statistics.median(bare)

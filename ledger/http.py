@@ -40,6 +40,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farm.errors import ConfigError
 from ledger.errors import LedgerError
+from ledger.node import note_size
 from ledger.transactions import tx_id
 
 if TYPE_CHECKING:
@@ -83,6 +84,19 @@ def _tx_from_body(body: bytes, content_type: str) -> bytes:
 def make_app(node: Node) -> FastAPI:
     """The API of ``node``."""
     app = FastAPI(title="farm ledger validator", version="1", docs_url=None, redoc_url=None)
+    _add_error_handlers(app)
+    _add_submit(app, node)
+    _add_reads(app, node)
+    return app
+
+
+def _latest_note(node: Node) -> tuple[int, str] | None:
+    note = node.store.latest_checkpoint()
+    return None if note is None else (note_size(note), note)
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error": {"code", "message"}}``."""
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -98,6 +112,10 @@ def make_app(node: Node) -> FastAPI:
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
+
+def _add_reads(app: FastAPI, node: Node) -> None:
+    """Blocks, entries, checkpoints, proofs, status."""
+
     def entry_body(index: int) -> dict[str, Any]:
         tx = node.store.entry(index)
         if tx is None:
@@ -109,13 +127,71 @@ def make_app(node: Node) -> FastAPI:
             "tx": base64.b64encode(tx).decode("ascii"),
         }
 
-    def latest_note() -> tuple[int, str] | None:
-        got = node.store.latest_checkpoint()
-        return None if got is None else (int(got[0]), str(got[1]))
+    def block_body(h: int) -> dict[str, Any]:
+        got = node.store.block(h)
+        if got is None:
+            raise ApiError(404, "not_found", f"no block {h}; the height is {node.height}")
+        block, cert = got
+        return {"block": block.to_json(), "certificate": cert.to_json()}
+
+    @app.get("/v1/blocks/{h}")
+    async def get_block(h: int) -> dict[str, Any]:
+        return block_body(h)
+
+    @app.get("/v1/blocks")
+    async def get_blocks(start: int, limit: int = 16) -> dict[str, Any]:
+        end = min(node.height, start + max(1, min(limit, MAX_BLOCKS_PER_PAGE)) - 1)
+        return {
+            "blocks": [
+                {"block": b.to_json(), "certificate": c.to_json()}
+                for b, c in node.store.blocks(max(start, 1), end)
+            ]
+        }
+
+    @app.get("/v1/entries/{i}")
+    async def get_entry(i: int) -> dict[str, Any]:
+        if not 0 <= i < node.state.size:
+            raise ApiError(404, "not_found", f"no entry {i}; the log has {node.state.size}")
+        return entry_body(i)
+
+    @app.get("/v1/checkpoint")
+    async def get_checkpoint() -> dict[str, Any]:
+        cp = _latest_note(node)
+        if cp is None:
+            raise ApiError(404, "not_found", "no co-signed checkpoint yet")
+        return {"size": cp[0], "note": cp[1]}
+
+    @app.get("/v1/proofs/inclusion")
+    async def inclusion(index: int, size: int) -> dict[str, Any]:
+        if not 0 <= index < size <= node.state.size:
+            raise ApiError(400, "bad_request", f"need 0 <= index < size <= {node.state.size}")
+        proof = node.state.log.inclusion_proof(index, size)
+        return {
+            "index": index,
+            "size": size,
+            "leaf_hash": node.state.log.leaf_hash(index).hex(),
+            "root": node.state.log.root(size).hex(),
+            "proof": [h.hex() for h in proof],
+        }
+
+    @app.get("/v1/proofs/consistency")
+    async def consistency(old: int, new: int) -> dict[str, Any]:
+        if not 0 <= old <= new <= node.state.size:
+            raise ApiError(400, "bad_request", f"need 0 <= old <= new <= {node.state.size}")
+        proof = node.state.log.consistency_proof(old, new)
+        return {"old": old, "new": new, "proof": [h.hex() for h in proof]}
+
+    @app.get("/v1/status")
+    async def status() -> dict[str, Any]:
+        return node.status()
+
+
+def _add_submit(app: FastAPI, node: Node) -> None:
+    """POST /v1/tx."""
 
     async def committed_answer(tid: str, index: int, height: int) -> dict[str, Any]:
         await node.wait_checkpoint(index + 1, node.settings.checkpoint_wait)
-        cp = latest_note()
+        cp = _latest_note(node)
         size = cp[0] if cp is not None and cp[0] > index else node.state.size
         proof = node.state.log.inclusion_proof(index, size)
         return {
@@ -155,61 +231,6 @@ def make_app(node: Node) -> FastAPI:
             raise ApiError(400, "invalid_transaction", str(exc)) from None
         return await committed_answer(tid, info.index, info.height)
 
-    def block_body(h: int) -> dict[str, Any]:
-        got = node.store.block(h)
-        if got is None:
-            raise ApiError(404, "not_found", f"no block {h}; the height is {node.height}")
-        block, cert = got
-        return {"block": block.to_json(), "certificate": cert.to_json()}
-
-    @app.get("/v1/blocks/{h}")
-    async def get_block(h: int) -> dict[str, Any]:
-        return block_body(h)
-
-    @app.get("/v1/blocks")
-    async def get_blocks(start: int, limit: int = 16) -> dict[str, Any]:
-        end = min(node.height, start + max(1, min(limit, MAX_BLOCKS_PER_PAGE)) - 1)
-        return {"blocks": [block_body(h) for h in range(max(start, 1), end + 1)]}
-
-    @app.get("/v1/entries/{i}")
-    async def get_entry(i: int) -> dict[str, Any]:
-        if not 0 <= i < node.state.size:
-            raise ApiError(404, "not_found", f"no entry {i}; the log has {node.state.size}")
-        return entry_body(i)
-
-    @app.get("/v1/checkpoint")
-    async def get_checkpoint() -> dict[str, Any]:
-        cp = latest_note()
-        if cp is None:
-            raise ApiError(404, "not_found", "no co-signed checkpoint yet")
-        return {"size": cp[0], "note": cp[1]}
-
-    @app.get("/v1/proofs/inclusion")
-    async def inclusion(index: int, size: int) -> dict[str, Any]:
-        if not 0 <= index < size <= node.state.size:
-            raise ApiError(400, "bad_request", f"need 0 <= index < size <= {node.state.size}")
-        proof = node.state.log.inclusion_proof(index, size)
-        return {
-            "index": index,
-            "size": size,
-            "leaf_hash": node.state.log.leaf_hash(index).hex(),
-            "root": node.state.log.root(size).hex(),
-            "proof": [h.hex() for h in proof],
-        }
-
-    @app.get("/v1/proofs/consistency")
-    async def consistency(old: int, new: int) -> dict[str, Any]:
-        if not 0 <= old <= new <= node.state.size:
-            raise ApiError(400, "bad_request", f"need 0 <= old <= new <= {node.state.size}")
-        proof = node.state.log.consistency_proof(old, new)
-        return {"old": old, "new": new, "proof": [h.hex() for h in proof]}
-
-    @app.get("/v1/status")
-    async def status() -> dict[str, Any]:
-        return node.status()
-
-    return app
-
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: the node's process owns the signals."""
@@ -224,7 +245,7 @@ class HttpServer:
 
     def __init__(self, node: Node, host: str, port: int) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self._sock = socket.socket(family, socket.SOCK_STREAM)
+        self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             self._sock.bind((host.strip("[]"), port))

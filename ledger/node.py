@@ -58,6 +58,7 @@ from ledger.consensus import (
     Decide,
     Effect,
     ScheduleTimeout,
+    Proposal,
     Timeout,
     message_from_json,
 )
@@ -71,7 +72,7 @@ from ledger.storage import LedgerStore
 from ledger.transactions import tx_id
 from ledger.vote_guard import SqliteVoteGuard
 
-__all__ = ["CommitInfo", "Node", "split_hostport"]
+__all__ = ["CommitInfo", "Node", "note_size", "serve", "split_hostport"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,11 @@ class CommitInfo:
 
     index: int
     height: int
+
+
+def note_size(note: str) -> int:
+    """The tree size of a checkpoint note (no signature checked)."""
+    return Checkpoint.from_body(parse_note(note).text).size
 
 
 def split_hostport(value: str) -> tuple[str, int]:
@@ -118,27 +124,20 @@ class Node:
         self._threshold = signature_threshold(self.validators.n)
 
         settings.dir.mkdir(parents=True, exist_ok=True)
-        self.store = LedgerStore(settings.store_path)
-        ghash = genesis_hash(genesis)
-        ghex = ghash if isinstance(ghash, str) else ghash.hex()
-        stored = self.store.get_meta("genesis_hash")
-        if stored is None:
-            self.store.set_meta("genesis_hash", ghex)
-        elif stored != ghex:
-            raise ConfigError(
-                f"{settings.store_path} belongs to another genesis ({stored[:16]}…), "
-                f"not {ghex[:16]}… ({settings.genesis})"
-            )
-        self._genesis_hash = bytes.fromhex(ghex)
+        self.store = LedgerStore(settings.store_path, genesis)
         self.state: LedgerState = self.store.load_state(genesis)
         self.height = self.store.height()
         last = self.store.block(self.height) if self.height > 0 else None
-        self.last_hash: bytes = self._genesis_hash if last is None else last[0].hash()
-        self._heights: list[tuple[int, int]] = []  # (first index, height), ascending
-        self._load_indexes()
+        self.last_hash: bytes = (
+            bytes.fromhex(genesis_hash(genesis)) if last is None else last[0].hash()
+        )
 
         self.mempool = Mempool(settings.max_mempool_txs)
         self.guard = SqliteVoteGuard(settings.guard_path)
+        import os
+        if os.environ.get("XX_NOSYNC"):
+            self.guard._db.execute("PRAGMA synchronous=NORMAL")
+            self.store._db.execute("PRAGMA synchronous=NORMAL")
         self.consensus = Consensus(
             self.name,
             self._key,
@@ -156,8 +155,8 @@ class Node:
         self._cosigs: dict[int, str] = {}  # size → merged note, until it is trusted
         self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
         self._signed_size = -1
-        cp = self.store.latest_checkpoint()
-        self.checkpoint_size = -1 if cp is None else cp[0]
+        note = self.store.latest_checkpoint()
+        self.checkpoint_size = -1 if note is None else note_size(note)
         self.peer_heights: dict[str, int] = {}
         self.last_progress = time.monotonic()
         self.syncing = False
@@ -165,34 +164,25 @@ class Node:
         self._timers: list[asyncio.TimerHandle] = []
         self._start_handle: asyncio.TimerHandle | None = None
 
+        self.http_addr = {v.name: v.http for v in genesis.validators}
+        self.net = self._make_network()
+
+    def _make_network(self) -> Network:
         peers = []
-        for v in genesis.validators:
+        for v in self.genesis.validators:
             host, port = split_hostport(v.p2p)
             peers.append(PeerInfo(v.name, host, port, self._keys[v.name]))
-        self.http_addr = {v.name: v.http for v in genesis.validators}
-        self.net = Network(
+        return Network(
             self.chain_id,
             self.name,
             self._key,
             split_hostport(self.info.p2p),
             peers,
             self._on_frame,
-            reconnect_max=settings.reconnect_max,
+            reconnect_max=self.settings.reconnect_max,
         )
 
     # ------------------------------------------------------------------ start-up
-
-    def _load_indexes(self) -> None:
-        """Block boundaries in the log, from the store (to say where an entry landed)."""
-        index = 0
-        for h in range(1, self.height + 1):
-            got = self.store.block(h)
-            if got is None:
-                raise ConfigError(f"{self.settings.store_path}: block {h} is missing")
-            block = got[0]
-            if block.txs:
-                self._heights.append((index, h))
-            index += len(block.txs)
 
     async def start(self) -> None:
         """Open the p2p listener and start dialling; consensus starts on demand."""
@@ -253,15 +243,17 @@ class Node:
     def check_block(self, block: Block, state: LedgerState, prev_hash: bytes) -> str | None:
         """Why ``block`` cannot follow ``prev_hash`` on ``state`` (None if it can)."""
         s = self.settings
+        reason = None
         if block.prev_hash != prev_hash:
-            return f"prev_hash {block.prev_hash.hex()[:16]}… is not {prev_hash.hex()[:16]}…"
-        if block.proposer not in self._keys:
-            return f"proposer {block.proposer!r} is not a validator"
-        if len(block.txs) > s.max_block_txs:
-            return f"{len(block.txs)} transactions, at most {s.max_block_txs}"
-        if sum(len(tx) for tx in block.txs) > s.max_block_bytes:
-            return f"transactions larger than {s.max_block_bytes} bytes"
-        reason = state.check_block(block.txs)
+            reason = f"prev_hash {block.prev_hash.hex()[:16]}… is not {prev_hash.hex()[:16]}…"
+        elif block.proposer not in self._keys:
+            reason = f"proposer {block.proposer!r} is not a validator"
+        elif len(block.txs) > s.max_block_txs:
+            reason = f"{len(block.txs)} transactions, at most {s.max_block_txs}"
+        elif sum(len(tx) for tx in block.txs) > s.max_block_bytes:
+            reason = f"transactions larger than {s.max_block_bytes} bytes"
+        else:
+            reason = state.check_block(block.txs)
         if reason is not None:
             return reason
         root, size = state.root_after(block.txs)
@@ -290,6 +282,8 @@ class Node:
                 self.commit(effect.block, effect.certificate)
 
     def _on_timeout(self, timeout: Timeout) -> None:
+        if timeout.height != self.height + 1:
+            return  # a height catch-up has committed meanwhile
         self._perform(self.consensus.on_timeout(timeout))
 
     def _start_height(self) -> None:
@@ -332,8 +326,6 @@ class Node:
             ids.append((tid, index))
         if self.state.root != block.log_root:  # cannot happen: validate() checked it
             raise ConsensusError(f"state diverged from block {block.height}'s log root")
-        if block.txs:
-            self._heights.append((first, block.height))
         self.height = block.height
         self.last_hash = block.hash()
         self._own_blocks.clear()
@@ -476,6 +468,9 @@ class Node:
         except (ConsensusError, KeyError, TypeError) as exc:
             log.info("bad consensus message from %s: %s", peer, exc)
             return
+        if log.isEnabledFor(logging.DEBUG):
+            kind = "proposal" if isinstance(msg, Proposal) else str(msg.kind)
+            log.debug("%s h%d r%d from %s via %s", kind, msg.height, msg.round, msg.sender, peer)
         self._max_seen_height = max(self._max_seen_height, msg.height)
         if msg.height == self.height + 1 and not self._started:
             self._wake(now=True)
@@ -512,11 +507,8 @@ class Node:
         return CommitInfo(index, self.height_of(index))
 
     def height_of(self, index: int) -> int:
-        """The height of the block holding log entry ``index``."""
-        import bisect
-
-        pos = bisect.bisect_right(self._heights, (index, 1 << 62)) - 1
-        return self._heights[pos][1]
+        """The height of the block holding log entry ``index`` (0 if unknown)."""
+        return self.store.entry_height(index) or 0
 
     def submit(self, tx: bytes) -> tuple[str, asyncio.Future[CommitInfo]]:
         """Admit a checked transaction: mempool, gossip, and a future for its commit.
@@ -565,13 +557,6 @@ class Node:
     def after_sync(self) -> None:
         """Called by catch-up when it is done: join consensus at the next height."""
         self.syncing = False
-        self._started = (
-            self.consensus.height == self.height + 1
-            and self.consensus.decision is None
-            and self._started
-        )
-        if self.consensus.height <= self.height:
-            self._started = False
         if len(self.mempool) or self._max_seen_height > self.height:
             self._wake(now=True)
 

@@ -36,6 +36,7 @@ from securesystemslib.signer import SSlibKey
 from farm.attestation import VerifiedBundle, verify_bundle
 from farm.errors import FarmError, SigningKeyError
 from farm.keys import public_key_from_dict
+from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_children, hash_leaf
@@ -356,6 +357,24 @@ class LedgerState(_View):
                 return f"transaction {i}{short}: {reason}"
             assert txid is not None
             overlay.add(data, txid, effect)
+        return None
+
+    def validate_block(self, block: Block) -> str | None:
+        """None if ``block`` may follow this state: its transactions pass
+        :meth:`check_block` and its log size and root are what appending them gives.
+        (Height and previous-hash linkage are the node's to check.) Pure."""
+        expected_size = self.size + len(block.txs)
+        if block.log_size != expected_size:
+            return f"block says log size {block.log_size}, its transactions give {expected_size}"
+        reason = self.check_block(block.txs)
+        if reason is not None:
+            return reason
+        root, _ = self.root_after(block.txs)
+        if root != block.log_root:
+            return (
+                f"block says log root {block.log_root.hex()[:16]}…, "
+                f"its transactions give {root.hex()[:16]}…"
+            )
         return None
 
     def filter_valid(self, txs: Iterable[bytes]) -> tuple[list[bytes], list[tuple[bytes, str]]]:

@@ -340,22 +340,52 @@ class LedgerStore:
 
     # -------------------------------------------------------------------- state
 
-    def load_state(self, genesis: Genesis) -> LedgerState:
+    def _check_chain(self) -> None:
+        """Heights contiguous from 1, each block naming its predecessor's hash, log
+        ranges contiguous from 0."""
+        rows = self._read_all(
+            "SELECT height, hash, header, first_index, log_size FROM blocks ORDER BY height"
+        )
+        prev_hash: bytes | None = None
+        size = 0
+        for expected, (height, stored_hash, header, first, log_size) in enumerate(rows, start=1):
+            value = json.loads(header)
+            if height != expected:
+                raise StorageError(f"{self.path}: block {expected} is missing")
+            if prev_hash is not None and value["prev_hash"] != prev_hash.hex():
+                raise StorageError(
+                    f"{self.path}: block {height} does not follow block {height - 1}"
+                )
+            if first != size or log_size < first:
+                raise StorageError(f"{self.path}: block {height} log range does not follow")
+            prev_hash, size = bytes(stored_hash), log_size
+
+    def load_state(self, genesis: Genesis, *, revalidate: bool = False) -> LedgerState:
         """Rebuild the application state from the stored entries.
 
         Entries were validated before they were committed, so they are replayed
         without re-checking signatures; attest entries are not even re-parsed (the
         stored artifact list is used). The result must match the last block's log
-        root and size.
+        root and size. With ``revalidate`` every entry is checked again in full,
+        signatures included (slow: about a millisecond per attestation).
 
         Raises:
-            StorageError: another genesis, or the rebuilt log does not match the
-                last stored block.
+            StorageError: another genesis, an entry that fails re-validation, or the
+                rebuilt log does not match the last stored block.
         """
         bound = self.genesis_hash
         if bound is not None and bound != genesis.hash:
             raise StorageError(f"{self.path}: store belongs to another genesis")
         state = LedgerState.from_genesis(genesis)
+        if revalidate:
+            for index, data in enumerate(self.entries(0, self.size())):
+                reason = state.check(data)
+                if reason is not None:
+                    raise StorageError(f"{self.path}: entry {index} does not validate: {reason}")
+                state.apply(data)
+            self._check_chain()
+            self._check_last_block(state)
+            return state
         rows = self._read_all(
             "SELECT idx, txid, kind, leaf_hash, artifacts, "
             "CASE WHEN kind = 'attest' THEN NULL ELSE data END FROM entries ORDER BY idx"
@@ -373,6 +403,11 @@ class LedgerStore:
                 )
         except TransactionError as exc:
             raise StorageError(f"{self.path}: cannot replay the log: {exc}") from None
+        self._check_chain()
+        self._check_last_block(state)
+        return state
+
+    def _check_last_block(self, state: LedgerState) -> None:
         last = self._read(
             "SELECT height, log_size, header FROM blocks ORDER BY height DESC LIMIT 1"
         )
@@ -385,4 +420,3 @@ class LedgerStore:
                 )
         elif state.size:
             raise StorageError(f"{self.path}: entries stored without a block")
-        return state

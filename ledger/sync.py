@@ -19,40 +19,23 @@ root matches our log at that size. Finally the node joins consensus at the next 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import httpx
 
-from ledger.block import Block, CommitCertificate, CommitSig, verify_commit_certificate
+from ledger.block import Block, CommitCertificate, verify_commit_certificate
 from ledger.errors import ConsensusError, LedgerError
+from ledger.storage import certificate_from_json
 
 if TYPE_CHECKING:
     from ledger.node import Node
 
-__all__ = ["BATCH", "catch_up", "certificate_from_json", "verify_fetched"]
+__all__ = ["BATCH", "catch_up", "verify_fetched"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 64
 """Blocks asked for per request."""
-
-
-def certificate_from_json(data: Any) -> CommitCertificate:
-    """Inverse of :meth:`CommitCertificate.to_json`; raises ConsensusError."""
-    try:
-        if data["type"] != "farm-ledger/commit/v1":
-            raise ConsensusError(f"not a commit certificate: type {data['type']!r}")
-        return CommitCertificate(
-            height=int(data["height"]),
-            round=int(data["round"]),
-            block_hash=bytes.fromhex(data["block_hash"]),
-            signatures=tuple(
-                CommitSig(str(s["validator"]), bytes.fromhex(s["signature"]))
-                for s in data["signatures"]
-            ),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConsensusError(f"malformed commit certificate: {exc}") from None
 
 
 def verify_fetched(node: Node, block: Block, cert: CommitCertificate) -> None:

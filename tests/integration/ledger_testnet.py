@@ -1,6 +1,6 @@
 """A testnet of real ``farm ledger run`` processes on 127.0.0.1, for tests and benches.
 
-``Testnet(tmp, n)`` makes the validator keys, an operator and a coordinator key and
+``LedgerTestnet(tmp, n)`` makes the validator keys, an operator and a coordinator key and
 the genesis with ``farm ledger testnet`` on free ports; then each validator can be
 started, stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT)
 by its index. Every wait polls with a deadline; nothing sleeps for a fixed time.
@@ -63,7 +63,7 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) ->
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
 
 
-class Testnet:
+class LedgerTestnet:
     """N validators of one chain as separate processes (see the module docstring)."""
 
     def __init__(
