@@ -71,6 +71,32 @@ def show_id(home: HomeOpt = None) -> None:
     typer.echo(load_identity(_settings(home).key_path).keyid)
 
 
+@app.command()
+def enroll(
+    coordinator: Annotated[
+        str, typer.Option("--coordinator", envvar="FARM_COORDINATOR_URL", help="Coordinator URL.")
+    ],
+    token: Annotated[str, typer.Option("--token", help="One-time enrollment token.")],
+    home: HomeOpt = None,
+    hostname: Annotated[
+        str | None, typer.Option(help="Host name to register (default: this host's).")
+    ] = None,
+) -> None:
+    """Register this builder's public key and architectures with a coordinator."""
+    import socket
+
+    from builders.arch import buildable_arches
+    from builders.identity import load_identity
+    from farm.coordinator.client import CoordinatorClient
+
+    key = load_identity(_settings(home).key_path)
+    client = CoordinatorClient(coordinator, key=key)
+    builder = client.enroll(token, hostname or socket.gethostname(), list(buildable_arches()))
+    state = "approved" if builder["approved"] else "pending approval"
+    console.print(f"enrolled builder [bold]{builder['id']}[/] ({state})", highlight=False)
+    console.print(f"arches: {', '.join(builder['arches'])}", highlight=False)
+
+
 @app.command("list")
 def list_cmd(
     redis_url: Annotated[

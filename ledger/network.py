@@ -19,8 +19,9 @@ another validator's name). Consensus messages are signed on their own as well an
 checked by the state machine, so a relayed message needs no trust in the relayer.
 
 Invariants: a frame larger than :data:`MAX_FRAME` closes the connection; each peer has
-a bounded send queue (a full queue drops the frame: consensus copes with loss through
-timeouts, relays and catch-up); dialling backs off exponentially up to a maximum.
+a bounded send queue, used only while the peer is connected (a frame for a peer that is
+down, or whose queue is full, is dropped: consensus copes with loss through timeouts,
+relays and catch-up); dialling backs off exponentially up to a maximum.
 """
 
 from __future__ import annotations
@@ -185,9 +186,11 @@ class Network:
         return sorted(n for n, o in self._out.items() if o.connected and n in self._inbound)
 
     def send(self, name: str, raw: bytes) -> None:
-        """Queue a frame for one peer (dropped if its queue is full)."""
+        """Queue a frame for one peer; dropped if the peer is not connected (it would
+        be stale by the time it reconnects: catch-up covers the gap) or its queue is
+        full."""
         out = self._out.get(name)
-        if out is None:
+        if out is None or not out.connected:
             return
         try:
             out.queue.put_nowait(raw)
@@ -234,6 +237,8 @@ class Network:
                 log.info("lost %s: %s", peer.name, exc)
             finally:
                 out.connected = False
+                while not out.queue.empty():
+                    out.queue.get_nowait()
                 watcher.cancel()
                 writer.close()
 

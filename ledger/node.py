@@ -33,11 +33,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import IO, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -57,8 +59,8 @@ from ledger.consensus import (
     Consensus,
     Decide,
     Effect,
-    ScheduleTimeout,
     Proposal,
+    ScheduleTimeout,
     Timeout,
     message_from_json,
 )
@@ -77,6 +79,7 @@ __all__ = ["CommitInfo", "Node", "note_size", "serve", "split_hostport"]
 log = logging.getLogger(__name__)
 
 RELAY_CACHE = 50_000
+_CONSENSUS_PREFIX = b'{"t":"c",'  # how encode_frame starts a consensus frame
 EARLY_COSIGS = 4_096
 
 
@@ -99,6 +102,72 @@ def split_hostport(value: str) -> tuple[str, int]:
     if not sep or not host or not port.isdigit():
         raise ConfigError(f"{value!r} is not host:port")
     return host, int(port)
+
+
+class _ResumingConsensus(Consensus):
+    """The state machine, resuming the height it was voting in when the process died.
+
+    A validator locks on a value exactly when it precommits it (lines 36-43). The node
+    stores the locked block (store meta ``"lock"``) before the precommit leaves, and
+    the vote guard holds every signed vote; after a restart the machine resumes, still
+    locked, in the round after the highest one the guard holds. Not in that round
+    itself: its votes there died with the process (nobody re-sends them, and the guard
+    refuses to sign anything else there), so it could never gather 2f+1 votes of that
+    round again, and a height all validators restarted in would stall. Without this a restarted honest
+    validator could prevote against its own lock, which counts against safety like a
+    Byzantine vote. The locked block is also the valid value, re-proposed with valid
+    round -1: after a restart nobody has the old polka in memory, so a re-proposal that
+    needed one would never gather prevotes; every validator locked on it prevotes it
+    under line 22, the others if it is valid.
+    """
+
+    resume: tuple[int, int, int, Block | None] | None = None
+    """(height, highest round signed in, locked round, locked block) to resume, if any."""
+
+    def _reset_height_state(self) -> None:
+        super()._reset_height_state()
+        r = self.resume
+        if r is not None and r[0] == self.height and r[2] >= 0 and r[3] is not None:
+            self.locked_value = self.valid_value = r[3]
+            self.locked_round = r[2]
+
+    def _start_round(self, round: int) -> None:
+        r = self.resume
+        if r is not None and r[0] == self.height:
+            self.resume = None
+            round = max(round, r[1] + 1)
+        super()._start_round(round)
+
+
+def _resume_point(
+    guard_path: Path, store: LedgerStore, height: int
+) -> tuple[int, int, int, Block | None] | None:
+    """What this validator already did at ``height`` before a restart: the highest
+    round the vote guard holds, and its lock (round, block) if the store has it.
+
+    Reads the guard's table (ledger/vote_guard.py: signed(height, round, step, value)).
+    """
+    import json
+    import sqlite3
+
+    if not guard_path.exists():
+        return None
+    try:
+        db = sqlite3.connect(f"file:{guard_path}?mode=ro", uri=True)
+        try:
+            top = db.execute("SELECT MAX(round) FROM signed WHERE height=?", (height,)).fetchone()
+        finally:
+            db.close()
+    except sqlite3.Error as exc:
+        raise ConfigError(f"{guard_path}: cannot read the vote guard: {exc}") from None
+    if top is None or top[0] is None:
+        return None
+    saved = store.get_meta("lock")
+    if saved is not None:
+        lock = json.loads(saved)
+        if lock["height"] == height:
+            return (height, int(top[0]), int(lock["round"]), Block.from_json(lock["block"]))
+    return (height, int(top[0]), -1, None)
 
 
 class Node:
@@ -134,11 +203,7 @@ class Node:
 
         self.mempool = Mempool(settings.max_mempool_txs)
         self.guard = SqliteVoteGuard(settings.guard_path)
-        import os
-        if os.environ.get("XX_NOSYNC"):
-            self.guard._db.execute("PRAGMA synchronous=NORMAL")
-            self.store._db.execute("PRAGMA synchronous=NORMAL")
-        self.consensus = Consensus(
+        self.consensus = _ResumingConsensus(
             self.name,
             self._key,
             self.validators,
@@ -146,6 +211,8 @@ class Node:
             self.guard,
             timeouts=settings.timeouts(),
         )
+        self.consensus.resume = _resume_point(settings.guard_path, self.store, self.height + 1)
+        self._saved_lock: tuple[int, int] = (self.height + 1, -1)
         self._started = False
         self._max_seen_height = 0
         self._own_blocks: set[bytes] = set()
@@ -153,6 +220,7 @@ class Node:
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
         self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._cosigs: dict[int, str] = {}  # size → merged note, until it is trusted
+        self._cosigners: dict[int, set[str]] = {}  # size → who signed it (verified)
         self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
         self._signed_size = -1
         note = self.store.latest_checkpoint()
@@ -161,6 +229,7 @@ class Node:
         self.last_progress = time.monotonic()
         self.syncing = False
         self._sync_task: asyncio.Task[None] | None = None
+        self._status_task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._start_handle: asyncio.TimerHandle | None = None
 
@@ -201,11 +270,9 @@ class Node:
         """Stop timers and tasks, close the network and the databases."""
         for handle in self._timers:
             handle.cancel()
-        self._status_task.cancel()
-        if self._sync_task is not None:
-            self._sync_task.cancel()
         for task in (self._status_task, self._sync_task):
             if task is not None:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         await self.net.close()
@@ -266,8 +333,25 @@ class Node:
 
     # ------------------------------------------------------------------ effects
 
+    def _save_lock(self) -> None:
+        """Store the locked block before anything that follows from the lock leaves."""
+        c = self.consensus
+        key = (c.height, c.locked_round)
+        if c.locked_value is None or c.locked_round < 0 or key == self._saved_lock:
+            return
+        self.store.set_meta(
+            "lock",
+            json.dumps(
+                {"height": c.height, "round": c.locked_round, "block": c.locked_value.to_json()},
+                separators=(",", ":"),
+            ),
+        )
+        self._saved_lock = key
+
     def _perform(self, effects: list[Effect]) -> None:
         loop = asyncio.get_running_loop()
+        if effects:
+            self._save_lock()
         for effect in effects:
             if isinstance(effect, Broadcast):
                 raw = encode_frame({"t": "c", "m": effect.message.to_json()})
@@ -336,8 +420,9 @@ class Node:
                     fut.set_result(CommitInfo(index, block.height))
         self._started = False
         self.last_progress = time.monotonic()
-        with contextlib.suppress(LedgerError):
-            self.guard.prune(block.height - 2)
+        if block.height % 64 == 0:  # each prune is an fsync: not every height
+            with contextlib.suppress(LedgerError):
+                self.guard.prune(block.height - 2)
         log.debug("committed height %d: %d txs, log size %d", block.height, len(ids), first)
         self._cosign()
         if len(self.mempool) or self._max_seen_height > self.height:
@@ -360,7 +445,7 @@ class Node:
         note = sign_checkpoint(
             Checkpoint(self.chain_id, size, self.state.root), self.name, self._key
         )
-        self._add_cosig(size, note)
+        self._add_cosig(size, note, (self.name,))
         self.net.broadcast(encode_frame({"t": "cosig", "note": note}))
         for early in self._early.pop(size, []):
             self._on_cosig(early)
@@ -383,27 +468,35 @@ class Node:
         if cp.root_hash != self.state.log.root(cp.size):
             log.warning("co-signature for size %d with a root that is not ours", cp.size)
             return
+        if len(parsed.signatures) != 1:
+            return  # peers send their own signature only
         tally = tally_signatures(parsed, self._keys)
         if tally.invalid or not tally.valid:
             return
-        self._add_cosig(cp.size, note)
+        self._add_cosig(cp.size, note, tally.valid)
 
-    def _add_cosig(self, size: int, note: str) -> None:
+    def _add_cosig(self, size: int, note: str, signers: tuple[str, ...]) -> None:
+        """Merge ``note``, whose signatures by ``signers`` are already verified; store
+        the merged note once 2f+1 distinct validators signed it."""
         merged = merge_signatures(self._cosigs[size], note) if size in self._cosigs else note
         self._cosigs[size] = merged
-        tally = tally_signatures(parse_note(merged), self._keys)
-        if len(tally.valid) >= self._threshold and size > self.checkpoint_size:
+        who = self._cosigners.setdefault(size, set())
+        who.update(signers)
+        if len(who) >= self._threshold and size > self.checkpoint_size:
             self.store.put_checkpoint(size, merged)
             self.checkpoint_size = size
             for s in [s for s in self._cosigs if s <= size]:
                 del self._cosigs[s]
+                self._cosigners.pop(s, None)
             waiting = self._checkpoint_waiters
             self._checkpoint_waiters = [(s, f) for s, f in waiting if s > size]
             for s, fut in waiting:
                 if s <= size and not fut.done():
                     fut.set_result(None)
         while len(self._cosigs) > 256:
-            del self._cosigs[min(self._cosigs)]
+            oldest = min(self._cosigs)
+            del self._cosigs[oldest]
+            self._cosigners.pop(oldest, None)
 
     def store_checkpoint(self, note: str) -> bool:
         """Keep a trusted checkpoint fetched from a peer if it matches our log."""
@@ -416,7 +509,8 @@ class Node:
         if len(tally.valid) < self._threshold:
             return False
         self._cosigs.pop(cp.size, None)
-        self._add_cosig(cp.size, note)
+        self._cosigners.pop(cp.size, None)
+        self._add_cosig(cp.size, note, tally.valid)
         return True
 
     async def wait_checkpoint(self, size: int, timeout: float) -> None:
@@ -440,6 +534,10 @@ class Node:
         return False
 
     def _on_frame(self, peer: str, raw: bytes) -> None:
+        # Relayed copies of a consensus message are byte-identical: drop them before
+        # parsing (a proposal can be megabytes of JSON).
+        if raw.startswith(_CONSENSUS_PREFIX) and self._seen(hashlib.sha256(raw).digest()):
+            return
         try:
             frame = decode_frame(raw)
         except ValueError as exc:
@@ -447,7 +545,7 @@ class Node:
             return
         kind = frame["t"]
         if kind == "c":
-            if self._seen(hashlib.sha256(raw).digest()):
+            if not raw.startswith(_CONSENSUS_PREFIX) and self._seen(hashlib.sha256(raw).digest()):
                 return
             self._on_consensus(peer, frame, raw)
         elif kind == "tx":
@@ -576,6 +674,23 @@ class Node:
         }
 
 
+def _lock_dir(path: Path) -> IO[bytes]:
+    """Hold an exclusive lock on the validator's directory for the process's life.
+
+    Raises:
+        ConfigError: another process already runs a validator from ``path``.
+    """
+    import fcntl
+
+    handle = (path / "lock").open("ab")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise ConfigError(f"{path}: another validator process is running from here") from None
+    return handle
+
+
 async def serve(settings: NodeSettings) -> None:
     """Run one validator until SIGTERM or SIGINT, then shut down cleanly.
 
@@ -594,6 +709,7 @@ async def serve(settings: NodeSettings) -> None:
         raise ConfigError(
             f"{settings.key_path}: no validator key there (make one with `farm ledger init`)"
         )
+    lock = _lock_dir(settings.dir)
     node = Node(settings, genesis, load_key(settings.key_path))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -612,3 +728,4 @@ async def serve(settings: NodeSettings) -> None:
         if http is not None:
             await http.close()
         await node.close()
+        lock.close()

@@ -31,9 +31,10 @@ def _register() -> None:
     """
     from importlib.metadata import entry_points
 
-    from farm.cli import build_cmd, recipe_cmd, up_cmd
+    from farm.cli import build_cmd, coordinator_cmd, recipe_cmd, up_cmd
 
     app.add_typer(recipe_cmd.app, name="recipe")
+    app.add_typer(coordinator_cmd.app)  # farm serve, farm operator
     app.command("build")(build_cmd.build)
     app.command("up")(up_cmd.up)
     for ep in sorted(entry_points(group="farm.commands"), key=lambda e: e.name):

@@ -159,6 +159,8 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
 
 
 def test_api_errors_and_proofs(net: LedgerTestnet) -> None:
+    tx = make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "api-test")
+    assert net.submit(1, tx).status_code == 200
     wait_for("a checkpoint", lambda: net.checkpoint(0))
     st = net.status(0)
     assert st is not None
@@ -178,14 +180,21 @@ def test_api_errors_and_proofs(net: LedgerTestnet) -> None:
 
 def test_run_refuses_a_store_of_another_genesis(net: LedgerTestnet, tmp_path: Path) -> None:
     import json
+    import shutil
     import subprocess
 
+    from ledger.storage import LedgerStore
+
+    vdir = tmp_path / "v0"
+    vdir.mkdir()
+    shutil.copy2(net.root / "v0" / "validator.key", vdir / "validator.key")
+    LedgerStore(vdir / "ledger.sqlite", load_genesis(net.genesis)).close()
     data = json.loads(net.genesis.read_text())
     data["chain_id"] = "another-chain"
     other = tmp_path / "genesis.json"
     other.write_text(json.dumps(data))
     r = subprocess.run(
-        [*FARM, "ledger", "run", "--dir", str(net.root / "v0"), "--genesis", str(other)],
+        [*FARM, "ledger", "run", "--dir", str(vdir), "--genesis", str(other)],
         capture_output=True,
         check=False,
         text=True,
@@ -194,6 +203,22 @@ def test_run_refuses_a_store_of_another_genesis(net: LedgerTestnet, tmp_path: Pa
     )
     assert r.returncode == 1, r.stderr
     assert "belongs to genesis" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_a_second_process_on_one_directory_is_refused(net: LedgerTestnet) -> None:
+    import subprocess
+
+    r = subprocess.run(
+        [*FARM, "ledger", "run", "--dir", str(net.root / "v0"), "--genesis", str(net.genesis)],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=30,
+        env=net.env,
+    )
+    assert r.returncode == 1
+    assert "another validator process is running" in r.stderr
 
 
 def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
@@ -216,3 +241,48 @@ def test_commands_explain_what_is_missing(tmp_path: Path) -> None:
     )
     assert r.returncode == 1
     assert "no genesis file" in r.stderr
+
+
+def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
+    """All four die mid-height (votes signed, nothing committed): after a restart
+    they resume in a fresh round, still locked, and commit again."""
+    import threading
+
+    import httpx
+
+    t = LedgerTestnet(tmp_path, 4)
+    try:
+        t.start_all()
+        operator = t.operator
+        txs = [
+            make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"load{k}")
+            for k in range(400)
+        ]
+        stop = threading.Event()
+
+        def load(worker: int) -> None:
+            with httpx.Client(timeout=5) as c:
+                for k in range(worker, len(txs), 8):
+                    if stop.is_set():
+                        return
+                    try:
+                        c.post(t.url(k % 4) + "/v1/tx", content=txs[k])
+                    except httpx.HTTPError:
+                        pass
+
+        threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+        for th in threads:
+            th.start()
+        wait_for("some commits", lambda: (s := t.status(0)) is not None and s["height"] >= 10)
+        for i in range(4):
+            t.kill(i)
+        stop.set()
+        for th in threads:
+            th.join()
+        t.start_all()
+        tx = make_enroll(operator, generate_key().public_dict(), ["x86_64"], "after")
+        r = t.submit(1, tx)
+        assert r.status_code == 200, r.text
+        t.wait_same_checkpoint(size=r.json()["index"] + 1)
+    finally:
+        t.close()

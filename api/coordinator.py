@@ -1,0 +1,363 @@
+"""The coordinator's REST API (FastAPI): builders, staging, results, builds.
+
+Reads are public. Every write is authenticated: operators by a bearer token (stored
+hashed), builders by a signature of their enrolled key over the request
+(:mod:`farm.coordinator.auth`), except enrollment, which spends a one-time token.
+Routes return the ``XPublic`` models, never table rows.
+
+Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``; the
+mapping from farm's errors to HTTP statuses is :data:`ERROR_STATUS`, in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import BackgroundTasks, Body, Depends, FastAPI, Header, Path, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from farm.coordinator import reports, service
+from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
+from farm.coordinator.db import create_tables, make_engine
+from farm.coordinator.errors import (
+    AuthenticationError,
+    ConflictError,
+    EnrollmentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResultRefusedError,
+    StagingError,
+)
+from farm.coordinator.models import (
+    Builder,
+    BuilderCreate,
+    BuilderPublic,
+    BuildPublic,
+    BuildResultPublic,
+    DiffReportPublic,
+    EnrollmentTokenCreate,
+    EnrollmentTokenPublic,
+    utcnow,
+)
+from farm.coordinator.settings import CoordinatorSettings
+from farm.coordinator.staging import Staging
+from farm.diffoscope import DiffoscopeLimits
+from farm.errors import ConfigError, FarmError, QuorumError, RecipeError, SignatureError
+
+__all__ = ["ERROR_STATUS", "create_app", "create_app_from_env"]
+
+log = logging.getLogger(__name__)
+
+#: farm error → (HTTP status, error code). The most specific class listed wins.
+ERROR_STATUS: dict[type[FarmError], tuple[int, str]] = {
+    NotFoundError: (404, "not_found"),
+    AuthenticationError: (401, "unauthenticated"),
+    PermissionDeniedError: (403, "forbidden"),
+    EnrollmentError: (403, "enrollment_refused"),
+    ConflictError: (409, "conflict"),
+    StagingError: (400, "staging_refused"),
+    ResultRefusedError: (422, "result_refused"),
+    SignatureError: (422, "bad_signature"),
+    RecipeError: (422, "bad_recipe"),
+    QuorumError: (409, "no_quorum"),
+    ConfigError: (500, "misconfigured"),
+    FarmError: (400, "bad_request"),
+}
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(
+        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
+    )
+
+
+def status_of(exc: FarmError) -> tuple[int, str]:
+    """The HTTP status and code of a farm error (by its nearest listed class)."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_STATUS:
+            return ERROR_STATUS[cls]
+    return 400, "bad_request"
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def farm_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, FarmError)
+        status, code = status_of(exc)
+        return _error(status, code, str(exc))
+
+    async def validation_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return _error(422, "invalid_request", f"{where}: {first.get('msg')}")
+
+    async def http_error(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("internal error", exc_info=exc)
+        return _error(500, "internal", "internal server error")
+
+    app.add_exception_handler(FarmError, farm_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(Exception, internal_error)
+
+
+@dataclass
+class _State:
+    settings: CoordinatorSettings
+    engine: Engine
+    staging: Staging
+    replay: ReplayCache
+    clock: Callable[[], datetime]
+
+
+@dataclass(frozen=True)
+class BuilderCaller:
+    """A builder whose request signature verified, and the body it signed."""
+
+    builder_id: str
+    approved: bool
+    body: bytes
+
+
+def _state(request: Request) -> _State:
+    state: _State = request.app.state.farm
+    return state
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with Session(_state(request).engine, expire_on_commit=False) as session:
+        yield session
+
+
+SessionDep = Annotated[Session, Depends(_session)]
+
+
+def _operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    scheme, _, secret = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not secret:
+        raise AuthenticationError("operator token required (Authorization: Bearer <token>)")
+    with Session(_state(request).engine) as session:
+        service.authenticate_operator(session, secret.strip())
+
+
+async def _builder(request: Request) -> BuilderCaller:
+    state = _state(request)
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > state.settings.max_upload:
+        raise StagingError(
+            f"body of {length} bytes exceeds the limit of {state.settings.max_upload}"
+        )
+    body = await request.body()
+    if len(body) > state.settings.max_upload:
+        raise StagingError(f"body exceeds the limit of {state.settings.max_upload} bytes")
+    signed = SignedRequest.from_headers(request.headers)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+
+    def check() -> BuilderCaller:
+        with Session(state.engine) as session:
+            builder = session.get(Builder, signed.builder_id)
+            if builder is None:
+                raise AuthenticationError(f"builder {signed.builder_id[:64]} is not enrolled")
+            now = state.clock().timestamp()
+            window = state.settings.request_window
+            verify_request(signed, builder.public_key, request.method, target, body, now, window)
+            state.replay.check_and_add(signed.signature, now, window)
+            return BuilderCaller(builder.id, builder.approved, body)
+
+    return await run_in_threadpool(check)
+
+
+BuilderDep = Annotated[BuilderCaller, Depends(_builder)]
+OperatorDep = Depends(_operator)
+
+
+def _approved(caller: BuilderCaller) -> None:
+    if not caller.approved:
+        raise PermissionDeniedError(f"builder {caller.builder_id[:12]} is not approved yet")
+
+
+def _builder_public(builder: Builder) -> BuilderPublic:
+    return BuilderPublic.model_validate(builder.model_dump())
+
+
+ReportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A diffoscope report's id.")]
+
+#: Diffoscope's HTML comes from untrusted build outputs: no scripts, no fetches, sandboxed.
+REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
+
+
+def _diff_in_background(state: _State, build_id: str) -> None:
+    limits = DiffoscopeLimits(timeout=state.settings.diffoscope_timeout)
+    with Session(state.engine, expire_on_commit=False) as session:
+        try:
+            reports.make_diff_reports(
+                session, state.staging, build_id, state.settings.reports_dir, limits
+            )
+        except FarmError:
+            log.exception("build %s: diffoscope reports failed", build_id)
+
+
+def create_app(
+    settings: CoordinatorSettings | None = None,
+    *,
+    engine: Engine | None = None,
+    clock: Callable[[], datetime] = utcnow,
+) -> FastAPI:
+    """The coordinator's API over ``settings.db_url`` (or ``engine``); creates the tables."""
+    settings = settings or CoordinatorSettings()
+    engine = engine or make_engine(settings.db_url)
+    create_tables(engine)
+    app = FastAPI(
+        title="farm coordinator",
+        version="1",
+        description="Builders enroll and send signed results; operators approve and read.",
+    )
+    app.state.farm = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
+    _install_error_handlers(app)
+
+    @app.post(
+        "/v1/builders/enroll", status_code=201, response_model=BuilderPublic, tags=["builders"]
+    )
+    def enroll(request: Request, body: BuilderCreate, session: SessionDep) -> BuilderPublic:
+        """Register a builder's key with a one-time token; it waits for approval."""
+        return _builder_public(service.enroll(session, body, _state(request).clock()))
+
+    @app.post(
+        "/v1/builders/{builder_id}/heartbeat", response_model=BuilderPublic, tags=["builders"]
+    )
+    def heartbeat(
+        request: Request, builder_id: str, caller: BuilderDep, session: SessionDep
+    ) -> BuilderPublic:
+        """Record that the signing builder is alive (it may only speak for itself)."""
+        if caller.builder_id != builder_id:
+            raise PermissionDeniedError("a builder may only send its own heartbeat")
+        return _builder_public(service.heartbeat(session, builder_id, _state(request).clock()))
+
+    @app.put("/v1/staging/sha256/{digest}", status_code=201, tags=["staging"])
+    def upload(
+        request: Request, digest: str, caller: BuilderDep, session: SessionDep
+    ) -> dict[str, Any]:
+        """Stage an output; the body's sha256 must equal ``digest``."""
+        _approved(caller)
+        state = _state(request)
+        blob = service.record_upload(
+            session, state.staging, caller.builder_id, digest, caller.body, state.clock()
+        )
+        return {"sha256": blob.sha256, "size": blob.size}
+
+    @app.post(
+        "/v1/builds/{build_id}/results",
+        status_code=201,
+        response_model=BuildResultPublic,
+        tags=["builds"],
+    )
+    def post_result(
+        request: Request,
+        build_id: str,
+        caller: BuilderDep,
+        session: SessionDep,
+        envelope: Annotated[dict[str, Any], Body(description="The result's DSSE envelope.")],
+        background: BackgroundTasks,
+    ) -> BuildResultPublic:
+        """Record the signing builder's result for a build (refusals are recorded).
+
+        When this result decides the build as disputed, diffoscope reports of the
+        differing outputs are made after the response is sent.
+        """
+        state = _state(request)
+        row = service.record_result(
+            session, state.staging, build_id, caller.builder_id, envelope, state.clock()
+        )
+        view = service.build_public(session, build_id)
+        if view.status == "disputed":
+            background.add_task(_diff_in_background, state, build_id)
+        return next(r for r in view.results if r.id == row.id)
+
+    @app.post(
+        "/v1/operator/enrollment-tokens",
+        status_code=201,
+        response_model=EnrollmentTokenPublic,
+        dependencies=[OperatorDep],
+        tags=["operator"],
+    )
+    def new_enrollment_token(
+        request: Request,
+        session: SessionDep,
+        body: Annotated[EnrollmentTokenCreate | None, Body()] = None,
+    ) -> EnrollmentTokenPublic:
+        """Issue a one-time enrollment token (shown only in this response)."""
+        body = body or EnrollmentTokenCreate()
+        return service.issue_enrollment_token(
+            session, _state(request).clock(), ttl_seconds=body.ttl_seconds, note=body.note
+        )
+
+    @app.post(
+        "/v1/builders/{builder_id}/approve",
+        response_model=BuilderPublic,
+        dependencies=[OperatorDep],
+        tags=["operator"],
+    )
+    def approve(request: Request, builder_id: str, session: SessionDep) -> BuilderPublic:
+        """Approve an enrolled builder."""
+        return _builder_public(service.approve(session, builder_id, _state(request).clock()))
+
+    @app.get("/v1/builders", response_model=list[BuilderPublic], tags=["builders"])
+    def builders(session: SessionDep) -> list[BuilderPublic]:
+        """Every enrolled builder."""
+        return [_builder_public(b) for b in service.list_builders(session)]
+
+    @app.get("/v1/builders/{builder_id}", response_model=BuilderPublic, tags=["builders"])
+    def builder(builder_id: str, session: SessionDep) -> BuilderPublic:
+        """One enrolled builder."""
+        return _builder_public(service.get_builder(session, builder_id))
+
+    @app.get("/v1/builds/{build_id}", response_model=BuildPublic, tags=["builds"])
+    def build(build_id: str, session: SessionDep) -> BuildPublic:
+        """A build with every result received and its verdict."""
+        return service.build_public(session, build_id)
+
+    @app.get("/v1/builds/{build_id}/diffs", response_model=list[DiffReportPublic], tags=["builds"])
+    def diffs(build_id: str, session: SessionDep) -> list[DiffReportPublic]:
+        """The diffoscope reports of a build's differing outputs."""
+        service.get_build(session, build_id)
+        return [
+            DiffReportPublic.model_validate(r.model_dump())
+            for r in reports.diff_reports(session, build_id)
+        ]
+
+    @app.get("/v1/diffs/{report_id}.html", response_class=FileResponse, tags=["builds"])
+    def diff_html(report_id: ReportId, session: SessionDep) -> FileResponse:
+        """A diffoscope report as HTML (served sandboxed)."""
+        path = reports.report_file(session, report_id, "html")
+        return FileResponse(
+            path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP}
+        )
+
+    @app.get("/v1/diffs/{report_id}.json", response_class=FileResponse, tags=["builds"])
+    def diff_json(report_id: ReportId, session: SessionDep) -> FileResponse:
+        """A diffoscope report as JSON."""
+        return FileResponse(
+            reports.report_file(session, report_id, "json"), media_type="application/json"
+        )
+
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory``: settings from ``FARM_COORDINATOR_*``."""
+    return create_app(CoordinatorSettings())

@@ -1,0 +1,22 @@
+"""The coordinator: enrolled builders, builds, results and their verdicts, in a database.
+
+Read in order: ``models`` (tables and wire schemas), ``db`` (engine and sessions),
+``auth`` (operator tokens and signed builder requests), ``staging`` (uploaded outputs),
+``service`` (enrollment, results intake, the verdict), ``reports`` (diffoscope reports
+of disputed builds), ``settings``; ``client`` is the HTTP client builders and
+operators use. The HTTP API itself is ``api.coordinator``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "auth",
+    "client",
+    "db",
+    "errors",
+    "models",
+    "reports",
+    "service",
+    "settings",
+    "staging",
+]

@@ -1,0 +1,166 @@
+"""A client of the coordinator's API, for builders and operators (httpx).
+
+Builder requests are signed with the builder's key (:func:`farm.coordinator.auth.sign_request`)
+over the exact body bytes sent. Error responses come back as the coordinator's own
+errors (by their ``code``), so callers catch :class:`farm.errors.FarmError` as usual.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from farm.coordinator.auth import sign_request
+from farm.coordinator.errors import (
+    AuthenticationError,
+    ConflictError,
+    CoordinatorError,
+    EnrollmentError,
+    NotFoundError,
+    PermissionDeniedError,
+    ResultRefusedError,
+    StagingError,
+)
+from farm.keys import KeyPair
+
+__all__ = ["CoordinatorClient"]
+
+_BY_CODE: dict[str, type[CoordinatorError]] = {
+    "not_found": NotFoundError,
+    "unauthenticated": AuthenticationError,
+    "forbidden": PermissionDeniedError,
+    "enrollment_refused": EnrollmentError,
+    "conflict": ConflictError,
+    "staging_refused": StagingError,
+    "result_refused": ResultRefusedError,
+}
+
+
+class CoordinatorClient:
+    """Talks to one coordinator; ``http`` may be any ``httpx.Client`` (tests pass theirs)."""
+
+    def __init__(
+        self,
+        http: httpx.Client | str,
+        *,
+        key: KeyPair | None = None,
+        operator_token: str | None = None,
+        clock: Callable[[], float] = time.time,
+        timeout: float = 30.0,
+    ) -> None:
+        self.http = (
+            http if isinstance(http, httpx.Client) else httpx.Client(base_url=http, timeout=timeout)
+        )
+        self.key = key
+        self.operator_token = operator_token
+        self.clock = clock
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        signed: bool = False,
+        operator: bool = False,
+        content_type: str = "application/json",
+    ) -> Any:
+        headers = {"Content-Type": content_type}
+        if signed:
+            if self.key is None:
+                raise AuthenticationError("this client has no builder key to sign with")
+            headers.update(sign_request(self.key, method, path, body, self.clock()))
+        if operator:
+            if not self.operator_token:
+                raise AuthenticationError("this client has no operator token")
+            headers["Authorization"] = f"Bearer {self.operator_token}"
+        try:
+            response = self.http.request(method, path, content=body, headers=headers)
+        except httpx.HTTPError as exc:
+            raise CoordinatorError(f"coordinator unreachable: {exc}") from None
+        if response.is_success:
+            return response.json()
+        try:
+            error = response.json()["error"]
+            code, message = str(error["code"]), str(error["message"])
+        except (ValueError, KeyError, TypeError):
+            code, message = "http_error", f"HTTP {response.status_code}: {response.text[:200]}"
+        raise _BY_CODE.get(code, CoordinatorError)(message)
+
+    @staticmethod
+    def _json(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+    # -- builder -------------------------------------------------------------------------
+
+    def enroll(self, token: str, hostname: str, arches: list[str]) -> dict[str, Any]:
+        """Enroll this client's key; returns the builder as the coordinator shows it."""
+        if self.key is None:
+            raise AuthenticationError("this client has no builder key to enroll")
+        body = {
+            "token": token,
+            "public_key": self.key.public_dict(),
+            "hostname": hostname,
+            "arches": arches,
+        }
+        result: dict[str, Any] = self._send("POST", "/v1/builders/enroll", self._json(body))
+        return result
+
+    def heartbeat(self) -> dict[str, Any]:
+        """Tell the coordinator this builder is alive."""
+        assert self.key is not None
+        path = f"/v1/builders/{self.key.keyid}/heartbeat"
+        result: dict[str, Any] = self._send("POST", path, signed=True)
+        return result
+
+    def upload(self, data: bytes) -> str:
+        """Stage ``data``; return its sha256 hex."""
+        digest = hashlib.sha256(data).hexdigest()
+        self._send(
+            "PUT",
+            f"/v1/staging/sha256/{digest}",
+            data,
+            signed=True,
+            content_type="application/octet-stream",
+        )
+        return digest
+
+    def post_result(self, build_id: str, envelope: dict[str, Any]) -> dict[str, Any]:
+        """Send a result envelope for ``build_id``."""
+        path = f"/v1/builds/{build_id}/results"
+        result: dict[str, Any] = self._send("POST", path, self._json(envelope), signed=True)
+        return result
+
+    # -- operator ------------------------------------------------------------------------
+
+    def new_enrollment_token(self, ttl_seconds: int = 3600, note: str = "") -> dict[str, Any]:
+        """Issue a one-time enrollment token (operator)."""
+        body = self._json({"ttl_seconds": ttl_seconds, "note": note})
+        result: dict[str, Any] = self._send(
+            "POST", "/v1/operator/enrollment-tokens", body, operator=True
+        )
+        return result
+
+    def approve(self, builder_id: str) -> dict[str, Any]:
+        """Approve an enrolled builder (operator)."""
+        result: dict[str, Any] = self._send(
+            "POST", f"/v1/builders/{builder_id}/approve", operator=True
+        )
+        return result
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def builders(self) -> list[dict[str, Any]]:
+        """Every enrolled builder."""
+        result: list[dict[str, Any]] = self._send("GET", "/v1/builders")
+        return result
+
+    def build(self, build_id: str) -> dict[str, Any]:
+        """One build with its results and verdict."""
+        result: dict[str, Any] = self._send("GET", f"/v1/builds/{build_id}")
+        return result

@@ -1,0 +1,287 @@
+"""The coordinator's storage and wire schemas (SQLModel).
+
+Each thing follows the ``XBase / XCreate / X(table=True) / XPublic`` family: ``XBase``
+holds the fields everybody may see and send, ``XCreate`` what a client sends to make
+one, ``X`` the table row, ``XPublic`` what the API returns. Routes return ``XPublic``
+models, never rows. Secrets (enrollment and operator tokens) are stored only as their
+sha256; no public model has a field that holds one.
+
+Portable between SQLite and PostgreSQL: JSON columns, timestamps stored as naive UTC
+and read back as aware UTC (:class:`UTCDateTime`), string primary keys sized for ids.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from sqlalchemy import JSON, DateTime, UniqueConstraint
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, SQLModel
+
+__all__ = [
+    "Build",
+    "BuildPublic",
+    "BuildResultPublic",
+    "BuildResultRow",
+    "BuildStatus",
+    "Builder",
+    "BuilderBase",
+    "BuilderCreate",
+    "BuilderPublic",
+    "DiffReport",
+    "DiffReportPublic",
+    "EnrollmentToken",
+    "EnrollmentTokenCreate",
+    "EnrollmentTokenPublic",
+    "OperatorToken",
+    "Output",
+    "OutputPublic",
+    "ResultStatus",
+    "StagingBlob",
+    "utcnow",
+]
+
+BuildStatus = Literal["pending", "running", "verified", "disputed", "failed"]
+ResultStatus = Literal["accepted", "refused"]
+
+
+def utcnow() -> datetime:
+    """The current time, aware, in UTC."""
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes on every backend (SQLite forgets the zone; we put it back)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the coordinator's storage")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC)
+
+
+# ---- builders ---------------------------------------------------------------------------
+
+
+class BuilderBase(SQLModel):
+    """What a builder says about itself when it enrolls."""
+
+    hostname: str = Field(min_length=1, max_length=255)
+    arches: list[str] = Field(default_factory=list, sa_type=JSON, min_length=1)
+
+
+class BuilderCreate(BuilderBase):
+    """An enrollment request: the one-time token and the builder's public key."""
+
+    token: str = Field(min_length=16, max_length=256)
+    public_key: dict[str, Any]
+
+
+class Builder(BuilderBase, table=True):
+    """An enrolled builder; its id is its key's id."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    public_key: dict[str, Any] = Field(sa_type=JSON)
+    enrolled_at: datetime = Field(sa_type=UTCDateTime)
+    approved: bool = False
+    approved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    builds_done: int = 0
+    agreements: int = 0
+
+
+class BuilderPublic(BuilderBase):
+    """A builder as the API shows it."""
+
+    id: str
+    public_key: dict[str, Any]
+    enrolled_at: datetime
+    approved: bool
+    approved_at: datetime | None
+    last_seen: datetime | None
+    builds_done: int
+    agreements: int
+
+
+# ---- tokens -------------------------------------------------------------------------------
+
+
+class EnrollmentTokenCreate(SQLModel):
+    """An operator's request for a new enrollment token."""
+
+    ttl_seconds: int = Field(default=3600, ge=60, le=30 * 86400)
+    note: str = Field(default="", max_length=255)
+
+
+class EnrollmentToken(SQLModel, table=True):
+    """A one-time enrollment token, stored as its sha256 only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    note: str = Field(default="", max_length=255)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+    used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    used_by: str | None = Field(default=None, max_length=64)
+
+
+class EnrollmentTokenPublic(SQLModel):
+    """A freshly issued token: the only time its secret is shown."""
+
+    id: int
+    token: str
+    expires_at: datetime
+    note: str
+
+
+class OperatorToken(SQLModel, table=True):
+    """An operator's bearer token, stored as its sha256 only."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    token_sha256: str = Field(max_length=64, unique=True, index=True)
+    name: str = Field(default="operator", max_length=255)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    revoked: bool = False
+
+
+# ---- builds, results, outputs -------------------------------------------------------------
+
+
+class Build(SQLModel, table=True):
+    """One build of one recipe on one architecture, by the builders asked."""
+
+    id: str = Field(primary_key=True, max_length=64)
+    recipe_digest: str = Field(max_length=71, index=True)
+    recipe: dict[str, Any] = Field(sa_type=JSON)
+    name: str = Field(max_length=255, index=True)
+    version: str = Field(max_length=255)
+    arch: str = Field(max_length=32)
+    quorum: int
+    builders: list[str] = Field(default_factory=list, sa_type=JSON)
+    status: str = Field(default="pending", max_length=16, index=True)
+    verdict: dict[str, Any] | None = Field(default=None, sa_type=JSON)
+    retries: int = 0
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class BuildResultRow(SQLModel, table=True):
+    """A result a builder sent for a build: accepted, or refused with the reason."""
+
+    __tablename__ = "build_result"
+
+    id: int | None = Field(default=None, primary_key=True)
+    build_id: str = Field(max_length=64, index=True)
+    builder_id: str = Field(max_length=64, index=True)
+    received_at: datetime = Field(sa_type=UTCDateTime)
+    envelope: dict[str, Any] = Field(sa_type=JSON)
+    status: str = Field(max_length=16)
+    reason: str | None = None
+    build_status: str | None = Field(default=None, max_length=16)
+    """The builder's own account: ``succeeded`` or ``failed`` (accepted results only)."""
+
+
+class Output(SQLModel, table=True):
+    """An output an accepted result names, checked against the staged bytes."""
+
+    __table_args__ = (UniqueConstraint("result_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    result_id: int = Field(foreign_key="build_result.id", index=True)
+    build_id: str = Field(max_length=64, index=True)
+    builder_id: str = Field(max_length=64)
+    name: str = Field(max_length=1024)
+    sha256: str = Field(max_length=64, index=True)
+    size: int
+
+
+class StagingBlob(SQLModel, table=True):
+    """A blob uploaded to the content-addressed staging store."""
+
+    __tablename__ = "staging_blob"
+
+    sha256: str = Field(primary_key=True, max_length=64)
+    size: int
+    uploaded_by: str = Field(max_length=64)
+    uploaded_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DiffReportBase(SQLModel):
+    """A diffoscope comparison of two digests of one output of a build."""
+
+    build_id: str = Field(max_length=64, index=True)
+    output: str = Field(max_length=1024)
+    sha256_a: str = Field(max_length=64)
+    sha256_b: str = Field(max_length=64)
+    status: str = Field(max_length=16)
+    """``done`` (reports stored), or ``error`` (``error`` says why)."""
+    error: str | None = None
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class DiffReport(DiffReportBase, table=True):
+    """A stored diffoscope report (its files live under the coordinator's reports dir)."""
+
+    __tablename__ = "diff_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    html_path: str | None = None
+    json_path: str | None = None
+
+
+class DiffReportPublic(DiffReportBase):
+    """A diffoscope report as the API lists it (the files are served by id)."""
+
+    id: int
+
+
+class OutputPublic(SQLModel):
+    """One output of one builder's result."""
+
+    name: str
+    sha256: str
+    size: int
+
+
+class BuildResultPublic(SQLModel):
+    """A builder's result as the API shows it (the envelope is public: it is signed data)."""
+
+    id: int
+    builder_id: str
+    received_at: datetime
+    status: str
+    reason: str | None
+    build_status: str | None
+    outputs: list[OutputPublic]
+    envelope: dict[str, Any]
+
+
+class BuildPublic(SQLModel):
+    """A build as the API shows it, with every result received and the verdict."""
+
+    id: str
+    recipe_digest: str
+    name: str
+    version: str
+    arch: str
+    quorum: int
+    builders: list[str]
+    status: str
+    verdict: dict[str, Any] | None
+    retries: int
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+    results: list[BuildResultPublic]

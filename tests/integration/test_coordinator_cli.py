@@ -1,0 +1,120 @@
+"""``farm serve``, ``farm operator`` and ``farm builder enroll`` as real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+FARM = [sys.executable, "-m", "farm.cli"]
+
+
+def farm(*args: str, env: dict[str, str]) -> str:
+    proc = subprocess.run(
+        [*FARM, *args], check=False, capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_token_enroll_approve(tmp_path: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("FARM_COORDINATOR_URL", None)
+    db = f"sqlite:///{tmp_path / 'c.db'}"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [
+            *FARM,
+            "serve",
+            "--db",
+            db,
+            "--port",
+            str(port),
+            "--staging",
+            str(tmp_path / "st"),
+            "--log-level",
+            "warning",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        operator = farm("operator", "new-operator-token", "--db", db, env=env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/v1/builders", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert server.poll() is None, server.stdout.read() if server.stdout else ""
+                assert time.monotonic() < deadline, "farm serve did not come up"
+                time.sleep(0.1)
+        token = farm(
+            "operator", "token", "--coordinator", url, "--operator-token", operator, env=env
+        )
+        home = tmp_path / "builder"
+        farm("builder", "init", "--home", str(home), env=env)
+        builder_id = farm("builder", "id", "--home", str(home), env=env)
+        out = farm(
+            "builder",
+            "enroll",
+            "--coordinator",
+            url,
+            "--token",
+            token,
+            "--home",
+            str(home),
+            env=env,
+        )
+        assert builder_id in out and "pending approval" in out
+        again = subprocess.run(
+            [
+                *FARM,
+                "builder",
+                "enroll",
+                "--coordinator",
+                url,
+                "--token",
+                token,
+                "--home",
+                str(home),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=60,
+        )
+        assert again.returncode == 1
+        assert "already used" in again.stderr
+        farm(
+            "operator",
+            "approve",
+            builder_id,
+            "--coordinator",
+            url,
+            "--operator-token",
+            operator,
+            env=env,
+        )
+        (listed,) = httpx.get(f"{url}/v1/builders").json()
+        assert listed["id"] == builder_id and listed["approved"] is True
+        direct = farm("operator", "token", "--db", db, env=env)
+        assert len(direct) >= 40 and direct != token
+    finally:
+        server.terminate()
+        server.wait(10)

@@ -1,0 +1,134 @@
+"""The validators' transport: authenticated handshake, frames, mempool order."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from farm.errors import ConfigError
+from ledger.mempool import Mempool
+from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _mesh(
+    names: list[str], keys: dict[str, Ed25519PrivateKey], got: dict[str, list[tuple[str, bytes]]]
+) -> tuple[list[PeerInfo], dict[str, Network]]:
+    ports = {n: _free_port() for n in names}
+    # genesis lists every validator's real public key
+    peers = [PeerInfo(n, "127.0.0.1", ports[n], keys[n].public_key()) for n in names]
+    nets = {
+        n: Network(
+            "test-chain",
+            n,
+            keys[n],
+            ("127.0.0.1", ports[n]),
+            peers,
+            lambda src, raw, n=n: got[n].append((src, raw)),
+            reconnect_max=0.1,
+        )
+        for n in names
+    }
+    return peers, nets
+
+
+async def _until(pred: object, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not pred():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, "timed out"
+        await asyncio.sleep(0.01)
+
+
+def test_mesh_connects_and_delivers_with_authenticated_senders() -> None:
+    names = ["a", "b", "c"]
+    keys = {n: Ed25519PrivateKey.generate() for n in names}
+    got: dict[str, list[tuple[str, bytes]]] = {n: [] for n in names}
+
+    async def run() -> None:
+        _, nets = _mesh(names, keys, got)
+        for net in nets.values():
+            await net.start()
+        try:
+            await _until(lambda: all(len(net.connected()) == 2 for net in nets.values()))
+            nets["a"].broadcast(encode_frame({"t": "x", "n": 1}))
+            nets["b"].send("c", encode_frame({"t": "x", "n": 2}))
+            await _until(lambda: len(got["b"]) == 1 and len(got["c"]) == 2)
+            assert got["b"] == [("a", b'{"t":"x","n":1}')]
+            assert sorted(src for src, _ in got["c"]) == ["a", "b"]
+            assert got["a"] == []
+        finally:
+            for net in nets.values():
+                await net.close()
+
+    asyncio.run(run())
+
+
+def test_a_peer_with_the_wrong_key_is_refused() -> None:
+    names = ["a", "b"]
+    keys = {n: Ed25519PrivateKey.generate() for n in names}
+    got: dict[str, list[tuple[str, bytes]]] = {n: [] for n in names}
+
+    async def run() -> None:
+        peers, nets = _mesh(names, keys, got)
+        # "b" runs with a key genesis does not name for it
+        impostor = Network(
+            "test-chain",
+            "b",
+            Ed25519PrivateKey.generate(),
+            (peers[1].host, peers[1].port),
+            peers,
+            lambda src, raw: got["b"].append((src, raw)),
+            reconnect_max=0.1,
+        )
+        await nets["a"].start()
+        await impostor.start()
+        try:
+            await asyncio.sleep(0.5)
+            assert nets["a"].connected() == []
+            assert impostor.connected() == []
+            impostor.send("a", encode_frame({"t": "x"}))
+            await asyncio.sleep(0.1)
+            assert got["a"] == []
+        finally:
+            await impostor.close()
+            await nets["a"].close()
+
+    asyncio.run(run())
+
+
+def test_a_port_in_use_is_a_clear_error() -> None:
+    key = Ed25519PrivateKey.generate()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        peers = [PeerInfo("a", "127.0.0.1", port, key.public_key())]
+        net = Network("c", "a", key, ("127.0.0.1", port), peers, lambda _s, _r: None)
+        with pytest.raises(ConfigError, match="cannot listen for peers"):
+            asyncio.run(net.start())
+
+
+@pytest.mark.parametrize("raw", [b"[]", b"{}", b'{"t": 1}', b"not json"])
+def test_malformed_frames_are_refused(raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        decode_frame(raw)
+
+
+def test_mempool_keeps_order_bounds_and_batches() -> None:
+    pool = Mempool(max_txs=3)
+    assert pool.add("a", b"1" * 10) and pool.add("b", b"2" * 10) and pool.add("c", b"3" * 10)
+    assert not pool.add("d", b"4")  # full
+    assert not pool.add("a", b"1" * 10)  # already there
+    assert [t for t, _ in pool.batch(2, 1000)] == ["a", "b"]
+    assert [t for t, _ in pool.batch(10, 25)] == ["a", "b"]
+    pool.remove(["a", "zz"])
+    assert len(pool) == 2 and "a" not in pool and "b" in pool
+    assert [t for t, _ in pool.batch(10, 1000)] == ["b", "c"]
