@@ -160,7 +160,8 @@ class Network:
                 self._accept, host, port, limit=MAX_FRAME + _HEADER.size, reuse_address=True
             )
         except OSError as exc:
-            raise ConfigError(f"cannot listen for peers on {host}:{port}: {exc.strerror}") from None
+            why = str(exc).rsplit(": ", 1)[-1]  # asyncio prefixes the address it tried
+            raise ConfigError(f"cannot listen for peers on {host}:{port}: {why}") from None
         for out in self._out.values():
             self._tasks.append(asyncio.create_task(self._dial_loop(out)))
 

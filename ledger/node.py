@@ -113,9 +113,9 @@ class _ResumingConsensus(Consensus):
     locked, in the round after the highest one the guard holds. Not in that round
     itself: its votes there died with the process (nobody re-sends them, and the guard
     refuses to sign anything else there), so it could never gather 2f+1 votes of that
-    round again, and a height all validators restarted in would stall. Without this a restarted honest
-    validator could prevote against its own lock, which counts against safety like a
-    Byzantine vote. The locked block is also the valid value, re-proposed with valid
+    round again, and a height all validators restarted in would stall. Without the lock
+    a restarted honest validator could prevote against it, which counts against safety
+    like a Byzantine vote. The locked block is also the valid value, re-proposed with valid
     round -1: after a restart nobody has the old polka in memory, so a re-proposal that
     needed one would never gather prevotes; every validator locked on it prevotes it
     under line 22, the others if it is valid.

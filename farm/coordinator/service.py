@@ -72,6 +72,7 @@ __all__ = [
     "heartbeat",
     "issue_enrollment_token",
     "list_builders",
+    "pick_builders",
     "record_result",
     "record_upload",
 ]
@@ -212,6 +213,29 @@ def healthy_builders(
         select(Builder).where(col(Builder.approved).is_(True), col(Builder.last_seen) >= since)
     )
     return sorted((b for b in rows if arch in b.arches), key=lambda b: b.id)
+
+
+def pick_builders(
+    session: Session, arch: str, count: int, now: datetime, *, within_seconds: float = 60.0
+) -> list[Builder]:
+    """``count`` healthy builders of ``arch``, never two on one host; least busy first.
+
+    Raises :class:`ConflictError` naming how many distinct hosts are available when
+    there are fewer than ``count`` (fail closed: never schedule a build short of quorum).
+    """
+    by_host: dict[str, Builder] = {}
+    for b in sorted(
+        healthy_builders(session, arch, now, within_seconds=within_seconds),
+        key=lambda b: (b.builds_done, b.id),
+    ):
+        by_host.setdefault(b.hostname, b)
+    chosen = sorted(by_host.values(), key=lambda b: (b.builds_done, b.id))[:count]
+    if len(chosen) < count:
+        raise ConflictError(
+            f"{count} builders of {arch} on distinct hosts are needed; "
+            f"{len(chosen)} healthy ones are available"
+        )
+    return chosen
 
 
 # ---- builds -----------------------------------------------------------------------------

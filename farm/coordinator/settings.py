@@ -36,5 +36,7 @@ class CoordinatorSettings(BaseSettings):
         default=60.0, gt=0, description="A builder not heard from for this long is not scheduled."
     )
     max_upload: int = Field(
-        default=2 * 2**30, gt=0, description="Largest output accepted into staging, bytes."
+        default=512 * 2**20,
+        gt=0,
+        description="Largest request body (an output upload) accepted, bytes; held in memory.",
     )

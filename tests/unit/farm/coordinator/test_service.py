@@ -266,3 +266,15 @@ def test_a_build_is_decided_once(session: Session, staging: Staging) -> None:
     enroll(session, KEYS[3])
     with pytest.raises(ResultRefusedError, match="not asked"):
         service.record_result(session, staging, build_id, KEYS[3].keyid, late, NOW)
+
+
+def test_pick_builders_never_two_on_one_host(session: Session) -> None:
+    enroll(session, KEYS[0], host="rack-a")
+    enroll(session, KEYS[1], host="rack-a")
+    enroll(session, KEYS[2], host="rack-b")
+    for key in KEYS[:3]:
+        service.heartbeat(session, key.keyid, NOW)
+    picked = service.pick_builders(session, "amd64", 2, NOW)
+    assert sorted(b.hostname for b in picked) == ["rack-a", "rack-b"]
+    with pytest.raises(ConflictError, match="2 healthy ones are available"):
+        service.pick_builders(session, "amd64", 3, NOW)
