@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
   echo "usage: bash deploy/setup.sh [--no-image]"
-  echo "Installs redis-server, mmdebstrap, busybox-static and python3-venv (apt), creates .venv"
+  echo "Installs redis-server, mmdebstrap, busybox-static, diffoscope, postgresql and python3-venv"
+  echo "(apt) where missing, creates .venv"
   echo "with farm[test], and builds the builder base image unless --no-image is given."
   exit 0
 fi
@@ -17,20 +18,26 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
-packages=(redis-server mmdebstrap busybox-static git)
+packages=(redis-server mmdebstrap busybox-static git diffoscope)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then missing+=(python3-venv); fi
+# PostgreSQL server binaries for the coordinator's PostgreSQL tests (initdb, pg_ctl).
+if ! command -v initdb >/dev/null && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  missing+=(postgresql)
+fi
 if (( ${#missing[@]} )); then
   say "installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
-# The Debian package starts a system redis on 6379; farm starts its own servers.
-if command -v systemctl >/dev/null && systemctl is-active -q redis-server 2>/dev/null; then
-  $SUDO systemctl stop redis-server || true
+# The Debian packages start system servers; farm starts its own.
+if command -v systemctl >/dev/null; then
+  for unit in redis-server postgresql; do
+    if systemctl is-active -q "$unit" 2>/dev/null; then $SUDO systemctl stop "$unit" || true; fi
+  done
 fi
 
 if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
 import socket
 import threading
 import time
@@ -67,8 +66,7 @@ class Farm:
 @pytest.fixture(scope="module")
 def postgres_url() -> Iterator[str]:
     """One throwaway PostgreSQL server for this module."""
-    if not have_postgres():
-        pytest.skip("initdb/pg_ctl not installed")
+    assert have_postgres(), "initdb/pg_ctl not installed (deploy/setup.sh installs postgresql)"
     with postgres_server() as url:
         yield url
 
@@ -282,7 +280,6 @@ def wheel_bytes(text: str) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.skipif(shutil.which("diffoscope") is None, reason="diffoscope is not installed")
 def test_disputed_build_gets_diffoscope_reports(farm: Farm) -> None:
     keys = [generate_key() for _ in range(3)]
     clients = [farm.enrolled(k) for k in keys]

@@ -12,9 +12,12 @@ import pytest
 
 from farm.diffoscope import DiffoscopeError, DiffoscopeLimits, run_diffoscope
 
-needs_diffoscope = pytest.mark.skipif(
-    shutil.which("diffoscope") is None, reason="diffoscope is not installed"
-)
+needs_diffoscope = pytest.mark.usefixtures("_diffoscope_installed")
+
+
+@pytest.fixture
+def _diffoscope_installed() -> None:
+    assert shutil.which("diffoscope"), "diffoscope is not installed (deploy/setup.sh installs it)"
 
 
 def wheel(path: Path, body: str) -> Path:

@@ -16,8 +16,7 @@ from tests._postgres import have_postgres, postgres_server
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """One throwaway PostgreSQL server for the whole session."""
-    if not have_postgres():
-        pytest.skip("initdb/pg_ctl not installed")
+    assert have_postgres(), "initdb/pg_ctl not installed (deploy/setup.sh installs postgresql)"
     with postgres_server() as url:
         yield url
 

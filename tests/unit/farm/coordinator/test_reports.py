@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -39,7 +38,6 @@ def test_missing_staged_blob_is_a_recorded_error(session: Session, tmp_path: Pat
         reports.report_file(session, row.id, "html")
 
 
-@pytest.mark.skipif(shutil.which("diffoscope") is None, reason="diffoscope is not installed")
 def test_report_files_are_stored(session: Session, tmp_path: Path) -> None:
     staging = Staging(tmp_path / "staging")
     build_id = disputed(session, staging)
