@@ -26,8 +26,11 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
 from typing import Any, Literal
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
@@ -37,7 +40,15 @@ from farm.canonical import canonical_json, sha256_bytes
 from farm.errors import QuorumError, SignatureError
 from farm.keys import KeyPair
 from farm.quorum import require_quorum, tally
-from farm.result import PAYLOAD_TYPE, STATEMENT_TYPE, SignedResult, parse_statement, verify_result
+from farm.result import (
+    LOG_SUBJECT,
+    PAYLOAD_TYPE,
+    STATEMENT_TYPE,
+    ResultStatement,
+    SignedResult,
+    parse_statement,
+    verify_result,
+)
 
 __all__ = [
     "BUILD_TYPE",
@@ -417,6 +428,205 @@ def verify_bundle(
     quorum: int,
 ) -> VerifiedBundle:
     """Check a bundle completely, against enrolled builder keys and known coordinators.
+
+    A bundle that passes the fast path (:func:`_verify_bundle_fast`: the same checks,
+    with Ed25519 verified directly) is returned from it; anything else goes through
+    the reference path, which accepts exactly what the fast path accepts and says
+    precisely why a bundle fails.
+
+    Raises:
+        SignatureError: a bad or unknown coordinator or builder signature, a builder
+            result for another build, recipe, architecture or image, a failed result,
+            subjects or byproducts that do not match the builder results.
+        QuorumError: fewer than ``quorum`` distinct builders, or differing digests.
+    """
+    fast = _verify_bundle_fast(bundle, builder_keys, coordinator_keys, quorum)
+    if fast is not None:
+        return fast
+    return _verify_bundle_checked(bundle, builder_keys, coordinator_keys, quorum)
+
+
+# ------------------------------------------------------------------ the fast path
+#
+# Everything below returns None as soon as anything is not exactly as the reference
+# path (securesystemslib's Envelope and SSlibKey, verify_result) would accept it; the
+# caller then runs the reference path, which raises the precise error. So the fast
+# path only ever has to agree with the reference path on *success*, and every step
+# mirrors one there:
+#
+# - Envelope.from_dict: ``payload`` and every signature's ``sig`` are base64 text
+#   (standard alphabet here; the URL-safe fallback goes the reference way), each
+#   signature has a ``keyid`` and no key id appears twice; ``payloadType`` must be
+#   PAYLOAD_TYPE (checked by farm before any signature);
+# - Envelope.verify([key], 1): the signature whose keyid equals the key's keyid must
+#   verify over the DSSE PAE ``"DSSEv1" SP len(type) SP type SP len(body) SP body``
+#   (only ed25519/ed25519 keys here, as SSlibKey._verify does it with cryptography);
+# - the statement is parsed from the payload bytes exactly as received, once.
+
+
+def _b64(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return base64.b64decode(value.encode("utf-8"), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+@lru_cache(maxsize=4096)
+def _ed25519(public_hex: str) -> Ed25519PublicKey | None:
+    """The cryptography key for an ed25519 public key in hex (cached), or None."""
+    try:
+        return Ed25519PublicKey.from_public_bytes(bytes.fromhex(public_hex))
+    except ValueError:
+        return None
+
+
+def _pae(payload: bytes) -> bytes:
+    kind = PAYLOAD_TYPE.encode("utf-8")
+    return b"DSSEv1 %d %b %d %b" % (len(kind), kind, len(payload), payload)
+
+
+def _open_envelope(data: object) -> tuple[bytes, dict[str, bytes]] | None:
+    """(payload, keyid → signature) of a well-formed in-toto DSSE envelope, or None."""
+    if not isinstance(data, dict) or data.get("payloadType") != PAYLOAD_TYPE:
+        return None
+    payload = _b64(data.get("payload"))
+    signatures = data.get("signatures")
+    if payload is None or not isinstance(signatures, list):
+        return None
+    sigs: dict[str, bytes] = {}
+    for entry in signatures:
+        if not isinstance(entry, dict) or "keyid" not in entry:
+            return None
+        keyid, sig = entry["keyid"], _b64(entry.get("sig"))
+        if sig is None or not isinstance(keyid, str) or keyid in sigs:
+            return None
+        sigs[keyid] = sig
+    return payload, sigs
+
+
+def _signed_by(payload: bytes, sigs: Mapping[str, bytes], key: SSlibKey) -> bool:
+    """Whether ``key`` (ed25519 only) signed the DSSE PAE of ``payload``."""
+    if key.keytype != "ed25519" or key.scheme != "ed25519":
+        return False
+    sig = sigs.get(key.keyid)
+    public = key.keyval.get("public")
+    crypto = _ed25519(public) if isinstance(public, str) else None
+    if sig is None or crypto is None:
+        return False
+    try:
+        crypto.verify(sig, _pae(payload))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def _fast_result(env: object, builder_keys: Mapping[str, SSlibKey]) -> SignedResult | None:
+    """verify_result(env, [enrolled key of its builder]) when it succeeds, else None."""
+    opened = _open_envelope(env)
+    if opened is None:
+        return None
+    payload, sigs = opened
+    try:
+        value = json.loads(payload)
+        claimed = value["predicate"]["builder_id"]
+        statement = ResultStatement.model_validate(value)
+    except (ValueError, KeyError, TypeError, ValidationError):
+        return None
+    if not isinstance(claimed, str) or statement.predicate.builder_id != claimed:
+        return None
+    key = builder_keys.get(claimed)
+    if key is None or key.keyid != claimed or not _signed_by(payload, sigs, key):
+        return None
+    p = statement.predicate
+    declared = (
+        [(o.name, o.sha256) for o in p.outputs] if p.outputs else [(LOG_SUBJECT, p.log_sha256)]
+    )
+    subjects = [(s.get("name"), s.get("digest", {}).get("sha256")) for s in statement.subject]
+    if subjects != declared:
+        return None
+    assert isinstance(env, dict)
+    return SignedResult(envelope=env, statement=statement)
+
+
+def _verify_bundle_fast(
+    bundle: AttestationBundle,
+    builder_keys: Mapping[str, SSlibKey],
+    coordinator_keys: Mapping[str, SSlibKey],
+    quorum: int,
+) -> VerifiedBundle | None:
+    """The checks of :func:`_verify_bundle_checked`, in its order; None on any failure."""
+    opened = _open_envelope(bundle.envelope)
+    if opened is None:
+        return None
+    payload, sigs = opened
+    try:
+        statement = ProvenanceStatement.model_validate(json.loads(payload))
+    except (ValueError, ValidationError):
+        return None
+    claimed = statement.predicate.runDetails.builder.id
+    if not coordinator_keys or not claimed.startswith(COORDINATOR_URI):
+        return None
+    coordinator_id = claimed[len(COORDINATOR_URI) :]
+    ckey = coordinator_keys.get(coordinator_id)
+    if ckey is None or ckey.keyid != coordinator_id or not _signed_by(payload, sigs, ckey):
+        return None
+    ext = statement.external
+    results: list[SignedResult] = []
+    payload_digests: list[str] = []
+    for env in bundle.builder_envelopes:
+        result = _fast_result(env, builder_keys)
+        if result is None:
+            return None
+        p = result.predicate
+        if (
+            p.build_id != statement.build_id
+            or p.recipe_digest != ext.recipeDigest
+            or p.arch != ext.arch
+            or p.status != "succeeded"
+        ):
+            return None
+        results.append(result)
+        payload_digests.append(envelope_digest(env))
+    try:
+        digests, builders = _agree(results, quorum)
+    except QuorumError:
+        return None
+    images = {r.predicate.image_digest.split(":", 1)[1] for r in results}
+    deps = statement.predicate.buildDefinition.resolvedDependencies
+    stated_images = {d.digest.get("sha256") for d in deps if d.name == "image"}
+    if len(images) != 1 or stated_images != images:
+        return None
+    stated = {(s.name, s.digest.get("sha256", "")) for s in statement.subject}
+    if stated != set(digests) or len(statement.subject) != len(digests):
+        return None
+    byproducts = {
+        (b.name, b.digest.get("sha256"))
+        for b in statement.predicate.runDetails.byproducts
+        if b.name is not None and b.name.startswith(BUILDER_RESULT_BYPRODUCT)
+    }
+    carried = {
+        (BUILDER_RESULT_BYPRODUCT + r.predicate.builder_id, d)
+        for r, d in zip(results, payload_digests, strict=True)
+    }
+    if byproducts != carried:
+        return None
+    return VerifiedBundle(
+        statement=statement,
+        coordinator_id=coordinator_id,
+        builder_ids=builders,
+        subjects=tuple(sorted(digests)),
+    )
+
+
+def _verify_bundle_checked(
+    bundle: AttestationBundle,
+    builder_keys: Mapping[str, SSlibKey],
+    coordinator_keys: Mapping[str, SSlibKey],
+    quorum: int,
+) -> VerifiedBundle:
+    """:func:`verify_bundle` through securesystemslib, raising the precise error.
 
     Raises:
         SignatureError: a bad or unknown coordinator or builder signature, a builder

@@ -3,7 +3,8 @@
 ``LedgerTestnet(tmp, n)`` makes the validator keys, an operator and a coordinator key and
 the genesis with ``farm ledger testnet`` on free ports; then each validator can be
 started, stopped (SIGTERM), killed (SIGKILL), paused (SIGSTOP) and resumed (SIGCONT)
-by its index. Every wait polls with a deadline; nothing sleeps for a fixed time.
+by its index. ``groups`` may give a validator's process its own group id (a test can
+then match its sockets with iptables ``-m owner --gid-owner``). Every wait polls with a deadline; nothing sleeps for a fixed time.
 Each validator logs to ``<dir>/v<i>.log``.
 """
 
@@ -102,6 +103,8 @@ class LedgerTestnet:
         )
         self.genesis = root / "genesis.json"
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
+        self.groups: dict[int, int] = {}
+        """Validator index → the group id its process runs with (default: ours)."""
         self.client = httpx.Client(timeout=30.0)
 
     # ------------------------------------------------------------------ keys
@@ -118,7 +121,15 @@ class LedgerTestnet:
 
     def url(self, i: int) -> str:
         """Base URL of validator ``i``'s HTTP API."""
-        return f"http://127.0.0.1:{self.base_port + 2 * i + 1}"
+        return f"http://127.0.0.1:{self.http_port(i)}"
+
+    def p2p_port(self, i: int) -> int:
+        """Validator ``i``'s p2p listening port."""
+        return self.base_port + 2 * i
+
+    def http_port(self, i: int) -> int:
+        """Validator ``i``'s HTTP port."""
+        return self.base_port + 2 * i + 1
 
     # ------------------------------------------------------------------ processes
 
@@ -139,6 +150,7 @@ class LedgerTestnet:
             stdout=log,
             stderr=subprocess.STDOUT,
             env=self.env,
+            group=self.groups.get(i),
         )
         log.close()
         if wait:
@@ -149,10 +161,12 @@ class LedgerTestnet:
         for i in range(self.n):
             self.start(i, wait=False)
         for i in range(self.n):
-            wait_for(
-                f"v{i} to connect to its peers",
-                lambda i=i: (s := self.status(i)) is not None and len(s["peers"]) == self.n - 1,
-            )
+
+            def connected(i: int = i) -> bool:
+                s = self.status(i)
+                return s is not None and len(s["peers"]) == self.n - 1
+
+            wait_for(f"v{i} to connect to its peers", connected)
 
     def running(self, i: int) -> bool:
         """Whether validator ``i``'s process is alive (paused counts as alive)."""

@@ -1,0 +1,441 @@
+"""Four real ``farm ledger run`` processes on loopback under faults.
+
+Each scenario ends with all four validators serving the same checkpoint (same size,
+same root), every one of their co-signed notes trusted by :mod:`ledger.verify` at
+threshold 3 against the genesis keys, and a client-side check of what a consumer
+would do: an entry's inclusion proof, fetched from a validator's HTTP API, verifies
+against a 2f+1 co-signed checkpoint, and a consistency proof links an early trusted
+checkpoint to the late one.
+
+- SIGSTOP one validator for longer than the consensus timeouts: the other three keep
+  committing (a height whose round-0 proposer is the stopped one needs a later round);
+  after SIGCONT it catches up.
+- Cut one validator off with iptables rules on loopback (its p2p port both ways, its
+  own connections to the others' p2p and HTTP ports, and the others' fetches from its
+  HTTP port; the test's own HTTP client still reaches it), then heal.
+- SIGKILL all four under load and restart: every transaction a validator answered as
+  committed is still at its index everywhere, and the pre-kill checkpoint is a prefix.
+
+Every wait polls with a deadline. The cut needs root and iptables (tests fail, never
+skip, without them); its rules live in a chain of their own, match only this test's
+ports and group ids, and are removed in a ``finally`` even when the test fails.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from farm.keys import generate_key
+from ledger.block import Block, CommitCertificate, verify_commit_certificate
+from ledger.genesis import Genesis, load_genesis
+from ledger.storage import certificate_from_json
+from ledger.transactions import make_enroll, tx_id
+from ledger.verify import (
+    Checkpoint,
+    hash_leaf,
+    signature_threshold,
+    verify_checkpoint,
+    verify_consistency,
+    verify_inclusion,
+)
+from tests.integration.ledger_testnet import LedgerTestnet, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+N = 4
+THRESHOLD = 3  # 2f+1 for n = 4
+HOLD_S = 3.0
+"""How long a fault lasts at least: more than round 0's propose + prevote + precommit
+timeouts of the testnet (0.6 + 0.3 + 0.3 s) and a round-1 timeout on top."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A transaction a validator answered as committed."""
+
+    tx: bytes
+    index: int
+    tree_size: int
+    proof: tuple[bytes, ...]
+    checkpoint: str | None
+
+    @classmethod
+    def from_answer(cls, tx: bytes, body: dict[str, Any]) -> Receipt:
+        """From the body of a 200 answer to POST /v1/tx."""
+        assert body["tx_id"] == tx_id(tx)
+        proof = tuple(bytes.fromhex(h) for h in body["inclusion_proof"])
+        return cls(tx, body["index"], body["tree_size"], proof, body["checkpoint"])
+
+    def verify(self, g: Genesis) -> Checkpoint:
+        """What the submitter can check alone: the receipt's checkpoint is trusted
+        (2f+1) and its inclusion proof puts the transaction in it."""
+        assert self.checkpoint is not None, f"entry {self.index}: no co-signed checkpoint"
+        cp = verify_checkpoint(self.checkpoint, _known(g), THRESHOLD, g.chain_id)
+        assert cp.size == self.tree_size
+        verify_inclusion(hash_leaf(self.tx), self.index, cp.size, self.proof, cp.root_hash)
+        return cp
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LedgerTestnet]:
+    t = LedgerTestnet(tmp_path_factory.mktemp("faults"), N)
+    gid = random.randrange(61_000, 64_000, 8)
+    t.groups = {i: gid + i for i in range(N)}
+    try:
+        t.start_all()
+        yield t
+    finally:
+        t.close()
+
+
+@pytest.fixture(scope="module")
+def genesis(net: LedgerTestnet) -> Genesis:
+    g = load_genesis(net.genesis)
+    assert signature_threshold(g.n) == THRESHOLD
+    return g
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _enrolls(net: LedgerTestnet, tag: str, count: int) -> list[bytes]:
+    operator = net.operator
+    return [
+        make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"{tag}-{k}")
+        for k in range(count)
+    ]
+
+
+def _submit(net: LedgerTestnet, i: int, tx: bytes) -> Receipt:
+    with httpx.Client(timeout=30.0) as c:
+        r = c.post(
+            net.url(i) + "/v1/tx",
+            content=tx,
+            headers={"content-type": "application/octet-stream"},
+        )
+    assert r.status_code == 200, f"v{i}: {r.status_code} {r.text}"
+    return Receipt.from_answer(tx, r.json())
+
+
+def _submit_many(net: LedgerTestnet, targets: list[int], txs: list[bytes]) -> list[Receipt]:
+    """Submit concurrently, round-robin over ``targets``; every one must commit."""
+    with ThreadPoolExecutor(max_workers=2 * len(targets)) as pool:
+        return list(
+            pool.map(lambda k: _submit(net, targets[k % len(targets)], txs[k]), range(len(txs)))
+        )
+
+
+def _known(g: Genesis) -> dict[str, bytes]:
+    """The genesis validators' keys, as a consumer pins them."""
+    return {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+
+
+def _trusted(net: LedgerTestnet, g: Genesis, i: int) -> tuple[Checkpoint, str]:
+    """Validator ``i``'s latest checkpoint, trusted as a consumer would trust it."""
+    cp = net.checkpoint(i)
+    assert cp is not None, f"v{i} serves no checkpoint"
+    note = str(cp["note"])
+    return verify_checkpoint(note, _known(g), THRESHOLD, g.chain_id), note
+
+
+def _healthy(net: LedgerTestnet, g: Genesis) -> Checkpoint:
+    """Every validator runs, answers and agrees; return their trusted checkpoint."""
+    for i in range(N):
+        if not net.running(i):
+            net.start(i)
+    if net.checkpoint(0) is None:
+        _submit(net, 0, _enrolls(net, "warm-up", 1)[0])
+    net.wait_same_checkpoint(timeout=30)
+    return _trusted(net, g, 0)[0]
+
+
+def _all_identical(net: LedgerTestnet, g: Genesis, size: int) -> Checkpoint:
+    """All four serve the checkpoint of ``size``; each note verifies at 2f+1."""
+    net.wait_same_checkpoint(size=size, timeout=40)
+    cps = [_trusted(net, g, i)[0] for i in range(N)]
+    assert {(c.size, c.root_hash) for c in cps} == {(size, cps[0].root_hash)}
+    for i in range(N):
+        st = net.status(i)
+        assert st is not None and st["size"] == size and st["root"] == cps[0].root_hash.hex()
+    return cps[0]
+
+
+def _client_check(
+    net: LedgerTestnet, g: Genesis, i: int, receipt: Receipt, early: Checkpoint
+) -> None:
+    """What a consumer does with validator ``i``: trust its checkpoint (2f+1), prove
+    the entry is in it, and prove the early checkpoint is a prefix of it."""
+    late, _ = _trusted(net, g, i)
+    assert early.size < late.size and receipt.index < late.size
+    entry = net.get(i, f"/v1/entries/{receipt.index}").json()
+    assert base64.b64decode(entry["tx"]) == receipt.tx
+    r = net.get(i, "/v1/proofs/inclusion", index=receipt.index, size=late.size)
+    assert r.status_code == 200, r.text
+    proof = [bytes.fromhex(h) for h in r.json()["proof"]]
+    verify_inclusion(hash_leaf(receipt.tx), receipt.index, late.size, proof, late.root_hash)
+    r = net.get(i, "/v1/proofs/consistency", old=early.size, new=late.size)
+    assert r.status_code == 200, r.text
+    proof = [bytes.fromhex(h) for h in r.json()["proof"]]
+    verify_consistency(early.size, late.size, early.root_hash, late.root_hash, proof)
+
+
+def _blocks(
+    net: LedgerTestnet, i: int, start: int, end: int
+) -> list[tuple[Block, CommitCertificate]]:
+    """Blocks ``start..end`` from validator ``i``, each with its certificate."""
+    out: list[tuple[Block, CommitCertificate]] = []
+    while start + len(out) <= end:
+        page = net.get(i, "/v1/blocks", start=start + len(out), limit=64).json()["blocks"]
+        assert page, f"v{i} has no block {start + len(out)}"
+        out += [
+            (Block.from_json(b["block"]), certificate_from_json(b["certificate"])) for b in page
+        ]
+    return out[: end - start + 1]
+
+
+def _height(net: LedgerTestnet, i: int) -> int:
+    st = net.status(i)
+    assert st is not None, f"v{i} does not answer"
+    return int(st["height"])
+
+
+def _commit_for_a_while(
+    net: LedgerTestnet, targets: list[int], tag: str, min_heights: int
+) -> list[Receipt]:
+    """Commit through ``targets`` for at least HOLD_S seconds and ``min_heights``
+    heights (so every proposer's turn comes up); return the receipts."""
+    start = time.monotonic()
+    h0 = _height(net, targets[0])
+    receipts: list[Receipt] = []
+    batch = 0
+    while time.monotonic() - start < HOLD_S or _height(net, targets[0]) < h0 + min_heights:
+        assert time.monotonic() - start < 60, "the live validators stopped committing"
+        receipts += _submit_many(net, targets, _enrolls(net, f"{tag}{batch}", len(targets)))
+        batch += 1
+    return receipts
+
+
+# ---------------------------------------------------------------------- loopback cut
+
+
+def _can_connect(port: int, gid: int | None) -> bool:
+    """Whether a process of group ``gid`` can open a TCP connection to ``port``."""
+    code = (
+        "import socket,sys\n"
+        "s=socket.socket();s.settimeout(1.0)\n"
+        f"try: s.connect(('127.0.0.1',{port}))\n"
+        "except OSError: sys.exit(1)\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], group=gid, check=False).returncode == 0
+
+
+def _iptables(*args: str, check: bool = True) -> None:
+    r = subprocess.run(["iptables", "-w", *args], capture_output=True, text=True, check=False)
+    if check and r.returncode != 0:
+        raise AssertionError(f"iptables {' '.join(args)}: {r.stderr.strip()}")
+
+
+@contextlib.contextmanager
+def cut_off(net: LedgerTestnet, iso: int) -> Iterator[None]:
+    """Drop every TCP packet between validator ``iso`` and the other validators.
+
+    A chain of our own, jumped to from OUTPUT on ``lo`` (every loopback packet passes
+    OUTPUT once, where the sending socket's owner is known), drops: anything to or from
+    ``iso``'s p2p port; what ``iso``'s process (its own group id) sends to the others'
+    p2p and HTTP ports (its dials and its catch-up fetches); what the validators'
+    processes send to ``iso``'s HTTP port (their catch-up fetches). Removed on exit.
+    """
+    others = [i for i in range(net.n) if i != iso]
+    gids = sorted(net.groups.values())
+    assert len(gids) == net.n and gids == list(range(gids[0], gids[0] + net.n))
+    chain = f"farm-cut-{net.base_port}"
+    jump = ["OUTPUT", "-o", "lo", "-p", "tcp", "-j", chain]
+    ports = ",".join(str(p) for i in others for p in (net.p2p_port(i), net.http_port(i)))
+    rules = [
+        ["--dport", str(net.p2p_port(iso))],
+        ["--sport", str(net.p2p_port(iso))],
+        ["-m", "owner", "--gid-owner", str(net.groups[iso]), "-m", "multiport", "--dports", ports],
+        [
+            "-m",
+            "owner",
+            "--gid-owner",
+            f"{gids[0]}-{gids[-1]}",
+            "--dport",
+            str(net.http_port(iso)),
+        ],
+    ]
+    _iptables("-N", chain)
+    try:
+        for rule in rules:
+            _iptables("-A", chain, "-p", "tcp", *rule, "-j", "DROP")
+        _iptables("-I", *jump)
+        yield
+    finally:
+        _iptables("-D", *jump, check=False)
+        _iptables("-F", chain, check=False)
+        _iptables("-X", chain, check=False)
+
+
+# ---------------------------------------------------------------------- scenarios
+
+
+def test_sigstop_one_the_others_go_on_and_it_catches_up(
+    net: LedgerTestnet, genesis: Genesis
+) -> None:
+    early = _healthy(net, genesis)
+    h0 = _height(net, 0)
+    stopped = 3
+    live = [0, 1, 2]
+    net.pause(stopped)
+    try:
+        receipts = _commit_for_a_while(net, live, "paused", min_heights=2 * N)
+        size = max(r.index for r in receipts) + 1
+        net.wait_same_checkpoint(live, size=size, timeout=30)
+        h1 = _height(net, 0)
+    finally:
+        net.resume(stopped)
+
+    # while it was stopped: blocks by the others only, signed by the others only, and
+    # the heights whose round-0 proposer was the stopped one went to a later round
+    name = genesis.validators[stopped].name
+    keys = genesis.validator_set().keys
+    late_rounds = 0
+    for block, cert in _blocks(net, 0, h0 + 1, h1):
+        verify_commit_certificate(cert, block.hash(), keys, height=block.height)
+        assert block.proposer != name
+        assert name not in {s.validator for s in cert.signatures}
+        late_rounds += cert.round > 0
+    assert late_rounds > 0, "no height needed a round past the stopped proposer's"
+
+    # the receipts handed out meanwhile rest on checkpoints the three co-signed alone
+    assert any(r.checkpoint is not None for r in receipts)
+    for r in receipts:
+        if r.checkpoint is not None:
+            r.verify(genesis)
+
+    # after SIGCONT it catches up, and it takes part again
+    _all_identical(net, genesis, size)
+    after = _submit(net, stopped, _enrolls(net, "resumed", 1)[0])
+    late = _all_identical(net, genesis, after.index + 1)
+    assert late.size == size + 1
+    _client_check(net, genesis, stopped, receipts[len(receipts) // 2], early)
+    _client_check(net, genesis, 0, after, early)
+
+
+def test_cut_one_off_and_heal(net: LedgerTestnet, genesis: Genesis) -> None:
+    early = _healthy(net, genesis)
+    iso = 2
+    live = [0, 1, 3]
+    other_gid = net.groups[0]
+    assert _can_connect(net.p2p_port(0), net.groups[iso])
+    before = _height(net, iso)
+    with cut_off(net, iso):
+        # the rules really drop: the cut validator cannot reach a peer, a peer cannot
+        # reach it; the test (another group) still reads its HTTP API
+        assert not _can_connect(net.p2p_port(0), net.groups[iso])
+        assert not _can_connect(net.p2p_port(iso), other_gid)
+        assert not _can_connect(net.http_port(iso), other_gid)
+        assert _can_connect(net.http_port(0), other_gid)
+        receipts = _commit_for_a_while(net, live, "cut", min_heights=2 * N)
+        size = max(r.index for r in receipts) + 1
+        net.wait_same_checkpoint(live, size=size, timeout=30)
+        # it heard nothing of them: still at its height, its log unchanged
+        assert _height(net, iso) == before
+        st = net.status(iso)
+        assert st is not None and st["size"] < size and not st["syncing"]
+    assert _can_connect(net.p2p_port(0), net.groups[iso])
+    assert _can_connect(net.p2p_port(iso), other_gid)
+
+    assert any(r.checkpoint is not None for r in receipts)
+    for r in receipts:
+        if r.checkpoint is not None:
+            r.verify(genesis)
+
+    # healed: it catches up to the same checkpoint, then commits with the others
+    _all_identical(net, genesis, size)
+    after = _submit(net, iso, _enrolls(net, "healed", 1)[0])
+    _all_identical(net, genesis, after.index + 1)
+    _client_check(net, genesis, iso, receipts[0], early)
+    _client_check(net, genesis, 1, after, early)
+
+
+def test_sigkill_all_under_load_nothing_committed_is_lost(
+    net: LedgerTestnet, genesis: Genesis
+) -> None:
+    early = _healthy(net, genesis)
+    h0 = _height(net, 0)
+    txs = _enrolls(net, "load", 600)
+    receipts: list[Receipt] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(timeout=10.0) as c:
+            for k in range(worker, len(txs), 8):
+                if stop.is_set():
+                    return
+                try:
+                    r = c.post(net.url(k % N) + "/v1/tx", content=txs[k])
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    receipt = Receipt.from_answer(txs[k], r.json())
+                    with lock:
+                        receipts.append(receipt)
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
+    for th in threads:
+        th.start()
+    try:
+        wait_for(
+            "commits under load",
+            lambda: len(receipts) >= 40 and _height(net, 0) >= h0 + 8,
+            timeout=40,
+        )
+        for i in range(N):
+            net.kill(i)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
+    acknowledged = list(receipts)
+    # each receipt that came with a co-signed checkpoint stands on its own (one may
+    # come without if co-signing lagged more than checkpoint_wait behind its commit)
+    with_note = [r for r in acknowledged if r.checkpoint is not None]
+    assert with_note, "no receipt carried a co-signed checkpoint"
+    pre_kill = max((r.verify(genesis) for r in with_note), key=lambda c: c.size)
+
+    net.start_all()
+    after = _submit(net, 1, _enrolls(net, "after-kill", 1)[0])
+    assert after.index >= max(r.index for r in acknowledged) + 1
+    late = _all_identical(net, genesis, after.index + 1)
+
+    # every acknowledged transaction is where its receipt said, on every validator
+    # (checked on one per receipt; the four equal roots cover the others)
+    for k, r in enumerate(acknowledged):
+        entry = net.get(k % N, f"/v1/entries/{r.index}").json()
+        assert entry["tx_id"] == tx_id(r.tx), f"entry {r.index} lost or changed"
+    # the largest checkpoint handed out before the kill is a prefix of the final log
+    proof = net.get(3, "/v1/proofs/consistency", old=pre_kill.size, new=late.size).json()
+    verify_consistency(
+        pre_kill.size,
+        late.size,
+        pre_kill.root_hash,
+        late.root_hash,
+        [bytes.fromhex(h) for h in proof["proof"]],
+    )
+    _client_check(net, genesis, 2, acknowledged[-1], early)
+    _client_check(net, genesis, 0, after, pre_kill)
