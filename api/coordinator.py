@@ -12,12 +12,16 @@ mapping from farm's errors to HTTP statuses is :data:`ERROR_STATUS`, in one plac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any
 
-from fastapi import BackgroundTasks, Body, Depends, FastAPI, Header, Path, Request
+import yaml
+from fastapi import BackgroundTasks, Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from sqlalchemy.engine import Engine
@@ -25,7 +29,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from farm.coordinator import reports, service
+from farm.coordinator import recipes_repo, reports, service
 from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.errors import (
@@ -38,20 +42,26 @@ from farm.coordinator.errors import (
     StagingError,
 )
 from farm.coordinator.models import (
+    BuildCreate,
     Builder,
     BuilderCreate,
     BuilderPublic,
+    BuildPage,
     BuildPublic,
     BuildResultPublic,
     DiffReportPublic,
     EnrollmentTokenCreate,
     EnrollmentTokenPublic,
+    RecipePublic,
     utcnow,
 )
+from farm.coordinator.recipes_repo import RecipeFollower
+from farm.coordinator.scheduler import Scheduler, SchedulerConfig, request_build
 from farm.coordinator.settings import CoordinatorSettings
 from farm.coordinator.staging import Staging
 from farm.diffoscope import DiffoscopeLimits
 from farm.errors import ConfigError, FarmError, QuorumError, RecipeError, SignatureError
+from farm.recipe import Recipe, parse_recipe
 
 __all__ = ["ERROR_STATUS", "create_app", "create_app_from_env"]
 
@@ -123,6 +133,9 @@ class _State:
     staging: Staging
     replay: ReplayCache
     clock: Callable[[], datetime]
+    follower: RecipeFollower | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -192,8 +205,74 @@ def _approved(caller: BuilderCaller) -> None:
 
 
 def _builder_public(builder: Builder) -> BuilderPublic:
-    return BuilderPublic.model_validate(builder.model_dump())
+    rate = builder.agreements / builder.builds_done if builder.builds_done else None
+    return BuilderPublic.model_validate({**builder.model_dump(), "agreement_rate": rate})
 
+
+def _recipe_of(body: BuildCreate) -> Recipe:
+    if isinstance(body.recipe, dict):
+        return parse_recipe(body.recipe, "request body")
+    try:
+        data = yaml.safe_load(body.recipe)  # YAML text, or JSON (which is YAML)
+    except yaml.YAMLError as exc:
+        raise RecipeError(f"request body: recipe is not YAML: {exc}") from None
+    return parse_recipe(data, "request body")
+
+
+def _start_background(state: _State) -> None:
+    """The scheduler (with a broker) and the recipe follower (with a repository)."""
+    settings = state.settings
+    if settings.redis_url:
+        from farm.coordinator.celery_dispatch import CeleryDispatcher
+
+        config = SchedulerConfig(
+            allow_same_host=settings.allow_same_host,
+            timeout_margin=settings.timeout_margin,
+            max_retries=settings.max_retries,
+            heartbeat_within=settings.heartbeat_within,
+            reports_dir=settings.reports_dir,
+            diffoscope_timeout=settings.diffoscope_timeout,
+        )
+        scheduler = Scheduler(
+            state.engine, state.staging, CeleryDispatcher(settings.redis_url), config, state.clock
+        )
+        state.threads.append(
+            threading.Thread(
+                target=scheduler.run,
+                args=(state.stop, settings.schedule_interval),
+                name="farm-scheduler",
+                daemon=True,
+            )
+        )
+    if state.follower is not None:
+        state.threads.append(
+            threading.Thread(
+                target=state.follower.run, args=(state.stop,), name="farm-recipes", daemon=True
+            )
+        )
+    for thread in state.threads:
+        thread.start()
+
+
+@asynccontextmanager
+async def _lifespan(state: _State, _: FastAPI) -> AsyncIterator[None]:
+    _start_background(state)
+    try:
+        yield
+    finally:
+        _stop_background(state)
+
+
+def _stop_background(state: _State) -> None:
+    state.stop.set()
+    if state.follower is not None:
+        state.follower.wake()
+    for thread in state.threads:
+        thread.join(timeout=10)
+
+
+Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")]
 
 ReportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A diffoscope report's id.")]
 
@@ -212,6 +291,61 @@ def _diff_in_background(state: _State, build_id: str) -> None:
             log.exception("build %s: diffoscope reports failed", build_id)
 
 
+def _add_scheduling_routes(app: FastAPI) -> None:
+    """Build requests, build and recipe lists, the push webhook."""
+
+    @app.post(
+        "/v1/builds",
+        status_code=201,
+        response_model=list[BuildPublic],
+        dependencies=[OperatorDep],
+        tags=["builds"],
+    )
+    def request_builds(
+        request: Request, body: BuildCreate, session: SessionDep
+    ) -> list[BuildPublic]:
+        """Request a build of a recipe (one per architecture); the scheduler runs it."""
+        recipe = _recipe_of(body)
+        builds = request_build(session, recipe, _state(request).clock(), arches=body.arches)
+        return [service.build_public(session, b.id) for b in builds]
+
+    @app.get("/v1/builds", response_model=BuildPage, tags=["builds"])
+    def list_builds(
+        session: SessionDep,
+        limit: Limit = 50,
+        offset: Offset = 0,
+        status: Annotated[str | None, Query(max_length=16)] = None,
+        name: Annotated[str | None, Query(max_length=255)] = None,
+        verdict: Annotated[str | None, Query(pattern="^(verified|disputed|failed)$")] = None,
+    ) -> BuildPage:
+        """Builds, newest first, filtered by status, recipe name or verdict."""
+        return service.list_builds(
+            session, status=status, name=name, verdict=verdict, limit=limit, offset=offset
+        )
+
+    @app.get("/v1/recipes", response_model=list[RecipePublic], tags=["recipes"])
+    def recipes(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[RecipePublic]:
+        """Recipes of the followed repository: digest, lint status, latest verdict."""
+        return recipes_repo.list_recipes(session, limit=limit, offset=offset)
+
+    @app.post("/v1/hooks/push", status_code=202, tags=["recipes"])
+    async def push_hook(
+        request: Request,
+        authorization: Annotated[str | None, Header()] = None,
+        x_hub_signature_256: Annotated[str | None, Header()] = None,
+    ) -> dict[str, Any]:
+        """A push landed: poll the recipe repository now (operator token or webhook HMAC)."""
+        state = _state(request)
+        body = await request.body()
+        secret = state.settings.webhook_secret
+        if not (secret and recipes_repo.signature_matches(secret, body, x_hub_signature_256)):
+            await run_in_threadpool(_operator, request, authorization)
+        if state.follower is None:
+            raise ConflictError("this coordinator follows no recipe repository")
+        state.follower.wake()
+        return {"polling": True}
+
+
 def create_app(
     settings: CoordinatorSettings | None = None,
     *,
@@ -222,12 +356,22 @@ def create_app(
     settings = settings or CoordinatorSettings()
     engine = engine or make_engine(settings.db_url)
     create_tables(engine)
+    state = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
+    if settings.recipes_repo:
+        state.follower = RecipeFollower(
+            engine,
+            settings.recipes_repo,
+            settings.recipes_checkout,
+            branch=settings.recipes_branch,
+            interval=settings.recipes_poll,
+        )
     app = FastAPI(
         title="farm coordinator",
         version="1",
         description="Builders enroll and send signed results; operators approve and read.",
+        lifespan=partial(_lifespan, state),
     )
-    app.state.farm = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
+    app.state.farm = state
     _install_error_handlers(app)
 
     @app.post(
@@ -317,9 +461,14 @@ def create_app(
         return _builder_public(service.approve(session, builder_id, _state(request).clock()))
 
     @app.get("/v1/builders", response_model=list[BuilderPublic], tags=["builders"])
-    def builders(session: SessionDep) -> list[BuilderPublic]:
-        """Every enrolled builder."""
-        return [_builder_public(b) for b in service.list_builders(session)]
+    def builders(
+        session: SessionDep, limit: Limit = 100, offset: Offset = 0
+    ) -> list[BuilderPublic]:
+        """Enrolled builders by enrollment time (``limit``/``offset`` pages)."""
+        rows = service.list_builders(session)[offset : offset + limit]
+        return [_builder_public(b) for b in rows]
+
+    _add_scheduling_routes(app)
 
     @app.get("/v1/builders/{builder_id}", response_model=BuilderPublic, tags=["builders"])
     def builder(builder_id: str, session: SessionDep) -> BuilderPublic:

@@ -45,6 +45,15 @@ class BuilderSettings(BaseSettings):
     pypi_url: str = Field(default="https://pypi.org", description="PyPI JSON API base URL.")
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
     keep_work: bool = Field(default=False, description="Keep each build's work directory.")
+    coordinator_url: str | None = Field(
+        default=None,
+        description="Coordinator API URL (FARM_COORDINATOR_URL). When set, every signed "
+        "result is also uploaded there (outputs to staging, then the envelope) and "
+        "heartbeats are sent to it; unset, results stay in Redis only.",
+    )
+    delivery_attempts: int = Field(
+        default=5, ge=1, le=20, description="Tries per request to the coordinator."
+    )
 
     @property
     def key_path(self) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -51,8 +51,26 @@ def _bound(task: BuildTask) -> Iterator[logging.LoggerAdapter]:  # type: ignore[
     yield _BoundLog(logger, {"build_id": task.build_id, "builder_id": task.builder_id[:12]})
 
 
-def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> Task:  # type: ignore[type-arg]
-    """Register the build task on ``app`` for the builder whose context is ``ctx``."""
+#: Called with each result envelope once it is stored (delivery to a coordinator).
+Deliver = Callable[[dict[str, Any]], object]
+
+
+def register_build_task(
+    app: Celery,
+    ctx: BuildContext,
+    client: redis.Redis,
+    deliver: Deliver | None = None,
+) -> Task:  # type: ignore[type-arg]
+    """Register the build task on ``app`` for the builder whose context is ``ctx``.
+
+    With ``deliver``, every stored result (a fresh one, or the stored one returned
+    again for a repeated task) is also handed to it; it must not raise.
+    """
+
+    def delivered(result: dict[str, Any]) -> dict[str, Any]:
+        if deliver is not None:
+            deliver(result["envelope"])
+        return result
 
     @app.task(name=BUILD_TASK_NAME, bind=True)
     def build(self: Task, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
@@ -67,7 +85,7 @@ def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> 
             if stored is not None:
                 log.info("already built; returning the stored result")
                 result: dict[str, Any] = json.loads(stored)
-                return result
+                return delivered(result)
             removed = remove_stale(ctx.docker, labels_for(task))
             if removed:
                 log.warning("removed %d container(s) left by an interrupted attempt", removed)
@@ -79,9 +97,9 @@ def register_build_task(app: Celery, ctx: BuildContext, client: redis.Redis) -> 
                 client.incr(completions_key(task.build_id, task.builder_id))
                 client.expire(completions_key(task.build_id, task.builder_id), RESULT_TTL)
                 log.info("done")
-                return outcome.to_json()
+                return delivered(outcome.to_json())
             log.warning("another attempt stored a result first; returning that one")
             first: dict[str, Any] = json.loads(client.get(key) or body)
-            return first
+            return delivered(first)
 
     return build

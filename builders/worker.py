@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import docker
@@ -19,6 +20,7 @@ import redis
 
 from builders.arch import buildable_arches
 from builders.build import BuildContext
+from builders.delivery import CoordinatorLink
 from builders.fetch import Fetcher
 from builders.identity import load_identity
 from builders.runner import remove_stale
@@ -36,13 +38,19 @@ logger = logging.getLogger(__name__)
 
 
 def _heartbeat(
-    client: redis.Redis, info: BuilderInfo, interval: float, stop: threading.Event
+    client: redis.Redis,
+    info: BuilderInfo,
+    interval: float,
+    stop: threading.Event,
+    beat: Callable[[], None] = lambda: None,
 ) -> None:
+    beat()
     while not stop.wait(interval):
         try:
             announce(client, info.model_copy(update={"seen_at": datetime.now(UTC)}))
         except redis.RedisError as exc:
             logger.warning("heartbeat failed: %s", exc)
+        beat()
 
 
 def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
@@ -96,7 +104,18 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
         progress=logger.info,
     )
     app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
-    register_build_task(app, ctx, client)
+    link = (
+        CoordinatorLink(settings.coordinator_url, key, attempts=settings.delivery_attempts)
+        if settings.coordinator_url
+        else None
+    )
+    store = ctx.store
+    register_build_task(
+        app,
+        ctx,
+        client,
+        deliver=(lambda envelope: link.deliver(envelope, store)) if link is not None else None,
+    )
     now = datetime.now(UTC)
     info = BuilderInfo(
         builder_id=key.keyid,
@@ -111,7 +130,10 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
     announce(client, info)
     stop = threading.Event()
     beat = threading.Thread(
-        target=_heartbeat, args=(client, info, settings.heartbeat_interval, stop), daemon=True
+        target=_heartbeat,
+        args=(client, info, settings.heartbeat_interval, stop),
+        kwargs={"beat": link.heartbeat} if link is not None else {},
+        daemon=True,
     )
     beat.start()
     logger.info("builder %s serving %s for %s", key.keyid[:12], info.queue, ", ".join(arches))

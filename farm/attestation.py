@@ -522,8 +522,11 @@ def _signed_by(payload: bytes, sigs: Mapping[str, bytes], key: SSlibKey) -> bool
     return True
 
 
-def _fast_result(env: object, builder_keys: Mapping[str, SSlibKey]) -> SignedResult | None:
-    """verify_result(env, [enrolled key of its builder]) when it succeeds, else None."""
+def _fast_result(
+    env: object, builder_keys: Mapping[str, SSlibKey]
+) -> tuple[SignedResult, str] | None:
+    """(verify_result(env, [enrolled key of its builder]), envelope_digest(env)) when
+    both succeed, else None."""
     opened = _open_envelope(env)
     if opened is None:
         return None
@@ -547,10 +550,10 @@ def _fast_result(env: object, builder_keys: Mapping[str, SSlibKey]) -> SignedRes
     if subjects != declared:
         return None
     assert isinstance(env, dict)
-    return SignedResult(envelope=env, statement=statement)
+    return SignedResult(envelope=env, statement=statement), sha256_bytes(payload)
 
 
-def _verify_bundle_fast(
+def _verify_bundle_fast(  # noqa: PLR0911 - one early None per check, in the reference order
     bundle: AttestationBundle,
     builder_keys: Mapping[str, SSlibKey],
     coordinator_keys: Mapping[str, SSlibKey],
@@ -576,9 +579,10 @@ def _verify_bundle_fast(
     results: list[SignedResult] = []
     payload_digests: list[str] = []
     for env in bundle.builder_envelopes:
-        result = _fast_result(env, builder_keys)
-        if result is None:
+        checked = _fast_result(env, builder_keys)
+        if checked is None:
             return None
+        result, payload_digest = checked
         p = result.predicate
         if (
             p.build_id != statement.build_id
@@ -588,7 +592,7 @@ def _verify_bundle_fast(
         ):
             return None
         results.append(result)
-        payload_digests.append(envelope_digest(env))
+        payload_digests.append(payload_digest)
     try:
         digests, builders = _agree(results, quorum)
     except QuorumError:

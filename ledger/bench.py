@@ -329,6 +329,16 @@ class BenchNet:
                 p.kill()
                 p.wait(5)
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the validator processes used so far (Linux /proc)."""
+        total = 0.0
+        tick = os.sysconf("SC_CLK_TCK")
+        for p in self.procs:
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                fields = Path(f"/proc/{p.pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick
+        return total
+
     def check_alive(self) -> None:
         """Raise if a validator process has exited."""
         for i, p in enumerate(self.procs):
@@ -411,13 +421,36 @@ async def _sustained(
         finally:
             await conn.close()
 
-    probes = [HttpConn("127.0.0.1", net.http_port(i)) for i in range(net.n)]
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     try:
         await asyncio.sleep(ramp)
-        # The window runs from before the first probe is sent to after the last answer
-        # arrives: slow answers under load make the rate lower, never higher.
+        measured = await _window(net, tasks, duration)
+    finally:
+        stop.set()
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    latencies.sort()
+    return {
+        **measured,
+        "answered": done,
+        "errors": errors,
+        "latency_p50_ms": _pct(latencies, 50) * 1000 if latencies else None,
+    }
+
+
+async def _window(
+    net: BenchNet, tasks: Sequence[asyncio.Task[None]], duration: float
+) -> dict[str, Any]:
+    """Committed entries per second (median over the validators) for ``duration`` s.
+
+    The window runs from before the first probe is sent to after the last answer
+    arrives: slow answers under load make the rate lower, never higher.
+    """
+    probes = [HttpConn("127.0.0.1", net.http_port(i)) for i in range(net.n)]
+    try:
         t_start = time.monotonic()
+        cpu0, own0 = net.cpu_seconds(), time.process_time()
         start_sizes = await _sizes(probes)
         end = t_start + duration
         exhausted = False
@@ -428,32 +461,26 @@ async def _sustained(
                 break
         end_sizes = await _sizes(probes)
         window = time.monotonic() - t_start
+        cpu, own = net.cpu_seconds() - cpu0, time.process_time() - own0
     finally:
-        stop.set()
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
         for c in probes:
             await c.close()
     committed = [e - s for s, e in zip(start_sizes, end_sizes, strict=True) if s >= 0 and e >= 0]
     if not committed:
         raise RuntimeError("no validator answered its status")
-    per_s = statistics.median(committed) / window
-    latencies.sort()
     return {
-        "tx_per_s": per_s,
+        "tx_per_s": statistics.median(committed) / window,
         "window_s": window,
         "committed": int(statistics.median(committed)),
-        "answered": done,
         "exhausted": exhausted,
-        "errors": errors,
-        "latency_p50_ms": _pct(latencies, 50) * 1000 if latencies else None,
+        "validator_cpu_s": cpu,
+        "client_cpu_s": own,
     }
 
 
 def _pct(values: Sequence[float], p: float) -> float:
     """The ``p``-th percentile (nearest rank) of sorted ``values``."""
-    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    k = max(0, min(len(values) - 1, round(p / 100 * len(values) + 0.5) - 1))
     return values[k]
 
 
@@ -532,6 +559,11 @@ async def _run(
         "pool_exhausted": sustained["exhausted"],
         "errors": len(sustained["errors"]),
         "tx_bytes": len(more[0]) if more else len(first[0]),
+        "validator_cpu_pct": round(100 * sustained["validator_cpu_s"] / sustained["window_s"], 1),
+        "client_cpu_pct": round(100 * sustained["client_cpu_s"] / sustained["window_s"], 1),
+        "validator_cpu_ms_per_tx": round(
+            1000 * sustained["validator_cpu_s"] / max(1, sustained["committed"]), 3
+        ),
         "cpus": os.cpu_count(),
     }
 
@@ -541,9 +573,7 @@ def bench_ledger(
     duration: Annotated[
         float, typer.Option(help="Seconds of sustained load that are measured.")
     ] = 30.0,
-    clients: Annotated[
-        int, typer.Option(help="Concurrent submitters under sustained load.")
-    ] = 512,
+    clients: Annotated[int, typer.Option(help="Concurrent submitters under sustained load.")] = 512,
     light: Annotated[int, typer.Option(help="Submits, one at a time, under light load.")] = 300,
     workers: Annotated[
         int, typer.Option(help="Processes making transactions (before timing).")
@@ -591,6 +621,9 @@ def _print(result: dict[str, Any]) -> None:
         ("  client-side p50 under load", f"{result['sustained_p50_ms']} ms"),
         ("  transaction pool ran out", f"{result['pool_exhausted']}"),
         ("  failed submits", f"{result['errors']}"),
+        ("  validators' CPU (all processes)", f"{result['validator_cpu_pct']} %"),
+        ("  bench client's CPU", f"{result['client_cpu_pct']} %"),
+        ("  validator CPU per committed tx", f"{result['validator_cpu_ms_per_tx']} ms"),
         ("attest transaction size", f"{result['tx_bytes']} bytes"),
     ]
     for k, v in rows:

@@ -28,6 +28,7 @@ import binascii
 import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -113,8 +114,14 @@ Transaction = Annotated[AttestTx | RevokeTx | EnrollTx | RetireTx, Field(discrim
 _ADAPTER: TypeAdapter[AttestTx | RevokeTx | EnrollTx | RetireTx] = TypeAdapter(Transaction)
 
 
+@lru_cache(maxsize=4096)
 def tx_id(data: bytes) -> str:
-    """The id of a transaction: hex sha256 of its wire bytes."""
+    """The id of a transaction: hex sha256 of its wire bytes.
+
+    Cached: a validator asks for the id of one transaction at admission, proposal,
+    validation, commit and storage; the cache looks bytes up by their (cached) hash
+    and equality, never by identity.
+    """
     return sha256_bytes(data)
 
 
@@ -130,11 +137,12 @@ def decode_tx(data: bytes) -> AttestTx | RevokeTx | EnrollTx | RetireTx:
         raise TransactionError("transaction is not bytes")
     if len(data) > MAX_TX_BYTES:
         raise TransactionError(f"transaction is {len(data)} bytes, more than {MAX_TX_BYTES}")
+    numbers = _Numbers()
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_float=numbers.float, parse_int=numbers.int)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TransactionError(f"transaction is not JSON: {exc}") from None
-    if not _plainly_canonical(value, data):
+    if not _plainly_canonical(value, data, numbers):
         try:
             canonical = canonical_json(value)
         except (ValueError, TypeError) as exc:
@@ -156,37 +164,45 @@ def decode_tx(data: bytes) -> AttestTx | RevokeTx | EnrollTx | RetireTx:
 _INT_LIMIT = 2**53 - 1  # RFC 8785 (rfc8785.dumps) refuses integers beyond this
 
 
-def _plain(value: object) -> bool:
-    """Whether ``value`` holds only what json.dumps and RFC 8785 write identically:
-    strings, integers in the I-JSON range, booleans, null, and objects with ASCII keys
-    (whose code point order is their UTF-16 order); no floats."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_INT_LIMIT <= value <= _INT_LIMIT
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    if isinstance(value, dict):
-        return all(k.isascii() and _plain(v) for k, v in value.items())
-    return False
+class _Numbers:
+    """json.loads hooks that note floats and integers RFC 8785 would write otherwise."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self) -> None:
+        self.plain = True
+
+    def float(self, text: str) -> float:
+        self.plain = False
+        return float(text)
+
+    def int(self, text: str) -> int:
+        value = int(text)
+        if not -_INT_LIMIT <= value <= _INT_LIMIT:
+            self.plain = False
+        return value
 
 
-def _plainly_canonical(value: object, data: bytes) -> bool:
+def _plainly_canonical(value: object, data: bytes, numbers: _Numbers) -> bool:
     """A fast proof that ``data`` is the RFC 8785 form of ``value`` (False: unproven).
 
-    For plain values (see :func:`_plain`) the standard library's sorted, compact,
-    non-ASCII-escaping encoding is byte for byte what RFC 8785 gives: the same string
-    escapes (the two-character ones, ``\\u00xx`` for other control characters, nothing
-    else), integers in decimal, keys sorted by code point. When this says False the
-    reference encoder decides.
+    When ``data`` is ASCII, holds no float and no integer beyond 2**53 - 1, the
+    standard library's sorted, compact, non-ASCII-escaping encoding is byte for byte
+    what RFC 8785 gives: the same string escapes (the two-character ones, ``\\u00xx``
+    for other control characters, nothing else), integers in decimal, and keys sorted
+    by code point, which for ASCII keys is their UTF-16 order. (A key or string that
+    an escape in ASCII ``data`` made non-ASCII is written literally, so it does not
+    compare equal.) When this says False the reference encoder decides.
     """
+    if not numbers.plain or not data.isascii():
+        return False
     try:
         fast = json.dumps(
             value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
         ).encode("utf-8")
     except (ValueError, TypeError):
         return False
-    return fast == data and _plain(value)
+    return fast == data
 
 
 def signed_bytes(tx: OperatorTx) -> bytes:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -60,8 +60,39 @@ def serve(
         ),
     ] = Path("farm-staging"),
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    redis_url: Annotated[
+        str | None,
+        typer.Option(
+            "--redis-url",
+            envvar="FARM_COORDINATOR_REDIS_URL",
+            help="The builders' broker; given, the scheduler runs builds to their verdict.",
+        ),
+    ] = None,
+    allow_same_host: Annotated[
+        bool,
+        typer.Option(
+            "--allow-same-host",
+            help="Let two builders on one host build the same recipe (one-machine farms only).",
+        ),
+    ] = False,
+    recipes_repo: Annotated[
+        str | None,
+        typer.Option(
+            "--recipes-repo",
+            envvar="FARM_COORDINATOR_RECIPES_REPO",
+            help="Git repository of recipes to follow (path or URL).",
+        ),
+    ] = None,
+    recipes_poll: Annotated[
+        float | None,
+        typer.Option("--recipes-poll", help="Seconds between polls of the recipe repository."),
+    ] = None,
 ) -> None:
-    """Run the coordinator's REST API (uvicorn) until stopped."""
+    """Run the coordinator: its REST API, and with --redis-url its scheduler (uvicorn).
+
+    Other settings come from FARM_COORDINATOR_* (see farm.coordinator.settings), e.g.
+    FARM_COORDINATOR_WEBHOOK_SECRET for the push webhook.
+    """
     import uvicorn
 
     from farm.coordinator.db import create_tables, make_engine
@@ -69,6 +100,14 @@ def serve(
     create_tables(make_engine(db))  # fail here, with one line, on an unusable URL
     os.environ["FARM_COORDINATOR_DB_URL"] = db
     os.environ["FARM_COORDINATOR_STAGING_DIR"] = str(staging)
+    if redis_url:
+        os.environ["FARM_COORDINATOR_REDIS_URL"] = redis_url
+    if allow_same_host:
+        os.environ["FARM_COORDINATOR_ALLOW_SAME_HOST"] = "true"
+    if recipes_repo:
+        os.environ["FARM_COORDINATOR_RECIPES_REPO"] = recipes_repo
+    if recipes_poll is not None:
+        os.environ["FARM_COORDINATOR_RECIPES_POLL"] = str(recipes_poll)
     uvicorn.run(
         "api.coordinator:create_app_from_env",
         factory=True,
@@ -148,3 +187,147 @@ def approve(
     else:
         _client(coordinator, operator_token).approve(builder_id)
     typer.echo(f"approved {builder_id}")
+
+
+def _reader(coordinator: str | None):  # type: ignore[no-untyped-def]
+    from farm.coordinator.client import CoordinatorClient
+    from farm.errors import ConfigError
+
+    if not coordinator:
+        raise ConfigError("give --coordinator URL (or $FARM_COORDINATOR_URL)")
+    return CoordinatorClient(coordinator)
+
+
+def _progress_table(builds: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table("build", "arch", "builder", "try", "state", "reason", title="builds")
+    for b in builds:
+        head = f"{b['id'][:12]} {b['status']}"
+        attempts = b.get("attempts") or []
+        if not attempts:
+            table.add_row(head, b["arch"], "-", "-", b["status"], b.get("note") or "")
+        for a in attempts:
+            state = a["state"] + (f" → {a['replaced_by'][:12]}" if a.get("replaced_by") else "")
+            table.add_row(
+                head,
+                b["arch"],
+                a["builder_id"][:12],
+                str(a["number"]),
+                state,
+                a.get("reason") or "",
+            )
+            head = ""
+    return table
+
+
+@app.command()
+def submit(
+    recipe: Annotated[Path, typer.Argument(help="The recipe file (YAML).", exists=True)],
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+    arch: Annotated[
+        list[str] | None, typer.Option("--arch", help="Only these architectures (repeatable).")
+    ] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Follow the builders until the verdict.")
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 3600.0,
+) -> None:
+    """Ask the coordinator to build RECIPE; with --wait, exit 0 only if every arch is verified."""
+    import time
+
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    client = _client(coordinator, operator_token)
+    builds = client.request_build(recipe.read_text(encoding="utf-8"), arch or None)
+    for b in builds:
+        console.print(f"build {b['id']} of {b['name']} {b['version']} on {b['arch']} requested")
+    if not wait:
+        return
+    ids = [b["id"] for b in builds]
+    seen: dict[tuple[str, str, int], str] = {}
+    deadline = time.monotonic() + timeout
+    with Live(_progress_table(builds), console=console, auto_refresh=False) as live:
+        while True:
+            builds = [client.build(i) for i in ids]
+            for b in builds:
+                for a in b.get("attempts") or []:
+                    key = (b["id"], a["builder_id"], a["number"])
+                    if seen.get(key) != a["state"]:
+                        seen[key] = a["state"]
+                        why = f": {a['reason']}" if a.get("reason") else ""
+                        live.console.print(
+                            f"{b['arch']} builder {a['builder_id'][:12]}: {a['state']}{why}",
+                            highlight=False,
+                        )
+            live.update(_progress_table(builds), refresh=True)
+            if all(b["verdict"] is not None for b in builds) or time.monotonic() > deadline:
+                break
+            time.sleep(1.0)
+    console.print()
+    problems = []
+    for b in builds:
+        verdict = b["verdict"]
+        if verdict is None:
+            problems.append(f"{b['arch']}: no verdict after {timeout:.0f}s ({b['status']})")
+            continue
+        reason = str(verdict.get("reason") or b["status"])  # begins with the verdict's status
+        console.print(f"{b['arch']}: {reason}", highlight=False)
+        if b["status"] != "verified":
+            problems.append(f"{b['arch']}: {b['status']}")
+    if problems:
+        from farm.errors import QuorumError
+
+        raise QuorumError("; ".join(problems))
+
+
+@app.command("builds")
+def builds_cmd(
+    coordinator: CoordinatorOpt = None,
+    status: Annotated[str | None, typer.Option(help="Only builds in this status.")] = None,
+    name: Annotated[str | None, typer.Option(help="Only builds of this recipe name.")] = None,
+    verdict: Annotated[str | None, typer.Option(help="verified, disputed or failed.")] = None,
+    limit: Annotated[int, typer.Option(help="How many (newest first).")] = 50,
+) -> None:
+    """List builds with their status and verdict."""
+    from rich.console import Console
+    from rich.table import Table
+
+    page = _reader(coordinator).builds(status=status, name=name, verdict=verdict, limit=limit)
+    table = Table("build", "recipe", "arch", "status", "retries", "created", "reason")
+    for b in page["items"]:
+        table.add_row(
+            b["id"][:12],
+            f"{b['name']} {b['version']}",
+            b["arch"],
+            b["status"],
+            str(b["retries"]),
+            b["created_at"][:19],
+            b.get("verdict_reason") or b.get("note") or "",
+        )
+    Console().print(table)
+    Console().print(f"{len(page['items'])} of {page['total']} builds")
+
+
+@app.command("builders")
+def builders_cmd(coordinator: CoordinatorOpt = None) -> None:
+    """List enrolled builders: architectures, last seen, builds done, agreement rate."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("builder", "host", "arches", "approved", "last seen", "builds", "agreement")
+    for b in _reader(coordinator).builders():
+        rate = b.get("agreement_rate")
+        table.add_row(
+            b["id"][:16],
+            b["hostname"],
+            ",".join(b["arches"]),
+            "yes" if b["approved"] else "no",
+            (b.get("last_seen") or "-")[:19],
+            str(b["builds_done"]),
+            "-" if rate is None else f"{rate:.0%}",
+        )
+    Console().print(table)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -153,7 +154,41 @@ class CoordinatorClient:
         )
         return result
 
+    def request_build(
+        self, recipe: str | dict[str, Any], arches: list[str] | None = None
+    ) -> list[dict[str, Any]]:
+        """Ask for a build of ``recipe`` (YAML text or canonical JSON); one per arch (operator)."""
+        body = self._json({"recipe": recipe, "arches": arches})
+        result: list[dict[str, Any]] = self._send("POST", "/v1/builds", body, operator=True)
+        return result
+
     # -- reads ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _query(params: dict[str, Any]) -> str:
+        kept = {k: v for k, v in params.items() if v is not None}
+        return f"?{urllib.parse.urlencode(kept)}" if kept else ""
+
+    def builds(
+        self,
+        *,
+        status: str | None = None,
+        name: str | None = None,
+        verdict: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of builds, newest first: ``{"items", "total", "next_offset"}``."""
+        query = self._query(
+            {"status": status, "name": name, "verdict": verdict, "limit": limit, "offset": offset}
+        )
+        result: dict[str, Any] = self._send("GET", f"/v1/builds{query}")
+        return result
+
+    def recipes(self) -> list[dict[str, Any]]:
+        """Recipes of the followed repository."""
+        result: list[dict[str, Any]] = self._send("GET", "/v1/recipes")
+        return result
 
     def builders(self) -> list[dict[str, Any]]:
         """Every enrolled builder."""

@@ -21,11 +21,16 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "AttemptPublic",
     "Build",
+    "BuildAttempt",
+    "BuildCreate",
+    "BuildPage",
     "BuildPublic",
     "BuildResultPublic",
     "BuildResultRow",
     "BuildStatus",
+    "BuildSummaryPublic",
     "Builder",
     "BuilderBase",
     "BuilderCreate",
@@ -38,6 +43,8 @@ __all__ = [
     "OperatorToken",
     "Output",
     "OutputPublic",
+    "RecipeEntry",
+    "RecipePublic",
     "ResultStatus",
     "StagingBlob",
     "utcnow",
@@ -112,6 +119,8 @@ class BuilderPublic(BuilderBase):
     last_seen: datetime | None
     builds_done: int
     agreements: int
+    agreement_rate: float | None = None
+    """Share of this builder's finished builds whose verdict it agreed with."""
 
 
 # ---- tokens -------------------------------------------------------------------------------
@@ -175,6 +184,85 @@ class Build(SQLModel, table=True):
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    origin: str = Field(default="api", max_length=255)
+    """Who asked: ``api`` (an operator) or ``repo:<path>@<commit>`` (the recipe follower)."""
+    note: str | None = None
+    """Why the scheduler is waiting (e.g. too few healthy builders), if it is."""
+    managed: bool = False
+    """Run by the scheduler: it, not an arriving result, decides when to finalize."""
+
+
+class BuildCreate(SQLModel):
+    """An operator's request to build a recipe (YAML text or its canonical JSON)."""
+
+    recipe: str | dict[str, Any]
+    arches: list[str] | None = Field(default=None, min_length=1)
+
+
+AttemptState = Literal["dispatched", "succeeded", "failed", "timed_out", "refused"]
+
+
+class BuildAttempt(SQLModel, table=True):
+    """One builder asked to take part in one build: dispatched, then how it ended."""
+
+    __tablename__ = "build_attempt"
+    __table_args__ = (UniqueConstraint("build_id", "builder_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    build_id: str = Field(max_length=64, index=True)
+    builder_id: str = Field(max_length=64)
+    number: int
+    """1 for the first builders asked; higher for replacements."""
+    state: str = Field(default="dispatched", max_length=16)
+    dispatched_at: datetime = Field(sa_type=UTCDateTime)
+    deadline: datetime = Field(sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    reason: str | None = None
+    replaced_by: str | None = Field(default=None, max_length=64)
+
+
+class AttemptPublic(SQLModel):
+    """One builder's part in a build, as the API shows it."""
+
+    builder_id: str
+    number: int
+    state: str
+    dispatched_at: datetime
+    deadline: datetime
+    finished_at: datetime | None
+    reason: str | None
+    replaced_by: str | None
+
+
+class RecipeEntry(SQLModel, table=True):
+    """A recipe file seen on the followed repository's main branch."""
+
+    __tablename__ = "recipe_entry"
+
+    path: str = Field(primary_key=True, max_length=1024)
+    commit: str = Field(max_length=64)
+    name: str | None = Field(default=None, max_length=255, index=True)
+    version: str | None = Field(default=None, max_length=255)
+    digest: str | None = Field(default=None, max_length=71, index=True)
+    status: str = Field(max_length=16)
+    """``scheduled`` (a build exists for its digest) or ``lint_failed``."""
+    problems: list[str] = Field(default_factory=list, sa_type=JSON)
+    seen_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class RecipePublic(SQLModel):
+    """A followed recipe with its digest, status and the verdict of its latest build."""
+
+    path: str
+    commit: str
+    name: str | None
+    version: str | None
+    digest: str | None
+    status: str
+    problems: list[str]
+    seen_at: datetime
+    last_build_id: str | None
+    last_verdict: str | None
 
 
 class BuildResultRow(SQLModel, table=True):
@@ -284,4 +372,34 @@ class BuildPublic(SQLModel):
     created_at: datetime
     updated_at: datetime
     finished_at: datetime | None
+    origin: str
+    note: str | None
     results: list[BuildResultPublic]
+    attempts: list[AttemptPublic] = []
+
+
+class BuildSummaryPublic(SQLModel):
+    """A build as a list shows it (no results)."""
+
+    id: str
+    recipe_digest: str
+    name: str
+    version: str
+    arch: str
+    quorum: int
+    builders: list[str]
+    status: str
+    verdict_reason: str | None
+    retries: int
+    origin: str
+    note: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+class BuildPage(SQLModel):
+    """One page of builds, newest first; ``next_offset`` is None on the last page."""
+
+    items: list[BuildSummaryPublic]
+    total: int
+    next_offset: int | None

@@ -20,11 +20,11 @@ Invariants:
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import Session, col, select
 
 from farm.coordinator.auth import hash_secret, new_secret, secret_matches
@@ -38,12 +38,16 @@ from farm.coordinator.errors import (
     StagingError,
 )
 from farm.coordinator.models import (
+    AttemptPublic,
     Build,
+    BuildAttempt,
     Builder,
     BuilderCreate,
+    BuildPage,
     BuildPublic,
     BuildResultPublic,
     BuildResultRow,
+    BuildSummaryPublic,
     EnrollmentToken,
     EnrollmentTokenPublic,
     OperatorToken,
@@ -72,6 +76,7 @@ __all__ = [
     "heartbeat",
     "issue_enrollment_token",
     "list_builders",
+    "list_builds",
     "pick_builders",
     "record_result",
     "record_upload",
@@ -216,23 +221,43 @@ def healthy_builders(
 
 
 def pick_builders(
-    session: Session, arch: str, count: int, now: datetime, *, within_seconds: float = 60.0
+    session: Session,
+    arch: str,
+    count: int,
+    now: datetime,
+    *,
+    within_seconds: float = 60.0,
+    exclude: Collection[str] = (),
+    avoid_hosts: Collection[str] = (),
+    allow_same_host: bool = False,
 ) -> list[Builder]:
     """``count`` healthy builders of ``arch``, never two on one host; least busy first.
 
-    Raises :class:`ConflictError` naming how many distinct hosts are available when
-    there are fewer than ``count`` (fail closed: never schedule a build short of quorum).
+    Builders in ``exclude`` and (unless ``allow_same_host``) builders on ``avoid_hosts``
+    are not chosen; ``allow_same_host`` drops the one-per-host rule, for a farm on one
+    machine only. Raises :class:`ConflictError` naming how many distinct hosts are
+    available when there are fewer than ``count`` (fail closed: never schedule a build
+    short of quorum).
     """
-    by_host: dict[str, Builder] = {}
-    for b in sorted(
-        healthy_builders(session, arch, now, within_seconds=within_seconds),
+    candidates = sorted(
+        (
+            b
+            for b in healthy_builders(session, arch, now, within_seconds=within_seconds)
+            if b.id not in exclude and (allow_same_host or b.hostname not in avoid_hosts)
+        ),
         key=lambda b: (b.builds_done, b.id),
-    ):
-        by_host.setdefault(b.hostname, b)
-    chosen = sorted(by_host.values(), key=lambda b: (b.builds_done, b.id))[:count]
+    )
+    if allow_same_host:
+        chosen = candidates[:count]
+    else:
+        by_host: dict[str, Builder] = {}
+        for b in candidates:
+            by_host.setdefault(b.hostname, b)
+        chosen = sorted(by_host.values(), key=lambda b: (b.builds_done, b.id))[:count]
     if len(chosen) < count:
+        where = "" if allow_same_host else " on distinct hosts"
         raise ConflictError(
-            f"{count} builders of {arch} on distinct hosts are needed; "
+            f"{count} builders of {arch}{where} are needed; "
             f"{len(chosen)} healthy ones are available"
         )
     return chosen
@@ -427,7 +452,8 @@ def record_result(
     build.updated_at = now
     session.add_all([builder, build])
     session.commit()
-    finalize(session, build_id, now)
+    if not build.managed:  # the scheduler decides its own builds (it may replace builders)
+        finalize(session, build_id, now)
     return row
 
 
@@ -508,4 +534,50 @@ def build_public(session: Session, build_id: str) -> BuildPublic:
                 envelope=row.envelope,
             )
         )
-    return BuildPublic(**build.model_dump(), results=results)
+    attempts = session.exec(
+        select(BuildAttempt)
+        .where(BuildAttempt.build_id == build_id)
+        .order_by(col(BuildAttempt.number), col(BuildAttempt.id))
+    ).all()
+    return BuildPublic(
+        **build.model_dump(),
+        results=results,
+        attempts=[AttemptPublic.model_validate(a.model_dump()) for a in attempts],
+    )
+
+
+def list_builds(
+    session: Session,
+    *,
+    status: str | None = None,
+    name: str | None = None,
+    verdict: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> BuildPage:
+    """One page of builds, newest first, filtered by status, recipe name, verdict status.
+
+    ``verdict`` filters on decided builds' status (``verified``, ``disputed``, ``failed``).
+    """
+    query = select(Build)
+    count = select(func.count()).select_from(Build)
+    for column, value in ((Build.status, status), (Build.name, name), (Build.status, verdict)):
+        if value is not None:
+            query = query.where(column == value)
+            count = count.where(column == value)
+    if verdict is not None:
+        query = query.where(col(Build.verdict).is_not(None))
+        count = count.where(col(Build.verdict).is_not(None))
+    total = int(session.exec(count).one())
+    rows = session.exec(
+        query.order_by(col(Build.created_at).desc(), col(Build.id)).offset(offset).limit(limit)
+    ).all()
+    items = [
+        BuildSummaryPublic(
+            **b.model_dump(exclude={"verdict"}),
+            verdict_reason=str(b.verdict.get("reason")) if b.verdict else None,
+        )
+        for b in rows
+    ]
+    nxt = offset + len(items)
+    return BuildPage(items=items, total=total, next_offset=nxt if nxt < total else None)

@@ -35,6 +35,40 @@ class CoordinatorSettings(BaseSettings):
     heartbeat_within: float = Field(
         default=60.0, gt=0, description="A builder not heard from for this long is not scheduled."
     )
+    redis_url: str | None = Field(
+        default=None,
+        description="Celery broker of the builders; set, ``farm serve`` runs the scheduler.",
+    )
+    allow_same_host: bool = Field(
+        default=False,
+        description="Let the scheduler pick two builders on one host (one-machine setups "
+        "only: it weakens the independence the verdict rests on).",
+    )
+    schedule_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two passes of the scheduler."
+    )
+    timeout_margin: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds a builder gets beyond the recipe's timeout before it is replaced.",
+    )
+    max_retries: int = Field(
+        default=2, ge=0, le=10, description="Replacement builders one build may ask, at most."
+    )
+    recipes_repo: str | None = Field(
+        default=None, description="Git repository of recipes to follow (local path or URL)."
+    )
+    recipes_branch: str = Field(default="main", description="Branch of the followed repository.")
+    recipes_poll: float = Field(
+        default=60.0, gt=0, description="Seconds between two polls of the recipe repository."
+    )
+    recipes_checkout: Path = Field(
+        default=Path("farm-recipes"), description="Where the followed repository is cloned."
+    )
+    webhook_secret: str | None = Field(
+        default=None,
+        description="Shared secret of POST /v1/hooks/push (HMAC-SHA256, X-Hub-Signature-256).",
+    )
     max_upload: int = Field(
         default=512 * 2**20,
         gt=0,

@@ -1,0 +1,346 @@
+"""The scheduler: from a requested build to its verdict, one pass at a time.
+
+A build requested through the API or the recipe follower is stored ``pending`` and
+``managed``. Each :meth:`Scheduler.tick`:
+
+* gives every pending build ``quorum`` healthy approved builders of its architecture
+  (never two on one host unless ``allow_same_host``), records one
+  :class:`~farm.coordinator.models.BuildAttempt` per builder and sends each its task
+  on its own queue (a build short of builders stays pending, with a note saying why);
+* settles the dispatched attempts of running builds from what the coordinator has
+  *recorded* (the results builders posted): ``succeeded``, ``failed`` (the builder's
+  own signed failure), ``refused`` (the coordinator refused what it sent), or
+  ``timed_out`` (no result by the recipe timeout plus a margin);
+* replaces each attempt that did not succeed by another healthy builder, at most
+  ``max_retries`` times per build, each replacement recorded on the attempt it
+  replaces and counted in ``build.retries``;
+* finalizes a build once no attempt is outstanding (the verdict counts every accepted
+  result: a failed builder does not block agreement among the others), and makes
+  diffoscope reports of a disputed one.
+
+Everything lives in the database, so a restarted coordinator resumes where it was:
+:meth:`Scheduler.resume` sends the tasks of outstanding attempts again (a builder
+answers a repeated task with the result it already has).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Protocol
+
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from farm.coordinator import reports, service
+from farm.coordinator.errors import ConflictError
+from farm.coordinator.models import Build, BuildAttempt, Builder, BuildResultRow, utcnow
+from farm.coordinator.staging import Staging
+from farm.diffoscope import DiffoscopeLimits
+from farm.errors import FarmError
+from farm.recipe import Recipe, parse_recipe
+from farm.result import envelope_payload, parse_statement
+from farm.task import new_build_id
+
+__all__ = ["Dispatcher", "Scheduler", "SchedulerConfig", "request_build"]
+
+log = logging.getLogger(__name__)
+
+
+class Dispatcher(Protocol):
+    """How a task reaches one builder (Celery in production; anything in tests)."""
+
+    def send(self, recipe: Recipe, arch: str, builder: Builder, build_id: str) -> None:
+        """Queue ``recipe`` on ``arch`` for ``builder``; raise :class:`FarmError` if not sent."""
+
+    def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
+        """Why the builder's task ended without a result, if it did (else None)."""
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """The scheduler's knobs (from :class:`~farm.coordinator.settings.CoordinatorSettings`)."""
+
+    allow_same_host: bool = False
+    timeout_margin: float = 120.0
+    max_retries: int = 2
+    heartbeat_within: float = 60.0
+    reports_dir: Path = Path("farm-reports")
+    diffoscope_timeout: float = 300.0
+
+
+def request_build(
+    session: Session,
+    recipe: Recipe,
+    now: datetime,
+    *,
+    arches: list[str] | None = None,
+    origin: str = "api",
+) -> list[Build]:
+    """Record one pending, scheduler-managed build of ``recipe`` per architecture."""
+    wanted = arches or list(recipe.architectures)
+    builds = []
+    for arch in dict.fromkeys(wanted):
+        build = service.create_build(session, recipe, arch, [], new_build_id(), now)
+        build.managed = True
+        build.origin = origin[:255]
+        session.add(build)
+        session.commit()
+        builds.append(build)
+        log.info("build %s of %s on %s requested (%s)", build.id, recipe.label, arch, origin)
+    return builds
+
+
+def _result_state(session: Session, attempt: BuildAttempt) -> tuple[str, str | None] | None:
+    rows = session.exec(
+        select(BuildResultRow)
+        .where(
+            BuildResultRow.build_id == attempt.build_id,
+            BuildResultRow.builder_id == attempt.builder_id,
+        )
+        .order_by(col(BuildResultRow.id))
+    ).all()
+    accepted = next((r for r in rows if r.status == "accepted"), None)
+    if accepted is not None:
+        if accepted.build_status == "succeeded":
+            return "succeeded", None
+        try:
+            error = parse_statement(envelope_payload(accepted.envelope)).predicate.error
+        except (FarmError, KeyError, ValueError):
+            error = None
+        return "failed", error or "the builder reported a failed build"
+    if rows:
+        return "refused", rows[-1].reason
+    return None
+
+
+class Scheduler:
+    """Runs builds to their verdict; :meth:`tick` is one pass, :meth:`run` loops it."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        staging: Staging,
+        dispatcher: Dispatcher,
+        config: SchedulerConfig,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.staging = staging
+        self.dispatcher = dispatcher
+        self.config = config
+        self.clock = clock
+
+    # -- one pass ---------------------------------------------------------------------
+
+    def tick(self) -> None:
+        """Start pending builds, settle running ones; one build's error does not stop others."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            ids = session.exec(
+                select(Build.id).where(
+                    col(Build.managed).is_(True),
+                    col(Build.status).in_(("pending", "running")),
+                )
+            ).all()
+        for build_id in ids:
+            try:
+                with Session(self.engine, expire_on_commit=False) as session:
+                    self._advance(session, build_id)
+            except FarmError as exc:
+                log.error("build %s: %s", build_id, exc)
+
+    def resume(self) -> None:
+        """Send again the tasks of every outstanding attempt (after a restart)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            attempts = session.exec(
+                select(BuildAttempt).where(BuildAttempt.state == "dispatched")
+            ).all()
+            for attempt in attempts:
+                build = session.get(Build, attempt.build_id)
+                builder = session.get(Builder, attempt.builder_id)
+                if build is None or builder is None or build.verdict is not None:
+                    continue
+                try:
+                    recipe = parse_recipe(build.recipe, f"build {build.id}")
+                    self.dispatcher.send(recipe, build.arch, builder, build.id)
+                except FarmError as exc:
+                    log.error("build %s: cannot resend to %s: %s", build.id, builder.id[:12], exc)
+                else:
+                    log.info("build %s: task resent to %s", build.id, builder.id[:12])
+
+    def _advance(self, session: Session, build_id: str) -> None:
+        build = service.get_build(session, build_id)
+        recipe = parse_recipe(build.recipe, f"build {build.id}")
+        now = self.clock()
+        if build.status == "pending":
+            self._start(session, build, recipe, now)
+            return
+        attempts = list(
+            session.exec(select(BuildAttempt).where(BuildAttempt.build_id == build.id)).all()
+        )
+        for attempt in attempts:
+            if attempt.state == "dispatched":
+                self._settle(session, build, attempt, now)
+        for attempt in list(attempts):
+            if attempt.state in ("failed", "timed_out", "refused") and attempt.replaced_by is None:
+                replacement = self._replace(session, build, recipe, attempt, attempts, now)
+                if replacement is not None:
+                    attempts.append(replacement)
+        if not any(a.state == "dispatched" for a in attempts):
+            self._decide(session, build.id, now)
+
+    def _start(self, session: Session, build: Build, recipe: Recipe, now: datetime) -> None:
+        try:
+            chosen = service.pick_builders(
+                session,
+                build.arch,
+                build.quorum,
+                now,
+                within_seconds=self.config.heartbeat_within,
+                allow_same_host=self.config.allow_same_host,
+            )
+        except ConflictError as exc:
+            if build.note != str(exc):
+                build.note = str(exc)
+                build.updated_at = now
+                session.add(build)
+                session.commit()
+                log.warning("build %s waits: %s", build.id, exc)
+            return
+        build.builders = [b.id for b in chosen]
+        build.status = "running"
+        build.note = None
+        build.updated_at = now
+        session.add(build)
+        for builder in chosen:
+            session.add(self._attempt(build, recipe, builder, 1, now))
+        session.commit()
+        for builder in chosen:
+            self._send(build, recipe, builder)
+
+    def _attempt(
+        self, build: Build, recipe: Recipe, builder: Builder, number: int, now: datetime
+    ) -> BuildAttempt:
+        wait = recipe.limits.timeout + self.config.timeout_margin
+        return BuildAttempt(
+            build_id=build.id,
+            builder_id=builder.id,
+            number=number,
+            dispatched_at=now,
+            deadline=now + timedelta(seconds=wait),
+        )
+
+    def _send(self, build: Build, recipe: Recipe, builder: Builder) -> None:
+        try:
+            self.dispatcher.send(recipe, build.arch, builder, build.id)
+        except FarmError as exc:
+            # The attempt stays dispatched: it times out and is replaced, or resent on resume.
+            log.error("build %s: task for %s not sent: %s", build.id, builder.id[:12], exc)
+        else:
+            log.info("build %s: dispatched to %s", build.id, builder.id[:12])
+
+    def _settle(self, session: Session, build: Build, attempt: BuildAttempt, now: datetime) -> None:
+        outcome = _result_state(session, attempt)
+        if outcome is None:
+            failure = self.dispatcher.failure(build.id, build.arch, attempt.builder_id)
+            if failure is not None:
+                outcome = ("failed", failure)
+            elif now >= attempt.deadline:
+                outcome = ("timed_out", f"no result by {attempt.deadline.isoformat()}")
+        if outcome is None:
+            return
+        attempt.state, attempt.reason = outcome
+        attempt.finished_at = now
+        session.add(attempt)
+        session.commit()
+        log.info(
+            "build %s: builder %s %s%s",
+            build.id,
+            attempt.builder_id[:12],
+            attempt.state,
+            f": {attempt.reason}" if attempt.reason else "",
+        )
+
+    def _replace(
+        self,
+        session: Session,
+        build: Build,
+        recipe: Recipe,
+        failed: BuildAttempt,
+        attempts: list[BuildAttempt],
+        now: datetime,
+    ) -> BuildAttempt | None:
+        if build.retries >= self.config.max_retries:
+            return None
+        active = [a for a in attempts if a.state in ("dispatched", "succeeded")]
+        hosts = set()
+        for a in active:
+            b = session.get(Builder, a.builder_id)
+            if b is not None:
+                hosts.add(b.hostname)
+        try:
+            (builder,) = service.pick_builders(
+                session,
+                build.arch,
+                1,
+                now,
+                within_seconds=self.config.heartbeat_within,
+                exclude={a.builder_id for a in attempts},
+                avoid_hosts=hosts,
+                allow_same_host=self.config.allow_same_host,
+            )
+        except ConflictError as exc:
+            note = f"no replacement for {failed.builder_id[:12]}: {exc}"
+            if build.note != note:
+                build.note = note
+                session.add(build)
+                session.commit()
+            return None
+        attempt = self._attempt(build, recipe, builder, failed.number + 1, now)
+        failed.replaced_by = builder.id
+        build.retries += 1
+        build.builders = [*build.builders, builder.id]
+        build.note = None
+        build.updated_at = now
+        session.add_all([attempt, failed, build])
+        session.commit()
+        log.warning(
+            "build %s: builder %s %s; replaced by %s (retry %d/%d)",
+            build.id,
+            failed.builder_id[:12],
+            failed.state,
+            builder.id[:12],
+            build.retries,
+            self.config.max_retries,
+        )
+        self._send(build, recipe, builder)
+        return attempt
+
+    def _decide(self, session: Session, build_id: str, now: datetime) -> None:
+        verdict = service.finalize(session, build_id, now, force=True)
+        if verdict is None:
+            return
+        if verdict.status == "disputed":
+            limits = DiffoscopeLimits(timeout=self.config.diffoscope_timeout)
+            try:
+                reports.make_diff_reports(
+                    session, self.staging, build_id, self.config.reports_dir, limits
+                )
+            except FarmError as exc:
+                log.error("build %s: diffoscope reports failed: %s", build_id, exc)
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Resume, then tick every ``interval`` seconds until ``stop`` is set."""
+        self.resume()
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # the loop must outlive one bad pass (a database hiccup)
+                log.exception("scheduler pass failed")
+            stop.wait(interval)
