@@ -430,9 +430,11 @@ def verify_bundle(
     """Check a bundle completely, against enrolled builder keys and known coordinators.
 
     A bundle that passes the fast path (:func:`_verify_bundle_fast`: the same checks,
-    with Ed25519 verified directly) is returned from it; anything else goes through
-    the reference path, which accepts exactly what the fast path accepts and says
-    precisely why a bundle fails.
+    with Ed25519 verified directly on cached keys and each payload parsed once) is
+    returned from it. Anything else goes through the reference path
+    (:func:`_verify_bundle_checked`, securesystemslib), which accepts every bundle the
+    fast path accepts, decides the rare ones it declines (non-Ed25519 keys, URL-safe
+    base64) and says precisely why a bundle fails. An invalid bundle thus costs both.
 
     Raises:
         SignatureError: a bad or unknown coordinator or builder signature, a builder

@@ -11,8 +11,13 @@ Routes::
     GET  /v1/proofs/consistency?old=&new=
     GET  /v1/status                     height, log size, connected peers
 
-Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``; the
-mapping from errors to statuses is :func:`_error` and the handlers below, nowhere else.
+Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``
+(:func:`_error_body`); the mapping from errors to statuses is :class:`ApiError` as
+raised in the routes, :func:`_error` and the handlers below, nowhere else.
+
+``POST /v1/tx``, the route every transaction takes, is answered by a thin ASGI layer
+in front of FastAPI (:class:`_SubmitFirst`) with the same answers byte for byte; its
+logic is :func:`submit_tx`, shared with the FastAPI route.
 
 ``POST /v1/tx`` takes the transaction's bytes as the body, or JSON ``{"tx": base64}``.
 It checks the transaction against the validator's current state first (400 with the
@@ -62,7 +67,7 @@ class ApiError(Exception):
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return JSONResponse(_error_body(code, message), status_code=status)
 
 
 def _tx_from_body(body: bytes, content_type: str) -> bytes:

@@ -52,11 +52,20 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create every table that does not exist yet."""
-    try:
-        SQLModel.metadata.create_all(engine)
-    except OperationalError as exc:
-        raise ConfigError(f"cannot create the coordinator's tables: {exc.orig}") from None
+    """Create every table that does not exist yet.
+
+    Two processes starting on one new database (``farm serve`` and ``farm operator``)
+    may both see a table missing and both create it; the loser sees "already exists"
+    and simply checks again.
+    """
+    for attempt in range(3):
+        try:
+            SQLModel.metadata.create_all(engine)
+            return
+        except OperationalError as exc:
+            if "already exists" in str(exc.orig) and attempt < 2:
+                continue
+            raise ConfigError(f"cannot create the coordinator's tables: {exc.orig}") from None
 
 
 @contextmanager

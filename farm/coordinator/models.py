@@ -354,6 +354,10 @@ class BuildResultPublic(SQLModel):
     build_status: str | None
     outputs: list[OutputPublic]
     envelope: dict[str, Any]
+    log_sha256: str | None = None
+    """The digest of the build log the builder signed (accepted results)."""
+    error: str | None = None
+    """The builder's own account of a failed build (accepted results)."""
 
 
 class BuildPublic(SQLModel):

@@ -59,7 +59,7 @@ from farm.coordinator.staging import Staging, check_digest
 from farm.errors import FarmError, RecipeError, SignatureError, SigningKeyError
 from farm.keys import public_key_from_dict
 from farm.recipe import ARCHITECTURES, Recipe, parse_recipe
-from farm.result import SignedResult, verify_result
+from farm.result import SignedResult, envelope_payload, parse_statement, verify_result
 from farm.verdict import Verdict, decide
 
 __all__ = [
@@ -522,6 +522,10 @@ def build_public(session: Session, build_id: str) -> BuildPublic:
     for row in rows:
         assert row.id is not None
         outputs = session.exec(select(Output).where(Output.result_id == row.id)).all()
+        log_sha256 = error = None
+        if row.status == "accepted":  # verified at intake; read back for display only
+            predicate = parse_statement(envelope_payload(row.envelope)).predicate
+            log_sha256, error = predicate.log_sha256, predicate.error
         results.append(
             BuildResultPublic(
                 id=row.id,
@@ -532,6 +536,8 @@ def build_public(session: Session, build_id: str) -> BuildPublic:
                 build_status=row.build_status,
                 outputs=[OutputPublic(name=o.name, sha256=o.sha256, size=o.size) for o in outputs],
                 envelope=row.envelope,
+                log_sha256=log_sha256,
+                error=error,
             )
         )
     attempts = session.exec(

@@ -42,6 +42,44 @@ GIT_ENV = {
 
 
 @dataclass
+class Serve:
+    """A restartable ``farm serve`` process."""
+
+    argv: list[str]
+    env: dict[str, str]
+    log_path: Path
+    url: str
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, http: httpx.Client) -> None:
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        proc = self.proc
+
+        def up() -> bool | None:
+            try:
+                return http.get("/v1/builders").status_code == 200 or None
+            except httpx.HTTPError:
+                assert proc.poll() is None, self.log_path.read_text()
+                return None
+
+        wait_for("farm serve", up, 30, 0.2)
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc is None:
+            return
+        self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+@dataclass
 class Loop:
     """A running farm: the coordinator's URL, an operator token, the cluster."""
 
@@ -51,6 +89,7 @@ class Loop:
     cluster: LocalCluster
     recipes_repo: Path
     http: httpx.Client
+    serve: Serve
 
     def get(self, path: str) -> Any:
         response = self.http.get(path)
@@ -119,44 +158,16 @@ def loop(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterat
             "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
             "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
         }
-        log = (root / "serve.log").open("ab")
-        serve = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "farm.cli",
-                "serve",
-                "--db",
-                db,
-                "--port",
-                str(port),
-                "--staging",
-                str(root / "staging"),
-                "--redis-url",
-                cluster.redis.url,
-                "--allow-same-host",
-                "--recipes-repo",
-                str(repo),
-                "--recipes-poll",
-                "300",
-                "--log-level",
-                "warning",
-            ],
-            env=serve_env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        argv = [
+            sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
+            "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
+            "--allow-same-host", "--recipes-repo", str(repo), "--recipes-poll", "300",
+            "--log-level", "warning",
+        ]  # fmt: skip
+        serve = Serve(argv, serve_env, root / "serve.log", url)
         http = httpx.Client(base_url=url, timeout=30)
         try:
-
-            def up() -> bool | None:
-                try:
-                    return http.get("/v1/builders").status_code == 200 or None
-                except httpx.HTTPError:
-                    assert serve.poll() is None, (root / "serve.log").read_text()
-                    return None
-
-            wait_for("farm serve", up, 30, 0.2)
+            serve.start(http)
             for b, secret in zip(cluster.builders, enrollment, strict=True):
                 proc = _farm(
                     "builder",
@@ -183,16 +194,10 @@ def loop(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterat
                 return len(seen) == 3 or None
 
             wait_for("heartbeats of three builders", all_seen, 30)
-            yield Loop(url, token, root, cluster, repo, http)
+            yield Loop(url, token, root, cluster, repo, http, serve)
         finally:
             http.close()
-            serve.send_signal(signal.SIGTERM)
-            try:
-                serve.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                serve.kill()
-                serve.wait()
-            log.close()
+            serve.stop()
 
 
 def _submit(loop: Loop, recipe: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -227,6 +232,7 @@ def test_submit_ends_verified_with_three_recorded_results(
     accepted = [r for r in build["results"] if r["status"] == "accepted"]
     assert {r["builder_id"] for r in accepted} == {b.builder_id for b in loop.cluster.builders}
     assert [a["state"] for a in build["attempts"]] == ["succeeded"] * 3
+    assert all(r["log_sha256"] and r["error"] is None for r in accepted)
     staging = Staging(loop.root / "staging")
     digests = {(o["name"], o["sha256"]) for r in accepted for o in r["outputs"]}
     assert {name for name, _ in digests} == {"data.txt", "hello.c"} and len(digests) == 2
@@ -312,6 +318,35 @@ def test_recipe_merged_into_the_followed_repository_is_built(
     assert hook.status_code == 202
     time.sleep(2)
     assert loop.get("/v1/builds?name=followed")["total"] == 1
+
+
+def test_a_restarted_coordinator_resumes_its_builds(
+    loop: Loop, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    recipe = write_recipe(
+        tmp_path / "recipes", builder_image, git_source,
+        "sleep 3\ncp data.txt /out/data.txt\n", ["data.txt"], name="loop-restart",
+    )  # fmt: skip
+    proc = _farm("submit", str(recipe), "--coordinator", loop.url, "--operator-token", loop.token)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def running() -> dict[str, Any] | None:
+        build = _build_of(loop, "loop-restart")
+        return build if len(build["attempts"]) == 3 else None
+
+    build = wait_for("three builders dispatched", running, 30, 0.2)
+    loop.serve.stop(signal.SIGKILL)  # mid-build: no clean shutdown, nothing flushed on exit
+    time.sleep(2)
+    loop.serve.start(loop.http)
+
+    def decided() -> dict[str, Any] | None:
+        now: dict[str, Any] = loop.get(f"/v1/builds/{build['id']}")
+        return now if now["verdict"] is not None else None
+
+    final = wait_for("the verdict after the restart", decided, 120, 0.5)
+    assert final["status"] == "verified", final["verdict"]
+    assert [a["state"] for a in final["attempts"]] == ["succeeded"] * 3
+    assert final["retries"] == 0
 
 
 def test_a_builder_killed_mid_build_is_replaced(
