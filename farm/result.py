@@ -195,8 +195,12 @@ def verify_result(envelope_json: object, keys: Sequence[SSlibKey]) -> SignedResu
         raise SignatureError(
             f"signature of builder {builder[:12]} does not verify over the result"
         ) from None
-    names = [s.get("name") for s in statement.subject]
-    digests = [s.get("digest", {}).get("sha256") for s in statement.subject]
+    names: list[object] = []
+    digests: list[object] = []
+    for subject in statement.subject:
+        digest = subject.get("digest")
+        names.append(subject.get("name"))
+        digests.append(digest.get("sha256") if isinstance(digest, dict) else None)
     declared = _subjects(statement.predicate)
     if len(names) != len(declared) or list(zip(names, digests, strict=True)) != declared:
         raise SignatureError("statement subjects do not match the outputs in its predicate")

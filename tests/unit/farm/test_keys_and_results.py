@@ -131,3 +131,20 @@ def test_cannot_sign_for_another_builder() -> None:
     key, other = generate_key(), generate_key()
     with pytest.raises(SignatureError, match="names builder"):
         sign_result(predicate(other), key)
+
+
+@pytest.mark.parametrize("digest", ["abc", 5, None, ["sha256"]])
+def test_malformed_subject_digest_is_a_signature_error_not_a_crash(digest: object) -> None:
+    from securesystemslib.dsse import Envelope
+
+    from farm.canonical import canonical_json
+    from farm.result import PAYLOAD_TYPE
+
+    key = generate_key()
+    envelope = sign_result(predicate(key), key)
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    statement["subject"][0]["digest"] = digest
+    e = Envelope(payload=canonical_json(statement), payload_type=PAYLOAD_TYPE, signatures={})
+    e.sign(key.signer)
+    with pytest.raises(SignatureError, match="subjects do not match"):
+        verify_result(e.to_dict(), [key.public])
