@@ -29,7 +29,7 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from farm.coordinator import recipes_repo, reports, service
+from farm.coordinator import attestations, recipes_repo, reports, service
 from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.errors import (
@@ -41,7 +41,10 @@ from farm.coordinator.errors import (
     ResultRefusedError,
     StagingError,
 )
+from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher
 from farm.coordinator.models import (
+    AttestationPage,
+    AttestationPublic,
     BuildCreate,
     Builder,
     BuilderCreate,
@@ -61,6 +64,7 @@ from farm.coordinator.settings import CoordinatorSettings
 from farm.coordinator.staging import Staging
 from farm.diffoscope import DiffoscopeLimits
 from farm.errors import ConfigError, FarmError, QuorumError, RecipeError, SignatureError
+from farm.keys import load_key
 from farm.recipe import Recipe, parse_recipe
 
 __all__ = ["ERROR_STATUS", "create_app", "create_app_from_env"]
@@ -134,6 +138,7 @@ class _State:
     replay: ReplayCache
     clock: Callable[[], datetime]
     follower: RecipeFollower | None = None
+    publisher: LedgerPublisher | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -244,6 +249,15 @@ def _start_background(state: _State) -> None:
                 daemon=True,
             )
         )
+    if state.publisher is not None:
+        state.threads.append(
+            threading.Thread(
+                target=state.publisher.run,
+                args=(state.stop, settings.ledger_interval),
+                name="farm-ledger",
+                daemon=True,
+            )
+        )
     if state.follower is not None:
         state.threads.append(
             threading.Thread(
@@ -252,6 +266,20 @@ def _start_background(state: _State) -> None:
         )
     for thread in state.threads:
         thread.start()
+
+
+def _publisher(state: _State) -> LedgerPublisher:
+    settings = state.settings
+    if settings.coordinator_key is None or settings.operator_key is None:
+        raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+    urls = [u.strip() for u in (settings.ledger_urls or "").split(",") if u.strip()]
+    return LedgerPublisher(
+        state.engine,
+        LedgerClient(urls),
+        load_key(settings.coordinator_key),
+        load_key(settings.operator_key),
+        state.clock,
+    )
 
 
 @asynccontextmanager
@@ -289,6 +317,43 @@ def _diff_in_background(state: _State, build_id: str) -> None:
             )
         except FarmError:
             log.exception("build %s: diffoscope reports failed", build_id)
+
+
+def _add_attestation_routes(app: FastAPI) -> None:
+    """Attestations committed to the ledger, with their inclusion proofs."""
+
+    @app.get("/v1/attestations", response_model=AttestationPage, tags=["attestations"])
+    def list_attestations(
+        session: SessionDep,
+        name: Annotated[str | None, Query(max_length=255)] = None,
+        version: Annotated[str | None, Query(max_length=255)] = None,
+        arch: Annotated[str | None, Query(max_length=32)] = None,
+        sha256: Annotated[str | None, Query(pattern="^(sha256:)?[0-9a-f]{64}$")] = None,
+        recipe_digest: Annotated[str | None, Query(pattern="^sha256:[0-9a-f]{64}$")] = None,
+        status: Annotated[str, Query(pattern="^(committed|rejected)$")] = "committed",
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> AttestationPage:
+        """Attestations (newest first) with bundle, ledger index, inclusion proof and
+        checkpoint; ``status=rejected`` lists those the ledger refused, with its reason."""
+        return attestations.list_attestations(
+            session,
+            name=name,
+            version=version,
+            arch=arch,
+            sha256=sha256,
+            recipe_digest=recipe_digest,
+            status=status,
+            limit=limit,
+            offset=offset,
+        )
+
+    @app.get("/v1/attestations/{tx_id}", response_model=AttestationPublic, tags=["attestations"])
+    def get_attestation(
+        session: SessionDep, tx_id: Annotated[str, Path(pattern="^[0-9a-f]{64}$")]
+    ) -> AttestationPublic:
+        """One attestation by its ledger transaction id."""
+        return attestations.get_attestation(session, tx_id)
 
 
 def _add_scheduling_routes(app: FastAPI) -> None:
@@ -346,6 +411,23 @@ def _add_scheduling_routes(app: FastAPI) -> None:
         return {"polling": True}
 
 
+def _make_state(
+    settings: CoordinatorSettings, engine: Engine, clock: Callable[[], datetime]
+) -> _State:
+    state = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
+    if settings.recipes_repo:
+        state.follower = RecipeFollower(
+            engine,
+            settings.recipes_repo,
+            settings.recipes_checkout,
+            branch=settings.recipes_branch,
+            interval=settings.recipes_poll,
+        )
+    if settings.ledger_urls:
+        state.publisher = _publisher(state)
+    return state
+
+
 def create_app(
     settings: CoordinatorSettings | None = None,
     *,
@@ -356,15 +438,7 @@ def create_app(
     settings = settings or CoordinatorSettings()
     engine = engine or make_engine(settings.db_url)
     create_tables(engine)
-    state = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
-    if settings.recipes_repo:
-        state.follower = RecipeFollower(
-            engine,
-            settings.recipes_repo,
-            settings.recipes_checkout,
-            branch=settings.recipes_branch,
-            interval=settings.recipes_poll,
-        )
+    state = _make_state(settings, engine, clock)
     app = FastAPI(
         title="farm coordinator",
         version="1",
@@ -474,6 +548,8 @@ def create_app(
     def builder(builder_id: str, session: SessionDep) -> BuilderPublic:
         """One enrolled builder."""
         return _builder_public(service.get_builder(session, builder_id))
+
+    _add_attestation_routes(app)
 
     @app.get("/v1/builds/{build_id}", response_model=BuildPublic, tags=["builds"])
     def build(build_id: str, session: SessionDep) -> BuildPublic:

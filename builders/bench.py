@@ -4,7 +4,8 @@ Times ``farm build`` of one recipe on three builders (dispatch through Redis, fe
 from the warm cache, hermetic run, output hashing, signing, verification of every
 envelope) against the same three builds started at once as bare ``docker run``s of the
 same image and command on the same machine, several times each, and prints the
-medians. The last line is JSON: ``bare_s``, ``farm_s``, ``overhead_s``.
+medians. The last line is JSON: ``bare_s``, ``farm_s``, ``overhead_s`` (difference of
+the medians) and ``paired_overhead_s`` (median of the per-round differences).
 """
 
 from __future__ import annotations
@@ -152,6 +153,8 @@ def bench_build(
     bare_s = statistics.median(bare)
     farm_s = statistics.median(farm_times)
     overhead = farm_s - bare_s
+    # Rounds run back to back, so the per-round difference cancels slow drifts of the machine.
+    paired = statistics.median(f - b for f, b in zip(farm_times, bare, strict=True))
     target = max(0.3, 0.1 * bare_s)
     table = Table("", "median s", "min s", "max s")
     table.add_row(
@@ -165,8 +168,9 @@ def bench_build(
     )
     console.print(table)
     console.print(
-        f"overhead {overhead:.3f}s; target ≤ {target:.3f}s: "
-        + ("[green]met[/]" if overhead <= target else "[red]missed[/]")
+        f"overhead {overhead:.3f}s (median of per-round differences {paired:.3f}s); "
+        f"target ≤ {target:.3f}s: "
+        + ("[green]met[/]" if max(overhead, paired) <= target else "[red]missed[/]")
     )
     typer.echo(
         json.dumps(
@@ -174,6 +178,7 @@ def bench_build(
                 "bare_s": round(bare_s, 3),
                 "farm_s": round(farm_s, 3),
                 "overhead_s": round(overhead, 3),
+                "paired_overhead_s": round(paired, 3),
                 "runs": runs,
                 "builders": builders,
                 "target_s": round(target, 3),

@@ -15,6 +15,7 @@ The tree::
     │   └── OutputError          an output that escapes, is a symlink, or is too large
     ├── QuorumError              builders did not agree, or too few finished
     └── LedgerError              (raised by the ledger package, rooted here)
+        └── TransactionError     a ledger transaction that is malformed or refused
 
 Callers catch ``FarmError``; the command line turns it into one line and exit status 1.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "SandboxError",
     "SignatureError",
     "SigningKeyError",
+    "TransactionError",
 ]
 
 
@@ -88,3 +90,7 @@ class QuorumError(FarmError):
 
 class LedgerError(FarmError):
     """Root of the ledger package's errors."""
+
+
+class TransactionError(LedgerError):
+    """A transaction refused by validation; the message is the reason."""

@@ -13,7 +13,7 @@ The tree::
 
 from __future__ import annotations
 
-from farm.errors import LedgerError
+from farm.errors import LedgerError, TransactionError
 
 __all__ = [
     "CheckpointError",
@@ -40,10 +40,6 @@ class ConsensusError(LedgerError):
 
 class DoubleSignError(ConsensusError):
     """Refused to sign: a different value was already signed for this height, round, step."""
-
-
-class TransactionError(LedgerError):
-    """A transaction refused by validation; the message is the reason."""
 
 
 class StorageError(LedgerError):

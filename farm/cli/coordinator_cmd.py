@@ -87,6 +87,31 @@ def serve(
         float | None,
         typer.Option("--recipes-poll", help="Seconds between polls of the recipe repository."),
     ] = None,
+    ledger: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger",
+            envvar="FARM_COORDINATOR_LEDGER_URLS",
+            help="Ledger validators' HTTP URLs, comma-separated; given, approved builders "
+            "are enrolled and verified builds attested on the ledger.",
+        ),
+    ] = None,
+    coordinator_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--coordinator-key",
+            envvar="FARM_COORDINATOR_COORDINATOR_KEY",
+            help="The coordinator's signing key (public key in the ledger genesis).",
+        ),
+    ] = None,
+    operator_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--operator-key",
+            envvar="FARM_COORDINATOR_OPERATOR_KEY",
+            help="An operator key of the ledger genesis (signs enroll transactions).",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: its REST API, and with --redis-url its scheduler (uvicorn).
 
@@ -108,6 +133,17 @@ def serve(
         os.environ["FARM_COORDINATOR_RECIPES_REPO"] = recipes_repo
     if recipes_poll is not None:
         os.environ["FARM_COORDINATOR_RECIPES_POLL"] = str(recipes_poll)
+    if ledger:
+        from farm.errors import ConfigError
+        from farm.keys import load_key
+
+        if coordinator_key is None or operator_key is None:
+            raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+        load_key(coordinator_key)  # fail here, with one line, on an unusable key
+        load_key(operator_key)
+        os.environ["FARM_COORDINATOR_LEDGER_URLS"] = ledger
+        os.environ["FARM_COORDINATOR_COORDINATOR_KEY"] = str(coordinator_key.resolve())
+        os.environ["FARM_COORDINATOR_OPERATOR_KEY"] = str(operator_key.resolve())
     uvicorn.run(
         "api.coordinator:create_app_from_env",
         factory=True,

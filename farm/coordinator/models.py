@@ -21,7 +21,12 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
 __all__ = [
+    "ArtifactPublic",
     "AttemptPublic",
+    "Attestation",
+    "AttestationArtifact",
+    "AttestationPage",
+    "AttestationPublic",
     "Build",
     "BuildAttempt",
     "BuildCreate",
@@ -40,6 +45,7 @@ __all__ = [
     "EnrollmentToken",
     "EnrollmentTokenCreate",
     "EnrollmentTokenPublic",
+    "LedgerStatus",
     "OperatorToken",
     "Output",
     "OutputPublic",
@@ -52,6 +58,7 @@ __all__ = [
 
 BuildStatus = Literal["pending", "running", "verified", "disputed", "failed"]
 ResultStatus = Literal["accepted", "refused"]
+LedgerStatus = Literal["committed", "rejected"]
 
 
 def utcnow() -> datetime:
@@ -106,6 +113,11 @@ class Builder(BuilderBase, table=True):
     last_seen: datetime | None = Field(default=None, sa_type=UTCDateTime)
     builds_done: int = 0
     agreements: int = 0
+    ledger_index: int | None = None
+    """Log index of this builder's committed enroll transaction."""
+    ledger_tx_id: str | None = Field(default=None, max_length=64)
+    ledger_error: str | None = None
+    """Why the ledger refused the enroll transaction, if it did."""
 
 
 class BuilderPublic(BuilderBase):
@@ -121,6 +133,9 @@ class BuilderPublic(BuilderBase):
     agreements: int
     agreement_rate: float | None = None
     """Share of this builder's finished builds whose verdict it agreed with."""
+    ledger_index: int | None = None
+    ledger_tx_id: str | None = None
+    ledger_error: str | None = None
 
 
 # ---- tokens -------------------------------------------------------------------------------
@@ -405,5 +420,79 @@ class BuildPage(SQLModel):
     """One page of builds, newest first; ``next_offset`` is None on the last page."""
 
     items: list[BuildSummaryPublic]
+    total: int
+    next_offset: int | None
+
+
+# ---- the ledger ----------------------------------------------------------------------------
+
+
+class Attestation(SQLModel, table=True):
+    """The attest transaction of one verified build, as the ledger answered it.
+
+    ``committed``: ``ledger_index`` .. ``checkpoint`` are the validator's receipt;
+    ``rejected``: ``reason`` is what the ledger said, and nothing is retried.
+    """
+
+    tx_id: str = Field(primary_key=True, max_length=64)
+    build_id: str = Field(max_length=64, unique=True, index=True)
+    status: str = Field(max_length=16, index=True)
+    reason: str | None = None
+    name: str = Field(max_length=255, index=True)
+    version: str = Field(max_length=255, index=True)
+    arch: str = Field(max_length=32, index=True)
+    recipe_digest: str = Field(max_length=71, index=True)
+    bundle: dict[str, Any] = Field(sa_type=JSON)
+    ledger_index: int | None = Field(default=None, index=True)
+    height: int | None = None
+    tree_size: int | None = None
+    inclusion_proof: list[str] = Field(default_factory=list, sa_type=JSON)
+    checkpoint: str | None = None
+    submitted_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class AttestationArtifact(SQLModel, table=True):
+    """One attested output (for queries by artifact sha256)."""
+
+    __table_args__ = (UniqueConstraint("tx_id", "name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    tx_id: str = Field(max_length=64, index=True, foreign_key="attestation.tx_id")
+    name: str = Field(max_length=1024)
+    sha256: str = Field(max_length=64, index=True)
+
+
+class ArtifactPublic(SQLModel):
+    """One attested output: its name and sha256 (hex)."""
+
+    name: str
+    sha256: str
+
+
+class AttestationPublic(SQLModel):
+    """A committed attestation with what a client needs to check it against the ledger."""
+
+    tx_id: str
+    build_id: str
+    name: str
+    version: str
+    arch: str
+    recipe_digest: str
+    artifacts: list[ArtifactPublic]
+    bundle: dict[str, Any]
+    ledger_index: int | None
+    height: int | None
+    tree_size: int | None
+    inclusion_proof: list[str]
+    checkpoint: str | None
+    status: str
+    reason: str | None
+    submitted_at: datetime
+
+
+class AttestationPage(SQLModel):
+    """One page of attestations, newest first; ``next_offset`` is None on the last page."""
+
+    items: list[AttestationPublic]
     total: int
     next_offset: int | None

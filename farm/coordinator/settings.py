@@ -74,3 +74,19 @@ class CoordinatorSettings(BaseSettings):
         gt=0,
         description="Largest request body (an output upload) accepted, bytes; held in memory.",
     )
+    ledger_urls: str | None = Field(
+        default=None,
+        description="Comma-separated HTTP base URLs of ledger validators; set, verified "
+        "builds are attested and approved builders enrolled on the ledger.",
+    )
+    coordinator_key: Path | None = Field(
+        default=None,
+        description="The coordinator's signing key (its public key is in the ledger genesis).",
+    )
+    operator_key: Path | None = Field(
+        default=None,
+        description="An operator's key (in the ledger genesis) that signs enroll transactions.",
+    )
+    ledger_interval: float = Field(
+        default=1.0, gt=0, description="Seconds between two passes of the ledger publisher."
+    )

@@ -1,0 +1,291 @@
+"""The coordinator's side of the ledger: enroll approved builders, attest verified builds.
+
+:class:`LedgerClient` posts transaction bytes to the validators' ``POST /v1/tx`` and
+returns their receipt once committed. A validator that cannot be reached, is busy
+(503) or times out (504) is not an answer: the next validator is tried, and the whole
+list again after a backoff. A 400 is an answer — the ledger refused the transaction —
+and is raised as :class:`~farm.errors.TransactionError` with the ledger's reason.
+
+:class:`LedgerPublisher` runs in ``farm serve`` beside the scheduler. Each pass it
+
+1. submits an enroll transaction (operator-signed) for every approved builder that
+   has none yet, and stores the log index (or the ledger's reason for refusing);
+2. for every ``verified`` build without an attestation whose agreeing builders are
+   all enrolled on the ledger, builds the attestation bundle from their accepted
+   envelopes, submits the attest transaction and stores the receipt (index, tx id,
+   inclusion proof, tree size, checkpoint note), or the rejection with its reason.
+
+A disputed or failed build is never submitted. A transient failure stores nothing and
+the item is retried on a later pass (with a per-item backoff). Transaction bytes are
+made with :mod:`farm.transactions`; the coordinator never imports the ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from farm.attestation import build_bundle
+from farm.coordinator.models import (
+    Attestation,
+    AttestationArtifact,
+    Build,
+    Builder,
+    BuildResultRow,
+)
+from farm.errors import FarmError, LedgerError, TransactionError
+from farm.keys import KeyPair
+from farm.result import envelope_payload
+from farm.transactions import make_attest, make_enroll, tx_id
+
+__all__ = ["LedgerClient", "LedgerPublisher", "Receipt"]
+
+log = logging.getLogger(__name__)
+
+
+class Receipt(BaseModel):
+    """A validator's answer to a committed transaction."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    index: int
+    tx_id: str
+    height: int
+    tree_size: int
+    inclusion_proof: tuple[str, ...]
+    checkpoint: str | None
+
+
+@dataclass
+class LedgerClient:
+    """Submit transactions to any of ``urls`` (validators' HTTP base URLs)."""
+
+    urls: Sequence[str]
+    attempts: int = 4
+    backoff: float = 0.5
+    timeout: float = 60.0
+    sleep: Callable[[float], None] = time.sleep
+    transport: httpx.BaseTransport | None = None
+    _http: httpx.Client = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.urls:
+            raise LedgerError("no ledger validator URL given")
+        self._http = httpx.Client(timeout=self.timeout, transport=self.transport)
+
+    def close(self) -> None:
+        """Close the HTTP connections."""
+        self._http.close()
+
+    def submit(self, tx: bytes) -> Receipt:
+        """Submit ``tx`` and return its receipt once committed.
+
+        Raises:
+            TransactionError: a validator refused it (the message is its reason).
+            LedgerError: no validator committed it after every attempt.
+        """
+        last = "no attempt"
+        for attempt in range(self.attempts):
+            if attempt:
+                self.sleep(self.backoff * 2 ** (attempt - 1))
+            for url in self.urls:
+                try:
+                    response = self._http.post(
+                        url.rstrip("/") + "/v1/tx",
+                        content=tx,
+                        headers={"content-type": "application/octet-stream"},
+                    )
+                except httpx.HTTPError as exc:
+                    last = f"{url}: {type(exc).__name__}: {exc}"
+                    continue
+                if response.status_code == 200:
+                    try:
+                        return Receipt.model_validate(response.json())
+                    except (ValueError, ValidationError) as exc:
+                        last = f"{url}: malformed receipt: {exc}"
+                        continue
+                message = _error_message(response)
+                if response.status_code == 400:
+                    raise TransactionError(message)
+                last = f"{url}: {response.status_code} {message}"
+        raise LedgerError(f"transaction {tx_id(tx)[:12]} not committed: {last}")
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return str(body["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return response.text[:500]
+
+
+@dataclass
+class LedgerPublisher:
+    """Enroll approved builders and attest verified builds (see the module docstring)."""
+
+    engine: Engine
+    client: LedgerClient
+    coordinator_key: KeyPair
+    operator_key: KeyPair
+    clock: Callable[[], datetime]
+    retry_after: float = 2.0
+    _waiting: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+
+    def tick(self) -> None:
+        """One pass: enrolls first (an attestation needs its builders enrolled)."""
+        with Session(self.engine, expire_on_commit=False) as session:
+            builders = session.exec(
+                select(Builder).where(
+                    col(Builder.approved).is_(True),
+                    col(Builder.ledger_index).is_(None),
+                    col(Builder.ledger_error).is_(None),
+                )
+            ).all()
+            for builder in builders:
+                if self._due(f"builder:{builder.id}"):
+                    self._enroll(session, builder)
+            done = select(Attestation.build_id)
+            builds = session.exec(
+                select(Build)
+                .where(Build.status == "verified", col(Build.id).not_in(done))
+                .order_by(col(Build.finished_at))
+            ).all()
+            for build in builds:
+                if self._due(f"build:{build.id}"):
+                    self._attest(session, build)
+
+    def run(self, stop: threading.Event, interval: float = 1.0) -> None:
+        """Call :meth:`tick` every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            try:
+                self.tick()
+            except Exception:  # keep publishing; one bad pass must not end the thread
+                log.exception("ledger publisher pass failed")
+            stop.wait(interval)
+        self.client.close()
+
+    def _due(self, key: str) -> bool:
+        return self._waiting.get(key, 0.0) <= time.monotonic()
+
+    def _later(self, key: str, exc: Exception) -> None:
+        log.warning("%s: ledger unavailable, retrying: %s", key, exc)
+        self._waiting[key] = time.monotonic() + self.retry_after
+
+    def _enroll(self, session: Session, builder: Builder) -> None:
+        key = f"builder:{builder.id}"
+        try:
+            tx = make_enroll(
+                self.operator_key, builder.public_key, builder.arches, builder.hostname
+            )
+            receipt = self.client.submit(tx)
+        except TransactionError as exc:
+            builder.ledger_error = str(exc)[:2000]
+            log.warning("enroll of builder %s refused by the ledger: %s", builder.id[:12], exc)
+        except LedgerError as exc:
+            self._later(key, exc)
+            return
+        else:
+            builder.ledger_index = receipt.index
+            builder.ledger_tx_id = receipt.tx_id
+            log.info("builder %s enrolled at ledger index %d", builder.id[:12], receipt.index)
+        session.add(builder)
+        session.commit()
+
+    def _attest(self, session: Session, build: Build) -> None:
+        key = f"build:{build.id}"
+        agreed = [str(b) for b in (build.verdict or {}).get("agreed", [])]
+        enrolled = session.exec(
+            select(Builder.id).where(
+                col(Builder.id).in_(agreed), col(Builder.ledger_index).is_not(None)
+            )
+        ).all()
+        if len(set(enrolled)) < len(set(agreed)):
+            return  # wait until every agreeing builder is on the ledger
+        rows = session.exec(
+            select(BuildResultRow).where(
+                BuildResultRow.build_id == build.id,
+                BuildResultRow.status == "accepted",
+                col(BuildResultRow.builder_id).in_(agreed),
+            )
+        ).all()
+        envelopes = [row.envelope for row in sorted(rows, key=lambda r: r.builder_id)]
+        try:
+            bundle = build_bundle(
+                build.recipe_digest,
+                build.name,
+                build.version,
+                build.arch,
+                build.id,
+                envelopes,
+                self.coordinator_key,
+                build.quorum,
+            )
+        except FarmError as exc:
+            self._store(session, build, {}, b"", rejected=f"no attestation bundle: {exc}")
+            return
+        tx = make_attest(bundle)
+        bundle_json = bundle.model_dump(mode="json")
+        try:
+            receipt = self.client.submit(tx)
+        except TransactionError as exc:
+            self._store(session, build, bundle_json, tx, rejected=str(exc))
+            return
+        except LedgerError as exc:
+            self._later(key, exc)
+            return
+        self._store(session, build, bundle_json, tx, receipt=receipt)
+
+    def _store(
+        self,
+        session: Session,
+        build: Build,
+        bundle: dict[str, Any],
+        tx: bytes,
+        *,
+        receipt: Receipt | None = None,
+        rejected: str | None = None,
+    ) -> None:
+        row = Attestation(
+            tx_id=tx_id(tx) if tx else tx_id(f"unbuilt:{build.id}".encode()),
+            build_id=build.id,
+            status="committed" if receipt is not None else "rejected",
+            reason=None if rejected is None else rejected[:2000],
+            name=build.name,
+            version=build.version,
+            arch=build.arch,
+            recipe_digest=build.recipe_digest,
+            bundle=bundle,
+            submitted_at=self.clock(),
+        )
+        if receipt is not None:
+            row.ledger_index = receipt.index
+            row.height = receipt.height
+            row.tree_size = receipt.tree_size
+            row.inclusion_proof = list(receipt.inclusion_proof)
+            row.checkpoint = receipt.checkpoint
+            log.info("build %s attested at ledger index %d", build.id, receipt.index)
+        else:
+            log.warning("attestation of build %s refused: %s", build.id, rejected)
+        session.add(row)
+        if bundle:
+            statement = json.loads(envelope_payload(bundle["envelope"]))
+            for subject in statement["subject"]:
+                session.add(
+                    AttestationArtifact(
+                        tx_id=row.tx_id,
+                        name=str(subject["name"]),
+                        sha256=str(subject["digest"]["sha256"]),
+                    )
+                )
+        session.commit()

@@ -1,0 +1,267 @@
+"""Ledger transactions and their wire form (domain types shared by coordinator and ledger).
+
+Four kinds, told apart by ``type``:
+
+* ``attest``  — an :class:`~farm.attestation.AttestationBundle` (coordinator-signed
+  SLSA provenance plus the builders' own envelopes; it carries its own signatures);
+* ``revoke``  — an artifact sha256 and a reason, signed by a genesis operator;
+* ``enroll``  — a builder public key, its architectures and host name, signed by an
+  operator;
+* ``retire``  — a builder key id and a reason, signed by an operator.
+
+Wire form: the RFC 8785 canonical JSON bytes of the transaction; anything else (not
+JSON, not canonical, unknown fields, wrong types) is refused by :func:`decode_tx`, so
+one transaction has exactly one byte string and one id, ``tx_id`` = hex sha256 of
+the bytes. An operator signs the canonical bytes of the transaction without its
+``signature`` field; ``type`` is part of those bytes, so a signature for one kind can
+never be replayed as another. ``issued_at`` makes two otherwise equal operator
+transactions (retire, enroll again, retire again) distinct.
+
+This module builds and parses transactions only; signature checks against the
+genesis operators and whether a transaction fits the state are the ledger's job
+(:mod:`ledger.transactions`, :mod:`ledger.state`), which re-exports these names.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from farm.attestation import AttestationBundle
+from farm.canonical import canonical_json, sha256_bytes
+from farm.errors import SigningKeyError, TransactionError
+from farm.keys import KeyPair, public_key_from_dict
+
+__all__ = [
+    "MAX_TX_BYTES",
+    "AttestTx",
+    "EnrollTx",
+    "OperatorTx",
+    "RetireTx",
+    "RevokeTx",
+    "Transaction",
+    "decode_tx",
+    "encode_tx",
+    "make_attest",
+    "make_enroll",
+    "make_retire",
+    "make_revoke",
+    "signed_bytes",
+    "tx_id",
+]
+
+#: Largest transaction accepted, in bytes (an attestation with many builders fits).
+MAX_TX_BYTES = 1 << 20
+
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AttestTx(_Frozen):
+    """Record a verified build."""
+
+    type: Literal["attest"]
+    bundle: AttestationBundle
+
+
+class _Signed(_Frozen):
+    operator: str = Field(pattern=_HEX64, description="Key id of the signing operator.")
+    issued_at: str = Field(min_length=1, max_length=64)
+    signature: str = Field(pattern=r"^[0-9a-f]{2,512}$", description="Hex signature.")
+
+
+class RevokeTx(_Signed):
+    """Withdraw an attested artifact."""
+
+    type: Literal["revoke"]
+    artifact: str = Field(pattern=_HEX64, description="sha256 of the artifact, hex.")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class EnrollTx(_Signed):
+    """Enroll a builder key for some architectures."""
+
+    type: Literal["enroll"]
+    key: dict[str, Any]
+    arches: tuple[str, ...] = Field(min_length=1)
+    hostname: str = Field(min_length=1, max_length=255)
+
+
+class RetireTx(_Signed):
+    """Retire a builder key: its results no longer count."""
+
+    type: Literal["retire"]
+    builder: str = Field(pattern=_HEX64)
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+OperatorTx = RevokeTx | EnrollTx | RetireTx
+Transaction = Annotated[AttestTx | RevokeTx | EnrollTx | RetireTx, Field(discriminator="type")]
+_ADAPTER: TypeAdapter[AttestTx | RevokeTx | EnrollTx | RetireTx] = TypeAdapter(Transaction)
+
+
+@lru_cache(maxsize=4096)
+def tx_id(data: bytes) -> str:
+    """The id of a transaction: hex sha256 of its wire bytes.
+
+    Cached: a validator asks for the id of one transaction at admission, proposal,
+    validation, commit and storage; the cache looks bytes up by their (cached) hash
+    and equality, never by identity.
+    """
+    return sha256_bytes(data)
+
+
+def encode_tx(tx: AttestTx | OperatorTx) -> bytes:
+    """The wire bytes of a transaction (canonical JSON)."""
+    return canonical_json(tx.model_dump(mode="json"))
+
+
+def decode_tx(data: bytes) -> AttestTx | RevokeTx | EnrollTx | RetireTx:
+    """Parse wire bytes. Raises :class:`TransactionError` on anything malformed,
+    including JSON that is not in RFC 8785 canonical form."""
+    if not isinstance(data, bytes):
+        raise TransactionError("transaction is not bytes")
+    if len(data) > MAX_TX_BYTES:
+        raise TransactionError(f"transaction is {len(data)} bytes, more than {MAX_TX_BYTES}")
+    numbers = _Numbers()
+    try:
+        value = json.loads(data, parse_float=numbers.float, parse_int=numbers.int)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TransactionError(f"transaction is not JSON: {exc}") from None
+    if not _plainly_canonical(value, data, numbers):
+        try:
+            canonical = canonical_json(value)
+        except (ValueError, TypeError) as exc:
+            raise TransactionError(f"transaction cannot be canonicalized: {exc}") from None
+        if canonical != data:
+            raise TransactionError("transaction is not in canonical form (RFC 8785)")
+    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise TransactionError("transaction has no type")
+    try:
+        return _ADAPTER.validate_python(value)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise TransactionError(
+            f"malformed {value['type']} transaction: {where}: {first['msg']}"
+        ) from None
+
+
+_INT_LIMIT = 2**53 - 1  # RFC 8785 (rfc8785.dumps) refuses integers beyond this
+
+
+class _Numbers:
+    """json.loads hooks that note floats and integers RFC 8785 would write otherwise."""
+
+    __slots__ = ("plain",)
+
+    def __init__(self) -> None:
+        self.plain = True
+
+    def float(self, text: str) -> float:
+        self.plain = False
+        return float(text)
+
+    def int(self, text: str) -> int:
+        value = int(text)
+        if not -_INT_LIMIT <= value <= _INT_LIMIT:
+            self.plain = False
+        return value
+
+
+def _plainly_canonical(value: object, data: bytes, numbers: _Numbers) -> bool:
+    """A fast proof that ``data`` is the RFC 8785 form of ``value`` (False: unproven).
+
+    When ``data`` is ASCII, holds no float and no integer beyond 2**53 - 1, the
+    standard library's sorted, compact, non-ASCII-escaping encoding is byte for byte
+    what RFC 8785 gives: the same string escapes (the two-character ones, ``\\u00xx``
+    for other control characters, nothing else), integers in decimal, and keys sorted
+    by code point, which for ASCII keys is their UTF-16 order. (A key or string that
+    an escape in ASCII ``data`` made non-ASCII is written literally, so it does not
+    compare equal.) When this says False the reference encoder decides.
+    """
+    if not numbers.plain or not data.isascii():
+        return False
+    try:
+        fast = json.dumps(
+            value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
+        ).encode("utf-8")
+    except (ValueError, TypeError):
+        return False
+    return fast == data
+
+
+def signed_bytes(tx: OperatorTx) -> bytes:
+    """What an operator signs: canonical JSON of the transaction minus ``signature``."""
+    return canonical_json(tx.model_dump(mode="json", exclude={"signature"}))
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _sign(unsigned: dict[str, Any], operator: KeyPair) -> bytes:
+    unsigned = {**unsigned, "operator": operator.keyid}
+    unsigned.setdefault("issued_at", _now())
+    sig = operator.private.sign(canonical_json(unsigned)).hex()
+    data = canonical_json({**unsigned, "signature": sig})
+    decode_tx(data)  # never hand out bytes the ledger would call malformed
+    return data
+
+
+def make_attest(bundle: AttestationBundle) -> bytes:
+    """Wire bytes of an attest transaction."""
+    return encode_tx(AttestTx(type="attest", bundle=bundle))
+
+
+def make_revoke(
+    operator: KeyPair, artifact_sha256: str, reason: str, *, issued_at: str | None = None
+) -> bytes:
+    """Wire bytes of a revoke transaction signed by ``operator`` (``sha256:`` prefix ok)."""
+    artifact = artifact_sha256.removeprefix("sha256:")
+    tx: dict[str, Any] = {"type": "revoke", "artifact": artifact, "reason": reason}
+    if issued_at is not None:
+        tx["issued_at"] = issued_at
+    return _sign(tx, operator)
+
+
+def make_enroll(
+    operator: KeyPair,
+    builder_key: Mapping[str, Any],
+    arches: Sequence[str],
+    hostname: str,
+    *,
+    issued_at: str | None = None,
+) -> bytes:
+    """Wire bytes of an enroll transaction for ``builder_key`` (a public key dict)."""
+    try:
+        public_key_from_dict(dict(builder_key))
+    except SigningKeyError as exc:
+        raise TransactionError(f"cannot enroll: {exc}") from None
+    tx: dict[str, Any] = {
+        "type": "enroll",
+        "key": dict(builder_key),
+        "arches": list(arches),
+        "hostname": hostname,
+    }
+    if issued_at is not None:
+        tx["issued_at"] = issued_at
+    return _sign(tx, operator)
+
+
+def make_retire(
+    operator: KeyPair, builder_keyid: str, reason: str, *, issued_at: str | None = None
+) -> bytes:
+    """Wire bytes of a retire transaction for the builder whose key id is given."""
+    tx: dict[str, Any] = {"type": "retire", "builder": builder_keyid, "reason": reason}
+    if issued_at is not None:
+        tx["issued_at"] = issued_at
+    return _sign(tx, operator)

@@ -1,0 +1,232 @@
+"""The coordinator commits to a real ledger: 4 ``farm ledger run`` validators, Redis,
+three builder workers, Docker and ``farm serve --ledger``.
+
+Approving a builder commits an enroll transaction; a verified build commits an attest
+transaction whose receipt (index, inclusion proof, co-signed checkpoint) the
+coordinator serves and a client verifies against the genesis validator keys; a
+disputed build commits nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from farm.attestation import AttestationBundle
+from farm.cluster import LocalCluster, free_port, local_cluster
+from farm.coordinator import service
+from farm.coordinator.db import create_tables, make_engine, session_scope
+from farm.coordinator.models import utcnow
+from farm.transactions import make_attest, tx_id
+from ledger.checkpoint import signature_threshold, verify_checkpoint
+from ledger.genesis import load_genesis
+from ledger.merkle import hash_leaf, verify_inclusion
+from tests.integration.conftest import write_recipe
+from tests.integration.ledger_testnet import LedgerTestnet
+from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
+
+pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.image, pytest.mark.slow]
+
+
+@dataclass
+class Farm:
+    """A running farm on a running ledger."""
+
+    url: str
+    token: str
+    cluster: LocalCluster
+    net: LedgerTestnet
+    http: httpx.Client
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.http.get(path, params=params)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def ledger_size(self) -> int:
+        sizes = {s["size"] for i in range(self.net.n) if (s := self.net.status(i)) is not None}
+        assert len(sizes) == 1, sizes
+        return int(sizes.pop())
+
+
+@pytest.fixture(scope="module")
+def farm(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterator[Farm]:
+    root = tmp_path_factory.mktemp("ledgerloop")
+    net = LedgerTestnet(root / "ledger", 4)
+    db = f"sqlite:///{root / 'coordinator.db'}"
+    engine = make_engine(db)
+    create_tables(engine)
+    with session_scope(engine) as session:
+        token = service.create_operator_token(session, utcnow(), "ledger test")
+        enrollment = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
+    engine.dispose()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"}
+    try:
+        net.start_all()
+        with local_cluster(root / "cluster", 3, env=env, start=False) as cluster:
+            serve_env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
+                "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
+                "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
+                "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
+                "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
+                "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5",
+            }
+            ledger_urls = ",".join(net.url(i) for i in range(net.n))
+            argv = [
+                sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
+                "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
+                "--allow-same-host", "--log-level", "warning",
+                "--ledger", ledger_urls,
+                "--coordinator-key", str(net.root / "coordinator.key"),
+                "--operator-key", str(net.root / "operator.key"),
+            ]  # fmt: skip
+            serve = Serve(argv, serve_env, root / "serve.log", url)
+            http = httpx.Client(base_url=url, timeout=30)
+            try:
+                serve.start(http)
+                for b, secret in zip(cluster.builders, enrollment, strict=True):
+                    proc = _farm(
+                        "builder", "enroll", "--coordinator", url, "--token", secret,
+                        "--home", str(b.home),
+                    )  # fmt: skip
+                    assert proc.returncode == 0, proc.stdout + proc.stderr
+                    proc = _farm(
+                        "operator", "approve", b.builder_id, "--coordinator", url,
+                        "--operator-token", token,
+                    )  # fmt: skip
+                    assert proc.returncode == 0, proc.stdout + proc.stderr
+                    cluster.start_builder(b)
+                cluster.wait_ready(timeout=60)
+                yield Farm(url, token, cluster, net, http)
+            finally:
+                http.close()
+                serve.stop()
+    finally:
+        net.close()
+
+
+def _verify_receipt(net: LedgerTestnet, att: dict[str, Any]) -> None:
+    """Check the attestation's inclusion proof against a checkpoint co-signed by 3 of 4."""
+    g = load_genesis(net.genesis)
+    known = {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+    assert signature_threshold(g.n) == 3
+    note = att["checkpoint"]
+    assert isinstance(note, str), att
+    cp = verify_checkpoint(note, known, 3, g.chain_id)
+    assert cp.size == att["tree_size"]
+    tx = make_attest(AttestationBundle.model_validate(att["bundle"]))
+    assert tx_id(tx) == att["tx_id"]
+    proof = [bytes.fromhex(h) for h in att["inclusion_proof"]]
+    verify_inclusion(hash_leaf(tx), att["ledger_index"], cp.size, proof, cp.root_hash)
+    # The committed entry is the same bytes.
+    entry = net.get(0, f"/v1/entries/{att['ledger_index']}")
+    assert entry.status_code == 200, entry.text
+
+
+def test_approved_builders_are_enrolled_on_the_ledger(farm: Farm) -> None:
+    def enrolled() -> list[dict[str, Any]] | None:
+        rows: list[dict[str, Any]] = farm.get("/v1/builders")
+        done = [b for b in rows if b["ledger_index"] is not None]
+        assert not [b for b in rows if b["ledger_error"]], rows
+        return rows if len(done) == 3 else None
+
+    rows = wait_for("three enroll transactions", enrolled, 60, 0.3)
+    assert sorted(b["ledger_index"] for b in rows) == [0, 1, 2]
+    assert farm.ledger_size() == 3
+
+
+def test_verified_build_is_attested_with_a_verifiable_proof(
+    farm: Farm, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    wait_for(
+        "enrolls",
+        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        60,
+        0.3,
+    )
+    size_before = farm.ledger_size()
+    recipe = write_recipe(
+        tmp_path / "recipes", builder_image, git_source,
+        "cp data.txt /out/data.txt\n", ["data.txt"], name="ledger-ok",
+    )  # fmt: skip
+    proc = _farm(
+        "submit", str(recipe), "--coordinator", farm.url, "--operator-token", farm.token,
+        "--wait", "--timeout", "120",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verified" in proc.stdout
+
+    def attested() -> dict[str, Any] | None:
+        page: dict[str, Any] = farm.get("/v1/attestations", name="ledger-ok")
+        return page if page["total"] == 1 else None
+
+    page = wait_for("the attestation", attested, 60, 0.3)
+    att = page["items"][0]
+    assert att["status"] == "committed" and att["reason"] is None
+    assert att["ledger_index"] == size_before
+    assert {a["name"] for a in att["artifacts"]} == {"data.txt"}
+    _verify_receipt(farm.net, att)
+    assert farm.ledger_size() == size_before + 1
+
+    # The same attestation by tx id and by each filter.
+    one = farm.get(f"/v1/attestations/{att['tx_id']}")
+    assert one["tx_id"] == att["tx_id"] and one["inclusion_proof"] == att["inclusion_proof"]
+    sha = att["artifacts"][0]["sha256"]
+    assert farm.get("/v1/attestations", sha256=sha)["total"] == 1
+    assert farm.get("/v1/attestations", recipe_digest=att["recipe_digest"])["total"] == 1
+    assert farm.get("/v1/attestations", name="ledger-ok", version="1.0", arch="amd64")["total"]
+    assert farm.get("/v1/attestations", name="ledger-ok", arch="arm64")["total"] == 0
+    missing = farm.http.get("/v1/attestations/" + "0" * 64)
+    assert missing.status_code == 404 and "error" in missing.json()
+
+
+def test_disputed_build_commits_nothing(
+    farm: Farm, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    wait_for(
+        "enrolls",
+        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        60,
+        0.3,
+    )
+    # Any attestation still on its way lands before the size is taken.
+    wait_for(
+        "no verified build waiting for the ledger",
+        lambda: _settled(farm) or None,
+        60,
+        0.3,
+    )
+    size_before = farm.ledger_size()
+    recipe = write_recipe(
+        tmp_path / "recipes", builder_image, git_source,
+        "date +%s%N > /out/stamp.txt\n", ["stamp.txt"], name="ledger-stamp",
+    )  # fmt: skip
+    proc = _farm(
+        "submit", str(recipe), "--coordinator", farm.url, "--operator-token", farm.token,
+        "--wait", "--timeout", "120",
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "disputed" in proc.stdout
+    # The publisher passes every 0.5 s; give it several, then nothing may have moved.
+    time.sleep(3.0)
+    assert farm.get("/v1/attestations", name="ledger-stamp")["total"] == 0
+    assert farm.get("/v1/attestations", name="ledger-stamp", status="rejected")["total"] == 0
+    assert farm.ledger_size() == size_before
+
+
+def _settled(farm: Farm) -> bool:
+    verified = farm.get("/v1/builds", verdict="verified")["total"]
+    attested = farm.get("/v1/attestations")["total"]
+    rejected = farm.get("/v1/attestations", status="rejected")["total"]
+    return bool(verified == attested + rejected)
