@@ -8,6 +8,7 @@ each request has its own session).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -58,12 +59,14 @@ def create_tables(engine: Engine) -> None:
     may both see a table missing and both create it; the loser sees "already exists"
     and simply checks again.
     """
-    for attempt in range(3):
+    attempts = 20  # the other process creates tables one by one; each may collide
+    for attempt in range(attempts):
         try:
             SQLModel.metadata.create_all(engine)
             return
         except OperationalError as exc:
-            if "already exists" in str(exc.orig) and attempt < 2:
+            if "already exists" in str(exc.orig) and attempt < attempts - 1:
+                time.sleep(0.05)
                 continue
             raise ConfigError(f"cannot create the coordinator's tables: {exc.orig}") from None
 

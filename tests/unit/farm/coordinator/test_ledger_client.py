@@ -57,9 +57,12 @@ class FakeLedger:
         return [json.loads(tx)["type"] for tx in self.log]
 
 
-def _client(ledger: FakeLedger, **kw: float) -> LedgerClient:
+def _client(ledger: FakeLedger, attempts: int = 4) -> LedgerClient:
     return LedgerClient(
-        ["http://v0"], transport=httpx.MockTransport(ledger.handler), sleep=lambda _: None, **kw
+        ["http://v0"],
+        transport=httpx.MockTransport(ledger.handler),
+        sleep=lambda _: None,
+        attempts=attempts,
     )
 
 
