@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 
 import pytest
@@ -132,3 +133,115 @@ def test_mempool_keeps_order_bounds_and_batches() -> None:
     pool.remove(["a", "zz"])
     assert len(pool) == 2 and "a" not in pool and "b" in pool
     assert [t for t, _ in pool.batch(10, 1000)] == ["b", "c"]
+
+
+class _Proxy:
+    """A loopback TCP relay to ``target`` that can be frozen: while frozen it neither
+    reads nor forwards anything (connections stay open, like a link that silently
+    drops packets); thawed, it relays again."""
+
+    def __init__(self, target: int) -> None:
+        self.target = target
+        self.port = _free_port()
+        self.accepted = 0
+        self.open = asyncio.Event()
+        self.open.set()
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        for w in self._writers:
+            w.transport.abort()
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.accepted += 1
+        up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers += [writer, up_w]
+        await asyncio.gather(self._relay(reader, up_w), self._relay(up_r, writer))
+
+    async def _relay(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await self.open.wait()
+                data = await src.read(65536)
+                await self.open.wait()
+                if not data:
+                    break
+                dst.write(data)
+        except OSError:
+            pass
+        dst.transport.abort()
+
+
+def _record(into: list[tuple[str, bytes]], src: str, raw: bytes) -> None:
+    into.append((src, raw))
+
+
+def test_a_silent_peer_is_dropped_after_the_idle_timeout_and_redialled() -> None:
+    keys = {n: Ed25519PrivateKey.generate() for n in ("a", "b")}
+    got: dict[str, list[tuple[str, bytes]]] = {"a": [], "b": []}
+    ports = {n: _free_port() for n in keys}
+
+    async def run() -> None:
+        # each validator dials the other through a proxy that can go silent
+        to_b, to_a = _Proxy(ports["b"]), _Proxy(ports["a"])
+        via = {"a": {"b": to_b.port}, "b": {"a": to_a.port}}
+        nets = {
+            n: Network(
+                "test-chain",
+                n,
+                keys[n],
+                ("127.0.0.1", ports[n]),
+                [
+                    PeerInfo(p, "127.0.0.1", via[n].get(p, ports[p]), keys[p].public_key())
+                    for p in keys
+                ],
+                functools.partial(_record, got[n]),
+                reconnect_max=0.1,
+                ping_interval=0.1,
+                idle_timeout=0.5,
+            )
+            for n in keys
+        }
+        await to_b.start()
+        await to_a.start()
+        for net in nets.values():
+            await net.start()
+        loop = asyncio.get_running_loop()
+        try:
+            await _until(lambda: all(net.connected() for net in nets.values()))
+            # idle but alive: pings keep both links up, no redial, pings not delivered
+            await asyncio.sleep(1.5)
+            assert nets["a"].connected() == ["b"] and nets["b"].connected() == ["a"]
+            assert (to_a.accepted, to_b.accepted) == (1, 1)
+            assert got == {"a": [], "b": []}
+
+            to_a.open.clear()
+            to_b.open.clear()
+            cut = loop.time()
+            await _until(lambda: not any(net.connected() for net in nets.values()), 3.0)
+            assert loop.time() - cut >= 0.4  # not before the idle timeout
+
+            to_a.open.set()
+            to_b.open.set()
+            heal = loop.time()
+            await _until(lambda: all(net.connected() for net in nets.values()), 3.0)
+            healed_in = loop.time() - heal
+            assert to_a.accepted >= 2 and to_b.accepted >= 2
+            nets["a"].send("b", encode_frame({"t": "x"}))
+            nets["b"].send("a", encode_frame({"t": "y"}))
+            await _until(lambda: got["a"] and got["b"])
+            assert got == {"a": [("b", b'{"t":"y"}')], "b": [("a", b'{"t":"x"}')]}
+            print(f"healed in {healed_in:.2f} s")
+        finally:
+            for net in nets.values():
+                await net.close()
+            await to_a.close()
+            await to_b.close()
+
+    asyncio.run(run())
