@@ -22,14 +22,6 @@ Invariants: a frame larger than :data:`MAX_FRAME` closes the connection; each pe
 a bounded send queue, used only while the peer is connected (a frame for a peer that is
 down, or whose queue is full, is dropped: consensus copes with loss through timeouts,
 relays and catch-up); dialling backs off exponentially up to a maximum.
-
-Liveness: a side that has sent nothing on a connection for ``ping_interval`` sends a
-``{"t": "ping"}`` frame (the listener, which sends nothing else after the handshake,
-sends one every ``ping_interval``); a connection on which nothing has been received for
-``idle_timeout`` is aborted, and the dialler redials. So a peer that is silently cut
-off (packets dropped, no FIN or RST) is noticed within ``idle_timeout`` instead of when
-the kernel gives up retransmitting, and a healed link comes back within about
-``reconnect_max``. Pings never reach ``on_frame``.
 """
 
 from __future__ import annotations
@@ -61,8 +53,6 @@ MAX_FRAME = 64 * 1024 * 1024
 
 SEND_QUEUE = 20_000
 HANDSHAKE_TIMEOUT = 5.0
-"""Seconds allowed to connect and to complete the handshake."""
-_PING = b'{"t":"ping"}'
 _HEADER = struct.Struct(">I")
 
 FrameHandler = Callable[[str, bytes], None]
@@ -97,28 +87,12 @@ def decode_frame(raw: bytes) -> dict[str, Any]:
     return obj
 
 
-async def _read_frame(reader: asyncio.StreamReader, idle: float | None = None) -> bytes:
-    """Read one frame; with ``idle``, raise TimeoutError if no byte arrives for that
-    long (a large frame may take longer as a whole, as long as it keeps coming)."""
-    header = await _read_exactly(reader, _HEADER.size, idle)
+async def _read_frame(reader: asyncio.StreamReader) -> bytes:
+    header = await reader.readexactly(_HEADER.size)
     (length,) = _HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ValueError(f"frame of {length} bytes is larger than {MAX_FRAME}")
-    return await _read_exactly(reader, length, idle)
-
-
-async def _read_exactly(reader: asyncio.StreamReader, n: int, idle: float | None) -> bytes:
-    if idle is None:
-        return await reader.readexactly(n)
-    parts: list[bytes] = []
-    left = n
-    while left:
-        chunk = await asyncio.wait_for(reader.read(left), idle)
-        if not chunk:
-            raise asyncio.IncompleteReadError(b"".join(parts), n)
-        parts.append(chunk)
-        left -= len(chunk)
-    return b"".join(parts)
+    return await reader.readexactly(length)
 
 
 def _write_frame(writer: asyncio.StreamWriter, raw: bytes) -> None:
@@ -146,9 +120,6 @@ class Network:
         peers: every other validator.
         on_frame: called for every frame received from an authenticated peer.
         reconnect_max: the longest pause between dial attempts, in seconds.
-        ping_interval: send a ping on a connection after this long without sending.
-        idle_timeout: drop a connection after this long without receiving anything
-            (must be longer than ``ping_interval``).
     """
 
     def __init__(
@@ -161,11 +132,7 @@ class Network:
         on_frame: FrameHandler,
         *,
         reconnect_max: float = 2.0,
-        ping_interval: float = 1.0,
-        idle_timeout: float = 5.0,
     ) -> None:
-        if not 0 < ping_interval < idle_timeout:
-            raise ValueError("need 0 < ping_interval < idle_timeout")
         self.chain_id = chain_id
         self.name = name
         self._key = key
@@ -173,8 +140,6 @@ class Network:
         self._peers = {p.name: p for p in peers if p.name != name}
         self._on_frame = on_frame
         self._reconnect_max = reconnect_max
-        self._ping_interval = ping_interval
-        self._idle_timeout = idle_timeout
         self._out = {n: _Outbound(p) for n, p in self._peers.items()}
         self._inbound: dict[str, asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
@@ -246,12 +211,10 @@ class Network:
         peer = out.peer
         while not self._closing:
             try:
-                # bounded: a SYN to a cut-off peer is retransmitted for minutes
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(peer.host, peer.port, limit=MAX_FRAME + _HEADER.size),
-                    HANDSHAKE_TIMEOUT,
+                reader, writer = await asyncio.open_connection(
+                    peer.host, peer.port, limit=MAX_FRAME + _HEADER.size
                 )
-            except (OSError, TimeoutError):
+            except OSError:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max)
                 continue
@@ -268,21 +231,17 @@ class Network:
             delay = 0.05
             out.connected = True
             log.info("connected to %s", peer.name)
-            pump = asyncio.create_task(self._pump(out, writer))
-            watcher = asyncio.create_task(self._watch(reader))
+            watcher = asyncio.create_task(self._watch_eof(reader))
             try:
-                done, _ = await asyncio.wait({pump, watcher}, return_when=asyncio.FIRST_COMPLETED)
-                why = pump.exception() if pump in done else watcher.result()
-                log.info("lost %s: %s", peer.name, why)
+                await self._pump(out, writer, watcher)
+            except (OSError, ConnectionError) as exc:
+                log.info("lost %s: %s", peer.name, exc)
             finally:
                 out.connected = False
                 while not out.queue.empty():
                     out.queue.get_nowait()
-                pump.cancel()
                 watcher.cancel()
-                # abort, not close: close would wait to flush to a peer that may be gone
-                writer.transport.abort()
-                await asyncio.gather(pump, watcher, return_exceptions=True)
+                writer.close()
 
     async def _dial_handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo
@@ -310,32 +269,28 @@ class Network:
         _write_frame(writer, encode_frame({"t": "auth", "sig": mine.hex()}))
         await writer.drain()
 
-    async def _pump(self, out: _Outbound, writer: asyncio.StreamWriter) -> None:
-        """Write queued frames, or a ping when idle, until the connection fails."""
+    async def _pump(
+        self, out: _Outbound, writer: asyncio.StreamWriter, watcher: asyncio.Task[None]
+    ) -> None:
+        """Write queued frames until the connection fails."""
         while True:
-            try:
-                first = await asyncio.wait_for(out.queue.get(), self._ping_interval)
-            except TimeoutError:
-                _write_frame(writer, _PING)
-                await writer.drain()
-                continue
-            chunks = [first]
+            getter = asyncio.ensure_future(out.queue.get())
+            done, _ = await asyncio.wait({getter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+            if getter not in done:
+                getter.cancel()
+                raise ConnectionError("closed by peer")
+            chunks = [getter.result()]
             while not out.queue.empty() and len(chunks) < 256:
                 chunks.append(out.queue.get_nowait())
             writer.write(b"".join(_HEADER.pack(len(c)) + c for c in chunks))
             await writer.drain()
 
-    async def _watch(self, reader: asyncio.StreamReader) -> str:
-        """Finish when the peer closes the dialled connection or nothing (not even its
-        pings, the only thing it sends on it) arrives for ``idle_timeout``."""
-        try:
-            while await asyncio.wait_for(reader.read(4096), self._idle_timeout):
+    @staticmethod
+    async def _watch_eof(reader: asyncio.StreamReader) -> None:
+        """Finish when the peer closes the dialled connection (it never sends on it)."""
+        with contextlib.suppress(OSError, asyncio.IncompleteReadError):
+            while await reader.read(4096):
                 pass
-        except TimeoutError:
-            return f"nothing received for {self._idle_timeout:g} s"
-        except OSError as exc:
-            return str(exc)
-        return "closed by peer"
 
     # ------------------------------------------------------------------ accepting
 
@@ -351,33 +306,19 @@ class Network:
         if old is not None:
             old.close()
         self._inbound[name] = writer
-        pinger = asyncio.create_task(self._ping_loop(writer))
         try:
             while True:
-                raw = await _read_frame(reader, self._idle_timeout)
-                if raw == _PING:
-                    continue
+                raw = await _read_frame(reader)
                 try:
                     self._on_frame(name, raw)
                 except Exception:
                     log.exception("handling a frame from %s failed", name)
-        except TimeoutError:
-            log.info("inbound from %s: nothing received for %g s", name, self._idle_timeout)
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
             log.info("inbound from %s closed: %s", name, exc)
         finally:
-            pinger.cancel()
             if self._inbound.get(name) is writer:
                 del self._inbound[name]
-            writer.transport.abort()
-
-    async def _ping_loop(self, writer: asyncio.StreamWriter) -> None:
-        """Ping on an accepted connection (nothing else is sent on it) so the dialler
-        can tell the link is alive. Not drained: a ping is tiny, and a peer that stops
-        reading is dropped by the idle timeout."""
-        while True:
-            await asyncio.sleep(self._ping_interval)
-            _write_frame(writer, _PING)
+            writer.close()
 
     async def _accept_handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

@@ -249,8 +249,6 @@ class Node:
             peers,
             self._on_frame,
             reconnect_max=self.settings.reconnect_max,
-            ping_interval=self.settings.ping_interval,
-            idle_timeout=self.settings.idle_timeout,
         )
 
     # ------------------------------------------------------------------ start-up

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, model_validator
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.consensus import TimeoutConfig
@@ -65,23 +65,6 @@ class NodeSettings(BaseSettings):
         description="Fetch blocks when a peer is ahead and we made no progress for this long.",
     )
     reconnect_max: float = Field(2.0, gt=0, description="Longest pause between dial attempts.")
-    ping_interval: float = Field(
-        1.0, gt=0, description="Ping a peer link after this long without sending on it."
-    )
-    idle_timeout: float = Field(
-        5.0,
-        gt=0,
-        description=(
-            "Drop (and redial) a peer link after this long without receiving on it; "
-            "must be longer than ping_interval."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _idle_after_ping(self) -> NodeSettings:
-        if self.idle_timeout <= self.ping_interval:
-            raise ValueError("idle_timeout must be longer than ping_interval")
-        return self
 
     @property
     def key_path(self) -> Path:
