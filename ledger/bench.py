@@ -53,7 +53,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["BenchNet", "HttpConn", "bench_ledger", "make_attest_txs"]
+__all__ = ["BenchNet", "HttpConn", "bench_ledger", "free_base_port", "make_attest_txs"]
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -242,7 +242,7 @@ class HttpConn:
 # ---------------------------------------------------------------------- processes
 
 
-def _free_base_port(count: int) -> int:
+def free_base_port(count: int) -> int:
     """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
     for _ in range(200):
         base = random.randrange(20_000, 60_000 - count)
@@ -250,6 +250,7 @@ def _free_base_port(count: int) -> int:
         try:
             for port in range(base, base + count):
                 s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 s.bind(("127.0.0.1", port))
                 socks.append(s)
         except OSError:
@@ -279,7 +280,7 @@ class BenchNet:
     def __init__(self, root: Path, n: int, *, profile: Path | None = None) -> None:
         self.root = root
         self.n = n
-        self.base_port = _free_base_port(2 * n)
+        self.base_port = free_base_port(2 * n)
         self.env = {**os.environ, **BENCH_ENV}
         self.profile = profile
         self.procs: list[subprocess.Popen[bytes]] = []

@@ -11,9 +11,7 @@ Each validator logs to ``<dir>/v<i>.log``.
 from __future__ import annotations
 
 import os
-import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,30 +22,11 @@ from typing import Any, TypeVar
 import httpx
 
 from farm.keys import KeyPair, load_key
+from ledger.bench import free_base_port
 
 T = TypeVar("T")
 
 FARM = [sys.executable, "-m", "farm.cli"]
-
-
-def free_base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free port range")
 
 
 def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) -> T:
