@@ -29,13 +29,16 @@ from sqlmodel import Session
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from farm.coordinator import attestations, recipes_repo, reports, service
+from api import dashboard
+from farm.coordinator import attestations, recipes_repo, reports, revocations, service
 from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.errors import (
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     EnrollmentError,
+    LedgerUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     ResultRefusedError,
@@ -52,10 +55,17 @@ from farm.coordinator.models import (
     BuildPage,
     BuildPublic,
     BuildResultPublic,
+    ConsistencyProofPublic,
     DiffReportPublic,
     EnrollmentTokenCreate,
     EnrollmentTokenPublic,
+    InclusionProofPublic,
+    LedgerCheckpointPublic,
+    LedgerStatusPublic,
     RecipePublic,
+    RevocationCreate,
+    RevocationPage,
+    RevocationPublic,
     utcnow,
 )
 from farm.coordinator.recipes_repo import RecipeFollower
@@ -83,6 +93,8 @@ ERROR_STATUS: dict[type[FarmError], tuple[int, str]] = {
     SignatureError: (422, "bad_signature"),
     RecipeError: (422, "bad_recipe"),
     QuorumError: (409, "no_quorum"),
+    BadRequestError: (400, "bad_request"),
+    LedgerUnavailableError: (503, "ledger_unavailable"),
     ConfigError: (500, "misconfigured"),
     FarmError: (400, "bad_request"),
 }
@@ -139,6 +151,8 @@ class _State:
     clock: Callable[[], datetime]
     follower: RecipeFollower | None = None
     publisher: LedgerPublisher | None = None
+    ledger: LedgerClient | None = None
+    """Reads of the validators (checkpoint, proofs, status), when a ledger is set."""
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
 
@@ -166,11 +180,16 @@ SessionDep = Annotated[Session, Depends(_session)]
 
 
 def _operator(request: Request, authorization: Annotated[str | None, Header()] = None) -> None:
+    _operator_name(request, authorization)
+
+
+def _operator_name(request: Request, authorization: Annotated[str | None, Header()] = None) -> str:
+    """The name of the operator token the request carries; 401 without a valid one."""
     scheme, _, secret = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not secret:
         raise AuthenticationError("operator token required (Authorization: Bearer <token>)")
     with Session(_state(request).engine) as session:
-        service.authenticate_operator(session, secret.strip())
+        return service.authenticate_operator(session, secret.strip()).name
 
 
 async def _builder(request: Request) -> BuilderCaller:
@@ -295,8 +314,12 @@ def _stop_background(state: _State) -> None:
     state.stop.set()
     if state.follower is not None:
         state.follower.wake()
+    if state.publisher is not None:
+        state.publisher.wake()
     for thread in state.threads:
         thread.join(timeout=10)
+    if state.ledger is not None:
+        state.ledger.close()
 
 
 Limit = Annotated[int, Query(ge=1, le=500, description="Items per page.")]
@@ -331,11 +354,15 @@ def _add_attestation_routes(app: FastAPI) -> None:
         sha256: Annotated[str | None, Query(pattern="^(sha256:)?[0-9a-f]{64}$")] = None,
         recipe_digest: Annotated[str | None, Query(pattern="^sha256:[0-9a-f]{64}$")] = None,
         status: Annotated[str, Query(pattern="^(committed|rejected)$")] = "committed",
+        revoked: Annotated[
+            bool | None, Query(description="Only with (true) or without (false) a revocation.")
+        ] = None,
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> AttestationPage:
         """Attestations (newest first) with bundle, ledger index, inclusion proof and
-        checkpoint; ``status=rejected`` lists those the ledger refused, with its reason."""
+        checkpoint; ``status=rejected`` lists those the ledger refused, with its reason.
+        A revoked artifact carries its revocation (reason, ledger index)."""
         return attestations.list_attestations(
             session,
             name=name,
@@ -344,6 +371,7 @@ def _add_attestation_routes(app: FastAPI) -> None:
             sha256=sha256,
             recipe_digest=recipe_digest,
             status=status,
+            revoked=revoked,
             limit=limit,
             offset=offset,
         )
@@ -354,6 +382,102 @@ def _add_attestation_routes(app: FastAPI) -> None:
     ) -> AttestationPublic:
         """One attestation by its ledger transaction id."""
         return attestations.get_attestation(session, tx_id)
+
+
+Sha256 = Annotated[str, Query(pattern="^(sha256:)?[0-9a-f]{64}$", description="Artifact sha256.")]
+
+
+def _add_revocation_routes(app: FastAPI) -> None:
+    """Revocations: an operator asks, the ledger commits a revoke transaction."""
+
+    @app.post(
+        "/v1/revocations",
+        status_code=202,
+        response_model=RevocationPublic,
+        tags=["revocations"],
+    )
+    def revoke(
+        request: Request,
+        body: RevocationCreate,
+        session: SessionDep,
+        operator: Annotated[str, Depends(_operator_name)],
+    ) -> RevocationPublic:
+        """Revoke an attested artifact (operator): the coordinator signs a revoke
+        transaction with its operator key and submits it; the answer is ``pending``
+        until the ledger commits (or refuses) it, see ``GET /v1/revocations/{id}``."""
+        state = _state(request)
+        if state.publisher is None:
+            raise ConflictError("this coordinator has no ledger (farm serve --ledger)")
+        row = revocations.request_revocation(
+            session, body, state.publisher.operator_key, operator, state.clock()
+        )
+        state.publisher.wake()
+        assert row.id is not None
+        return revocations.get_revocation(session, row.id)
+
+    @app.get("/v1/revocations", response_model=RevocationPage, tags=["revocations"])
+    def list_revocations(
+        session: SessionDep,
+        sha256: Sha256 | None = None,
+        status: Annotated[str | None, Query(pattern="^(pending|committed|rejected)$")] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> RevocationPage:
+        """Revocations, newest first, optionally of one artifact or in one status."""
+        return revocations.list_revocations(
+            session, sha256=sha256, status=status, limit=limit, offset=offset
+        )
+
+    @app.get(
+        "/v1/revocations/{revocation_id}", response_model=RevocationPublic, tags=["revocations"]
+    )
+    def get_revocation(
+        session: SessionDep, revocation_id: Annotated[int, Path(ge=1, le=2**31 - 1)]
+    ) -> RevocationPublic:
+        """One revocation: pending, committed (with its receipt) or rejected (with why)."""
+        return revocations.get_revocation(session, revocation_id)
+
+
+LogIndex = Annotated[int, Query(ge=0, le=2**53, description="Log index.")]
+LogSize = Annotated[int, Query(ge=0, le=2**53, description="Tree size.")]
+
+
+def _add_ledger_routes(app: FastAPI) -> None:
+    """The ledger's checkpoint, proofs and status, relayed from its validators."""
+
+    def ledger(request: Request) -> LedgerClient:
+        client = _state(request).ledger
+        if client is None:
+            raise ConflictError("this coordinator has no ledger (farm serve --ledger)")
+        return client
+
+    @app.get("/v1/ledger/checkpoint", response_model=LedgerCheckpointPublic, tags=["ledger"])
+    def checkpoint(request: Request) -> LedgerCheckpointPublic:
+        """The latest checkpoint co-signed by the validators (a signed note)."""
+        return ledger(request).read("/v1/checkpoint", LedgerCheckpointPublic)
+
+    @app.get("/v1/ledger/proofs/inclusion", response_model=InclusionProofPublic, tags=["ledger"])
+    def inclusion(request: Request, index: LogIndex, size: LogSize) -> InclusionProofPublic:
+        """Inclusion proof of entry ``index`` in the tree of ``size`` entries."""
+        if not index < size:
+            raise BadRequestError(f"need index < size (index {index}, size {size})")
+        params = {"index": index, "size": size}
+        return ledger(request).read("/v1/proofs/inclusion", InclusionProofPublic, params)
+
+    @app.get(
+        "/v1/ledger/proofs/consistency", response_model=ConsistencyProofPublic, tags=["ledger"]
+    )
+    def consistency(request: Request, old: LogSize, new: LogSize) -> ConsistencyProofPublic:
+        """Consistency proof between the trees of ``old`` and ``new`` entries."""
+        if not old <= new:
+            raise BadRequestError(f"need old <= new (old {old}, new {new})")
+        params = {"old": old, "new": new}
+        return ledger(request).read("/v1/proofs/consistency", ConsistencyProofPublic, params)
+
+    @app.get("/v1/ledger/status", response_model=LedgerStatusPublic, tags=["ledger"])
+    def ledger_status(request: Request) -> LedgerStatusPublic:
+        """The ledger's height and log size, as the first validator to answer sees them."""
+        return ledger(request).read("/v1/status", LedgerStatusPublic)
 
 
 def _add_scheduling_routes(app: FastAPI) -> None:
@@ -425,6 +549,7 @@ def _make_state(
         )
     if settings.ledger_urls:
         state.publisher = _publisher(state)
+        state.ledger = LedgerClient(state.publisher.client.urls)
     return state
 
 
@@ -444,6 +569,7 @@ def create_app(
         version="1",
         description="Builders enroll and send signed results; operators approve and read.",
         lifespan=partial(_lifespan, state),
+        routes=dashboard.router.routes,  # the operator dashboard (not in the OpenAPI)
     )
     app.state.farm = state
     _install_error_handlers(app)
@@ -477,6 +603,14 @@ def create_app(
             session, state.staging, caller.builder_id, digest, caller.body, state.clock()
         )
         return {"sha256": blob.sha256, "size": blob.size}
+
+    @app.get("/v1/staging/sha256/{digest}", response_class=FileResponse, tags=["staging"])
+    def download(request: Request, digest: str) -> FileResponse:
+        """A staged blob's bytes (public: readers check them against the digest)."""
+        staging = _state(request).staging
+        if not staging.has(digest):
+            raise NotFoundError(f"sha256:{digest} is not in staging")
+        return FileResponse(staging.path_for(digest), media_type="application/octet-stream")
 
     @app.post(
         "/v1/builds/{build_id}/results",
@@ -550,6 +684,8 @@ def create_app(
         return _builder_public(service.get_builder(session, builder_id))
 
     _add_attestation_routes(app)
+    _add_revocation_routes(app)
+    _add_ledger_routes(app)
 
     @app.get("/v1/builds/{build_id}", response_model=BuildPublic, tags=["builds"])
     def build(build_id: str, session: SessionDep) -> BuildPublic:

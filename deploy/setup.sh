@@ -18,7 +18,8 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
-packages=(redis-server mmdebstrap busybox-static git diffoscope)
+# chromium + chromium-driver: the dashboard's browser test; nginx: `farm bench dist`'s baseline.
+packages=(redis-server mmdebstrap busybox-static git diffoscope chromium chromium-driver nginx)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -35,7 +36,7 @@ if (( ${#missing[@]} )); then
 fi
 # The Debian packages start system servers; farm starts its own.
 if command -v systemctl >/dev/null; then
-  for unit in redis-server postgresql; do
+  for unit in redis-server postgresql nginx; do
     if systemctl is-active -q "$unit" 2>/dev/null; then $SUDO systemctl stop "$unit" || true; fi
   done
 fi

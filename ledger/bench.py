@@ -309,10 +309,10 @@ class BenchNet:
     def start(self) -> None:
         """Start every validator (validator 0 under cProfile if asked)."""
         for i in range(self.n):
-            argv = [*FARM, "ledger", "run", "--dir", str(self.root / f"v{i}")]
+            argv = [sys.executable, "-m", "ledger", "run", "--dir", str(self.root / f"v{i}")]
             argv += ["--genesis", str(self.root / "genesis.json"), "--log-level", "WARNING"]
             if i == 0 and self.profile is not None:
-                argv[1:3] = ["-m", "cProfile", "-o", str(self.profile), "-m", "farm.cli"]
+                argv[1:3] = ["-m", "cProfile", "-o", str(self.profile), "-m", "ledger"]
             with (self.root / f"v{i}.log").open("ab") as log:
                 self.procs.append(
                     subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=self.env)

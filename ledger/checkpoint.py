@@ -7,14 +7,27 @@ A checkpoint names one state of the ledger's Merkle log (see :mod:`ledger.merkle
     <base64 root hash>\\n
     [<extension line>\\n ...]
 
-After each block every validator signs that text with its Ed25519 key, and the
-signatures are merged into one signed note (https://c2sp.org/signed-note)::
+After each block, and again every few seconds while the log is idle, every validator
+co-signs that text with its Ed25519 key and the current time, and the co-signatures
+are merged into one signed note (https://c2sp.org/signed-note)::
 
     <checkpoint text>\\n
-    — <key name> <base64(4-byte key ID || 64-byte Ed25519 signature)>\\n
+    — <key name> <base64(4-byte key ID || 8-byte time || 64-byte Ed25519 signature)>\\n
     ...
 
-with key ID = SHA-256(name || 0x0A || 0x01 || 32-byte public key)[:4].
+Each line is a C2SP tlog-cosignature ``cosignature/v1`` (signature type 0x04):
+
+- key ID = SHA-256(name || 0x0A || 0x04 || 32-byte public key)[:4];
+- the time is a big-endian unsigned 64-bit POSIX timestamp, at most 2**63 - 1;
+- the Ed25519 signature is over ``"cosignature/v1\\ntime <decimal time>\\n"``
+  followed by the checkpoint text (including its final newline).
+
+Plain signed-note Ed25519 signatures (type 0x01, over the text alone, key ID with
+0x01), which validators made before they timestamped their co-signatures, still count
+towards trust in :func:`verify_checkpoint`; they carry no time, so only cosignature/v1
+lines count in :func:`cosigned_time` and :func:`verify_fresh_checkpoint` (see
+docs/adr/0010-timestamped-cosignatures.md). The two kinds have different key IDs and
+domain-separated messages, so a line can only ever be read one way.
 
 Invariants:
 
@@ -25,6 +38,9 @@ Invariants:
   distinct known validator keys signed it validly. Signatures from unknown keys are
   ignored, as the signed-note specification requires; a key that signs twice counts
   once; an invalid signature from a known key does not count (see its docstring).
+- :func:`cosigned_time` is a time that at least ``threshold`` distinct known
+  validators vouch for: with at most f faulty among them, at least one honest validator
+  said the checkpoint was current at that time or later.
 """
 
 from __future__ import annotations
@@ -32,9 +48,10 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -46,13 +63,21 @@ from ledger.errors import CheckpointError
 from ledger.merkle import HASH_SIZE
 
 __all__ = [
+    "MAX_CLOCK_SKEW",
     "MAX_NOTE_BYTES",
     "MAX_SIGNATURES",
+    "MAX_TIMESTAMP",
     "Checkpoint",
     "NoteSignature",
     "PublicKeyLike",
     "SignatureTally",
     "SignedNote",
+    "cosign_checkpoint",
+    "cosignature_key_id",
+    "cosignature_message",
+    "cosignature_time",
+    "cosignatures",
+    "cosigned_time",
     "encode_vkey",
     "key_id",
     "merge_signatures",
@@ -62,6 +87,7 @@ __all__ = [
     "signature_threshold",
     "tally_signatures",
     "verify_checkpoint",
+    "verify_fresh_checkpoint",
 ]
 
 PublicKeyLike = Ed25519PublicKey | bytes
@@ -73,7 +99,17 @@ MAX_SIGNATURES = 100
 MAX_NOTE_BYTES = 256 * 1024
 """Largest note accepted, in UTF-8 bytes; far above 100 Ed25519 co-signatures."""
 
+MAX_TIMESTAMP = 2**63 - 1
+"""Largest cosignature time allowed by C2SP tlog-cosignature."""
+
+MAX_CLOCK_SKEW = 60.0
+"""Seconds a checkpoint's time may lie ahead of the verifier's clock in
+:func:`verify_fresh_checkpoint` (and a peer's co-signature ahead of a validator's)."""
+
 _ED25519_TYPE = b"\x01"
+_COSIGNATURE_TYPE = b"\x04"  # C2SP tlog-cosignature, timestamped Ed25519
+_COSIGNATURE_HEADER = "cosignature/v1\n"
+_TIMESTAMP_SIZE = 8
 _ED25519_KEY_SIZE = 32
 _ED25519_SIG_SIZE = 64
 _KEY_ID_SIZE = 4
@@ -140,16 +176,29 @@ def _check_key_name(name: str) -> None:
 # --- keys -----------------------------------------------------------------------------
 
 
+def _key_id(name: str, public_key: PublicKeyLike, sig_type: bytes) -> bytes:
+    _check_key_name(name)
+    raw = _raw_public_key(public_key)
+    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + sig_type + raw).digest()
+    return digest[:_KEY_ID_SIZE]
+
+
 def key_id(name: str, public_key: PublicKeyLike) -> bytes:
-    """The 4-byte signed-note key ID of an Ed25519 key under ``name``:
+    """The 4-byte signed-note key ID of a plain Ed25519 key under ``name``:
     SHA-256(name || 0x0A || 0x01 || public key)[:4].
 
     Raises CheckpointError for an invalid name or a key that is not 32 bytes.
     """
-    _check_key_name(name)
-    raw = _raw_public_key(public_key)
-    digest = hashlib.sha256(name.encode("utf-8") + b"\n" + _ED25519_TYPE + raw).digest()
-    return digest[:_KEY_ID_SIZE]
+    return _key_id(name, public_key, _ED25519_TYPE)
+
+
+def cosignature_key_id(name: str, public_key: PublicKeyLike) -> bytes:
+    """The 4-byte key ID of an Ed25519 cosigner (C2SP tlog-cosignature) under
+    ``name``: SHA-256(name || 0x0A || 0x04 || public key)[:4].
+
+    Raises CheckpointError for an invalid name or a key that is not 32 bytes.
+    """
+    return _key_id(name, public_key, _COSIGNATURE_TYPE)
 
 
 def encode_vkey(name: str, public_key: PublicKeyLike) -> str:
@@ -368,27 +417,93 @@ def _parse_signature_line(number: int, line: str) -> NoteSignature:
     return NoteSignature(name, raw[:_KEY_ID_SIZE], raw[_KEY_ID_SIZE:])
 
 
-def sign_checkpoint(checkpoint: Checkpoint | str, name: str, private_key: Ed25519PrivateKey) -> str:
-    """Add one validator's Ed25519 signature to a checkpoint and return the signed note.
-
-    ``checkpoint`` is either a :class:`Checkpoint` (the result then has one signature)
-    or a signed note over a checkpoint, whose signatures are kept, except an earlier
-    one by this same key, which the new one replaces. Raises CheckpointError for an
-    invalid name, a malformed note, or a note whose text is not a checkpoint.
-    """
-    existing: tuple[NoteSignature, ...] = ()
+def _checkpoint_text(checkpoint: Checkpoint | str) -> tuple[str, tuple[NoteSignature, ...]]:
+    """The checkpoint text to sign and the signatures a note already carries."""
     if isinstance(checkpoint, Checkpoint):
-        text = checkpoint.body()
-    else:
-        parsed = parse_note(checkpoint)
-        Checkpoint.from_body(parsed.text)
-        text, existing = parsed.text, parsed.signatures
-    kid = key_id(name, private_key.public_key())
-    signature = NoteSignature(name, kid, private_key.sign(text.encode("utf-8")))
-    kept = tuple(s for s in existing if (s.name, s.key_id) != (name, kid))
+        return checkpoint.body(), ()
+    parsed = parse_note(checkpoint)
+    Checkpoint.from_body(parsed.text)
+    return parsed.text, parsed.signatures
+
+
+def _add_signature(text: str, existing: tuple[NoteSignature, ...], signature: NoteSignature) -> str:
+    kept = tuple(s for s in existing if (s.name, s.key_id) != (signature.name, signature.key_id))
     if len(kept) + 1 > MAX_SIGNATURES:
         raise CheckpointError(f"a note carries at most {MAX_SIGNATURES} signatures")
     return SignedNote(text, (*kept, signature)).render()
+
+
+def sign_checkpoint(checkpoint: Checkpoint | str, name: str, private_key: Ed25519PrivateKey) -> str:
+    """Add one plain signed-note Ed25519 signature (type 0x01, no time) to a checkpoint.
+
+    Validators now co-sign with :func:`cosign_checkpoint`; this remains for notes in
+    the older form and for interoperability tests. ``checkpoint`` is either a
+    :class:`Checkpoint` (the result then has one signature) or a signed note over a
+    checkpoint, whose signatures are kept, except an earlier one by this same key and
+    type, which the new one replaces. Raises CheckpointError for an invalid name, a
+    malformed note, or a note whose text is not a checkpoint.
+    """
+    text, existing = _checkpoint_text(checkpoint)
+    kid = key_id(name, private_key.public_key())
+    signature = NoteSignature(name, kid, private_key.sign(text.encode("utf-8")))
+    return _add_signature(text, existing, signature)
+
+
+def cosignature_message(text: str, timestamp: int) -> bytes:
+    """The bytes a cosignature/v1 signs: ``cosignature/v1``, ``time <timestamp>`` and
+    the checkpoint text, each line ending in a newline (C2SP tlog-cosignature).
+
+    Raises CheckpointError for a time outside 0..MAX_TIMESTAMP or a text that does not
+    end in a newline.
+    """
+    _check_timestamp(timestamp)
+    if not text.endswith("\n"):
+        raise CheckpointError("checkpoint text does not end with a newline")
+    return f"{_COSIGNATURE_HEADER}time {timestamp}\n{text}".encode()
+
+
+def cosignature_time(signature: NoteSignature) -> int:
+    """The time a cosignature/v1 line claims, read without verifying anything.
+
+    Raises CheckpointError if the line is not 4 + 8 + 64 bytes or its time exceeds
+    MAX_TIMESTAMP. Only a verified time means anything: see :func:`cosignatures`.
+    """
+    blob = signature.signature
+    if len(blob) != _TIMESTAMP_SIZE + _ED25519_SIG_SIZE:
+        raise CheckpointError(
+            f"signature by {signature.name} is {len(blob) + _KEY_ID_SIZE} bytes, "
+            f"not a cosignature/v1 ({_KEY_ID_SIZE + _TIMESTAMP_SIZE + _ED25519_SIG_SIZE})"
+        )
+    stamp = int.from_bytes(blob[:_TIMESTAMP_SIZE], "big")
+    _check_timestamp(stamp)
+    return stamp
+
+
+def _check_timestamp(timestamp: int) -> None:
+    if isinstance(timestamp, bool) or not isinstance(timestamp, int):
+        raise CheckpointError(f"cosignature time {timestamp!r} is not an integer")
+    if not 0 <= timestamp <= MAX_TIMESTAMP:
+        raise CheckpointError(f"cosignature time {timestamp} is outside 0..2^63-1")
+
+
+def cosign_checkpoint(
+    checkpoint: Checkpoint | str, name: str, private_key: Ed25519PrivateKey, timestamp: int
+) -> str:
+    """Add one validator's timestamped cosignature (C2SP cosignature/v1) to a checkpoint.
+
+    The validator states that, as of ``timestamp`` (POSIX seconds), this checkpoint is
+    the largest tree of the log it has seen. ``checkpoint`` is a :class:`Checkpoint`
+    (the result then has one signature) or a signed note over one, whose signatures
+    are kept, except an earlier cosignature by this same key, which the new one
+    replaces. Raises CheckpointError for an invalid name or time, a malformed note, or
+    a note whose text is not a checkpoint.
+    """
+    text, existing = _checkpoint_text(checkpoint)
+    message = cosignature_message(text, timestamp)
+    kid = cosignature_key_id(name, private_key.public_key())
+    stamp = timestamp.to_bytes(_TIMESTAMP_SIZE, "big")
+    signature = NoteSignature(name, kid, stamp + private_key.sign(message))
+    return _add_signature(text, existing, signature)
 
 
 def merge_signatures(*notes: str | bytes) -> str:
@@ -429,16 +544,18 @@ def merge_signatures(*notes: str | bytes) -> str:
 class SignatureTally:
     """Who signed a note, judged against a set of known keys. Never an error by itself.
 
-    ``valid`` names the distinct known keys with a valid signature; ``invalid`` the
-    known keys whose every signature failed; ``unknown`` the signature lines ignored
-    because no known key has that name and key ID; ``known`` is how many distinct
-    known keys there are.
+    ``valid`` names the distinct known keys with a valid signature (of either type);
+    ``invalid`` the known keys whose every signature failed; ``unknown`` the signature
+    lines ignored because no known key has that name and key ID; ``known`` is how many
+    distinct known keys there are; ``times`` maps each known key (by the name in
+    ``valid``) with a valid cosignature/v1 to the newest time it vouched for.
     """
 
     valid: tuple[str, ...]
     invalid: tuple[str, ...]
     unknown: tuple[str, ...]
     known: int
+    times: Mapping[str, int] = field(default_factory=dict)
 
     def summary(self, threshold: int) -> str:
         """A one-line account, e.g. ``2/3 known validator signatures, need 3``."""
@@ -450,39 +567,104 @@ class SignatureTally:
         return text
 
 
+@dataclass(frozen=True)
+class _Judged:
+    """Every signature of a note judged: by raw key, the valid name, best cosignature."""
+
+    valid: dict[bytes, str]
+    failed: dict[bytes, str]
+    unknown: list[str]
+    cosigs: dict[bytes, tuple[int, NoteSignature]]
+    known: int
+
+
+def _judge(note: SignedNote, known: Mapping[str, PublicKeyLike]) -> _Judged:
+    """Verify every signature line of ``note`` made by a key in ``known``.
+
+    Plain (0x01) lines: one valid line per key is enough. Cosignature (0x04) lines:
+    the newest valid one per key is kept, so a line with a later time is verified even
+    when the key already has a valid one.
+    """
+    by_name_and_id: dict[tuple[str, bytes], tuple[bytes, bool]] = {}
+    for name, public_key in known.items():
+        raw = _raw_public_key(public_key)
+        by_name_and_id[(name, key_id(name, raw))] = (raw, False)
+        by_name_and_id[(name, cosignature_key_id(name, raw))] = (raw, True)
+    body = note.text.encode("utf-8")
+    valid: dict[bytes, str] = {}
+    failed: dict[bytes, str] = {}
+    cosigs: dict[bytes, tuple[int, NoteSignature]] = {}
+    unknown: list[str] = []
+    for sig in note.signatures:
+        match = by_name_and_id.get((sig.name, sig.key_id))
+        if match is None:
+            unknown.append(sig.name)
+            continue
+        raw_key, timestamped = match
+        if timestamped:
+            ok, stamp = _cosignature_valid(raw_key, sig.signature, note.text, cosigs.get(raw_key))
+            if ok:
+                cosigs[raw_key] = (stamp, sig)
+        elif raw_key in valid:
+            continue
+        else:
+            ok = _ed25519_valid(raw_key, sig.signature, body)
+        if ok:
+            valid.setdefault(raw_key, sig.name)
+            failed.pop(raw_key, None)
+        elif raw_key not in valid:
+            failed.setdefault(raw_key, sig.name)
+    distinct = len({raw for raw, _ in by_name_and_id.values()})
+    return _Judged(valid, failed, unknown, cosigs, distinct)
+
+
+def _cosignature_valid(
+    raw_key: bytes, blob: bytes, text: str, best: tuple[int, NoteSignature] | None
+) -> tuple[bool, int]:
+    """(valid, time) of a cosignature/v1 ``blob`` (time || signature) over ``text``.
+
+    A line no newer than ``best`` is not verified and reported valid only if it is
+    ``best`` itself being repeated; it adds nothing either way.
+    """
+    if len(blob) != _TIMESTAMP_SIZE + _ED25519_SIG_SIZE:
+        return False, 0
+    stamp = int.from_bytes(blob[:_TIMESTAMP_SIZE], "big")
+    if stamp > MAX_TIMESTAMP:
+        return False, stamp
+    if best is not None and stamp <= best[0]:
+        return best[1].signature == blob, stamp
+    message = cosignature_message(text, stamp)
+    return _ed25519_valid(raw_key, blob[_TIMESTAMP_SIZE:], message), stamp
+
+
 def tally_signatures(note: SignedNote, known: Mapping[str, PublicKeyLike]) -> SignatureTally:
     """Check every signature of ``note`` made by a key in ``known`` (name → key).
 
-    A key is matched by name and key ID together. Keys are counted by their public
-    key bytes, so one key listed under two names, or signing twice, counts once.
+    A key is matched by name and key ID together, for either signature type (plain
+    Ed25519 0x01 or cosignature/v1 0x04). Keys are counted by their public key bytes,
+    so one key listed under two names, or signing twice, counts once.
     Raises CheckpointError only for an unusable ``known`` entry (bad name or key).
     """
-    by_name_and_id: dict[tuple[str, bytes], bytes] = {}
-    for name, public_key in known.items():
-        raw = _raw_public_key(public_key)
-        by_name_and_id[(name, key_id(name, raw))] = raw
-    message = note.text.encode("utf-8")
-    valid: dict[bytes, str] = {}
-    failed: dict[bytes, str] = {}
-    unknown: list[str] = []
-    for sig in note.signatures:
-        raw_key = by_name_and_id.get((sig.name, sig.key_id))
-        if raw_key is None:
-            unknown.append(sig.name)
-            continue
-        if raw_key in valid:
-            continue
-        if _ed25519_valid(raw_key, sig.signature, message):
-            valid[raw_key] = sig.name
-            failed.pop(raw_key, None)
-        else:
-            failed.setdefault(raw_key, sig.name)
+    judged = _judge(note, known)
     return SignatureTally(
-        valid=tuple(valid.values()),
-        invalid=tuple(failed.values()),
-        unknown=tuple(unknown),
-        known=len(set(by_name_and_id.values())),
+        valid=tuple(judged.valid.values()),
+        invalid=tuple(judged.failed.values()),
+        unknown=tuple(judged.unknown),
+        known=judged.known,
+        times={judged.valid[raw]: stamp for raw, (stamp, _) in judged.cosigs.items()},
     )
+
+
+def cosignatures(
+    note: SignedNote, known: Mapping[str, PublicKeyLike]
+) -> dict[str, tuple[int, NoteSignature]]:
+    """The valid cosignature/v1 lines of ``note`` by keys of ``known``: for each key,
+    under the name it signed with, its newest (time, signature line).
+
+    Raises CheckpointError only for an unusable ``known`` entry (bad name or key).
+    """
+    judged = _judge(note, known)
+    return {sig.name: (stamp, sig) for stamp, sig in judged.cosigs.values()}
 
 
 def _ed25519_valid(raw_key: bytes, signature: bytes, message: bytes) -> bool:
@@ -495,25 +677,12 @@ def _ed25519_valid(raw_key: bytes, signature: bytes, message: bytes) -> bool:
     return True
 
 
-def verify_checkpoint(
+def _verified(
     note_text: str | bytes,
     known: Mapping[str, PublicKeyLike],
     threshold: int,
     origin: str,
-) -> Checkpoint:
-    """Return the checkpoint of ``note_text`` if it is trusted; raise otherwise.
-
-    Trusted means: the note parses strictly, its text is a checkpoint for ``origin``,
-    and at least ``threshold`` distinct keys of ``known`` (name → Ed25519 public key)
-    signed that text validly. Unknown signers are ignored. An invalid signature from a
-    known key is not counted but does not by itself reject the note (the signed-note
-    spec says clients SHOULD reject it): a single faulty validator, or whoever relays
-    the note, must not be able to veto a checkpoint that 2f+1 validators signed.
-
-    Raises CheckpointError: for a threshold below 1 or above the number of known keys,
-    a malformed note or checkpoint, another origin, or too few signatures, with a
-    message such as ``2/3 known validator signatures, need 3``.
-    """
+) -> tuple[Checkpoint, SignatureTally]:
     distinct = len({_raw_public_key(k) for k in known.values()})
     if threshold < 1:
         raise CheckpointError(f"threshold {threshold} trusts nothing signed; it must be >= 1")
@@ -531,5 +700,101 @@ def verify_checkpoint(
     if len(tally.valid) < threshold:
         raise CheckpointError(
             f"checkpoint {origin} at size {checkpoint.size}: {tally.summary(threshold)}"
+        )
+    return checkpoint, tally
+
+
+def verify_checkpoint(
+    note_text: str | bytes,
+    known: Mapping[str, PublicKeyLike],
+    threshold: int,
+    origin: str,
+) -> Checkpoint:
+    """Return the checkpoint of ``note_text`` if it is trusted; raise otherwise.
+
+    Trusted means: the note parses strictly, its text is a checkpoint for ``origin``,
+    and at least ``threshold`` distinct keys of ``known`` (name → Ed25519 public key)
+    signed that text validly, with a cosignature/v1 or a plain signed-note signature.
+    Unknown signers are ignored. An invalid signature from a known key is not counted
+    but does not by itself reject the note (the signed-note spec says clients SHOULD
+    reject it): a single faulty validator, or whoever relays the note, must not be able
+    to veto a checkpoint that 2f+1 validators signed. The time of the cosignatures is
+    not judged here: use :func:`verify_fresh_checkpoint` for that.
+
+    Raises CheckpointError: for a threshold below 1 or above the number of known keys,
+    a malformed note or checkpoint, another origin, or too few signatures, with a
+    message such as ``2/3 known validator signatures, need 3``.
+    """
+    return _verified(note_text, known, threshold, origin)[0]
+
+
+def cosigned_time(
+    note: str | bytes,
+    known: Mapping[str, PublicKeyLike],
+    threshold: int,
+    origin: str,
+) -> int:
+    """The time (POSIX seconds) at which at least ``threshold`` distinct known
+    validators vouch that the checkpoint of ``note`` was the latest state of the log.
+
+    The note is first verified as by :func:`verify_checkpoint`. Then the newest valid
+    cosignature/v1 time of each distinct known key is taken, sorted newest first, and
+    the ``threshold``-th is returned: with threshold 2f+1, f faulty validators signing
+    far-future times cannot make a stale checkpoint look fresh.
+
+    Raises CheckpointError: everything :func:`verify_checkpoint` raises, and when fewer
+    than ``threshold`` known keys made a valid timestamped cosignature.
+    """
+    checkpoint, tally = _verified(note, known, threshold, origin)
+    return _threshold_time(checkpoint, tally, threshold)
+
+
+def _threshold_time(checkpoint: Checkpoint, tally: SignatureTally, threshold: int) -> int:
+    times = sorted(tally.times.values(), reverse=True)
+    if len(times) < threshold:
+        raise CheckpointError(
+            f"checkpoint {checkpoint.origin} at size {checkpoint.size}: {len(times)}/"
+            f"{tally.known} known validators gave it a time (cosignature/v1), need {threshold}"
+        )
+    return times[threshold - 1]
+
+
+def verify_fresh_checkpoint(
+    note: str | bytes,
+    known: Mapping[str, PublicKeyLike],
+    threshold: int,
+    origin: str,
+    *,
+    now: float,
+    max_age: float,
+) -> Checkpoint:
+    """Return the checkpoint of ``note`` if it is trusted and recent; raise otherwise.
+
+    Recent means: its :func:`cosigned_time` is at most ``max_age`` seconds before
+    ``now`` (POSIX seconds, the caller's clock) and at most :data:`MAX_CLOCK_SKEW`
+    seconds after it. This is the defence against a freeze attack (TUF): a node, or
+    a ledger whose validators are halted, serving an old checkpoint forever.
+
+    Raises CheckpointError: everything :func:`cosigned_time` raises; ``now`` or
+    ``max_age`` not finite or ``max_age`` negative; a checkpoint too old (message
+    ``checkpoint is 3600 s old, older than the 600 s allowed: ...``) or in the future.
+    """
+    if not (math.isfinite(now) and math.isfinite(max_age)) or max_age < 0:
+        raise CheckpointError(
+            f"freshness check needs a finite now and max_age >= 0, got now={now!r}, "
+            f"max_age={max_age!r}"
+        )
+    checkpoint, tally = _verified(note, known, threshold, origin)
+    stamp = _threshold_time(checkpoint, tally, threshold)
+    age = now - stamp
+    if age > max_age:
+        raise CheckpointError(
+            f"checkpoint is {age:.0f} s old, older than the {max_age:g} s allowed: "
+            "the node or the ledger may be frozen; try another node"
+        )
+    if -age > MAX_CLOCK_SKEW:
+        raise CheckpointError(
+            f"checkpoint is dated {-age:.0f} s in the future, more than the "
+            f"{MAX_CLOCK_SKEW:g} s of clock skew allowed: check this machine's clock"
         )
     return checkpoint

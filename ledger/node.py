@@ -11,8 +11,17 @@ store and the mempool are only ever touched by one piece of code at a time:
 - ``ScheduleTimeout`` becomes ``loop.call_later``; ``Broadcast`` is queued to every
   peer (the machine has already persisted the vote through the vote guard, so a vote
   is on disk before it can leave); ``Decide`` commits the block atomically in the
-  store, applies it to the state, answers the waiting submitters, signs the new
-  checkpoint and gossips the co-signature.
+  store, applies it to the state, answers the waiting submitters, co-signs the new
+  checkpoint with the current time (C2SP cosignature/v1) and gossips the co-signature.
+
+Checkpoint freshness: a validator also re-cosigns its latest checkpoint whenever it
+has not co-signed anything for ``cosign_interval`` seconds, and merges its peers'
+fresher co-signatures (one per validator, the newest) into the trusted note it serves,
+storing it again when the time that 2f+1 validators vouch for moves forward. So an idle
+ledger's checkpoint stays fresh, and one that cannot get 2f+1 validators to co-sign
+(halted, or cut off) visibly ages; clients refuse it with
+:func:`ledger.checkpoint.verify_fresh_checkpoint`. The re-cosigning also re-sends a
+co-signature a peer may have missed.
 
 Idle policy (no empty blocks): after a commit the next height starts at once when
 the mempool holds transactions, or as soon as a transaction or a consensus message
@@ -47,12 +56,14 @@ from farm.errors import ConfigError
 from farm.keys import KeyPair
 from ledger.block import Block, CommitCertificate, ValidatorSet
 from ledger.checkpoint import (
+    MAX_CLOCK_SKEW,
     Checkpoint,
-    merge_signatures,
+    NoteSignature,
+    SignedNote,
+    cosign_checkpoint,
+    cosignatures,
     parse_note,
-    sign_checkpoint,
     signature_threshold,
-    tally_signatures,
 )
 from ledger.consensus import (
     Broadcast,
@@ -89,6 +100,32 @@ class CommitInfo:
 
     index: int
     height: int
+
+
+@dataclass
+class _Cosigned:
+    """The verified co-signatures of one checkpoint text: the newest per validator."""
+
+    text: str
+    sigs: dict[str, tuple[int, NoteSignature]]
+
+    def add(self, name: str, stamp: int, sig: NoteSignature) -> bool:
+        """Keep ``sig`` unless ``name`` already co-signed at ``stamp`` or later."""
+        old = self.sigs.get(name)
+        if old is not None and old[0] >= stamp:
+            return False
+        self.sigs[name] = (stamp, sig)
+        return True
+
+    def time(self, threshold: int) -> int:
+        """The newest time ``threshold`` validators vouch for (0: not enough of them)."""
+        times = sorted((t for t, _ in self.sigs.values()), reverse=True)
+        return times[threshold - 1] if len(times) >= threshold else 0
+
+    def render(self) -> str:
+        """The signed note, signature lines in validator-name order."""
+        lines = tuple(self.sigs[name][1] for name in sorted(self.sigs))
+        return SignedNote(self.text, lines).render()
 
 
 def note_size(note: str) -> int:
@@ -219,22 +256,34 @@ class Node:
         self._relayed: OrderedDict[bytes, None] = OrderedDict()
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
         self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._cosigs: dict[int, str] = {}  # size → merged note, until it is trusted
-        self._cosigners: dict[int, set[str]] = {}  # size → who signed it (verified)
+        self._pending: dict[int, _Cosigned] = {}  # size → co-signatures, until trusted
         self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
         self._signed_size = -1
-        note = self.store.latest_checkpoint()
-        self.checkpoint_size = -1 if note is None else note_size(note)
+        self._last_cosign = time.monotonic()
+        self._trusted: _Cosigned | None = None  # the checkpoint at checkpoint_size
+        self._trusted_time = 0
+        self.checkpoint_size = -1
+        self._load_checkpoint()
         self.peer_heights: dict[str, int] = {}
         self.last_progress = time.monotonic()
         self.syncing = False
         self._sync_task: asyncio.Task[None] | None = None
         self._status_task: asyncio.Task[None] | None = None
+        self._cosign_task: asyncio.Task[None] | None = None
         self._timers: list[asyncio.TimerHandle] = []
         self._start_handle: asyncio.TimerHandle | None = None
 
         self.http_addr = {v.name: v.http for v in genesis.validators}
         self.net = self._make_network()
+
+    def _load_checkpoint(self) -> None:
+        """Resume from the latest stored checkpoint and its co-signatures."""
+        note = self.store.latest_checkpoint()
+        if note is not None:
+            parsed = parse_note(note)
+            self.checkpoint_size = note_size(note)
+            self._trusted = _Cosigned(parsed.text, cosignatures(parsed, self._keys))
+            self._trusted_time = self._trusted.time(self._threshold)
 
     def _make_network(self) -> Network:
         peers = []
@@ -258,6 +307,7 @@ class Node:
         await self.net.start()
         loop = asyncio.get_running_loop()
         self._status_task = loop.create_task(self._status_loop())
+        self._cosign_task = loop.create_task(self._cosign_loop())
         log.info(
             "%s: chain %s, height %d, log size %d",
             self.name,
@@ -270,7 +320,7 @@ class Node:
         """Stop timers and tasks, close the network and the databases."""
         for handle in self._timers:
             handle.cancel()
-        for task in (self._status_task, self._sync_task):
+        for task in (self._status_task, self._cosign_task, self._sync_task):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -437,20 +487,37 @@ class Node:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _cosign(self) -> None:
+    def _cosign(self, *, refresh: bool = False) -> None:
+        """Co-sign our latest checkpoint with the current time and gossip it: after a
+        commit (a size not signed yet), or with ``refresh`` to vouch again that it is
+        still the latest."""
         size = self.state.size
-        if size <= self._signed_size or size <= self.checkpoint_size or size == 0:
+        if size == 0 or (size <= self._signed_size and not refresh):
             return
+        first_time = size > self._signed_size
         self._signed_size = size
-        note = sign_checkpoint(
-            Checkpoint(self.chain_id, size, self.state.root), self.name, self._key
-        )
-        self._add_cosig(size, note, (self.name,))
+        self._last_cosign = time.monotonic()
+        checkpoint = Checkpoint(self.chain_id, size, self.state.root)
+        stamp = int(time.time())
+        note = cosign_checkpoint(checkpoint, self.name, self._key, stamp)
+        self._add_cosig(size, checkpoint.body(), self.name, stamp, parse_note(note).signatures[0])
         self.net.broadcast(encode_frame({"t": "cosig", "note": note}))
-        for early in self._early.pop(size, []):
-            self._on_cosig(early)
-        for s in [s for s in self._early if s < size]:
-            del self._early[s]
+        if first_time:
+            for early in self._early.pop(size, []):
+                self._on_cosig(early)
+            for s in [s for s in self._early if s < size]:
+                del self._early[s]
+
+    async def _cosign_loop(self) -> None:
+        """Re-cosign whenever nothing was co-signed for ``cosign_interval`` seconds."""
+        interval = self.settings.cosign_interval
+        while True:
+            due = self._last_cosign + interval - time.monotonic()
+            if due > 0:
+                await asyncio.sleep(due)
+                continue
+            self._cosign(refresh=True)
+            self._last_cosign = time.monotonic()
 
     def _on_cosig(self, note: str) -> None:
         try:
@@ -459,59 +526,86 @@ class Node:
         except CheckpointError as exc:
             log.info("malformed co-signature: %s", exc)
             return
-        if cp.origin != self.chain_id or cp.size <= self.checkpoint_size:
+        if cp.origin != self.chain_id or cp.size < self.checkpoint_size:
             return
         if cp.size > self.state.size:
-            if len(self._early) < EARLY_COSIGS:
-                self._early.setdefault(cp.size, []).append(note)
+            waiting = self._early.get(cp.size, [])
+            if len(self._early) < EARLY_COSIGS and len(waiting) < 2 * self.validators.n:
+                self._early.setdefault(cp.size, waiting).append(note)
             return
         if cp.root_hash != self.state.log.root(cp.size):
             log.warning("co-signature for size %d with a root that is not ours", cp.size)
             return
+        self._on_own_root_cosig(cp.size, parsed)
+
+    def _on_own_root_cosig(self, size: int, parsed: SignedNote) -> None:
+        """A peer's co-signature of our own checkpoint at ``size``: merge it if it is
+        one valid, not future-dated cosignature/v1 by a validator."""
         if len(parsed.signatures) != 1:
             return  # peers send their own signature only
-        tally = tally_signatures(parsed, self._keys)
-        if tally.invalid or not tally.valid:
+        found = cosignatures(parsed, self._keys)
+        if len(found) != 1:
             return
-        self._add_cosig(cp.size, note, tally.valid)
+        name, (stamp, sig) = found.popitem()
+        if stamp > time.time() + MAX_CLOCK_SKEW:
+            log.info("co-signature by %s dated %d s ahead: ignored", name, stamp - time.time())
+            return
+        self._add_cosig(size, parsed.text, name, stamp, sig)
 
-    def _add_cosig(self, size: int, note: str, signers: tuple[str, ...]) -> None:
-        """Merge ``note``, whose signatures by ``signers`` are already verified; store
-        the merged note once 2f+1 distinct validators signed it."""
-        merged = merge_signatures(self._cosigs[size], note) if size in self._cosigs else note
-        self._cosigs[size] = merged
-        who = self._cosigners.setdefault(size, set())
-        who.update(signers)
-        if len(who) >= self._threshold and size > self.checkpoint_size:
-            self.store.put_checkpoint(size, merged)
-            self.checkpoint_size = size
-            for s in [s for s in self._cosigs if s <= size]:
-                del self._cosigs[s]
-                self._cosigners.pop(s, None)
-            waiting = self._checkpoint_waiters
-            self._checkpoint_waiters = [(s, f) for s, f in waiting if s > size]
-            for s, fut in waiting:
-                if s <= size and not fut.done():
-                    fut.set_result(None)
-        while len(self._cosigs) > 256:
-            oldest = min(self._cosigs)
-            del self._cosigs[oldest]
-            self._cosigners.pop(oldest, None)
+    def _add_cosig(self, size: int, text: str, name: str, stamp: int, sig: NoteSignature) -> None:
+        """Merge a verified co-signature of the checkpoint ``text`` at ``size``; store
+        the note once 2f+1 distinct validators signed it, and again whenever fresher
+        co-signatures advance the time 2f+1 of them vouch for."""
+        trusted = self._trusted
+        if size == self.checkpoint_size and trusted is not None:
+            if trusted.add(name, stamp, sig):
+                when = trusted.time(self._threshold)
+                if when > self._trusted_time:
+                    self._trusted_time = when
+                    self.store.put_checkpoint(size, trusted.render())
+            return
+        if size < self.checkpoint_size:
+            return
+        entry = self._pending.setdefault(size, _Cosigned(text, {}))
+        entry.add(name, stamp, sig)
+        if len(entry.sigs) >= self._threshold:
+            self._trust(size, entry)
+        while len(self._pending) > 256:
+            del self._pending[min(self._pending)]
+
+    def _trust(self, size: int, entry: _Cosigned) -> None:
+        """``entry`` has 2f+1 co-signatures: store it as the latest checkpoint."""
+        self.store.put_checkpoint(size, entry.render())
+        self.checkpoint_size = size
+        self._trusted = entry
+        self._trusted_time = entry.time(self._threshold)
+        for s in [s for s in self._pending if s <= size]:
+            del self._pending[s]
+        waiting = self._checkpoint_waiters
+        self._checkpoint_waiters = [(s, f) for s, f in waiting if s > size]
+        for s, fut in waiting:
+            if s <= size and not fut.done():
+                fut.set_result(None)
 
     def store_checkpoint(self, note: str) -> bool:
-        """Keep a trusted checkpoint fetched from a peer if it matches our log."""
-        cp = Checkpoint.from_body(parse_note(note).text)
-        if cp.size <= self.checkpoint_size or cp.size > self.state.size:
+        """Keep a trusted checkpoint fetched from a peer if it matches our log (or its
+        fresher co-signatures, for the checkpoint we already trust)."""
+        parsed = parse_note(note)
+        cp = Checkpoint.from_body(parsed.text)
+        if cp.origin != self.chain_id:
+            return False
+        if cp.size < self.checkpoint_size or cp.size > self.state.size:
             return False
         if cp.root_hash != self.state.log.root(cp.size):
             return False
-        tally = tally_signatures(parse_note(note), self._keys)
-        if len(tally.valid) < self._threshold:
+        found = cosignatures(parsed, self._keys)
+        if len(found) < self._threshold and cp.size > self.checkpoint_size:
             return False
-        self._cosigs.pop(cp.size, None)
-        self._cosigners.pop(cp.size, None)
-        self._add_cosig(cp.size, note, tally.valid)
-        return True
+        before = (self.checkpoint_size, self._trusted_time)
+        for name, (stamp, sig) in found.items():
+            if stamp <= time.time() + MAX_CLOCK_SKEW:
+                self._add_cosig(cp.size, parsed.text, name, stamp, sig)
+        return (self.checkpoint_size, self._trusted_time) != before
 
     async def wait_checkpoint(self, size: int, timeout: float) -> None:
         """Wait until a co-signed checkpoint covers ``size`` entries (or time out)."""

@@ -64,6 +64,15 @@ class NodeSettings(BaseSettings):
         ge=0,
         description="Fetch blocks when a peer is ahead and we made no progress for this long.",
     )
+    cosign_interval: float = Field(
+        5.0,
+        gt=0,
+        description=(
+            "Re-cosign the latest checkpoint with the current time when nothing was "
+            "co-signed for this long, so an idle ledger's checkpoint stays fresh for "
+            "clients that refuse old ones (C2SP cosignature/v1 timestamps)."
+        ),
+    )
     reconnect_max: float = Field(2.0, gt=0, description="Longest pause between dial attempts.")
 
     @property

@@ -1,4 +1,5 @@
-"""``farm serve`` (the coordinator's API) and ``farm operator`` (tokens, approval).
+"""``farm serve`` (the coordinator's API) and ``farm operator`` (tokens, approval);
+``farm attestations`` and ``farm revoke`` come from ``farm.cli.attestation_cmd``.
 
 The API itself lives in ``api.coordinator``; ``farm`` does not import ``api``, so
 ``serve`` hands uvicorn the factory by name.
@@ -12,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from farm.cli import attestation_cmd
+
 __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True)
@@ -20,6 +23,8 @@ operator_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(operator_app, name="operator")
+app.command("attestations")(attestation_cmd.attestations)
+app.command("revoke")(attestation_cmd.revoke)
 
 #: Same default as ``farm.coordinator.db`` (not imported here: it loads SQLAlchemy).
 DEFAULT_DB_URL = "sqlite:///farm-coordinator.db"

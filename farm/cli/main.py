@@ -27,7 +27,8 @@ def _register() -> None:
     """Add farm's own commands, then those other packages offer through entry points.
 
     ``farm`` imports none of ``builders``, ``ledger`` or ``api``: they plug their
-    commands in (entry point groups ``farm.commands`` and ``farm.bench``).
+    commands in (entry point groups ``farm.commands`` for command groups,
+    ``farm.command`` for single top-level commands, and ``farm.bench``).
     """
     from importlib.metadata import entry_points
 
@@ -39,6 +40,8 @@ def _register() -> None:
     app.command("up")(up_cmd.up)
     for ep in sorted(entry_points(group="farm.commands"), key=lambda e: e.name):
         app.add_typer(ep.load(), name=ep.name)
+    for ep in sorted(entry_points(group="farm.command"), key=lambda e: e.name):
+        app.command(ep.name)(ep.load())
     for ep in sorted(entry_points(group="farm.bench"), key=lambda e: e.name):
         bench_app.command(ep.name)(ep.load())
     app.add_typer(bench_app, name="bench")

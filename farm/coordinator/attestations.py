@@ -1,6 +1,13 @@
-"""Reads of the attestations the coordinator committed to the ledger."""
+"""Reads of the attestations the coordinator committed to the ledger.
+
+An artifact whose revocation is committed shows it (``revoked``: reason, ledger index),
+and so does every attestation that names it; ``revoked`` filters on that.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import func
 from sqlmodel import Session, col, select
@@ -12,22 +19,54 @@ from farm.coordinator.models import (
     AttestationArtifact,
     AttestationPage,
     AttestationPublic,
+    Revocation,
 )
+from farm.coordinator.revocations import revoked_artifacts
 
-__all__ = ["attestation_public", "get_attestation", "list_attestations"]
+__all__ = ["attestation_public", "attestation_publics", "get_attestation", "list_attestations"]
 
 
 def attestation_public(session: Session, row: Attestation) -> AttestationPublic:
     """The public view of one attestation, with its attested artifacts."""
-    artifacts = session.exec(
-        select(AttestationArtifact)
-        .where(AttestationArtifact.tx_id == row.tx_id)
-        .order_by(col(AttestationArtifact.name))
-    ).all()
-    return AttestationPublic(
-        **row.model_dump(),
-        artifacts=[ArtifactPublic(name=a.name, sha256=a.sha256) for a in artifacts],
-    )
+    return attestation_publics(session, [row])[0]
+
+
+def attestation_publics(session: Session, rows: Sequence[Attestation]) -> list[AttestationPublic]:
+    """Public views of ``rows``; their artifacts and revocations are read in one query each
+    (a page of attestations costs three queries, not two per attestation)."""
+    by_tx: dict[str, list[AttestationArtifact]] = {r.tx_id: [] for r in rows}
+    if by_tx:
+        for a in session.exec(
+            select(AttestationArtifact)
+            .where(col(AttestationArtifact.tx_id).in_(list(by_tx)))
+            .order_by(col(AttestationArtifact.name))
+        ):
+            by_tx[a.tx_id].append(a)
+    revoked = revoked_artifacts(session, (a.sha256 for arts in by_tx.values() for a in arts))
+    return [
+        AttestationPublic(
+            **row.model_dump(),
+            artifacts=[
+                ArtifactPublic(name=a.name, sha256=a.sha256, revoked=revoked.get(a.sha256))
+                for a in by_tx[row.tx_id]
+            ],
+            revoked=any(a.sha256 in revoked for a in by_tx[row.tx_id]),
+            builders=_builders(row.bundle),
+        )
+        for row in rows
+    ]
+
+
+def _builders(bundle: dict[str, Any]) -> list[str]:
+    """Key ids that signed the bundle's builder envelopes (checked by the ledger)."""
+    ids = {
+        str(sig.get("keyid"))
+        for env in bundle.get("builder_envelopes", ())
+        if isinstance(env, dict)
+        for sig in env.get("signatures", ())
+        if isinstance(sig, dict) and sig.get("keyid")
+    }
+    return sorted(ids)
 
 
 def get_attestation(session: Session, tx_id: str) -> AttestationPublic:
@@ -47,12 +86,14 @@ def list_attestations(
     sha256: str | None = None,
     recipe_digest: str | None = None,
     status: str = "committed",
+    revoked: bool | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> AttestationPage:
     """One page of attestations of ``status``, newest first, filtered as given.
 
-    ``sha256`` matches any attested artifact (hex, ``sha256:`` prefix allowed).
+    ``sha256`` matches any attested artifact (hex, ``sha256:`` prefix allowed);
+    ``revoked`` keeps those with (True) or without (False) a revoked artifact.
     """
     query = select(Attestation).where(Attestation.status == status)
     count = select(func.count()).select_from(Attestation).where(Attestation.status == status)
@@ -71,12 +112,18 @@ def list_attestations(
         )
         query = query.where(col(Attestation.tx_id).in_(holders))
         count = count.where(col(Attestation.tx_id).in_(holders))
+    if revoked is not None:
+        gone = select(Revocation.sha256).where(Revocation.status == "committed")
+        holders = select(AttestationArtifact.tx_id).where(col(AttestationArtifact.sha256).in_(gone))
+        has = col(Attestation.tx_id).in_(holders)
+        query = query.where(has if revoked else ~has)
+        count = count.where(has if revoked else ~has)
     total = int(session.exec(count).one())
     rows = session.exec(
         query.order_by(col(Attestation.submitted_at).desc(), col(Attestation.tx_id))
         .offset(offset)
         .limit(limit)
     ).all()
-    items = [attestation_public(session, r) for r in rows]
+    items = attestation_publics(session, rows)
     nxt = offset + len(items)
     return AttestationPage(items=items, total=total, next_offset=nxt if nxt < total else None)

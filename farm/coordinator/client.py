@@ -19,9 +19,11 @@ import httpx
 from farm.coordinator.auth import sign_request
 from farm.coordinator.errors import (
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     CoordinatorError,
     EnrollmentError,
+    LedgerUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     ResultRefusedError,
@@ -39,6 +41,8 @@ _BY_CODE: dict[str, type[CoordinatorError]] = {
     "conflict": ConflictError,
     "staging_refused": StagingError,
     "result_refused": ResultRefusedError,
+    "bad_request": BadRequestError,
+    "ledger_unavailable": LedgerUnavailableError,
 }
 
 
@@ -162,7 +166,42 @@ class CoordinatorClient:
         result: list[dict[str, Any]] = self._send("POST", "/v1/builds", body, operator=True)
         return result
 
+    def revoke(self, sha256: str, reason: str) -> dict[str, Any]:
+        """Ask for the revocation of artifact ``sha256`` (operator); answers ``pending``."""
+        body = self._json({"sha256": sha256, "reason": reason})
+        result: dict[str, Any] = self._send("POST", "/v1/revocations", body, operator=True)
+        return result
+
     # -- reads ---------------------------------------------------------------------------
+
+    def revocation(self, revocation_id: int) -> dict[str, Any]:
+        """One revocation by id."""
+        result: dict[str, Any] = self._send("GET", f"/v1/revocations/{revocation_id}")
+        return result
+
+    def attestations(
+        self,
+        *,
+        name: str | None = None,
+        version: str | None = None,
+        arch: str | None = None,
+        sha256: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> dict[str, Any]:
+        """One page of committed attestations: ``{"items", "total", "next_offset"}``."""
+        query = self._query(
+            {
+                "name": name,
+                "version": version,
+                "arch": arch,
+                "sha256": sha256,
+                "limit": limit,
+                "offset": offset,
+            }
+        )
+        result: dict[str, Any] = self._send("GET", f"/v1/attestations{query}")
+        return result
 
     @staticmethod
     def _query(params: dict[str, Any]) -> str:

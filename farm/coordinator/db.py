@@ -3,27 +3,42 @@
 SQLite by default (``sqlite:///path/farm.db``), PostgreSQL by URL
 (``postgresql+psycopg://user@host/db``). SQLite runs in WAL mode with foreign keys on,
 and its connections may cross threads (the API serves requests from a thread pool;
-each request has its own session).
+each request has its own session). The schema is managed by Alembic migrations
+(``farm.coordinator.migrations``); :func:`create_tables` upgrades to the newest.
 """
 
 from __future__ import annotations
 
-import time
+import fcntl
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
-from sqlmodel import Session, SQLModel, create_engine
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlmodel import Session, create_engine
 
 from farm.coordinator import models as _models  # registers the tables
 from farm.errors import ConfigError
 
-__all__ = ["DEFAULT_DB_URL", "create_tables", "make_engine", "session_scope"]
+__all__ = [
+    "DEFAULT_DB_URL",
+    "FIRST_REVISION",
+    "MIGRATIONS",
+    "create_tables",
+    "make_engine",
+    "schema_revision",
+    "session_scope",
+]
 
 DEFAULT_DB_URL = "sqlite:///farm-coordinator.db"
+MIGRATIONS = "farm.coordinator:migrations"
+"""Where the Alembic scripts are (a package resource, shipped in the wheel)."""
+FIRST_REVISION = "0001"
+"""The schema before migrations existed; such a database is stamped with it."""
+_PG_LOCK = 0x6661726D  # "farm": the advisory lock key migrations take on PostgreSQL
 
 del _models
 
@@ -53,22 +68,60 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_tables(engine: Engine) -> None:
-    """Create every table that does not exist yet.
+    """Bring the database to the newest schema revision; create it when it is empty.
 
-    Two processes starting on one new database (``farm serve`` and ``farm operator``)
-    may both see a table missing and both create it; the loser sees "already exists"
-    and simply checks again.
+    Runs the Alembic migrations in ``farm/coordinator/migrations``: an empty database
+    is built revision by revision; one made before migrations existed (tables but no
+    ``alembic_version``) is the first revision and is stamped so, then upgraded. Two
+    processes starting on one database (``farm serve`` and ``farm operator``) take
+    turns: a PostgreSQL advisory lock, or a lock file beside a SQLite file.
+
+    Raises:
+        ConfigError: the database cannot be reached or migrated; the message says why.
     """
-    attempts = 20  # the other process creates tables one by one; each may collide
-    for attempt in range(attempts):
+    from alembic import command
+    from alembic.config import Config
+    from alembic.util import CommandError
+
+    try:
+        with _migration_lock(engine), engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
+            config = Config()
+            config.set_main_option("script_location", MIGRATIONS)
+            config.attributes["connection"] = conn
+            tables = set(inspect(conn).get_table_names())
+            if "builder" not in tables:  # empty, or its tables were dropped: start over
+                if "alembic_version" in tables:
+                    conn.execute(text("DELETE FROM alembic_version"))
+            elif "alembic_version" not in tables:
+                command.stamp(config, FIRST_REVISION)
+            command.upgrade(config, "head")
+    except (SQLAlchemyError, CommandError) as exc:
+        why = getattr(exc, "orig", None) or exc
+        raise ConfigError(f"cannot migrate the coordinator's database: {why}") from None
+
+
+def schema_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None: not under migrations yet)."""
+    from alembic.migration import MigrationContext
+
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+@contextmanager
+def _migration_lock(engine: Engine) -> Iterator[None]:
+    path = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not path or path == ":memory:" or path.startswith("file:"):
+        yield
+        return
+    with Path(f"{path}.migrate-lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            SQLModel.metadata.create_all(engine)
-            return
-        except OperationalError as exc:
-            if "already exists" in str(exc.orig) and attempt < attempts - 1:
-                time.sleep(0.05)
-                continue
-            raise ConfigError(f"cannot create the coordinator's tables: {exc.orig}") from None
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @contextmanager

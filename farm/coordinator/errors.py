@@ -9,7 +9,9 @@ The tree::
     ├── EnrollmentError          an enrollment token that is unknown, used or expired
     ├── ConflictError            the request contradicts what is already recorded
     ├── StagingError             an upload whose bytes are not what its digest says
-    └── ResultRefusedError       a builder result refused; the reason is recorded
+    ├── ResultRefusedError       a builder result refused; the reason is recorded
+    ├── BadRequestError          a well-formed request that cannot be answered as asked
+    └── LedgerUnavailableError   no ledger validator answered a read
 
 The API maps each to one HTTP status (``api.coordinator``), the CLI to one line.
 """
@@ -20,9 +22,11 @@ from farm.errors import FarmError
 
 __all__ = [
     "AuthenticationError",
+    "BadRequestError",
     "ConflictError",
     "CoordinatorError",
     "EnrollmentError",
+    "LedgerUnavailableError",
     "NotFoundError",
     "PermissionDeniedError",
     "ResultRefusedError",
@@ -65,3 +69,11 @@ class ResultRefusedError(CoordinatorError):
         super().__init__(reason)
         self.reason = reason
         self.result_id = result_id
+
+
+class BadRequestError(CoordinatorError):
+    """A well-formed request that cannot be answered as asked (e.g. a proof past the log)."""
+
+
+class LedgerUnavailableError(CoordinatorError):
+    """No ledger validator answered (unreachable, busy, or answering nonsense)."""

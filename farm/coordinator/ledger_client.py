@@ -5,6 +5,9 @@ returns their receipt once committed. A validator that cannot be reached, is bus
 (503) or times out (504) is not an answer: the next validator is tried, and the whole
 list again after a backoff. A 400 is an answer — the ledger refused the transaction —
 and is raised as :class:`~farm.errors.TransactionError` with the ledger's reason.
+:meth:`LedgerClient.read` relays the validators' reads (checkpoint, proofs, status)
+with the same failover, starting from the validator that answered last; when none
+answers it raises :class:`~farm.coordinator.errors.LedgerUnavailableError`.
 
 :class:`LedgerPublisher` runs in ``farm serve`` beside the scheduler. Each pass it
 
@@ -13,7 +16,11 @@ and is raised as :class:`~farm.errors.TransactionError` with the ledger's reason
 2. for every ``verified`` build without an attestation whose agreeing builders are
    all enrolled on the ledger, builds the attestation bundle from their accepted
    envelopes, submits the attest transaction and stores the receipt (index, tx id,
-   inclusion proof, tree size, checkpoint note), or the rejection with its reason.
+   inclusion proof, tree size, checkpoint note), or the rejection with its reason;
+3. submits every pending revocation (signed when an operator asked for it,
+   :mod:`farm.coordinator.revocations`) and stores its receipt or the refusal.
+
+:meth:`LedgerPublisher.wake` starts a pass now (a revocation was just asked for).
 
 A disputed or failed build is never submitted. A transient failure stores nothing and
 the item is retried on a later pass (with a per-item backoff). Transaction bytes are
@@ -29,7 +36,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -37,13 +44,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from farm.attestation import build_bundle
+from farm.coordinator.errors import BadRequestError, LedgerUnavailableError, NotFoundError
 from farm.coordinator.models import (
     Attestation,
     AttestationArtifact,
     Build,
     Builder,
     BuildResultRow,
+    Revocation,
 )
+from farm.coordinator.revocations import pending_revocations
 from farm.errors import FarmError, LedgerError, TransactionError
 from farm.keys import KeyPair
 from farm.result import envelope_payload
@@ -52,6 +62,8 @@ from farm.transactions import make_attest, make_enroll, tx_id
 __all__ = ["LedgerClient", "LedgerPublisher", "Receipt"]
 
 log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class Receipt(BaseModel):
@@ -75,9 +87,12 @@ class LedgerClient:
     attempts: int = 4
     backoff: float = 0.5
     timeout: float = 60.0
+    read_timeout: float = 5.0
+    """Seconds one read may take from one validator before the next is asked."""
     sleep: Callable[[float], None] = time.sleep
     transport: httpx.BaseTransport | None = None
     _http: httpx.Client = field(init=False, repr=False)
+    _first: int = field(default=0, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if not self.urls:
@@ -121,6 +136,45 @@ class LedgerClient:
                 last = f"{url}: {response.status_code} {message}"
         raise LedgerError(f"transaction {tx_id(tx)[:12]} not committed: {last}")
 
+    def read(self, path: str, model: type[M], params: dict[str, int] | None = None) -> M:
+        """GET ``path`` from a validator and validate the answer as ``model``.
+
+        Validators are asked in turn, starting from the one that answered last; one
+        that cannot be reached, times out, answers 5xx or answers nonsense is skipped.
+
+        Raises:
+            NotFoundError: the validator has no such thing (404).
+            BadRequestError: the validator refused the query (400), e.g. past the log.
+            LedgerUnavailableError: no validator answered.
+        """
+        problems = []
+        n = len(self.urls)
+        for k in range(n):
+            i = (self._first + k) % n
+            url = self.urls[i].rstrip("/") + path
+            try:
+                response = self._http.get(url, params=params, timeout=self.read_timeout)
+            except httpx.HTTPError as exc:
+                problems.append(f"{self.urls[i]}: {type(exc).__name__}")
+                continue
+            if response.status_code in (400, 404):
+                self._first = i
+                message = _error_message(response)
+                if response.status_code == 404:
+                    raise NotFoundError(f"ledger: {message}")
+                raise BadRequestError(f"ledger: {message}")
+            if response.status_code != 200:
+                problems.append(f"{self.urls[i]}: HTTP {response.status_code}")
+                continue
+            try:
+                answer = model.model_validate(response.json())
+            except (ValueError, ValidationError):
+                problems.append(f"{self.urls[i]}: malformed answer")
+                continue
+            self._first = i
+            return answer
+        raise LedgerUnavailableError(f"no ledger validator answered {path}: " + "; ".join(problems))
+
 
 def _error_message(response: httpx.Response) -> str:
     try:
@@ -141,6 +195,11 @@ class LedgerPublisher:
     clock: Callable[[], datetime]
     retry_after: float = 2.0
     _waiting: dict[str, float] = field(default_factory=dict, init=False, repr=False)
+    _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
+
+    def wake(self) -> None:
+        """Start the next pass now instead of after the interval."""
+        self._wake.set()
 
     def tick(self) -> None:
         """One pass: enrolls first (an attestation needs its builders enrolled)."""
@@ -164,16 +223,42 @@ class LedgerPublisher:
             for build in builds:
                 if self._due(f"build:{build.id}"):
                     self._attest(session, build)
+            for revocation in pending_revocations(session):
+                if self._due(f"revocation:{revocation.id}"):
+                    self._revoke(session, revocation)
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Call :meth:`tick` every ``interval`` seconds until ``stop`` is set."""
+        """Call :meth:`tick` every ``interval`` seconds (or when woken) until ``stop``."""
         while not stop.is_set():
             try:
                 self.tick()
             except Exception:  # keep publishing; one bad pass must not end the thread
                 log.exception("ledger publisher pass failed")
-            stop.wait(interval)
+            self._wake.wait(interval)
+            self._wake.clear()
         self.client.close()
+
+    def _revoke(self, session: Session, row: Revocation) -> None:
+        try:
+            receipt = self.client.submit(row.tx.encode("utf-8"))
+        except TransactionError as exc:
+            row.status = "rejected"
+            row.error = str(exc)[:2000]
+            log.warning("revocation %s refused by the ledger: %s", row.id, exc)
+        except LedgerError as exc:
+            self._later(f"revocation:{row.id}", exc)
+            return
+        else:
+            row.status = "committed"
+            row.ledger_index = receipt.index
+            row.height = receipt.height
+            row.tree_size = receipt.tree_size
+            row.inclusion_proof = list(receipt.inclusion_proof)
+            row.checkpoint = receipt.checkpoint
+            log.info("sha256:%s revoked at ledger index %d", row.sha256[:16], receipt.index)
+        row.decided_at = self.clock()
+        session.add(row)
+        session.commit()
 
     def _due(self, key: str) -> bool:
         return self._waiting.get(key, 0.0) <= time.monotonic()

@@ -15,7 +15,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from sqlalchemy import JSON, DateTime, UniqueConstraint
+from pydantic import BaseModel, ConfigDict
+from pydantic import Field as PField
+from sqlalchemy import JSON, DateTime, Index, Text, UniqueConstraint, text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -40,18 +42,27 @@ __all__ = [
     "BuilderBase",
     "BuilderCreate",
     "BuilderPublic",
+    "ConsistencyProofPublic",
     "DiffReport",
     "DiffReportPublic",
     "EnrollmentToken",
     "EnrollmentTokenCreate",
     "EnrollmentTokenPublic",
+    "InclusionProofPublic",
+    "LedgerCheckpointPublic",
     "LedgerStatus",
+    "LedgerStatusPublic",
     "OperatorToken",
     "Output",
     "OutputPublic",
     "RecipeEntry",
     "RecipePublic",
     "ResultStatus",
+    "Revocation",
+    "RevocationCreate",
+    "RevocationPage",
+    "RevocationPublic",
+    "RevokedPublic",
     "StagingBlob",
     "utcnow",
 ]
@@ -59,6 +70,7 @@ __all__ = [
 BuildStatus = Literal["pending", "running", "verified", "disputed", "failed"]
 ResultStatus = Literal["accepted", "refused"]
 LedgerStatus = Literal["committed", "rejected"]
+RevocationStatus = Literal["pending", "committed", "rejected"]
 
 
 def utcnow() -> datetime:
@@ -332,6 +344,11 @@ class DiffReportBase(SQLModel):
     """``done`` (reports stored), or ``error`` (``error`` says why)."""
     error: str | None = None
     created_at: datetime = Field(sa_type=UTCDateTime)
+    against: str = Field(
+        default="builders", max_length=16, sa_column_kwargs={"server_default": "builders"}
+    )
+    """``builders``: two digests builders produced; ``upstream``: ``sha256_a`` is the
+    artifact upstream published (the recipe's reference), ``sha256_b`` the agreed rebuild."""
 
 
 class DiffReport(DiffReportBase, table=True):
@@ -434,6 +451,11 @@ class Attestation(SQLModel, table=True):
     ``rejected``: ``reason`` is what the ledger said, and nothing is retried.
     """
 
+    # Lists are newest first: a page is read in index order, never sorted whole.
+    __table_args__ = (
+        Index("ix_attestation_listing", "status", text("submitted_at DESC"), "tx_id"),
+    )
+
     tx_id: str = Field(primary_key=True, max_length=64)
     build_id: str = Field(max_length=64, unique=True, index=True)
     status: str = Field(max_length=16, index=True)
@@ -462,11 +484,20 @@ class AttestationArtifact(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
 
 
+class RevokedPublic(SQLModel):
+    """Why and where an attested artifact was revoked (a committed revoke transaction)."""
+
+    revocation_id: int
+    reason: str
+    ledger_index: int | None
+
+
 class ArtifactPublic(SQLModel):
-    """One attested output: its name and sha256 (hex)."""
+    """One attested output: its name and sha256 (hex), and its revocation if revoked."""
 
     name: str
     sha256: str
+    revoked: RevokedPublic | None = None
 
 
 class AttestationPublic(SQLModel):
@@ -488,6 +519,10 @@ class AttestationPublic(SQLModel):
     status: str
     reason: str | None
     submitted_at: datetime
+    revoked: bool = False
+    """Whether any of its artifacts is revoked on the ledger (see each artifact)."""
+    builders: list[str] = []
+    """Key ids of the builders whose signed results the bundle rests on."""
 
 
 class AttestationPage(SQLModel):
@@ -496,3 +531,119 @@ class AttestationPage(SQLModel):
     items: list[AttestationPublic]
     total: int
     next_offset: int | None
+
+
+# ---- revocations --------------------------------------------------------------------------
+
+
+class RevocationCreate(BaseModel):
+    """An operator's request to revoke an attested artifact."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sha256: str = PField(
+        pattern=r"^(sha256:)?[0-9a-f]{64}$", description="The artifact's sha256 (hex)."
+    )
+    reason: str = PField(min_length=1, max_length=2000, description="Why, for consumers.")
+
+
+class Revocation(SQLModel, table=True):
+    """A revoke transaction the coordinator signed with its operator key.
+
+    ``pending`` until a validator answers; then ``committed`` (``ledger_index`` ..
+    ``checkpoint`` are the receipt) or ``rejected`` (``error`` is the ledger's reason).
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    sha256: str = Field(max_length=64, index=True)
+    reason: str = Field(max_length=2000)
+    status: str = Field(default="pending", max_length=16, index=True)
+    error: str | None = None
+    tx: str = Field(sa_type=Text)
+    """The transaction's wire bytes (canonical JSON, UTF-8), submitted as they are."""
+    tx_id: str = Field(max_length=64, unique=True)
+    requested_by: str = Field(max_length=255)
+    """The name of the operator token that asked."""
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    ledger_index: int | None = None
+    height: int | None = None
+    tree_size: int | None = None
+    inclusion_proof: list[str] = Field(default_factory=list, sa_type=JSON)
+    checkpoint: str | None = Field(default=None, sa_type=Text)
+
+
+class RevocationPublic(SQLModel):
+    """A revocation as the API shows it (the transaction is signed public data)."""
+
+    id: int
+    sha256: str
+    reason: str
+    status: str
+    error: str | None
+    tx_id: str
+    requested_by: str
+    created_at: datetime
+    decided_at: datetime | None
+    ledger_index: int | None
+    height: int | None
+    tree_size: int | None
+    inclusion_proof: list[str]
+    checkpoint: str | None
+
+
+class RevocationPage(SQLModel):
+    """One page of revocations, newest first; ``next_offset`` is None on the last page."""
+
+    items: list[RevocationPublic]
+    total: int
+    next_offset: int | None
+
+
+# ---- the ledger's own reads, relayed -------------------------------------------------------
+
+
+class _LedgerAnswer(BaseModel):
+    """A validator's answer, relayed as it is (extra fields it may add are dropped)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class LedgerCheckpointPublic(_LedgerAnswer):
+    """The latest co-signed checkpoint: a C2SP signed note over (tree size, root hash).
+
+    A client trusts it once 2f+1 signatures of validators it knows verify.
+    """
+
+    size: int = PField(ge=0, description="Tree size the checkpoint commits to.")
+    note: str = PField(description="The signed note, validators' signatures included.")
+
+
+class InclusionProofPublic(_LedgerAnswer):
+    """RFC 6962 inclusion proof of log entry ``index`` in the tree of ``size`` entries."""
+
+    index: int = PField(ge=0)
+    size: int = PField(ge=1)
+    leaf_hash: str = PField(description="Hex RFC 6962 leaf hash of the entry.")
+    root: str = PField(description="Hex root hash of the tree of ``size`` entries.")
+    proof: list[str] = PField(description="Hex audit path, leaf to root.")
+
+
+class ConsistencyProofPublic(_LedgerAnswer):
+    """RFC 6962 consistency proof between the trees of ``old`` and ``new`` entries."""
+
+    old: int = PField(ge=0)
+    new: int = PField(ge=0)
+    proof: list[str] = PField(description="Hex hashes of the proof.")
+
+
+class LedgerStatusPublic(_LedgerAnswer):
+    """Where the ledger is, as one validator sees it."""
+
+    chain_id: str | None = None
+    height: int = PField(ge=0, description="Committed blocks.")
+    size: int = PField(ge=0, description="Entries in the Merkle log.")
+    root: str | None = PField(default=None, description="Hex root hash of the log.")
+    checkpoint_size: int | None = PField(
+        default=None, description="Tree size of the latest co-signed checkpoint."
+    )

@@ -9,6 +9,8 @@ disputed build commits nothing.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import sys
 import time
@@ -20,17 +22,20 @@ from typing import Any
 import httpx
 import pytest
 
+from api.coordinator import create_app
 from farm.attestation import AttestationBundle
 from farm.cluster import LocalCluster, free_port, local_cluster
 from farm.coordinator import service
 from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.models import utcnow
+from farm.coordinator.settings import CoordinatorSettings
 from farm.transactions import make_attest, tx_id
 from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import load_genesis
-from ledger.merkle import hash_leaf, verify_inclusion
+from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from tests.integration.conftest import write_recipe
 from tests.integration.ledger_testnet import LedgerTestnet
+from tests.integration.test_coordinator_api import serve
 from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.image, pytest.mark.slow]
@@ -230,3 +235,221 @@ def _settled(farm: Farm) -> bool:
     attested = farm.get("/v1/attestations")["total"]
     rejected = farm.get("/v1/attestations", status="rejected")["total"]
     return bool(verified == attested + rejected)
+
+
+def _attested_artifact(farm: Farm, image: str, source: dict[str, str], tmp: Path, name: str) -> Any:
+    """Build a trivial recipe named ``name`` to a committed attestation; return it."""
+    wait_for(
+        "enrolls",
+        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        60,
+        0.3,
+    )
+    recipe = write_recipe(
+        tmp / "recipes", image, source, f"echo {name} > /out/{name}.txt\n", [f"{name}.txt"],
+        name=name,
+    )  # fmt: skip
+    proc = _farm(
+        "submit", str(recipe), "--coordinator", farm.url, "--operator-token", farm.token,
+        "--wait", "--timeout", "120",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    def attested() -> dict[str, Any] | None:
+        page: dict[str, Any] = farm.get("/v1/attestations", name=name)
+        return page["items"][0] if page["total"] == 1 else None
+
+    return wait_for("the attestation", attested, 60, 0.3)
+
+
+def test_revocation_is_committed_and_shown(
+    farm: Farm, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    att = _attested_artifact(farm, builder_image, git_source, tmp_path, "ledger-revoke")
+    sha = att["artifacts"][0]["sha256"]
+    assert att["revoked"] is False and att["artifacts"][0]["revoked"] is None
+
+    # Writes need a valid operator token.
+    body = {"sha256": sha, "reason": "compromised"}
+    anon = farm.http.post("/v1/revocations", json=body)
+    assert anon.status_code == 401, anon.text
+    assert anon.json()["error"]["code"] == "unauthenticated"
+    bad = farm.http.post(
+        "/v1/revocations", json=body, headers={"Authorization": "Bearer not-a-token"}
+    )
+    assert bad.status_code == 401 and bad.json()["error"]["message"]
+    assert farm.get("/v1/revocations", sha256=sha)["total"] == 0
+
+    # An unknown digest is refused with a clear message, before anything is signed.
+    proc = _farm(
+        "revoke", "ab" * 32, "--reason", "x", "--coordinator", farm.url,
+        "--operator-token", farm.token,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert "no committed attestation on this coordinator" in proc.stderr, proc.stderr
+
+    size_before = farm.ledger_size()
+    proc = _farm(
+        "revoke", f"sha256:{sha}", "--reason", "compromised signing host",
+        "--coordinator", farm.url, "--operator-token", farm.token, "--wait",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"committed at ledger index {size_before}" in proc.stdout, proc.stdout
+    assert farm.ledger_size() == size_before + 1
+
+    (rev,) = farm.get("/v1/revocations", sha256=sha)["items"]
+    assert rev["status"] == "committed" and rev["ledger_index"] == size_before
+    assert rev["reason"] == "compromised signing host" and rev["error"] is None
+    # The committed entry is the revoke transaction the coordinator signed.
+    entry = farm.net.get(1, f"/v1/entries/{size_before}").json()
+    tx = json.loads(base64.b64decode(entry["tx"]))
+    assert entry["tx_id"] == rev["tx_id"]
+    assert tx["type"] == "revoke" and tx["artifact"] == sha
+    assert tx["operator"] == farm.net.operator.keyid
+    # ... and its inclusion proof holds against a checkpoint 3 of 4 validators signed.
+    g = load_genesis(farm.net.genesis)
+    known = {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+    cp = verify_checkpoint(rev["checkpoint"], known, 3, g.chain_id)
+    proof = [bytes.fromhex(h) for h in rev["inclusion_proof"]]
+    raw = base64.b64decode(entry["tx"])
+    verify_inclusion(hash_leaf(raw), size_before, cp.size, proof, cp.root_hash)
+
+    # Attestations of the artifact show the revocation; the filter finds it.
+    one = farm.get("/v1/attestations", sha256=sha)["items"][0]
+    assert one["revoked"] is True
+    assert one["artifacts"][0]["revoked"] == {
+        "revocation_id": rev["id"],
+        "reason": "compromised signing host",
+        "ledger_index": size_before,
+    }
+    revoked = farm.get("/v1/attestations", revoked="true")
+    assert sha in {a["sha256"] for item in revoked["items"] for a in item["artifacts"]}
+    assert att["tx_id"] not in {
+        i["tx_id"] for i in farm.get("/v1/attestations", revoked="false")["items"]
+    }
+
+    # Twice is refused, with where the first one is.
+    proc = _farm(
+        "revoke", sha, "--reason", "again", "--coordinator", farm.url,
+        "--operator-token", farm.token,
+    )  # fmt: skip
+    assert proc.returncode == 1
+    assert f"already revoked (at ledger index {size_before}" in proc.stderr, proc.stderr
+
+    # farm attestations shows it too.
+    proc = _farm("attestations", "ledger-revoke==1.0", "--coordinator", farm.url)
+    assert proc.returncode == 0, proc.stderr
+    assert "compromised signing host" in proc.stdout and str(att["ledger_index"]) in proc.stdout
+
+
+def test_attestations_command(
+    farm: Farm, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    att = _attested_artifact(farm, builder_image, git_source, tmp_path, "ledger-list")
+    sha = att["artifacts"][0]["sha256"]
+    proc = _farm("attestations", "ledger-list", "--coordinator", farm.url)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "ledger-list" in out and "amd64" in out and "ledger-list.txt" in out
+    assert str(att["ledger_index"]) in out and sha[:16] in out
+    assert all(b[:12] in out for b in att["builders"]) and len(att["builders"]) == 3
+    assert "1 of 1 attestations" in out
+
+    proc = _farm(
+        "attestations", "ledger-list==1.0", "--arch", "amd64", "--sha256", sha, "--json",
+        "--coordinator", farm.url,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    page = json.loads(proc.stdout)
+    assert page["total"] == 1 and page["items"][0]["tx_id"] == att["tx_id"]
+
+    proc = _farm("attestations", "ledger-list==2.0", "--coordinator", farm.url)
+    assert proc.returncode == 0 and "no committed attestation of ledger-list==2.0" in proc.stdout
+
+    for spec, why in (
+        ("ledger-list=1.0", "use == between name and version"),
+        ("ledger-list==", "no version after =="),
+        ("a==1==2", "more than one =="),
+        ("bad name", "is not NAME or NAME==VERSION"),
+    ):
+        proc = _farm("attestations", spec, "--coordinator", farm.url)
+        assert proc.returncode == 2, (spec, proc.stdout, proc.stderr)
+        assert why in proc.stderr, (spec, proc.stderr)
+    proc = _farm("attestations", "ledger-list", "--sha256", "xyz", "--coordinator", farm.url)
+    assert proc.returncode == 2 and "is not a sha256" in proc.stderr
+
+
+def test_ledger_checkpoint_proofs_and_status(farm: Farm) -> None:
+    g = load_genesis(farm.net.genesis)
+    known = {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+    wait_for("no verified build waiting for the ledger", lambda: _settled(farm) or None, 60, 0.3)
+    status = farm.get("/v1/ledger/status")
+    assert status["size"] == farm.ledger_size() and status["height"] >= 1
+    assert status["chain_id"] == g.chain_id
+
+    def full_checkpoint() -> dict[str, Any] | None:
+        cp: dict[str, Any] = farm.get("/v1/ledger/checkpoint")
+        return cp if cp["size"] == status["size"] else None
+
+    cp_json = wait_for("a checkpoint of the whole log", full_checkpoint, 30, 0.3)
+    cp = verify_checkpoint(cp_json["note"], known, 3, g.chain_id)
+    assert cp.size == status["size"]
+
+    # Every attestation's entry is in the checkpoint's tree.
+    atts = farm.get("/v1/attestations", limit=500)["items"]
+    assert atts
+    for att in atts:
+        p = farm.get("/v1/ledger/proofs/inclusion", index=att["ledger_index"], size=cp.size)
+        tx = make_attest(AttestationBundle.model_validate(att["bundle"]))
+        assert p["leaf_hash"] == hash_leaf(tx).hex() and p["root"] == cp.root_hash.hex()
+        proof = [bytes.fromhex(h) for h in p["proof"]]
+        verify_inclusion(hash_leaf(tx), att["ledger_index"], cp.size, proof, cp.root_hash)
+
+    # The tree of the first three entries (the enrolls) is a prefix of today's.
+    old = farm.get("/v1/ledger/proofs/inclusion", index=0, size=3)["root"]
+    c = farm.get("/v1/ledger/proofs/consistency", old=3, new=cp.size)
+    proof = [bytes.fromhex(h) for h in c["proof"]]
+    verify_consistency(3, cp.size, bytes.fromhex(old), cp.root_hash, proof)
+
+    # Bad queries: one error shape, a status that says whose fault it is.
+    for path, params, status_code in (
+        ("/v1/ledger/proofs/inclusion", {"index": 5, "size": 5}, 400),
+        ("/v1/ledger/proofs/inclusion", {"index": 0, "size": cp.size + 1000}, 400),
+        ("/v1/ledger/proofs/inclusion", {"index": -1, "size": 2}, 422),
+        ("/v1/ledger/proofs/consistency", {"old": 4, "new": 2}, 400),
+        ("/v1/ledger/proofs/consistency", {"old": 1}, 422),
+    ):
+        r = farm.http.get(path, params=params)
+        assert r.status_code == status_code, (path, params, r.text)
+        assert set(r.json()) == {"error"} and r.json()["error"]["message"]
+    schema = farm.get("/openapi.json")
+    ok = schema["paths"]["/v1/ledger/checkpoint"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("LedgerCheckpointPublic")
+
+
+def test_ledger_reads_fail_over_and_say_when_no_validator_answers(
+    farm: Farm, tmp_path: Path
+) -> None:
+    """Last in this module: it stops a validator (and starts it again)."""
+    farm.net.stop(0)
+    try:
+        for _ in range(3):
+            assert farm.get("/v1/ledger/status")["size"] >= 3
+            assert farm.get("/v1/ledger/checkpoint")["note"]
+    finally:
+        farm.net.start(0)
+    # A coordinator whose validators are all gone answers 503 in the one error shape.
+    dead = ",".join(f"http://127.0.0.1:{free_port()}" for _ in range(2))
+    settings = CoordinatorSettings(
+        db_url=f"sqlite:///{tmp_path / 'c.db'}",
+        staging_dir=tmp_path / "staging",
+        ledger_urls=dead,
+        coordinator_key=farm.net.root / "coordinator.key",
+        operator_key=farm.net.root / "operator.key",
+    )
+    with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for path in ("/v1/ledger/status", "/v1/ledger/checkpoint"):
+            r = http.get(path)
+            assert r.status_code == 503, r.text
+            assert r.json()["error"]["code"] == "ledger_unavailable"
+            assert "no ledger validator answered" in r.json()["error"]["message"]

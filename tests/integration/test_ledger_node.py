@@ -12,7 +12,13 @@ import pytest
 from farm.attestation import build_bundle
 from farm.keys import KeyPair, generate_key
 from farm.result import BuildPredicate, OutputDigest, sign_result
-from ledger.checkpoint import signature_threshold, verify_checkpoint
+from ledger.checkpoint import (
+    cosigned_time,
+    signature_threshold,
+    verify_checkpoint,
+    verify_fresh_checkpoint,
+)
+from ledger.errors import CheckpointError
 from ledger.genesis import load_genesis
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.transactions import make_attest, make_enroll, make_revoke, tx_id
@@ -181,6 +187,46 @@ def test_api_errors_and_proofs(net: LedgerTestnet) -> None:
     assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_transaction"
     block = net.get(0, "/v1/blocks/1").json()
     assert block["certificate"]["height"] == 1
+
+
+def test_an_idle_ledgers_checkpoint_stays_fresh(net: LedgerTestnet) -> None:
+    """No transaction, no block: the validators still re-cosign the latest checkpoint
+    every FARM_LEDGER_COSIGN_INTERVAL (1 s here), so the time 2f+1 of them vouch for
+    moves forward while the checkpoint itself stays the same."""
+    import time
+
+    tx = make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "fresh")
+    r = net.submit(0, tx)
+    assert r.status_code == 200, r.text
+    size = r.json()["index"] + 1
+    body = net.wait_same_checkpoint(size=size)
+    g = load_genesis(net.genesis)
+    known = {v.name: bytes.fromhex(v.public_key) for v in g.validators}
+    threshold = signature_threshold(g.n)
+
+    def time_of(i: int) -> tuple[int, str]:
+        cp = net.checkpoint(i)
+        assert cp is not None
+        note = str(cp["note"])
+        return cosigned_time(note, known, threshold, g.chain_id), note
+
+    first, old_note = time_of(0)
+    assert abs(first - time.time()) < 10
+    later = wait_for(
+        "the idle checkpoint's time to advance by 3 s",
+        lambda: (t := time_of(0)[0]) >= first + 3 and t,
+        timeout=20,
+    )
+    assert later >= first + 3
+    now = time.time()
+    for i in range(net.n):
+        _, note = time_of(i)
+        assert note.split("\n\n", 1)[0] + "\n" == body + "\n", "no new block while idle"
+        cp = verify_fresh_checkpoint(note, known, threshold, g.chain_id, now=now, max_age=5)
+        assert cp.size == size
+    # the note served before is now stale for a client that allows 2 s
+    with pytest.raises(CheckpointError, match="s old, older than the 2 s allowed"):
+        verify_fresh_checkpoint(old_note, known, threshold, g.chain_id, now=now, max_age=2)
 
 
 def test_run_refuses_a_store_of_another_genesis(net: LedgerTestnet, tmp_path: Path) -> None:

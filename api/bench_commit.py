@@ -1,0 +1,257 @@
+"""Submit-to-commit overhead of a trivial recipe, for ``farm bench api``.
+
+All real: four ``farm ledger run`` validators (:class:`ledger.bench.BenchNet`), Redis
+and three ``farm builder run`` workers (:func:`farm.cluster.local_cluster`), and
+``farm serve --ledger`` with its scheduler and ledger publisher. The builders are
+enrolled with one-time tokens (``farm builder enroll``), approved (``farm operator
+approve``), which commits their enroll transactions, and then started.
+
+Each run requests a build of a new version of a trivial recipe (a one-file local git
+source, a command that copies one small file to ``/out``) with ``POST /v1/builds`` and
+polls ``GET /v1/attestations`` until the attestation is committed. The overhead is the
+submit-to-commit time minus the slowest builder's container time, the build command's
+run in its container as each builder signed it (``started_at`` … ``finished_at`` of
+its result). The coordinator's own timestamps split the rest into stages.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from api.bench_query import farm_serve
+from farm.cli.up_cmd import DEFAULT_RECIPE, ensure_image
+from farm.cluster import LocalCluster, local_cluster
+from farm.coordinator import service
+from farm.coordinator.db import create_tables, make_engine, session_scope
+from farm.coordinator.models import utcnow
+from farm.errors import FarmError
+from farm.recipe import load_recipe
+from farm.result import envelope_payload, parse_statement
+from ledger.bench import BenchNet
+
+__all__ = ["CommitRun", "CommitFarm", "commit_farm", "timed_commit"]
+
+FARM = [sys.executable, "-m", "farm.cli"]
+GIT_ENV = {
+    "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
+    "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
+    "PATH": "/usr/bin:/bin:/usr/local/bin",
+}
+#: The coordinator's loops (it is told about events too; these bound a missed wake-up).
+SERVE_ENV = {
+    "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
+    "FARM_COORDINATOR_TIMEOUT_MARGIN": "30",
+}
+
+
+@dataclass(frozen=True)
+class CommitRun:
+    """One timed build: seconds from the ``POST`` to each stage, and the overhead."""
+
+    total_s: float
+    container_s: float
+    stages: dict[str, float]
+
+    @property
+    def overhead_s(self) -> float:
+        return self.total_s - self.container_s
+
+
+@dataclass
+class CommitFarm:
+    """A running farm on a running ledger, ready to build."""
+
+    url: str
+    token: str
+    image: str
+    source: dict[str, str]
+    recipes: Path
+    http: httpx.Client
+
+
+def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        raise FarmError(f"{' '.join(argv[2:5])} failed: {(proc.stderr or proc.stdout)[-800:]}")
+    return proc.stdout
+
+
+def _git_source(root: Path) -> dict[str, str]:
+    repo = root / "upstream"
+    repo.mkdir(parents=True)
+    (repo / "data.txt").write_text("some data\n")
+    env = {**GIT_ENV, "HOME": str(root)}
+    _run(["git", "-C", str(repo), "init", "-q", "-b", "main"], env)
+    _run(["git", "-C", str(repo), "add", "."], env)
+    _run(["git", "-C", str(repo), "-c", "user.name=b", "-c", "user.email=b@example.org",
+          "commit", "-qm", "init"], env)  # fmt: skip
+    commit = _run(["git", "-C", str(repo), "rev-parse", "HEAD"], env).strip()
+    return {"type": "git", "url": str(repo), "commit": commit}
+
+
+def _wait(what: str, probe: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise FarmError(f"timed out after {timeout:g} s waiting for {what}")
+        time.sleep(every)
+
+
+def _ledger_up(net: BenchNet) -> None:
+    def connected() -> bool:
+        net.check_alive()
+        for i in range(net.n):
+            try:
+                r = httpx.get(f"http://127.0.0.1:{net.http_port(i)}/v1/status", timeout=2)
+            except httpx.HTTPError:
+                return False
+            if r.status_code != 200 or len(r.json()["peers"]) != net.n - 1:
+                return False
+        return True
+
+    _wait("the ledger validators to connect", connected, 60)
+
+
+def _enroll(cluster: LocalCluster, url: str, token: str, secrets: list[str]) -> None:
+    for b, secret in zip(cluster.builders, secrets, strict=True):
+        _run([*FARM, "builder", "enroll", "--coordinator", url, "--token", secret,
+              "--home", str(b.home)])  # fmt: skip
+        _run([*FARM, "operator", "approve", b.builder_id, "--coordinator", url,
+              "--operator-token", token])  # fmt: skip
+        cluster.start_builder(b)
+    cluster.wait_ready(timeout=90)
+
+
+@contextmanager
+def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitFarm]:
+    """Ledger, Redis, three builders and ``farm serve --ledger``, all enrolled and ready."""
+    image = load_recipe(DEFAULT_RECIPE).image
+    progress("checking the builder image")
+    ensure_image(image)
+    source = _git_source(root)
+    db = f"sqlite:///{root / 'commit.db'}"
+    engine = make_engine(db)
+    create_tables(engine)
+    with session_scope(engine) as session:
+        token = service.create_operator_token(session, utcnow(), "bench")
+        secrets = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
+    engine.dispose()
+    with ExitStack() as stack:
+        progress("starting 4 ledger validators")
+        net = BenchNet(root / "ledger", 4)
+        stack.callback(net.close)
+        net.start()
+        _ledger_up(net)
+        progress("starting Redis")
+        cluster = stack.enter_context(local_cluster(root / "cluster", 3, start=False))
+        env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+        env.update(SERVE_ENV, FARM_COORDINATOR_REPORTS_DIR=str(root / "reports"))
+        ledger_urls = ",".join(f"http://127.0.0.1:{net.http_port(i)}" for i in range(net.n))
+        progress("starting farm serve --ledger")
+        url = stack.enter_context(
+            farm_serve(db, root, env, "--redis-url", cluster.redis.url, "--allow-same-host",
+                       "--ledger", ledger_urls,
+                       "--coordinator-key", str(net.root / "coordinator.key"),
+                       "--operator-key", str(net.root / "operator.key"))  # fmt: skip
+        )
+        cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")
+        progress("enrolling and starting 3 builders")
+        _enroll(cluster, url, token, secrets)
+        http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
+
+        def enrolled() -> bool:
+            rows = http.get("/v1/builders").json()
+            bad = [b["ledger_error"] for b in rows if b["ledger_error"]]
+            if bad:
+                raise FarmError(f"the ledger refused an enroll: {bad[0]}")
+            return len(rows) == 3 and all(b["ledger_index"] is not None for b in rows)
+
+        progress("waiting for the enroll transactions to commit")
+        _wait("three enroll transactions", enrolled, 60)
+        yield CommitFarm(url, token, image, source, root / "recipes", http)
+
+
+def _recipe_text(farm: CommitFarm, version: str) -> str:
+    return yaml.safe_dump(
+        {
+            "name": "bench-trivial",
+            "version": version,
+            "source": farm.source,
+            "image": farm.image,
+            "architectures": ["amd64"],
+            "build": {
+                "command": "cp data.txt /out/data.txt\n",
+                "env": {"TZ": "UTC", "SOURCE_DATE_EPOCH": "1700000000"},
+            },
+            "outputs": [{"path": "data.txt"}],
+        },
+        sort_keys=False,
+    )
+
+
+def _ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def timed_commit(farm: CommitFarm, version: str, timeout: float = 180.0) -> CommitRun:
+    """Build version ``version`` of the trivial recipe, time it to its committed attestation."""
+    body = {"recipe": _recipe_text(farm, version)}
+    headers = {"Authorization": f"Bearer {farm.token}"}
+    submitted = time.time()
+    start = time.perf_counter()
+    response = farm.http.post("/v1/builds", json=body, headers=headers)
+    if response.status_code != 201:
+        raise FarmError(f"POST /v1/builds answered {response.status_code}: {response.text}")
+    (build,) = response.json()
+    query = {"name": "bench-trivial", "version": version}
+    deadline = start + timeout
+    while True:
+        page = farm.http.get("/v1/attestations", params=query).json()
+        if page["total"]:
+            break
+        rejected = farm.http.get("/v1/attestations", params={**query, "status": "rejected"})
+        if rejected.json()["total"]:
+            raise FarmError(f"the ledger refused the attestation: {rejected.json()['items'][0]}")
+        if time.perf_counter() > deadline:
+            state = farm.http.get(f"/v1/builds/{build['id']}").json()
+            raise FarmError(f"build {build['id']} not committed in {timeout:g} s: {state['status']}")
+        time.sleep(0.01)
+    total = time.perf_counter() - start
+    attestation = page["items"][0]
+    predicates = [
+        parse_statement(envelope_payload(env)).predicate
+        for env in attestation["bundle"]["builder_envelopes"]
+    ]
+    container = max((p.finished_at - p.started_at).total_seconds() for p in predicates)
+    detail = farm.http.get(f"/v1/builds/{build['id']}").json()
+    stages = {
+        "dispatched": min(_ts(a["dispatched_at"]) for a in detail["attempts"]) - submitted,
+        "first container start": min(p.started_at.timestamp() for p in predicates) - submitted,
+        "last container end": max(p.finished_at.timestamp() for p in predicates) - submitted,
+        "last result received": max(_ts(r["received_at"]) for r in detail["results"]) - submitted,
+        "verdict": _ts(detail["finished_at"]) - submitted,
+        "attestation stored": _ts(attestation["submitted_at"]) - submitted,
+        "seen committed": total,
+    }
+    return CommitRun(total, container, stages)
+
+
+def median_overhead(runs: list[CommitRun]) -> float:
+    """The median overhead of ``runs``."""
+    return statistics.median(r.overhead_s for r in runs)

@@ -1,0 +1,188 @@
+"""Attestation queries against a real ``farm serve``, for ``farm bench api``.
+
+Each filter the API offers (name, name and version, architecture, artifact sha256,
+recipe digest, and plain pagination) gets its own list of queries whose values are
+drawn from what was loaded. Two measurements:
+
+* latency: one keep-alive :class:`httpx.Client`, one query at a time; every answer
+  is checked (status 200, the ``total`` the loaded data implies) after its clock
+  stops;
+* throughput: ``clients`` concurrent keep-alive connections for a fixed number of
+  queries. They use :class:`ledger.bench.HttpConn` (plain HTTP/1.1 over asyncio
+  streams): on a two-core machine a general purpose client costs as much CPU per
+  request as the server, and the figure would measure the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import httpx
+
+from api.bench_load import Loaded
+from farm.cluster import free_port
+from farm.errors import FarmError
+from ledger.bench import HttpConn
+
+__all__ = ["FILTERS", "Query", "QueryStats", "farm_serve", "make_queries", "run_latency", "run_throughput"]  # fmt: skip  # noqa: E501
+
+FARM = [sys.executable, "-m", "farm.cli"]
+FILTERS = ("name", "name+version", "arch", "sha256", "recipe_digest", "page")
+PAGE = 20
+"""Page size of the pagination queries (the others use the API's default, 50)."""
+
+
+@dataclass(frozen=True)
+class Query:
+    """One GET of /v1/attestations and the ``total`` its answer must have."""
+
+    kind: str
+    path: str
+    total: int
+
+
+@dataclass(frozen=True)
+class QueryStats:
+    """Latencies (ms) of one filter's sequential queries."""
+
+    kind: str
+    latencies_ms: tuple[float, ...]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.latencies_ms)
+
+    @property
+    def p99(self) -> float:
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+
+
+def _path(**params: str | int) -> str:
+    return "/v1/attestations?" + urlencode(params)
+
+
+def make_queries(loaded: Loaded, per_filter: int, seed: int = 1) -> list[Query]:
+    """``per_filter`` queries of each kind in :data:`FILTERS`, values drawn from ``loaded``."""
+    rng = random.Random(seed)
+    names, versions = list(loaded.by_name), list(loaded.by_version)
+    recipes, arches = list(loaded.by_recipe), list(loaded.by_arch)
+    out: list[Query] = []
+    for _ in range(per_filter):
+        name = rng.choice(names)
+        out.append(Query("name", _path(name=name), loaded.by_name[name]))
+        name, version = rng.choice(versions)
+        out.append(
+            Query(
+                "name+version",
+                _path(name=name, version=version),
+                loaded.by_version[(name, version)],
+            )
+        )
+        arch = rng.choice(arches)
+        out.append(Query("arch", _path(arch=arch), loaded.by_arch[arch]))
+        out.append(Query("sha256", _path(sha256=rng.choice(loaded.sha256s)), 1))
+        digest = rng.choice(recipes)
+        out.append(Query("recipe_digest", _path(recipe_digest=digest), loaded.by_recipe[digest]))
+        offset = rng.randrange(0, max(1, loaded.count - PAGE))
+        out.append(Query("page", _path(limit=PAGE, offset=offset), loaded.count))
+    return out
+
+
+def _check(query: Query, status: int, body: bytes) -> None:
+    if status != 200:
+        raise FarmError(f"GET {query.path} answered {status}: {body[:300]!r}")
+    page = json.loads(body)
+    if not page["items"] or page["total"] != query.total:
+        raise FarmError(
+            f"GET {query.path} found {page['total']} attestations, expected {query.total}"
+        )
+
+
+def run_latency(base_url: str, queries: list[Query], warmup: int = 30) -> list[QueryStats]:
+    """Sequential latency of every query over one keep-alive connection, per filter."""
+    times: dict[str, list[float]] = {k: [] for k in FILTERS}
+    with httpx.Client(base_url=base_url, timeout=30.0) as client:
+        for q in queries[:warmup]:
+            r = client.get(q.path)
+            _check(q, r.status_code, r.content)
+        for q in queries:
+            start = time.perf_counter()
+            r = client.get(q.path)
+            body = r.content
+            times[q.kind].append((time.perf_counter() - start) * 1000)
+            _check(q, r.status_code, body)
+    return [QueryStats(k, tuple(v)) for k, v in times.items() if v]
+
+
+async def _throughput(host: str, port: int, queries: list[Query], clients: int) -> float:
+    pending = list(reversed(queries))
+
+    async def worker() -> None:
+        conn = HttpConn(host, port)
+        try:
+            while pending:
+                q = pending.pop()
+                status, body = await conn.request("GET", q.path)
+                if status != 200:
+                    raise FarmError(f"GET {q.path} answered {status}: {body[:300]!r}")
+        finally:
+            await conn.close()
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(clients)))
+    return len(queries) / (time.perf_counter() - start)
+
+
+def run_throughput(base_url: str, queries: list[Query], clients: int) -> float:
+    """Queries per second answered with ``clients`` concurrent keep-alive connections."""
+    url = httpx.URL(base_url)
+    assert url.port is not None
+    return asyncio.run(_throughput(url.host, url.port, queries, clients))
+
+
+@contextmanager
+def farm_serve(db_url: str, root: Path, env: dict[str, str], *extra: str) -> Iterator[str]:
+    """A ``farm serve`` process on ``db_url`` and a free port; yields its base URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [*FARM, "serve", "--db", db_url, "--port", str(port), "--staging",
+            str(root / "staging"), "--log-level", "warning", *extra]  # fmt: skip
+    log_path = root / f"serve-{port}.log"
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(argv, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        with httpx.Client(timeout=2.0) as client:
+            while True:
+                if proc.poll() is not None:
+                    tail = log_path.read_text(errors="replace")[-1500:]
+                    raise FarmError(f"farm serve exited ({proc.returncode}):\n{tail}")
+                try:
+                    if client.get(url + "/v1/builders").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise FarmError(f"farm serve did not answer on {url} within 60 s")
+                time.sleep(0.1)
+        yield url
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -1,0 +1,223 @@
+"""Follow the ledger as a light but complete replica, trusting only the genesis.
+
+Each poll asks the validators' HTTP APIs (in turn; one that is down or lies is logged
+and skipped) for the blocks after ours and checks every one of them exactly as a
+catching-up validator does (:mod:`ledger.sync`):
+
+1. its commit certificate carries 2f+1 valid precommit signatures of the *genesis*
+   validators for exactly that height and block hash;
+2. it extends our chain (its ``prev_hash`` is our last block's hash, block 1 the
+   genesis hash) and its proposer is a validator;
+3. every transaction is valid on our own replicated state (the ledger's deterministic
+   state machine, :class:`ledger.state.LedgerState`: signatures, quorum, enrolled
+   builders, revocations) and applying them gives the block's log size and root.
+
+Only then is the block stored (:class:`ledger.storage.LedgerStore`, SQLite in WAL
+mode: a restart resumes from the last stored block) and applied. Then the latest
+co-signed checkpoint is fetched from each validator and kept if 2f+1 genesis
+validators signed it and its root is our own log's root at that size.
+
+:func:`check_block` is pure; :class:`Follower` does the I/O.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+import httpx
+
+from api.dist.errors import FollowError
+from ledger.block import Block, CommitCertificate, ValidatorSet, verify_commit_certificate
+from ledger.checkpoint import Checkpoint, signature_threshold, verify_checkpoint
+from ledger.errors import LedgerError
+from ledger.genesis import Genesis
+from ledger.state import LedgerState
+from ledger.storage import LedgerStore, certificate_from_json
+
+__all__ = ["BATCH", "Follower", "check_block", "check_checkpoint"]
+
+log = logging.getLogger(__name__)
+
+BATCH = 64
+"""Blocks asked for per request (the validators' page limit)."""
+
+
+def check_block(
+    block: Block,
+    cert: CommitCertificate,
+    *,
+    height: int,
+    prev_hash: bytes,
+    validators: ValidatorSet,
+    state: LedgerState,
+) -> None:
+    """Raise :class:`FollowError` unless ``block`` (with ``cert``) may follow a chain of
+    ``height`` blocks ending in ``prev_hash`` whose application state is ``state``. Pure."""
+    if block.height != height + 1:
+        raise FollowError(f"got block {block.height}, wanted {height + 1}")
+    try:
+        verify_commit_certificate(cert, block.hash(), validators.keys, height=block.height)
+    except LedgerError as exc:
+        raise FollowError(f"block {block.height}: {exc}") from None
+    if block.prev_hash != prev_hash:
+        raise FollowError(
+            f"block {block.height} names previous block {block.prev_hash.hex()[:16]}…, "
+            f"ours is {prev_hash.hex()[:16]}…"
+        )
+    if block.proposer not in validators.keys:
+        raise FollowError(f"block {block.height}: proposer {block.proposer!r} is not a validator")
+    reason = state.validate_block(block)
+    if reason is not None:
+        raise FollowError(f"block {block.height} is invalid: {reason}")
+
+
+def check_checkpoint(note: str, genesis: Genesis, state: LedgerState) -> Checkpoint:
+    """The checkpoint of ``note`` if 2f+1 genesis validators signed it and it names our
+    own log's root at its size; raises :class:`FollowError` otherwise (also when our
+    log is not that long yet)."""
+    known = {v.name: bytes.fromhex(v.public_key) for v in genesis.validators}
+    try:
+        cp = verify_checkpoint(note, known, signature_threshold(genesis.n), genesis.chain_id)
+    except LedgerError as exc:
+        raise FollowError(str(exc)) from None
+    if cp.size > state.size:
+        raise FollowError(f"checkpoint at size {cp.size} is ahead of our log ({state.size})")
+    if cp.size == 0 or cp.root_hash != state.log.root(cp.size):
+        raise FollowError(f"checkpoint at size {cp.size} does not match our log's root")
+    return cp
+
+
+class Follower:
+    """Replicates the ledger into ``store``/``state``; see the module docstring.
+
+    ``lock`` is held while the state changes (readers computing proofs take it too);
+    ``on_block`` is called (without the lock) with each block applied, and
+    ``on_checkpoint`` with each newly trusted checkpoint note.
+    """
+
+    def __init__(
+        self,
+        genesis: Genesis,
+        urls: Sequence[str],
+        store: LedgerStore,
+        state: LedgerState,
+        lock: threading.RLock,
+        *,
+        on_block: Callable[[Block, int], None],
+        on_checkpoint: Callable[[str, Checkpoint], None],
+        timeout: float = 10.0,
+    ) -> None:
+        if not urls:
+            raise FollowError("no validator URL to follow")
+        self.genesis = genesis
+        self.urls = list(urls)
+        self.store = store
+        self.state = state
+        self.lock = lock
+        self.validators = genesis.validator_set()
+        self.on_block = on_block
+        self.on_checkpoint = on_checkpoint
+        self.timeout = timeout
+        self.height = store.height()
+        last = store.last_block()
+        self.last_hash = bytes.fromhex(genesis.hash) if last is None else last[0].hash()
+        note = store.latest_checkpoint()
+        self.checkpoint_size = 0
+        if note is not None:
+            self.checkpoint_size = check_checkpoint(note, genesis, state).size
+        self.refused: dict[str, str] = {}
+        """URL → why its last answer was refused (for logs and tests)."""
+
+    # ------------------------------------------------------------------ one poll
+
+    def poll(self, client: httpx.Client) -> int:
+        """Fetch and apply what the validators have beyond us; return blocks applied.
+
+        Raises :class:`FollowError` only when no validator answered at all.
+        """
+        applied = 0
+        answered = 0
+        for url in self.urls:
+            try:
+                applied += self._blocks_from(client, url)
+                answered += 1
+            except httpx.HTTPError as exc:
+                self._refuse(url, f"unreachable: {type(exc).__name__}: {exc}", warn=False)
+            except (FollowError, LedgerError, ValueError, KeyError, TypeError) as exc:
+                answered += 1
+                self._refuse(url, str(exc))
+        for url in self.urls:
+            try:
+                self._checkpoint_from(client, url)
+            except httpx.HTTPError:
+                continue
+            except (FollowError, LedgerError, ValueError, KeyError, TypeError) as exc:
+                log.debug("checkpoint from %s not kept: %s", url, exc)
+        if not answered:
+            raise FollowError("no ledger validator answers at " + ", ".join(self.urls))
+        return applied
+
+    def _refuse(self, url: str, why: str, *, warn: bool = True) -> None:
+        if self.refused.get(url) != why:
+            (log.warning if warn else log.info)("validator %s refused: %s", url, why)
+        self.refused[url] = why
+
+    def _blocks_from(self, client: httpx.Client, url: str) -> int:
+        applied = 0
+        while True:
+            r = client.get(f"{url}/v1/blocks", params={"start": self.height + 1, "limit": BATCH})
+            if r.status_code != 200:
+                raise FollowError(f"GET /v1/blocks answered HTTP {r.status_code}")
+            items = r.json()["blocks"]
+            if not isinstance(items, list) or not items:
+                self.refused.pop(url, None)
+                return applied
+            for item in items:
+                block = Block.from_json(item["block"])
+                cert = certificate_from_json(item["certificate"])
+                if block.height <= self.height:
+                    continue
+                self._apply(block, cert)
+                applied += 1
+
+    def _apply(self, block: Block, cert: CommitCertificate) -> None:
+        with self.lock:
+            check_block(
+                block,
+                cert,
+                height=self.height,
+                prev_hash=self.last_hash,
+                validators=self.validators,
+                state=self.state,
+            )
+            first = self.state.size
+            self.store.commit_block(block, cert, first)
+            self.state.apply_block(block.txs)
+            self.height = block.height
+            self.last_hash = block.hash()
+        if block.txs:
+            log.info(
+                "block %d: %d transaction(s), log size %d",
+                block.height,
+                len(block.txs),
+                block.log_size,
+            )
+        self.on_block(block, first)
+
+    def _checkpoint_from(self, client: httpx.Client, url: str) -> None:
+        r = client.get(f"{url}/v1/checkpoint")
+        if r.status_code != 200:
+            return
+        note = r.json()["note"]
+        if not isinstance(note, str):
+            raise FollowError("checkpoint note is not text")
+        with self.lock:
+            cp = check_checkpoint(note, self.genesis, self.state)
+            if cp.size <= self.checkpoint_size:
+                return
+            self.store.put_checkpoint(cp.size, note)
+            self.checkpoint_size = cp.size
+        log.info("checkpoint at tree size %d co-signed and matching our log", cp.size)
+        self.on_checkpoint(note, cp)

@@ -1,0 +1,88 @@
+"""What the distribution node serves about a release: the contract with ``farm pull``.
+
+Everything a consumer needs to check an artifact without trusting the node is here:
+the attestation bundle (coordinator-signed statement plus the builders' envelopes),
+the ledger entry that holds it with an inclusion proof, the enroll entries of the
+builder keys it rests on (also with inclusion proofs), and the co-signed checkpoint
+all those proofs refer to. The node may lie in any field; the consumer believes only
+what it can check against its pinned genesis (validator, operator and coordinator keys).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ArtifactEvidence",
+    "ArtifactInfo",
+    "LedgerEntryProof",
+    "PackageRelease",
+    "Revocation",
+]
+
+_HEX64 = r"^[0-9a-f]{64}$"
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LedgerEntryProof(_Model):
+    """One committed log entry and its RFC 6962 inclusion proof at ``tree_size``."""
+
+    index: int = Field(ge=0, description="Leaf index of the entry in the ledger's log.")
+    tree_size: int = Field(ge=1, description="Tree size the proof is for (the checkpoint's).")
+    entry: str = Field(description="The transaction bytes (the leaf data), base64.")
+    inclusion_proof: list[str] = Field(description="Audit path, hex hashes, leaf to root.")
+    height: int | None = Field(default=None, description="Block height that committed it.")
+
+
+class Revocation(_Model):
+    """A committed revoke transaction naming an artifact."""
+
+    sha256: str = Field(pattern=_HEX64)
+    reason: str
+    proof: LedgerEntryProof
+
+
+class ArtifactInfo(_Model):
+    """One attested artifact of a release."""
+
+    filename: str = Field(description="Base name of the output, as installed (e.g. a wheel).")
+    output: str = Field(description="The output name as the recipe and the statement name it.")
+    sha256: str = Field(pattern=_HEX64)
+    size: int = Field(ge=0)
+    arch: str
+    url: str = Field(description="Path of the bytes on this node: /artifacts/sha256/{digest}.")
+    attestation_index: int = Field(ge=0, description="Ledger index of the attest entry.")
+    revoked: Revocation | None = None
+
+
+class ArtifactEvidence(_Model):
+    """Everything needed to check one artifact's digest against the ledger.
+
+    ``attestation.entry`` is the attest transaction (its ``bundle`` is the
+    coordinator-signed SLSA statement plus the builders' envelopes);
+    ``enrollments`` maps each builder key id the bundle rests on to the enroll
+    entry that put it on the ledger (builders enrolled in genesis have none);
+    every proof is at ``checkpoint``'s tree size.
+    """
+
+    artifact: ArtifactInfo
+    bundle: dict[str, Any]
+    attestation: LedgerEntryProof
+    enrollments: dict[str, LedgerEntryProof]
+    checkpoint: str = Field(description="Signed note (C2SP tlog-checkpoint), co-signed.")
+    genesis_hash: str = Field(pattern=_HEX64)
+
+
+class PackageRelease(_Model):
+    """``GET /v1/packages/{name}/{version}``: the release's artifacts with their evidence."""
+
+    name: str
+    version: str
+    checkpoint: str
+    tree_size: int = Field(ge=1)
+    artifacts: list[ArtifactEvidence]

@@ -1,0 +1,323 @@
+"""The coordinator's published OpenAPI against the real server: schemathesis and auth.
+
+A real ``farm serve --ledger`` (its own uvicorn process, SQLite) on four real
+``farm ledger run`` validators, with real data in it: three approved builders, a
+verified build with their signed results, and an attestation committed to the ledger.
+
+* schemathesis generates requests from ``/openapi.json`` for every operation, once
+  without credentials and once as an operator: no answer may be a server error, every
+  answer must match the schema the document declares, and none may carry a secret;
+* every write route, enumerated from the app's routes *and* from the OpenAPI document
+  (so a new write route is covered the day it is added), refuses a request without
+  credentials with 401/403 in the one error shape;
+* no read reveals a secret: operator token, enrollment tokens after the answer that
+  issued them, their stored hashes, or any private key of a builder, the coordinator
+  or the operator.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import schemathesis
+from cryptography.hazmat.primitives import serialization
+from fastapi.routing import APIRoute
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import response_schema_conformance
+
+from api.coordinator import create_app
+from farm.cluster import free_port
+from farm.coordinator import service
+from farm.coordinator.auth import sign_request
+from farm.coordinator.client import CoordinatorClient
+from farm.coordinator.db import create_tables, make_engine, session_scope
+from farm.coordinator.models import utcnow
+from farm.coordinator.settings import CoordinatorSettings
+from farm.keys import KeyPair, generate_key
+from tests.integration.ledger_testnet import LedgerTestnet
+from tests.integration.test_coordinator_loop import Serve, wait_for
+from tests.unit.farm.coordinator._world import GOOD, envelope, recipe
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+#: The one write that takes no credentials: it spends a one-time enrollment token.
+ENROLL = ("POST", "/v1/builders/enroll")
+
+FUZZ = settings(
+    max_examples=12,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=list(HealthCheck),
+)
+
+
+def private_forms(key: KeyPair) -> list[str]:
+    """Every way a private key could leak: raw hex, raw base64, the PEM body."""
+    raw = key.private.private_bytes(
+        serialization.Encoding.Raw,
+        serialization.PrivateFormat.Raw,
+        serialization.NoEncryption(),
+    )
+    pem = key.private.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    body = "".join(pem.strip().splitlines()[1:-1])
+    return [raw.hex(), base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode(), body]
+
+
+@dataclass
+class Coordinator:
+    url: str
+    http: httpx.Client
+    operator_token: str
+    secrets: dict[str, str] = field(default_factory=dict)
+    """What must never appear in a response (what it is → its text)."""
+
+    def assert_no_secret(self, text: str, where: str) -> None:
+        for what, secret in self.secrets.items():
+            assert secret not in text, f"{where} reveals {what}"
+
+
+def _populate(http: httpx.Client, db: str, token: str, farm: Coordinator) -> None:
+    operator = CoordinatorClient(http, operator_token=token)
+    keys = [generate_key() for _ in range(3)]
+    for i, key in enumerate(keys):
+        client = CoordinatorClient(http, key=key)
+        issued = operator.new_enrollment_token(note=f"builder {i}")["token"]
+        farm.secrets[f"enrollment token {i}"] = issued
+        farm.secrets[f"enrollment token {i} hash"] = hashlib.sha256(issued.encode()).hexdigest()
+        client.enroll(issued, f"schema{i}.farm.test", ["amd64"])
+        operator.approve(key.keyid)
+        client.heartbeat()
+        client.upload(GOOD)
+        for n, form in enumerate(private_forms(key)):
+            farm.secrets[f"builder {i} private key ({n})"] = form
+    unused = operator.new_enrollment_token(note="never used")["token"]
+    farm.secrets["unused enrollment token"] = unused
+    engine = make_engine(db)
+    with session_scope(engine) as session:
+        service.create_build(
+            session, recipe(), "amd64", [k.keyid for k in keys], "schema-1", utcnow()
+        )
+    engine.dispose()
+    for key in keys:
+        CoordinatorClient(http, key=key).post_result(
+            "schema-1", envelope(key, recipe(), "schema-1")
+        )
+
+
+@pytest.fixture(scope="module")
+def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinator]:
+    root = tmp_path_factory.mktemp("schema")
+    net = LedgerTestnet(root / "ledger", 4)
+    db = f"sqlite:///{root / 'coordinator.db'}"
+    engine = make_engine(db)
+    create_tables(engine)
+    with session_scope(engine) as session:
+        token = service.create_operator_token(session, utcnow(), "schema test")
+    engine.dispose()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
+        "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
+        "FARM_COORDINATOR_LEDGER_INTERVAL": "0.3",
+    }
+    argv = [
+        sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
+        "--staging", str(root / "staging"), "--log-level", "warning",
+        "--ledger", ",".join(net.url(i) for i in range(net.n)),
+        "--coordinator-key", str(net.root / "coordinator.key"),
+        "--operator-key", str(net.root / "operator.key"),
+    ]  # fmt: skip
+    serve = Serve(argv, env, root / "serve.log", url)
+    http = httpx.Client(base_url=url, timeout=30)
+    try:
+        net.start_all()
+        serve.start(http)
+        farm = Coordinator(url, http, token)
+        farm.secrets["operator token"] = token
+        farm.secrets["operator token hash"] = hashlib.sha256(token.encode()).hexdigest()
+        for who, key in (("coordinator", net.coordinator), ("operator", net.operator)):
+            for n, form in enumerate(private_forms(key)):
+                farm.secrets[f"{who} private key ({n})"] = form
+        _populate(http, db, token, farm)
+
+        def attested() -> bool | None:
+            return http.get("/v1/attestations").json()["total"] == 1 or None
+
+        wait_for("the verified build's attestation", attested, 60, 0.2)
+        yield farm
+        log = (root / "serve.log").read_text(errors="replace")
+        assert "Traceback" not in log, log[-5000:]
+    finally:
+        http.close()
+        serve.stop()
+        net.close()
+
+
+@pytest.fixture(scope="module")
+def api_schema(coordinator: Coordinator) -> Any:
+    return schemathesis.openapi.from_url(coordinator.url + "/openapi.json")
+
+
+schema = schemathesis.pytest.from_fixture("api_schema")
+
+
+@schema.parametrize()
+@FUZZ
+def test_no_server_error_without_credentials(case: Any, coordinator: Coordinator) -> None:
+    response = case.call_and_validate(
+        base_url=coordinator.url, checks=[not_a_server_error, response_schema_conformance]
+    )
+    if case.method.upper() in WRITE_METHODS and case.path != ENROLL[1]:
+        assert response.status_code in (401, 403), (case.method, case.path, response.text)
+    coordinator.assert_no_secret(response.text, f"{case.method} {case.formatted_path}")
+
+
+@schema.parametrize()
+@FUZZ
+def test_no_server_error_as_operator(case: Any, coordinator: Coordinator) -> None:
+    auth = {"Authorization": f"Bearer {coordinator.operator_token}"}
+    response = case.call_and_validate(
+        base_url=coordinator.url,
+        headers=auth,
+        checks=[not_a_server_error, response_schema_conformance],
+    )
+    where = f"{case.method} {case.formatted_path}"
+    if (case.method.upper(), case.path) == ("POST", "/v1/operator/enrollment-tokens"):
+        # The one answer that shows a secret: the token it just issued, once.
+        if response.status_code == 201:
+            issued = response.json()["token"]
+            coordinator.secrets[f"enrollment token issued by {where}"] = issued
+            text = response.text.replace(issued, "")
+            coordinator.assert_no_secret(text, where)
+            return
+    coordinator.assert_no_secret(response.text, where)
+
+
+def _writes_of_app() -> set[tuple[str, str]]:
+    app = create_app(CoordinatorSettings(db_url="sqlite://"))
+    return {
+        (method, route.path)
+        for route in app.routes
+        if isinstance(route, APIRoute)
+        for method in route.methods
+        if method in WRITE_METHODS
+    }
+
+
+def _writes_of_document(document: dict[str, Any]) -> set[tuple[str, str]]:
+    return {
+        (method.upper(), path)
+        for path, item in document["paths"].items()
+        for method in item
+        if method.upper() in WRITE_METHODS
+    }
+
+
+def _fill(path: str) -> str:
+    """A concrete URL for a route template (ids of things that may or may not exist)."""
+    values = {"builder_id": "a" * 64, "build_id": "schema-1", "digest": "b" * 64}
+    return path.format(**{k: values.get(k, "1") for k in _names(path)})
+
+
+def _names(path: str) -> list[str]:
+    return [part[1:-1] for part in path.split("/") if part.startswith("{") and part.endswith("}")]
+
+
+def _assert_refused(response: httpx.Response, method: str, path: str) -> None:
+    assert response.status_code in (401, 403), (method, path, response.status_code, response.text)
+    body = response.json()
+    assert set(body) == {"error"}, (method, path, body)
+    assert set(body["error"]) == {"code", "message"}, (method, path, body)
+    assert body["error"]["message"], (method, path, body)
+
+
+def test_every_write_refuses_a_request_without_credentials(coordinator: Coordinator) -> None:
+    document = coordinator.http.get("/openapi.json").json()
+    from_routes, from_document = _writes_of_app(), _writes_of_document(document)
+    # Every write of the app is published (none hides from this test), and vice versa.
+    assert from_routes == from_document
+    writes = sorted(from_routes)
+    assert len(writes) >= 8, writes
+    builder = generate_key()
+    for method, path in writes:
+        url = _fill(path)
+        if (method, path) == ENROLL:
+            body = {
+                "token": "x" * 32,
+                "public_key": builder.public_dict(),
+                "hostname": "intruder",
+                "arches": ["amd64"],
+            }
+            r = coordinator.http.request(method, url, json=body)
+            _assert_refused(r, method, path)
+            assert r.json()["error"]["code"] == "enrollment_refused"
+            continue
+        attempts = {
+            "no credentials": {},
+            "a made-up operator token": {"Authorization": "Bearer not-a-real-token-at-all"},
+            "a basic-auth header": {"Authorization": "Basic YWRtaW46YWRtaW4="},
+            # Signed by a key that was never enrolled.
+            "an unenrolled builder": sign_request(builder, method, url, b"{}", time.time()),
+        }
+        for what, headers in attempts.items():
+            r = coordinator.http.request(
+                method, url, content=b"{}", headers={**headers, "content-type": "application/json"}
+            )
+            _assert_refused(r, method, f"{path} with {what}")
+        assert r.status_code == 401 and r.headers.get("www-authenticate") == "Bearer"
+
+
+def test_no_read_reveals_a_secret(coordinator: Coordinator) -> None:
+    http = coordinator.http
+    build = http.get("/v1/builds/schema-1").json()
+    attestation = http.get("/v1/attestations").json()["items"][0]
+    builders = http.get("/v1/builders").json()
+    reads = [
+        "/openapi.json",
+        "/",
+        "/builds/schema-1",
+        "/v1/builds",
+        "/v1/builds/schema-1",
+        "/v1/builds/schema-1/diffs",
+        "/v1/builders",
+        "/v1/recipes",
+        "/v1/attestations",
+        f"/v1/attestations/{attestation['tx_id']}",
+        "/v1/revocations",
+        "/v1/ledger/checkpoint",
+        "/v1/ledger/status",
+        *(f"/v1/builders/{b['id']}" for b in builders),
+    ]
+    assert build["status"] == "verified" and len(builders) == 3
+    for path in reads:
+        r = http.get(path)
+        assert r.status_code == 200, (path, r.text)
+        coordinator.assert_no_secret(r.text, path)
+    # The operator's lists too (they take the same reads with a token).
+    auth = {"Authorization": f"Bearer {coordinator.operator_token}"}
+    for path in ("/v1/builders", "/v1/builds"):
+        coordinator.assert_no_secret(http.get(path, headers=auth).text, path)
+    # A second request for a token's answer does not exist: enrollment tokens have no read.
+    document = http.get("/openapi.json").json()
+    token_paths = [p for p in document["paths"] if "token" in p]
+    assert token_paths == ["/v1/operator/enrollment-tokens"]
+    assert set(document["paths"]["/v1/operator/enrollment-tokens"]) == {"post"}
+    assert len(coordinator.secrets) >= 20
