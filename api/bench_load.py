@@ -122,7 +122,9 @@ def _key(pem: bytes) -> KeyPair:
     return KeyPair(private)
 
 
-def _make_range(coordinator_pem: bytes, builder_pems: Sequence[bytes], start: int, end: int) -> list[Made]:  # noqa: E501
+def _make_range(
+    coordinator_pem: bytes, builder_pems: Sequence[bytes], start: int, end: int
+) -> list[Made]:
     """Attestations ``start`` … ``end - 1``, signed in a worker process."""
     coordinator = _key(coordinator_pem)
     builders = [_key(p) for p in builder_pems]
@@ -140,7 +142,9 @@ def _make_range(coordinator_pem: bytes, builder_pems: Sequence[bytes], start: in
             sdist = f"{name.replace('-', '_')}-{version}.tar.gz"
             outputs.append((sdist, f"sdist {sdist} {i}".encode()))
         digests = tuple(
-            OutputDigest(name=n, sha256=hashlib.sha256(b).hexdigest(), size=20_000 + 37 * i + len(b))
+            OutputDigest(
+                name=n, sha256=hashlib.sha256(b).hexdigest(), size=20_000 + 37 * i + len(b)
+            )
             for n, b in outputs
         )
         started = EPOCH + timedelta(minutes=i)

@@ -151,6 +151,7 @@ class _State:
     clock: Callable[[], datetime]
     follower: RecipeFollower | None = None
     publisher: LedgerPublisher | None = None
+    scheduler: Scheduler | None = None
     ledger: LedgerClient | None = None
     """Reads of the validators (checkpoint, proofs, status), when a ledger is set."""
     stop: threading.Event = field(default_factory=threading.Event)
@@ -257,8 +258,13 @@ def _start_background(state: _State) -> None:
             reports_dir=settings.reports_dir,
             diffoscope_timeout=settings.diffoscope_timeout,
         )
-        scheduler = Scheduler(
-            state.engine, state.staging, CeleryDispatcher(settings.redis_url), config, state.clock
+        scheduler = state.scheduler = Scheduler(
+            state.engine,
+            state.staging,
+            CeleryDispatcher(settings.redis_url),
+            config,
+            state.clock,
+            on_verified=state.publisher.wake if state.publisher is not None else None,
         )
         state.threads.append(
             threading.Thread(
@@ -285,6 +291,14 @@ def _start_background(state: _State) -> None:
         )
     for thread in state.threads:
         thread.start()
+
+
+def _result_arrived(state: _State, build_status: str) -> None:
+    """A result was recorded: the scheduler settles it now, the publisher attests now."""
+    if state.scheduler is not None:
+        state.scheduler.wake()
+    if build_status == "verified" and state.publisher is not None:
+        state.publisher.wake()
 
 
 def _publisher(state: _State) -> LedgerPublisher:
@@ -316,6 +330,8 @@ def _stop_background(state: _State) -> None:
         state.follower.wake()
     if state.publisher is not None:
         state.publisher.wake()
+    if state.scheduler is not None:
+        state.scheduler.wake()
     for thread in state.threads:
         thread.join(timeout=10)
     if state.ledger is not None:
@@ -335,7 +351,7 @@ def _diff_in_background(state: _State, build_id: str) -> None:
     limits = DiffoscopeLimits(timeout=state.settings.diffoscope_timeout)
     with Session(state.engine, expire_on_commit=False) as session:
         try:
-            reports.make_diff_reports(
+            reports.make_reports(
                 session, state.staging, build_id, state.settings.reports_dir, limits
             )
         except FarmError:
@@ -495,7 +511,10 @@ def _add_scheduling_routes(app: FastAPI) -> None:
     ) -> list[BuildPublic]:
         """Request a build of a recipe (one per architecture); the scheduler runs it."""
         recipe = _recipe_of(body)
-        builds = request_build(session, recipe, _state(request).clock(), arches=body.arches)
+        state = _state(request)
+        builds = request_build(session, recipe, state.clock(), arches=body.arches)
+        if state.scheduler is not None:
+            state.scheduler.wake()
         return [service.build_public(session, b.id) for b in builds]
 
     @app.get("/v1/builds", response_model=BuildPage, tags=["builds"])
@@ -551,6 +570,36 @@ def _make_state(
         state.publisher = _publisher(state)
         state.ledger = LedgerClient(state.publisher.client.urls)
     return state
+
+
+def _add_report_routes(app: FastAPI) -> None:
+    """Diffoscope reports: listed per build, served as HTML (sandboxed) and JSON."""
+
+    @app.get("/v1/builds/{build_id}/diffs", response_model=list[DiffReportPublic], tags=["builds"])
+    def diffs(build_id: str, session: SessionDep) -> list[DiffReportPublic]:
+        """The diffoscope reports of a build: between builders' differing outputs
+        (``against=builders``) and between upstream's artifact and the rebuild
+        (``against=upstream``)."""
+        service.get_build(session, build_id)
+        return [
+            DiffReportPublic.model_validate(r.model_dump())
+            for r in reports.diff_reports(session, build_id)
+        ]
+
+    @app.get("/v1/diffs/{report_id}.html", response_class=FileResponse, tags=["builds"])
+    def diff_html(report_id: ReportId, session: SessionDep) -> FileResponse:
+        """A diffoscope report as HTML (served sandboxed)."""
+        path = reports.report_file(session, report_id, "html")
+        return FileResponse(
+            path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP}
+        )
+
+    @app.get("/v1/diffs/{report_id}.json", response_class=FileResponse, tags=["builds"])
+    def diff_json(report_id: ReportId, session: SessionDep) -> FileResponse:
+        """A diffoscope report as JSON."""
+        return FileResponse(
+            reports.report_file(session, report_id, "json"), media_type="application/json"
+        )
 
 
 def create_app(
@@ -628,15 +677,17 @@ def create_app(
     ) -> BuildResultPublic:
         """Record the signing builder's result for a build (refusals are recorded).
 
-        When this result decides the build as disputed, diffoscope reports of the
-        differing outputs are made after the response is sent.
+        When this result decides the build as disputed, or its agreed outputs differ
+        from upstream's, diffoscope reports are made after the response is sent.
         """
         state = _state(request)
         row = service.record_result(
             session, state.staging, build_id, caller.builder_id, envelope, state.clock()
         )
         view = service.build_public(session, build_id)
-        if view.status == "disputed":
+        _result_arrived(state, view.status)
+        upstream_differs = (view.verdict or {}).get("upstream_matches") is False
+        if view.status == "disputed" or upstream_differs:
             background.add_task(_diff_in_background, state, build_id)
         return next(r for r in view.results if r.id == row.id)
 
@@ -692,29 +743,7 @@ def create_app(
         """A build with every result received and its verdict."""
         return service.build_public(session, build_id)
 
-    @app.get("/v1/builds/{build_id}/diffs", response_model=list[DiffReportPublic], tags=["builds"])
-    def diffs(build_id: str, session: SessionDep) -> list[DiffReportPublic]:
-        """The diffoscope reports of a build's differing outputs."""
-        service.get_build(session, build_id)
-        return [
-            DiffReportPublic.model_validate(r.model_dump())
-            for r in reports.diff_reports(session, build_id)
-        ]
-
-    @app.get("/v1/diffs/{report_id}.html", response_class=FileResponse, tags=["builds"])
-    def diff_html(report_id: ReportId, session: SessionDep) -> FileResponse:
-        """A diffoscope report as HTML (served sandboxed)."""
-        path = reports.report_file(session, report_id, "html")
-        return FileResponse(
-            path, media_type="text/html", headers={"Content-Security-Policy": REPORT_CSP}
-        )
-
-    @app.get("/v1/diffs/{report_id}.json", response_class=FileResponse, tags=["builds"])
-    def diff_json(report_id: ReportId, session: SessionDep) -> FileResponse:
-        """A diffoscope report as JSON."""
-        return FileResponse(
-            reports.report_file(session, report_id, "json"), media_type="application/json"
-        )
+    _add_report_routes(app)
 
     return app
 

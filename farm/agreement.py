@@ -2,6 +2,8 @@
 
 Pure: takes the tally and verified results, returns rows that the command line
 renders. A cell says whether that builder's digest of that output is the majority's.
+Whether an output matches upstream is the verdict's comparison
+(:func:`farm.verdict.decide`), shown here under the table's shorter labels.
 """
 
 from __future__ import annotations
@@ -13,11 +15,19 @@ from typing import Literal
 from farm.quorum import Tally
 from farm.recipe import Recipe
 from farm.result import SignedResult
+from farm.verdict import UpstreamState as VerdictUpstream
+from farm.verdict import decide
 
 __all__ = ["AgreementRow", "Cell", "agreement_rows"]
 
 CellState = Literal["agree", "differ", "missing", "failed"]
 UpstreamState = Literal["match", "differ", "none"]
+
+_LABEL: dict[VerdictUpstream, UpstreamState] = {
+    "match": "match",
+    "differ": "differ",
+    "no reference": "none",
+}
 
 
 @dataclass(frozen=True)
@@ -52,7 +62,7 @@ def agreement_rows(
     by_builder = {r.predicate.builder_id: r for r in results}
     majority = dict(t.majority.digests) if t.majority else {}
     names = sorted({name for r in results for name in r.digest_set()} | set(majority))
-    upstream = {u.output: u.sha256 for u in recipe.upstream}
+    upstream = {o.name: o for o in decide(recipe, results, builders).outputs}
     rows = []
     for name in names:
         cells = []
@@ -66,8 +76,8 @@ def agreement_rows(
                 sha = result.digest_set().get(name)
                 ok = sha is not None and sha == majority.get(name)
                 cells.append(Cell(builder, sha, "agree" if ok else "differ"))
-        ref = upstream.get(name)
-        expected = majority.get(name)
-        state: UpstreamState = "none" if ref is None else ("match" if ref == expected else "differ")
-        rows.append(AgreementRow(name, tuple(cells), expected, ref, state))
+        verdict = upstream.get(name)
+        ref = verdict.upstream_sha256 if verdict is not None else None
+        state = _LABEL[verdict.upstream] if verdict is not None else "none"
+        rows.append(AgreementRow(name, tuple(cells), majority.get(name), ref, state))
     return rows

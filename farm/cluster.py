@@ -8,6 +8,7 @@ home (its own key); they share one fetch cache and one output store.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -25,7 +26,14 @@ from farm.errors import ConfigError
 from farm.keys import generate_key, load_key, save_key
 from farm.registry import BuilderInfo, list_builders
 
-__all__ = ["LocalCluster", "RedisServer", "free_port", "local_cluster", "redis_server"]
+__all__ = [
+    "LocalCluster",
+    "RedisServer",
+    "free_port",
+    "free_port_range",
+    "local_cluster",
+    "redis_server",
+]
 
 
 def free_port() -> int:
@@ -33,6 +41,26 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def free_port_range(count: int) -> int:
+    """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
+    for _ in range(200):
+        base = random.randrange(20_000, 60_000 - count)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(base, base + count):
+                s = socket.socket()
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("127.0.0.1", port))
+                socks.append(s)
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return base
+    raise ConfigError("found no free range of ports on 127.0.0.1")
 
 
 @dataclass

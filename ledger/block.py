@@ -7,8 +7,11 @@ version of the value (a domain separator, so a vote can never be replayed as a b
 or a proposal), byte strings as lowercase hex, integers as JSON numbers (all well
 below 2**53), and ``null`` for nil.
 
-- A block's hash is ``sha256(canonical_json(block.to_json()))``; the time of day is
-  not part of a block, so every honest validator computes the same hash.
+- A block's hash is ``sha256(canonical_json(block.header_json()))``: the header names
+  the transactions by ``txs_root``, the RFC 6962 Merkle tree hash of their leaf hashes
+  (:func:`txs_root`), and their count, so hashing a block costs one sha256 per
+  transaction instead of canonicalising megabytes of hex. The time of day is not part
+  of a block, so every honest validator computes the same hash.
 - A vote's signed bytes are :func:`vote_sign_bytes`; a commit certificate is the
   2f+1 precommit signatures over exactly those bytes, so it can be checked by anyone
   who knows the validators' public keys.
@@ -31,6 +34,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm.canonical import canonical_json
 from ledger.errors import ConsensusError
+from ledger.merkle import hash_leaf
+from ledger.merkle import root as merkle_root
 
 __all__ = [
     "HASH_SIZE",
@@ -41,6 +46,7 @@ __all__ = [
     "VoteKind",
     "quorum_size",
     "skip_size",
+    "txs_root",
     "verify_commit_certificate",
     "vote_sign_bytes",
 ]
@@ -48,7 +54,7 @@ __all__ = [
 #: Size in bytes of every hash in the ledger (sha256).
 HASH_SIZE = 32
 
-BLOCK_TYPE = "farm-ledger/block/v1"
+BLOCK_TYPE = "farm-ledger/block/v2"
 VOTE_TYPE = "farm-ledger/vote/v1"
 
 
@@ -67,6 +73,12 @@ class VoteKind(StrEnum):
 
     PREVOTE = "prevote"
     PRECOMMIT = "precommit"
+
+
+def txs_root(txs: Sequence[bytes]) -> bytes:
+    """RFC 6962 Merkle tree hash of the transactions' leaf hashes (the empty tree's
+    hash for none): what a block header commits to instead of the bytes themselves."""
+    return merkle_root([hash_leaf(tx) for tx in txs])
 
 
 def _check_hash(name: str, value: bytes) -> None:
@@ -98,8 +110,22 @@ class Block:
         if not all(isinstance(tx, bytes) for tx in self.txs):
             raise ConsensusError("block transactions must be bytes")
 
+    def header_json(self) -> dict[str, Any]:
+        """The JSON value whose canonical bytes are hashed: the block without its
+        transactions, which ``txs_root`` and ``tx_count`` stand for."""
+        return {
+            "type": BLOCK_TYPE,
+            "height": self.height,
+            "prev_hash": self.prev_hash.hex(),
+            "txs_root": txs_root(self.txs).hex(),
+            "tx_count": len(self.txs),
+            "log_root": self.log_root.hex(),
+            "log_size": self.log_size,
+            "proposer": self.proposer,
+        }
+
     def to_json(self) -> dict[str, Any]:
-        """The JSON value whose canonical bytes are hashed."""
+        """The block as it travels and is stored, transactions as hex."""
         return {
             "type": BLOCK_TYPE,
             "height": self.height,
@@ -128,8 +154,8 @@ class Block:
             raise ConsensusError(f"malformed block: {exc}") from None
 
     def canonical_bytes(self) -> bytes:
-        """RFC 8785 bytes of :meth:`to_json`."""
-        return canonical_json(self.to_json())
+        """RFC 8785 bytes of :meth:`header_json`."""
+        return canonical_json(self.header_json())
 
     def hash(self) -> bytes:
         """sha256 of the canonical bytes (cached; the block is immutable)."""

@@ -14,7 +14,8 @@ Starting a node programmatically (what ``farm dist serve`` and ``farm bench dist
     from api.dist.settings import DistSettings
 
     app = create_app(DistSettings(genesis=..., coordinator_url=..., data_dir=...))
-    uvicorn.run(app, host=..., port=..., lifespan="on")   # or uvicorn.Server(Config(app))
+    uvicorn.run(app, host=..., port=..., lifespan="on", access_log=False,
+                http="httptools", loop="uvloop")     # or uvicorn.Server(uvicorn.Config(...))
 
 The returned ASGI app starts following and mirroring in its lifespan startup and stops
 them at shutdown; ``app.node`` (attribute of the returned object) is the

@@ -54,6 +54,7 @@ def serve(
     from farm.errors import ConfigError
 
     logging.getLogger().setLevel(log_level.upper())
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     try:

@@ -128,7 +128,7 @@ class Follower:
         if note is not None:
             self.checkpoint_size = check_checkpoint(note, genesis, state).size
         self.refused: dict[str, str] = {}
-        """URL → why its last answer was refused (for logs and tests)."""
+        """URL → why its answer was last refused (kept after; for logs and status)."""
 
     # ------------------------------------------------------------------ one poll
 
@@ -172,7 +172,6 @@ class Follower:
                 raise FollowError(f"GET /v1/blocks answered HTTP {r.status_code}")
             items = r.json()["blocks"]
             if not isinstance(items, list) or not items:
-                self.refused.pop(url, None)
                 return applied
             for item in items:
                 block = Block.from_json(item["block"])

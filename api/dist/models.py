@@ -6,6 +6,21 @@ the ledger entry that holds it with an inclusion proof, the enroll entries of th
 builder keys it rests on (also with inclusion proofs), and the co-signed checkpoint
 all those proofs refer to. The node may lie in any field; the consumer believes only
 what it can check against its pinned genesis (validator, operator and coordinator keys).
+
+How the node serves them (api/dist/app.py):
+
+- ``GET /v1/packages/{name}/{version}`` (name compared PEP 503-normalized, version
+  exactly) answers :class:`PackageRelease` with every artifact of the release that is
+  attested inside the checkpoint and either mirrored or revoked; a revoked one has
+  ``artifact.revoked`` set, with the revoke entry's proof. 404 when there is none.
+- ``GET /v1/evidence/sha256/{digest}`` answers :class:`ArtifactEvidence` (also for a
+  revoked artifact, ``artifact.revoked`` set); 410 with the reason when the revoke is
+  committed but no checkpoint covers it yet; 404 when the node does not serve it.
+- All proofs of one answer are at the same ``tree_size``, the size of ``checkpoint``;
+  ``LedgerEntryProof.entry`` is base64 of the exact committed transaction bytes (RFC
+  8785 JSON), whose RFC 6962 leaf hash the proof starts from.
+- ``/artifacts/sha256/{digest}`` and ``/artifacts/sha256/{digest}/{filename}`` give the
+  bytes (``ArtifactInfo.url`` names the first).
 """
 
 from __future__ import annotations

@@ -152,7 +152,7 @@ class DistNode:
 
     def start(self) -> None:
         """Start following and mirroring in background threads."""
-        for sha, entry in self.catalog.items():
+        for sha, entry in list(self.catalog.items()):
             if not self.state.is_revoked(sha):
                 self.mirror.want(sha, entry.size)
         self.mirror.start()
@@ -191,10 +191,11 @@ class DistNode:
             log.error("entry %d not catalogued: %s", index, exc)
             return []
         new = []
-        for e in entries:
-            if e.sha256 not in self.catalog:
-                self.catalog[e.sha256] = e
-                new.append(e)
+        with self.lock:
+            for e in entries:
+                if e.sha256 not in self.catalog:
+                    self.catalog[e.sha256] = e
+                    new.append(e)
         return new
 
     def _on_block(self, block: Block, first: int) -> None:
@@ -209,7 +210,9 @@ class DistNode:
                     entry.sha256[:12],
                 )
                 self.mirror.want(entry.sha256, entry.size)
-        for sha in list(self.catalog):
+        with self.lock:
+            shas = list(self.catalog)
+        for sha in shas:
             revoked = self.state.revocation(sha)
             if revoked is not None and revoked.index >= first:
                 log.info("revoked sha256:%s…: %s", sha[:12], revoked.reason)
@@ -272,7 +275,8 @@ class DistNode:
         A revoked artifact's evidence carries the revocation (with its proof) when the
         checkpoint covers the revoke; otherwise None (the caller answers 410)."""
         view = view or self.view
-        entry = self.catalog.get(sha)
+        with self.lock:
+            entry = self.catalog.get(sha)
         size, note = view.tree_size, view.note
         if entry is None or note is None or entry.index >= size:
             return None
@@ -321,11 +325,12 @@ class DistNode:
         """The release's artifacts (served or revoked) at the view's checkpoint, or None."""
         view = self.view
         want = normalize_name(name)
-        shas = [
-            sha
-            for sha, e in self.catalog.items()
-            if normalize_name(e.name) == want and e.version == version
-        ]
+        with self.lock:
+            shas = [
+                sha
+                for sha, e in self.catalog.items()
+                if normalize_name(e.name) == want and e.version == version
+            ]
         artifacts = [ev for sha in shas if (ev := self.evidence(sha, view)) is not None]
         if not artifacts or view.note is None:
             return None

@@ -33,8 +33,9 @@ def run_cli(app: typer.Typer) -> int:
     except Exception as exc:  # click usage errors arrive as ClickException
         import click
 
-        if isinstance(exc, click.ClickException):
+        # Typer >= 0.29 raises its own vendored click's exceptions.
+        if isinstance(exc, click.ClickException | typer.TyperException) and hasattr(exc, "show"):
             exc.show()
-            return exc.exit_code
+            return int(getattr(exc, "exit_code", 1))
         raise
     return 0

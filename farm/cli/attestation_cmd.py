@@ -42,13 +42,17 @@ def parse_spec(spec: str) -> tuple[str, str | None]:
             hint = "no version after =="
         else:
             hint = "names and versions are letters, digits and . _ - (versions also + !)"
-        raise typer.BadParameter(f"{spec!r} is not NAME or NAME==VERSION: {hint}")
+        raise typer.BadParameter(
+            f"{spec!r} is not NAME or NAME==VERSION: {hint}", param_hint="'NAME[==VERSION]'"
+        )
     return match["name"], match["version"]
 
 
-def _digest(value: str | None) -> str | None:
+def _digest(value: str | None, hint: str) -> str | None:
     if value is not None and not _SHA256.match(value):
-        raise typer.BadParameter(f"{value!r} is not a sha256 (64 lowercase hex digits)")
+        raise typer.BadParameter(
+            f"{value!r} is not a sha256 (64 lowercase hex digits)", param_hint=hint
+        )
     return value
 
 
@@ -107,7 +111,7 @@ def attestations(
 
     name, version = parse_spec(spec)
     page = _client(coordinator).attestations(
-        name=name, version=version, arch=arch, sha256=_digest(sha256), limit=limit
+        name=name, version=version, arch=arch, sha256=_digest(sha256, "'--sha256'"), limit=limit
     )
     if as_json:
         typer.echo(json.dumps(page, indent=2, sort_keys=True))
@@ -139,9 +143,9 @@ def revoke(
 
     from farm.errors import ConfigError, LedgerError, TransactionError
 
-    _digest(sha256)
+    _digest(sha256, "'SHA256'")
     if not reason.strip():
-        raise typer.BadParameter("--reason must not be empty")
+        raise typer.BadParameter("must not be empty", param_hint="'--reason'")
     if not operator_token:
         raise ConfigError("farm revoke needs --operator-token (or $FARM_OPERATOR_TOKEN)")
     console = Console()

@@ -317,6 +317,13 @@ def submit(
             continue
         reason = str(verdict.get("reason") or b["status"])  # begins with the verdict's status
         console.print(f"{b['arch']}: {reason}", highlight=False)
+        differ = [o["name"] for o in verdict.get("outputs", []) if o.get("upstream") == "differ"]
+        if differ:
+            console.print(
+                f"{b['arch']}: differs from upstream: {', '.join(differ)} "
+                f"(diffoscope: {client.http.base_url}v1/builds/{b['id']}/diffs)",
+                highlight=False,
+            )
         if b["status"] != "verified":
             problems.append(f"{b['arch']}: {b['status']}")
     if problems:

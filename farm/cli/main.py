@@ -32,6 +32,13 @@ def _register() -> None:
     """
     from importlib.metadata import entry_points
 
+    # `farm pull` / `farm verify` load only their own command: the rest of the CLI costs
+    # seconds of imports, which would dominate verifying a file.
+    single = {ep.name: ep for ep in entry_points(group="farm.command")}
+    if len(sys.argv) > 1 and sys.argv[1] in single:
+        app.command(sys.argv[1])(single[sys.argv[1]].load())
+        return
+
     from farm.cli import build_cmd, coordinator_cmd, recipe_cmd, up_cmd
 
     app.add_typer(recipe_cmd.app, name="recipe")

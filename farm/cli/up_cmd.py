@@ -1,13 +1,17 @@
-"""``farm up``: the whole farm on this machine, building one recipe on N local builders."""
+"""``farm up``: the whole farm on this machine, taking one recipe from submission to pip."""
 
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
+
+if TYPE_CHECKING:
+    from farm.localfarm import LocalFarm
 
 console = Console()
 
@@ -52,29 +56,105 @@ def up(
         Path, typer.Argument(metavar="RECIPE", help="Recipe to build (default: a shipped one).")
     ] = DEFAULT_RECIPE,
     builders: Annotated[int, typer.Option("--builders", "-n", help="Local builder workers.")] = 3,
+    validators: Annotated[int, typer.Option(help="Local ledger validators (n = 3f+1).")] = 4,
     root: Annotated[
-        Path, typer.Option(help="Where the local cluster keeps its state.")
-    ] = Path.home() / ".farm" / "cluster",
+        Path, typer.Option(help="Where the local farm keeps its state (kept between runs).")
+    ] = Path.home() / ".farm" / "local",
+    keep_running: Annotated[
+        bool,
+        typer.Option(help="Leave the farm running after the artifact is served, until Ctrl-C."),
+    ] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each stage.")] = 900,
 ) -> None:
-    """Start Redis and N builder workers here, build RECIPE on all of them, show the agreement.
+    """Run the whole farm on this machine and take RECIPE through it.
 
-    Builder identities persist under --root, so builder ids stay the same across runs.
+    Starts a BFT ledger (VALIDATORS processes), Redis, the builders, the coordinator and
+    the read-only distribution node; enrolls the builders (their keys are committed to
+    the ledger); submits RECIPE; the builders rebuild it in hermetic containers; once
+    they agree the coordinator commits the attestation to the ledger; the distribution
+    node follows the ledger and serves the verified artifact with its proof, also as a
+    pip index. State persists under --root.
     """
-    from farm.cli.build_cmd import build
-    from farm.cluster import local_cluster
+    from farm.localfarm import local_farm
     from farm.recipe import load_recipe
 
     r = load_recipe(recipe)
     ensure_image(r.image)
-    console.print(f"starting Redis and {builders} builders under {root}")
-    with local_cluster(root, builders) as cluster:
-        for b in cluster.builders:
-            console.print(f"  builder {b.builder_id[:12]} (log {b.log_path})", highlight=False)
-        build(
-            recipe,
-            builders=builders,
-            arch=None,
-            redis_url=cluster.redis.url,
-            timeout=None,
-            json_out=None,
+    console.print(f"[bold]farm up[/]: {r.name} {r.version} under {root}")
+    with local_farm(
+        root,
+        validators=validators,
+        builders=builders,
+        report=lambda line: console.print(f"  {line}", highlight=False),
+    ) as farm:
+        _take_through(farm, recipe, r.name, r.version, timeout)
+        if keep_running:
+            console.print("the farm is running; Ctrl-C stops it")
+            try:
+                while all(p.alive() for p in farm.processes):
+                    time.sleep(1)
+            except KeyboardInterrupt:
+                pass
+            console.print("stopping")
+
+
+def _take_through(farm: LocalFarm, recipe: Path, name: str, version: str, timeout: float) -> None:
+    """Submit ``recipe``, wait for its committed attestation and for the node to serve it."""
+    from farm.errors import FarmError
+    from farm.localfarm import FARM, wait_until
+
+    console.print(f"[bold]submitting[/] {recipe}")
+    proc = subprocess.run(
+        [*FARM, "submit", str(recipe), "--wait", "--timeout", str(timeout),
+         "--coordinator", farm.coordinator_url, "--operator-token", farm.operator_token],
+        check=False,
+    )  # fmt: skip
+    if proc.returncode != 0:
+        raise FarmError(
+            f"the builders did not agree on {name} {version} (farm submit exit "
+            f"{proc.returncode}); builder logs are under {farm.cluster.root}"
         )
+    with console.status("committing the attestation to the ledger"):
+        wait_until(
+            "the attestation's ledger commit",
+            lambda: bool(farm.committed_attestations(name, version)),
+            timeout,
+            farm.root / "coordinator.log",
+        )
+    with console.status("the distribution node follows the ledger and mirrors the artifact"):
+        wait_until(
+            "the distribution node serving the artifact",
+            lambda: farm.dist_serves(name, version) is not None,
+            timeout,
+            farm.root / "dist.log",
+        )
+    release = farm.dist_serves(name, version) or {}
+    _show(farm, release)
+
+
+def _show(farm: LocalFarm, release: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"verified and served: {release.get('name')} {release.get('version')}")
+    for column in ("artifact", "arch", "sha256", "ledger index", "builders"):
+        table.add_column(column)
+    for evidence in release.get("artifacts", []):
+        artifact = evidence["artifact"]
+        envelopes = evidence.get("bundle", {}).get("builder_envelopes", [])
+        table.add_row(
+            artifact["filename"],
+            artifact["arch"],
+            artifact["sha256"][:16] + "…",
+            str(evidence["attestation"]["index"]),
+            str(len(envelopes)),
+        )
+    console.print(table)
+    console.print(
+        f"checkpoint: tree size {release.get('tree_size')}, co-signed by the validators\n"
+        f"distribution node: {farm.dist_url}\n"
+        f"install it:  pip install --index-url {farm.dist_url}/simple/ "
+        f"{release.get('name')}=={release.get('version')}\n"
+        f"or verify:   farm pull {release.get('name')}=={release.get('version')} "
+        f"--node {farm.dist_url} --genesis {farm.genesis}",
+        highlight=False,
+    )

@@ -5,23 +5,30 @@ Read in order: ``models`` (tables and wire schemas), ``db`` (engine and sessions
 ``service`` (enrollment, results intake, the verdict), ``scheduler`` (requested builds
 to builders, replacements, the verdict; ``celery_dispatch`` is its queue),
 ``recipes_repo`` (the followed recipe repository), ``reports`` (diffoscope reports
-of disputed builds), ``settings``; ``client`` is the HTTP client builders and
-operators use. The HTTP API itself is ``api.coordinator``.
+of disputed builds) and ``upstream`` (of rebuilds that differ from upstream's
+artifact), ``attestations`` and ``revocations`` (what the ledger committed, and
+withdrawals of it), ``ledger_client`` (transactions to, and reads from, the
+validators), ``settings``; ``client`` is the HTTP client builders and operators use.
+The schema's history is ``migrations`` (Alembic). The HTTP API is ``api.coordinator``.
 """
 
 from __future__ import annotations
 
 __all__ = [
+    "attestations",
     "auth",
     "celery_dispatch",
     "client",
     "db",
     "errors",
+    "ledger_client",
     "models",
     "recipes_repo",
     "reports",
+    "revocations",
     "scheduler",
     "service",
     "settings",
     "staging",
+    "upstream",
 ]

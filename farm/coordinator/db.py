@@ -97,6 +97,12 @@ def create_tables(engine: Engine) -> None:
             elif "alembic_version" not in tables:
                 command.stamp(config, FIRST_REVISION)
             command.upgrade(config, "head")
+            if conn.dialect.name == "sqlite":
+                # The planner's statistics (PostgreSQL keeps its own): without them
+                # SQLite cannot tell a name (a few attestations) from a status (all of
+                # them) and walks every attestation in list order to find a few.
+                conn.execute(text("PRAGMA analysis_limit=1000"))
+                conn.execute(text("ANALYZE"))
     except (SQLAlchemyError, CommandError) as exc:
         why = getattr(exc, "orig", None) or exc
         raise ConfigError(f"cannot migrate the coordinator's database: {why}") from None

@@ -4,7 +4,9 @@ For every output on which builders disagree, the agreed (majority) digest is com
 with each other digest builders produced, with :func:`farm.diffoscope.run_diffoscope`
 and its limits. Each comparison is stored as a :class:`DiffReport` row — ``done`` with
 the paths of its HTML and JSON reports, or ``error`` with the reason — so a failed or
-timed-out diffoscope is visible, never a silent gap.
+timed-out diffoscope is visible, never a silent gap. Comparisons with what upstream
+published are :mod:`farm.coordinator.upstream`'s (``against="upstream"``);
+:func:`make_reports` makes both kinds for a decided build.
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from farm.coordinator.errors import NotFoundError
 from farm.coordinator.models import DiffReport, utcnow
 from farm.coordinator.service import get_build
 from farm.coordinator.staging import Staging
+from farm.coordinator.upstream import make_upstream_reports
 from farm.diffoscope import DiffoscopeError, DiffoscopeLimits, run_diffoscope
 
-__all__ = ["diff_reports", "make_diff_reports", "report_file"]
+__all__ = ["diff_reports", "make_diff_reports", "make_reports", "report_file"]
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +59,7 @@ def make_diff_reports(
     build = get_build(session, build_id)
     if build.verdict is None:
         return []
-    existing = diff_reports(session, build_id)
+    existing = [r for r in diff_reports(session, build_id) if r.against == "builders"]
     if existing:
         return existing
     rows = []
@@ -106,6 +109,19 @@ def _compare(
             sides.append(target)
         report = run_diffoscope(sides[0], sides[1], out_dir, limits)
     return report.html, report.json
+
+
+def make_reports(
+    session: Session,
+    staging: Staging,
+    build_id: str,
+    reports_dir: Path,
+    limits: DiffoscopeLimits | None = None,
+) -> list[DiffReport]:
+    """Every report a decided build needs: builders' differing outputs (when disputed),
+    and outputs whose agreed digest differs from upstream's (when the recipe has a URL)."""
+    rows = make_diff_reports(session, staging, build_id, reports_dir, limits)
+    return rows + make_upstream_reports(session, staging, build_id, reports_dir, limits)
 
 
 def diff_reports(session: Session, build_id: str) -> list[DiffReport]:

@@ -128,12 +128,20 @@ class Scheduler:
         dispatcher: Dispatcher,
         config: SchedulerConfig,
         clock: Callable[[], datetime] = utcnow,
+        on_verified: Callable[[], None] | None = None,
     ) -> None:
         self.engine = engine
         self.staging = staging
         self.dispatcher = dispatcher
         self.config = config
         self.clock = clock
+        self.on_verified = on_verified
+        """Called when a build is decided ``verified`` (the ledger publisher's wake-up)."""
+        self._wake = threading.Event()
+
+    def wake(self) -> None:
+        """Start the next pass now (a build was requested, a result arrived)."""
+        self._wake.set()
 
     # -- one pass ---------------------------------------------------------------------
 
@@ -324,10 +332,12 @@ class Scheduler:
         verdict = service.finalize(session, build_id, now, force=True)
         if verdict is None:
             return
-        if verdict.status == "disputed":
+        if verdict.status == "verified" and self.on_verified is not None:
+            self.on_verified()
+        if verdict.status == "disputed" or verdict.upstream_matches is False:
             limits = DiffoscopeLimits(timeout=self.config.diffoscope_timeout)
             try:
-                reports.make_diff_reports(
+                reports.make_reports(
                     session, self.staging, build_id, self.config.reports_dir, limits
                 )
             except FarmError as exc:
@@ -336,11 +346,12 @@ class Scheduler:
     # -- the loop ---------------------------------------------------------------------
 
     def run(self, stop: threading.Event, interval: float = 1.0) -> None:
-        """Resume, then tick every ``interval`` seconds until ``stop`` is set."""
+        """Resume, then tick every ``interval`` seconds (or when woken) until ``stop`` is set."""
         self.resume()
         while not stop.is_set():
             try:
                 self.tick()
             except Exception:  # the loop must outlive one bad pass (a database hiccup)
                 log.exception("scheduler pass failed")
-            stop.wait(interval)
+            self._wake.wait(interval)
+            self._wake.clear()

@@ -22,18 +22,24 @@ import hashlib
 import os
 import sys
 import time
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from cryptography.hazmat.primitives import serialization
 from fastapi.routing import APIRoute
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from schemathesis import BaseSchema, GenerationMode, Response
+from schemathesis import Case as _Case
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from api.coordinator import create_app
@@ -54,9 +60,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 #: The one write that takes no credentials: it spends a one-time enrollment token.
 ENROLL = ("POST", "/v1/builders/enroll")
+#: The one answer that shows a secret (the token it issues, once).
+TOKENS = ("POST", "/v1/operator/enrollment-tokens")
+CHECKS = [not_a_server_error, response_schema_conformance]
+#: A build that asked the three builders and has no result yet (the builder fuzz aims here).
+OPEN_BUILD = "schema-open"
 
 FUZZ = settings(
-    max_examples=12,
+    max_examples=15,
     derandomize=True,
     deadline=None,
     database=None,
@@ -85,6 +96,7 @@ class Coordinator:
     url: str
     http: httpx.Client
     operator_token: str
+    builders: list[KeyPair] = field(default_factory=list)
     secrets: dict[str, str] = field(default_factory=dict)
     """What must never appear in a response (what it is → its text)."""
 
@@ -107,13 +119,14 @@ def _populate(http: httpx.Client, db: str, token: str, farm: Coordinator) -> Non
         client.upload(GOOD)
         for n, form in enumerate(private_forms(key)):
             farm.secrets[f"builder {i} private key ({n})"] = form
+    farm.builders.extend(keys)
     unused = operator.new_enrollment_token(note="never used")["token"]
     farm.secrets["unused enrollment token"] = unused
     engine = make_engine(db)
     with session_scope(engine) as session:
-        service.create_build(
-            session, recipe(), "amd64", [k.keyid for k in keys], "schema-1", utcnow()
-        )
+        for build_id in ("schema-1", OPEN_BUILD):
+            ids = [k.keyid for k in keys]
+            service.create_build(session, recipe(), "amd64", ids, build_id, utcnow())
     engine.dispose()
     for key in keys:
         CoordinatorClient(http, key=key).post_result(
@@ -172,43 +185,146 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
 
 
 @pytest.fixture(scope="module")
-def api_schema(coordinator: Coordinator) -> Any:
+def api_schema(coordinator: Coordinator) -> BaseSchema:
     return schemathesis.openapi.from_url(coordinator.url + "/openapi.json")
 
 
-schema = schemathesis.pytest.from_fixture("api_schema")
+Case = _Case[Any]
+Send = Callable[[Case], Response]
 
 
-@schema.parametrize()
-@FUZZ
-def test_no_server_error_without_credentials(case: Any, coordinator: Coordinator) -> None:
-    response = case.call_and_validate(
-        base_url=coordinator.url, checks=[not_a_server_error, response_schema_conformance]
-    )
-    if case.method.upper() in WRITE_METHODS and case.path != ENROLL[1]:
-        assert response.status_code in (401, 403), (case.method, case.path, response.text)
-    coordinator.assert_no_secret(response.text, f"{case.method} {case.formatted_path}")
+def _fuzz(
+    schema: BaseSchema,
+    check: Callable[[Case, Response], None],
+    send: Send,
+    path_parameters: Callable[[str], dict[str, str] | None] = lambda _: None,
+) -> Counter[tuple[str, int]]:
+    """Run every operation's valid and invalid cases; fail listing every operation that broke.
+
+    Returns how often each (operation, status) was seen. (``schema.parametrize()`` is
+    not used: the schema comes from a live server, and schemathesis' lazy fixture
+    loading, ``schemathesis.pytest.from_fixture``, fails under pytest 9.)
+    """
+    failures: list[str] = []
+    seen: Counter[tuple[str, int]] = Counter()
+    results = list(schema.get_all_operations())
+    assert all(isinstance(r, Ok) for r in results), [r for r in results if not isinstance(r, Ok)]
+    operations = [r.ok() for r in results if isinstance(r, Ok)]
+    assert len(operations) >= 20, [op.label for op in operations]
+    for operation in operations:
+        fixed = path_parameters(operation.path)
+        cases = st.one_of(
+            operation.as_strategy(GenerationMode.POSITIVE, path_parameters=fixed),
+            operation.as_strategy(GenerationMode.NEGATIVE, path_parameters=fixed),
+        )
+
+        @FUZZ
+        @given(case=cases)
+        def run(case: Case) -> None:
+            response = send(case)
+            case.validate_response(response, checks=CHECKS)
+            seen[(case.operation.label, response.status_code)] += 1
+            if response.status_code >= 400:
+                _assert_error_shape(response.json(), case.operation.label)
+            check(case, response)
+
+        try:
+            run()
+        except Exception as exc:  # collect them all: one run shows every broken operation
+            failures.append(f"{operation.label}: {type(exc).__name__}: {exc}")
+    assert not failures, "\n\n".join(failures)
+    return seen
 
 
-@schema.parametrize()
-@FUZZ
-def test_no_server_error_as_operator(case: Any, coordinator: Coordinator) -> None:
-    auth = {"Authorization": f"Bearer {coordinator.operator_token}"}
-    response = case.call_and_validate(
-        base_url=coordinator.url,
-        headers=auth,
-        checks=[not_a_server_error, response_schema_conformance],
-    )
-    where = f"{case.method} {case.formatted_path}"
-    if (case.method.upper(), case.path) == ("POST", "/v1/operator/enrollment-tokens"):
-        # The one answer that shows a secret: the token it just issued, once.
-        if response.status_code == 201:
+def _assert_error_shape(body: Any, where: str) -> None:
+    """Every error has one shape: ``{"error": {"code": ..., "message": ...}}``."""
+    assert isinstance(body, dict) and set(body) == {"error"}, (where, body)
+    assert set(body["error"]) == {"code", "message"}, (where, body)
+    assert all(isinstance(v, str) and v for v in body["error"].values()), (where, body)
+
+
+def _plain(coordinator: Coordinator, headers: dict[str, str] | None = None) -> Send:
+    def send(case: Case) -> Response:
+        response: Response = case.call(base_url=coordinator.url, headers=headers)
+        return response
+
+    return send
+
+
+def test_no_server_error_without_credentials(
+    api_schema: BaseSchema, coordinator: Coordinator
+) -> None:
+    def check(case: Case, response: Response) -> None:
+        where = f"{case.method} {case.formatted_path}"
+        if case.method.upper() in WRITE_METHODS and case.path != ENROLL[1]:
+            # Missing credentials (401/403), or a body refused unread: it does not parse
+            # (400) or does not validate (422). Never anything done.
+            assert response.status_code in (400, 401, 403, 422), (where, response.text)
+            if response.status_code == 422 and case.headers:
+                assert not case.headers.get("authorization", "").startswith("Bearer "), where
+        coordinator.assert_no_secret(response.text, where)
+
+    seen = _fuzz(api_schema, check, _plain(coordinator))
+    writes = [(op, status) for (op, status) in seen if op.split()[0] in WRITE_METHODS]
+    assert writes and all(s >= 400 for op, s in writes if op != " ".join(ENROLL)), writes
+
+
+def test_no_server_error_as_operator(api_schema: BaseSchema, coordinator: Coordinator) -> None:
+    original = coordinator.secrets.copy()
+
+    def check(case: Case, response: Response) -> None:
+        where = f"{case.method} {case.formatted_path}"
+        text = response.text
+        if (case.method.upper(), case.path) == TOKENS and response.status_code == 201:
+            # The one answer that shows a secret: the token it just issued, once.
             issued = response.json()["token"]
             coordinator.secrets[f"enrollment token issued by {where}"] = issued
-            text = response.text.replace(issued, "")
-            coordinator.assert_no_secret(text, where)
-            return
-    coordinator.assert_no_secret(response.text, where)
+            text = text.replace(issued, "")
+        coordinator.assert_no_secret(text, where)
+
+    auth = {"Authorization": f"Bearer {coordinator.operator_token}"}
+    seen = _fuzz(api_schema, check, _plain(coordinator, auth))
+    # The token was used: the operator's writes did something.
+    assert seen[(" ".join(TOKENS), 201)] > 0, seen
+    assert len(coordinator.secrets) > len(original)
+
+
+def test_no_server_error_as_a_builder(api_schema: BaseSchema, coordinator: Coordinator) -> None:
+    """Every request signed by an enrolled, approved builder (what intake code sees)."""
+    key = coordinator.builders[0]
+    http = requests.Session()
+
+    def send(case: Case) -> Response:
+        kwargs = case.as_transport_kwargs(base_url=coordinator.url)
+        names = ("method", "url", "headers", "params", "cookies", "json", "data", "files")
+        prepared = http.prepare_request(
+            requests.Request(**{k: kwargs[k] for k in names if k in kwargs})
+        )
+        body = prepared.body or b""
+        raw = body.encode() if isinstance(body, str) else body
+        assert isinstance(raw, bytes)
+        path, _, query = (prepared.path_url or "/").partition("?")
+        # What the server signs against: the decoded path and the query as sent.
+        target = unquote(path) + (f"?{query}" if query else "")
+        signed = sign_request(key, case.method.upper(), target, raw, time.time())
+        prepared.headers.update(signed)
+        return Response.from_any(http.send(prepared, timeout=30))
+
+    def fixed(path: str) -> dict[str, str] | None:
+        if "{build_id}" in path:
+            return {"build_id": OPEN_BUILD}
+        if "{builder_id}" in path:
+            return {"builder_id": key.keyid}
+        return None
+
+    def check(case: Case, response: Response) -> None:
+        coordinator.assert_no_secret(response.text, f"{case.method} {case.formatted_path}")
+
+    seen = _fuzz(api_schema, check, send, fixed)
+    # The signature was accepted: heartbeats went through, results were looked at.
+    assert seen[("POST /v1/builders/{builder_id}/heartbeat", 200)] > 0, seen
+    results = [s for (op, s) in seen if op == "POST /v1/builds/{build_id}/results"]
+    assert 422 in results, seen  # refused with a recorded reason, not a crash
 
 
 def _writes_of_app() -> set[tuple[str, str]]:
@@ -217,7 +333,7 @@ def _writes_of_app() -> set[tuple[str, str]]:
         (method, route.path)
         for route in app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
         if method in WRITE_METHODS
     }
 
@@ -243,10 +359,7 @@ def _names(path: str) -> list[str]:
 
 def _assert_refused(response: httpx.Response, method: str, path: str) -> None:
     assert response.status_code in (401, 403), (method, path, response.status_code, response.text)
-    body = response.json()
-    assert set(body) == {"error"}, (method, path, body)
-    assert set(body["error"]) == {"code", "message"}, (method, path, body)
-    assert body["error"]["message"], (method, path, body)
+    _assert_error_shape(response.json(), f"{method} {path}")
 
 
 def test_every_write_refuses_a_request_without_credentials(coordinator: Coordinator) -> None:

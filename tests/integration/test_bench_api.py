@@ -35,4 +35,4 @@ def test_bench_api_small_run_ends_with_its_figures(builder_image: str) -> None:
     assert set(figures["query_p50_ms_by_filter"]) == set(figures["query_filters"])
     # What was measured is shown: the per-filter table and the stages of the build.
     assert "GET /v1/attestations" in proc.stderr and "recipe_digest" in proc.stderr
-    assert "seconds after POST" in proc.stderr
+    assert "seconds after POST /v1/builds" in proc.stderr

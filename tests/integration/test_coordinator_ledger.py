@@ -37,6 +37,8 @@ from tests.integration.conftest import write_recipe
 from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.test_coordinator_api import serve
 from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
+from tests.unit.farm.coordinator._world import sha
+from tests.unit.farm.coordinator.test_upstream import file_server
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.image, pytest.mark.slow]
 
@@ -425,6 +427,53 @@ def test_ledger_checkpoint_proofs_and_status(farm: Farm) -> None:
     schema = farm.get("/openapi.json")
     ok = schema["paths"]["/v1/ledger/checkpoint"]["get"]["responses"]["200"]
     assert ok["content"]["application/json"]["schema"]["$ref"].endswith("LedgerCheckpointPublic")
+
+
+def test_rebuild_differing_from_upstream_gets_an_upstream_diffoscope_report(
+    farm: Farm, builder_image: str, git_source: dict[str, str], tmp_path: Path
+) -> None:
+    upstream = b"some data, as upstream published it\n"
+    with file_server({"/data.txt": upstream, "/other.txt": upstream}) as base:
+        recipe = write_recipe(
+            tmp_path / "recipes", builder_image, git_source,
+            "cp data.txt /out/data.txt\ncp data.txt /out/other.txt\n",
+            ["data.txt", "other.txt"], name="ledger-upstream",
+            upstream=[
+                {"output": "data.txt", "sha256": sha(upstream), "url": f"{base}/data.txt"},
+                # The URL serves the right bytes but the recipe's digest is not theirs.
+                {"output": "other.txt", "sha256": "0" * 64, "url": f"{base}/other.txt"},
+            ],
+        )  # fmt: skip
+        proc = _farm(
+            "submit", str(recipe), "--coordinator", farm.url, "--operator-token", farm.token,
+            "--wait", "--timeout", "120",
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "verified" in proc.stdout
+        assert "differs from upstream: data.txt, other.txt" in proc.stdout, proc.stdout
+        (build,) = farm.get("/v1/builds", name="ledger-upstream")["items"]
+
+        def reported() -> dict[str, Any] | None:
+            b: dict[str, Any] = farm.get(f"/v1/builds/{build['id']}")
+            return b if "upstream_reports" in (b["verdict"] or {}) else None
+
+        full = wait_for("the upstream reports in the verdict", reported, 60, 0.3)
+    verdict = full["verdict"]
+    assert verdict["status"] == "verified" and verdict["upstream_matches"] is False
+    by_output = {r["output"]: r for r in verdict["upstream_reports"]}
+    assert by_output["data.txt"]["status"] == "done", by_output
+    assert by_output["other.txt"]["status"] == "error"
+    assert "not the recipe's reference" in by_output["other.txt"]["error"]
+
+    diffs = farm.get(f"/v1/builds/{build['id']}/diffs")
+    (done,) = [d for d in diffs if d["output"] == "data.txt"]
+    assert done["against"] == "upstream" and done["sha256_a"] == sha(upstream)
+    assert done["id"] == by_output["data.txt"]["report_id"]
+    report = farm.get(f"/v1/diffs/{done['id']}.json")
+    assert "-some data, as upstream published it" in report["unified_diff"]
+    assert "+some data" in report["unified_diff"]
+    html = farm.http.get(f"/v1/diffs/{done['id']}.html")
+    assert html.status_code == 200 and "sandbox" in html.headers["content-security-policy"]
 
 
 def test_ledger_reads_fail_over_and_say_when_no_validator_answers(

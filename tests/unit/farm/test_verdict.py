@@ -8,8 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from farm.agreement import agreement_rows
 from farm.errors import QuorumError
 from farm.keys import KeyPair, generate_key
+from farm.quorum import tally
 from farm.recipe import Recipe, parse_recipe
 from farm.result import OutputDigest, SignedResult, sign_result, verify_result
 from farm.verdict import decide, require_verified
@@ -66,6 +68,11 @@ def test_verdict_table(
     (out,) = v.outputs
     assert out.upstream == up_state
     assert v.to_json()["status"] == status
+    # The `farm build` table shows the verdict's comparison (under its shorter labels).
+    rows = agreement_rows(recipe(upstream), results, IDS[:3], tally(results, 3, IDS[:3]))
+    label = {"match": "match", "differ": "differ", "no reference": "none"}[up_state]
+    assert [r.upstream_state for r in rows] == ([label] if any(shas) else [])
+    assert all(r.upstream == upstream for r in rows)
 
 
 def test_missing_builders_are_named() -> None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from farm.canonical import canonical_json
 from ledger.block import (
     Block,
     CommitCertificate,
@@ -17,10 +18,12 @@ from ledger.block import (
     VoteKind,
     quorum_size,
     skip_size,
+    txs_root,
     verify_commit_certificate,
     vote_sign_bytes,
 )
 from ledger.errors import ConsensusError
+from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_leaf
 
 H = 7
 R = 2
@@ -186,6 +189,22 @@ def test_block_hash_is_canonical_and_round_trips() -> None:
     assert again.hash() == block.hash() == hashlib.sha256(block.canonical_bytes()).digest()
     assert block.canonical_bytes().startswith(b'{"height":7,')  # RFC 8785 key order
     assert _block(txs=(b"tx2", b"tx1")).hash() != block.hash()
+
+
+def test_block_hash_commits_to_the_transactions_through_their_merkle_root() -> None:
+    block = _block()
+    header = block.header_json()
+    assert "txs" not in header
+    assert header["tx_count"] == 2
+    assert header["txs_root"] == MerkleLog([hash_leaf(b"tx1"), hash_leaf(b"tx2")]).root().hex()
+    assert txs_root(()) == EMPTY_ROOT
+    assert block.hash() == hashlib.sha256(canonical_json(header)).digest()
+    # any change to any transaction, their order or their number changes the hash
+    assert _block(txs=(b"tx1", b"tx3")).hash() != block.hash()
+    assert _block(txs=(b"tx1",)).hash() != block.hash()
+    assert _block(txs=(b"tx1", b"tx2", b"")).hash() != block.hash()
+    assert _block(txs=(b"tx1tx2",)).hash() != block.hash()
+    assert _block(txs=()).hash() != block.hash()
 
 
 @pytest.mark.parametrize(

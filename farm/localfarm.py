@@ -1,0 +1,322 @@
+"""The whole farm on one machine, every part its own process: what ``farm up`` runs.
+
+Parts, in the order they start (all on loopback, each with its log under ``root``):
+
+- a BFT ledger of ``validators`` validators (``farm ledger run``), whose keys and genesis
+  (with the operator and coordinator keys) ``farm ledger testnet`` makes once;
+- Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key;
+- the coordinator (``farm serve --ledger``) with its SQLite database; the builders
+  enroll with one-time tokens and the operator approves them, which commits their
+  enroll transactions to the ledger;
+- the read-only distribution node (``farm dist serve``), which follows the ledger.
+
+Everything persists under ``root``: a second run reuses the chain, the builder keys
+and the database (builders already approved are not enrolled again). Processes are
+started with :data:`sys.executable` ``-m farm.cli``, so this module imports none of
+``builders``, ``ledger`` or ``api``: it talks to them as a deployment does, through
+their command lines and HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from farm.cluster import LocalCluster, free_port, free_port_range, local_cluster
+from farm.errors import ConfigError, FarmError
+
+__all__ = ["LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
+
+FARM = [sys.executable, "-m", "farm.cli"]
+
+
+class LocalFarmError(FarmError):
+    """A part of the local farm did not start or did not answer in time."""
+
+
+def wait_until(what: str, probe: Callable[[], bool], timeout: float, log: Path | None) -> None:
+    """Poll ``probe`` until it is true; raise naming ``what`` (and its log) otherwise."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(delay)
+        delay = min(delay * 1.5, 0.5)
+    where = f"; see {log}" if log is not None else ""
+    raise LocalFarmError(f"{what} did not come up within {timeout:g} s{where}")
+
+
+@dataclass
+class ManagedProcess:
+    """One long-running farm process with its log file."""
+
+    name: str
+    argv: list[str]
+    log_path: Path
+    env: dict[str, str]
+    proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start it, appending its output to its log."""
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+
+    def alive(self) -> bool:
+        """Whether it is still running."""
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_http(self, url: str, timeout: float = 60) -> None:
+        """Wait until ``url`` answers 200; fail at once if the process died."""
+
+        def up() -> bool:
+            if not self.alive():
+                raise LocalFarmError(f"{self.name} exited; see {self.log_path}")
+            try:
+                return httpx.get(url, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(self.name, up, timeout, self.log_path)
+
+    def stop(self, timeout: float = 20) -> None:
+        """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def run_farm(*argv: str, env: dict[str, str] | None = None) -> str:
+    """Run one short ``farm`` command; its stdout, or LocalFarmError with its output."""
+    proc = subprocess.run(
+        [*FARM, *argv], capture_output=True, text=True, env=env, check=False, timeout=120
+    )
+    if proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        last = detail[-1] if detail else f"exit {proc.returncode}"
+        raise LocalFarmError(f"farm {' '.join(argv[:2])} failed: {last}")
+    return proc.stdout
+
+
+@dataclass
+class LocalFarm:
+    """A running local farm: where each part answers, and the operator's token."""
+
+    root: Path
+    coordinator_url: str
+    dist_url: str
+    ledger_urls: list[str]
+    genesis: Path
+    operator_token: str
+    cluster: LocalCluster
+    processes: list[ManagedProcess] = field(default_factory=list)
+
+    def http(self) -> httpx.Client:
+        """A client for the coordinator."""
+        return httpx.Client(base_url=self.coordinator_url, timeout=30)
+
+    def committed_attestations(self, name: str, version: str) -> list[dict[str, Any]]:
+        """The coordinator's committed attestations of ``name`` ``version``."""
+        with self.http() as client:
+            response = client.get("/v1/attestations", params={"name": name, "version": version})
+        if response.status_code != 200:
+            return []
+        items: list[dict[str, Any]] = response.json()["items"]
+        return [a for a in items if a.get("ledger_index") is not None]
+
+    def dist_serves(self, name: str, version: str) -> dict[str, Any] | None:
+        """What the distribution node serves for ``name`` ``version``, once it has it all."""
+        try:
+            response = httpx.get(f"{self.dist_url}/v1/packages/{name}/{version}", timeout=5)
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        release: dict[str, Any] = response.json()
+        return release if release.get("artifacts") else None
+
+
+def _ledger(root: Path, validators: int, env: dict[str, str]) -> Path:
+    """Make the chain's keys and genesis once; the genesis path."""
+    genesis = root / "genesis.json"
+    if genesis.exists():
+        return genesis
+    base = free_port_range(2 * validators)
+    run_farm(
+        "ledger", "testnet", str(validators), "--dir", str(root), "--base-port", str(base),
+        env=env,
+    )  # fmt: skip
+    return genesis
+
+
+def _http_addresses(genesis: Path) -> list[str]:
+    """The validators' HTTP URLs, as the genesis names them."""
+    import json
+
+    data = json.loads(genesis.read_text())
+    return [f"http://{v['http']}" for v in data["validators"]]
+
+
+def _tokens(db_url: str, builders: int) -> tuple[str, list[str]]:
+    """An operator token for this run and ``builders`` one-time enrollment tokens."""
+    from farm.coordinator import service
+    from farm.coordinator.db import create_tables, make_engine, session_scope
+    from farm.coordinator.models import utcnow
+
+    engine = make_engine(db_url)
+    try:
+        create_tables(engine)
+        with session_scope(engine) as session:
+            token = service.create_operator_token(session, utcnow(), "farm up")
+            enrollment = [
+                service.issue_enrollment_token(session, utcnow()).token for _ in range(builders)
+            ]
+    finally:
+        engine.dispose()
+    return token, enrollment
+
+
+def _approved(url: str) -> set[str]:
+    response = httpx.get(f"{url}/v1/builders", timeout=10)
+    response.raise_for_status()
+    return {b["builder_id"] for b in response.json() if b.get("approved")}
+
+
+@contextmanager
+def local_farm(
+    root: Path,
+    *,
+    validators: int = 4,
+    builders: int = 3,
+    report: Callable[[str], None] = lambda _: None,
+) -> Iterator[LocalFarm]:
+    """Start every part of a farm under ``root``; stop them all on exit."""
+    if validators < 1 or builders < 1:
+        raise ConfigError("a local farm needs at least one validator and one builder")
+    root.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+    with ExitStack() as stack:
+        processes: list[ManagedProcess] = []
+
+        def stop_all() -> None:
+            for p in reversed(processes):
+                p.stop()
+
+        stack.callback(stop_all)
+
+        # The ledger.
+        genesis = _ledger(root / "ledger", validators, env)
+        ledger_urls = _http_addresses(genesis)
+        report(f"starting {validators} ledger validators")
+        for i in range(validators):
+            p = ManagedProcess(
+                f"validator v{i}",
+                [*FARM, "ledger", "run", "--dir", str(root / "ledger" / f"v{i}"),
+                 "--genesis", str(genesis)],
+                root / "ledger" / f"v{i}.log",
+                env,
+            )  # fmt: skip
+            p.start()
+            processes.append(p)
+        for p, url in zip(processes, ledger_urls, strict=True):
+            p.wait_http(f"{url}/v1/status")
+
+        # The coordinator's database and tokens, Redis and the builders (not yet started).
+        db_url = f"sqlite:///{root / 'coordinator.db'}"
+        operator_token, enrollment = _tokens(db_url, builders)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        report(f"starting Redis and {builders} builders")
+        cluster = stack.enter_context(
+            local_cluster(
+                root / "cluster",
+                builders,
+                env={"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"},
+                start=False,
+            )
+        )
+
+        report(f"starting the coordinator at {url}")
+        serve = ManagedProcess(
+            "coordinator",
+            [
+                *FARM, "serve", "--db", db_url, "--port", str(port),
+                "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
+                "--allow-same-host", "--log-level", "warning",
+                "--ledger", ",".join(ledger_urls),
+                "--coordinator-key", str(root / "ledger" / "coordinator.key"),
+                "--operator-key", str(root / "ledger" / "operator.key"),
+            ],
+            root / "coordinator.log",
+            {
+                **env,
+                "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
+                "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
+                "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5",
+                "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
+            },
+        )  # fmt: skip
+        serve.start()
+        processes.append(serve)
+        serve.wait_http(f"{url}/v1/builders")
+
+        approved = _approved(url)
+        for b, secret in zip(cluster.builders, enrollment, strict=True):
+            if b.builder_id not in approved:
+                report(f"enrolling builder {b.builder_id[:12]} and approving it")
+                run_farm(
+                    "builder", "enroll", "--coordinator", url, "--token", secret,
+                    "--home", str(b.home), env=env,
+                )  # fmt: skip
+                run_farm(
+                    "operator", "approve", b.builder_id, "--coordinator", url,
+                    "--operator-token", operator_token, env=env,
+                )  # fmt: skip
+            cluster.start_builder(b)
+        cluster.wait_ready(timeout=60)
+
+        dist_port = free_port()
+        dist_url = f"http://127.0.0.1:{dist_port}"
+        report(f"starting the distribution node at {dist_url}")
+        dist = ManagedProcess(
+            "distribution node",
+            [
+                *FARM, "dist", "serve", "--genesis", str(genesis),
+                "--ledger", ",".join(ledger_urls), "--coordinator", url,
+                "--data", str(root / "dist"), "--port", str(dist_port),
+            ],
+            root / "dist.log",
+            env,
+        )  # fmt: skip
+        dist.start()
+        processes.append(dist)
+        dist.wait_http(f"{dist_url}/simple/")
+
+        yield LocalFarm(
+            root=root,
+            coordinator_url=url,
+            dist_url=dist_url,
+            ledger_urls=ledger_urls,
+            genesis=genesis,
+            operator_token=operator_token,
+            cluster=cluster,
+            processes=processes,
+        )

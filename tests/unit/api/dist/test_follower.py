@@ -1,0 +1,159 @@
+"""The follower's checks are the validators' own: nothing a validator serves is assumed."""
+
+from __future__ import annotations
+
+import hashlib
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from api.dist.errors import FollowError
+from api.dist.follower import check_block, check_checkpoint
+from ledger.block import (
+    Block,
+    CommitCertificate,
+    CommitSig,
+    VoteKind,
+    vote_sign_bytes,
+)
+from ledger.checkpoint import Checkpoint, merge_signatures, sign_checkpoint
+from ledger.genesis import Genesis, ValidatorInfo
+from ledger.state import LedgerState
+from tests.unit.farm._attest_fixtures import World
+from tests.unit.ledger._ledger_fixtures import attests, enroll_all
+
+KEYS = [
+    Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"dist/{i}".encode()).digest())
+    for i in range(4)
+]
+
+
+def _genesis(world: World) -> Genesis:
+    return Genesis(
+        chain_id="farm-dist-test",
+        genesis_time="2026-01-01T00:00:00Z",
+        validators=tuple(
+            ValidatorInfo(
+                name=f"v{i}",
+                public_key=k.public_key().public_bytes_raw().hex(),
+                p2p=f"127.0.0.1:{7000 + i}",
+                http=f"127.0.0.1:{8000 + i}",
+            )
+            for i, k in enumerate(KEYS)
+        ),
+        operators=(world.operator.public_dict(),),
+        coordinators=(world.coordinator.public_dict(),),
+        quorum=3,
+    )
+
+
+def _block(state: LedgerState, height: int, prev: bytes, txs: list[bytes]) -> Block:
+    root, size = state.root_after(txs)
+    return Block(height, prev, tuple(txs), root, size, "v0")
+
+
+def _cert(block: Block, signers: range = range(3)) -> CommitCertificate:
+    sigs = tuple(
+        CommitSig(
+            f"v{i}",
+            KEYS[i].sign(
+                vote_sign_bytes(VoteKind.PRECOMMIT, block.height, 0, block.hash(), f"v{i}")
+            ),
+        )
+        for i in signers
+    )
+    return CommitCertificate(block.height, 0, block.hash(), sigs)
+
+
+@pytest.fixture(scope="module")
+def world() -> World:
+    return World()
+
+
+def _check(g: Genesis, state: LedgerState, block: Block, cert: CommitCertificate) -> None:
+    check_block(
+        block,
+        cert,
+        height=0,
+        prev_hash=bytes.fromhex(g.hash),
+        validators=g.validator_set(),
+        state=state,
+    )
+
+
+def test_a_certified_block_that_follows_is_accepted(world: World) -> None:
+    g = _genesis(world)
+    state = LedgerState.from_genesis(g)
+    block = _block(state, 1, bytes.fromhex(g.hash), enroll_all(world))
+    _check(g, state, block, _cert(block))
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("two signatures", "2/4 precommits, need 3"),
+        ("signature of another block", "certificate is for block"),
+        ("unknown signer", "unknown validator"),
+        ("other previous block", "names previous block"),
+        ("wrong height", "got block 2, wanted 1"),
+        ("invalid transaction", "is invalid"),
+        ("wrong root", "log root"),
+        ("not a validator's proposal", "is not a validator"),
+    ],
+)
+def test_anything_else_is_refused(world: World, case: str, message: str) -> None:
+    g = _genesis(world)
+    state = LedgerState.from_genesis(g)
+    prev = bytes.fromhex(g.hash)
+    block = _block(state, 1, prev, enroll_all(world))
+    cert = _cert(block)
+    if case == "two signatures":
+        cert = _cert(block, range(2))
+    elif case == "signature of another block":
+        other = _block(state, 1, prev, enroll_all(world)[:1])
+        cert = CommitCertificate(1, 0, block.hash(), _cert(other).signatures)
+        cert = CommitCertificate(1, 0, other.hash(), cert.signatures)
+    elif case == "unknown signer":
+        cert = CommitCertificate(1, 0, block.hash(), (*cert.signatures, CommitSig("v9", b"x")))
+    elif case == "other previous block":
+        block = _block(state, 1, b"\x01" * 32, enroll_all(world))
+        cert = _cert(block)
+    elif case == "wrong height":
+        block = _block(state, 2, prev, enroll_all(world))
+        cert = _cert(block)
+    elif case == "invalid transaction":
+        block = _block(state, 1, prev, attests(world, 1))  # its builders are not enrolled
+        cert = _cert(block)
+    elif case == "wrong root":
+        good = block
+        block = Block(1, prev, good.txs, b"\x02" * 32, good.log_size, "v0")
+        cert = _cert(block)
+    elif case == "not a validator's proposal":
+        good = block
+        block = Block(1, prev, good.txs, good.log_root, good.log_size, "mallory")
+        cert = _cert(block)
+    with pytest.raises(FollowError, match=message):
+        _check(g, state, block, cert)
+
+
+def test_checkpoints_need_2f_plus_1_genesis_signatures_and_our_root(world: World) -> None:
+    g = _genesis(world)
+    state = LedgerState.from_genesis(g)
+    state.apply_block(enroll_all(world))
+    cp = Checkpoint(g.chain_id, state.size, state.root)
+
+    def note(signers: range, checkpoint: Checkpoint = cp) -> str:
+        return merge_signatures(*(sign_checkpoint(checkpoint, f"v{i}", KEYS[i]) for i in signers))
+
+    assert check_checkpoint(note(range(3)), g, state).size == state.size
+    with pytest.raises(FollowError, match="need 3"):
+        check_checkpoint(note(range(2)), g, state)
+    forged = Checkpoint(g.chain_id, state.size, b"\x03" * 32)
+    with pytest.raises(FollowError, match="does not match our log"):
+        check_checkpoint(note(range(4), forged), g, state)
+    ahead = Checkpoint(g.chain_id, state.size + 1, state.root)
+    with pytest.raises(FollowError, match="ahead of our log"):
+        check_checkpoint(note(range(3), ahead), g, state)
+    other_chain = Checkpoint("another-chain", state.size, state.root)
+    with pytest.raises(FollowError, match="origin"):
+        check_checkpoint(note(range(3), other_chain), g, state)
