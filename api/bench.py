@@ -35,7 +35,15 @@ from rich.table import Table
 
 from api.bench_commit import CommitRun, commit_farm, median_overhead, timed_commit
 from api.bench_load import bundle_size, make_attestations, store_attestations
-from api.bench_query import FILTERS, farm_serve, make_queries, run_latency, run_throughput
+from api.bench_query import (
+    FILTERS,
+    WARMUP,
+    cpu_seconds,
+    farm_serve,
+    make_queries,
+    run_latency,
+    run_throughput,
+)
 from farm.coordinator.db import create_tables, make_engine
 from farm.errors import FarmError
 
@@ -81,9 +89,13 @@ def _query_phase(
 ) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
     queries = make_queries(loaded, per_filter)
-    with farm_serve(db_url, root, env) as url:
+    with farm_serve(db_url, root, env) as served:
+        url = served.url
         console.print(f"{len(queries)} sequential queries ({per_filter} per filter)…")
+        cpu_before = cpu_seconds(served.pid)
         stats = run_latency(url, queries)
+        # The server's own CPU per query: what the latency is made of on an idle core.
+        cpu_ms = (cpu_seconds(served.pid) - cpu_before) * 1000 / (len(queries) + WARMUP)
         console.print(f"{len(queries)} queries over {clients} concurrent connections…")
         per_s = run_throughput(url, make_queries(loaded, per_filter, seed=2), clients)
     every = [ms for s in stats for ms in s.latencies_ms]
@@ -99,10 +111,16 @@ def _query_phase(
     )  # fmt: skip
     console.print(table)
     console.print(f"throughput with {clients} concurrent clients: {per_s:.0f} queries/s")
+    console.print(
+        f"farm serve used {cpu_ms:.2f} ms of CPU per sequential query "
+        f"(load average now {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     return {
         "query_p50_ms": round(statistics.median(every), 3),
         "query_per_s": round(per_s, 1),
         "query_p50_ms_by_filter": {s.kind: round(s.p50, 3) for s in stats},
+        "query_server_cpu_ms": round(cpu_ms, 3),
+        "load_average": round(os.getloadavg()[0], 2),
     }
 
 

@@ -186,7 +186,7 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
                 "--operator-key",
                 str(net.root / "operator.key"),
             )
-        )
+        ).url
         cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")
         progress("enrolling and starting 3 builders")
         _enroll(cluster, url, token, secrets)

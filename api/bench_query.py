@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import statistics
 import subprocess
@@ -35,11 +36,24 @@ from farm.cluster import free_port
 from farm.errors import FarmError
 from ledger.bench import HttpConn
 
-__all__ = ["FILTERS", "Query", "QueryStats", "farm_serve", "make_queries", "run_latency", "run_throughput"]  # fmt: skip  # noqa: E501
+__all__ = [
+    "FILTERS",
+    "WARMUP",
+    "Query",
+    "QueryStats",
+    "Served",
+    "cpu_seconds",
+    "farm_serve",
+    "make_queries",
+    "run_latency",
+    "run_throughput",
+]
 
 FARM = [sys.executable, "-m", "farm.cli"]
 FILTERS = ("name", "name+version", "arch", "sha256", "recipe_digest", "page")
 PAGE = 20
+WARMUP = 30
+"""Queries sent (and checked) before the clock starts."""
 """Page size of the pagination queries (the others use the API's default, 50)."""
 
 
@@ -110,7 +124,7 @@ def _check(query: Query, status: int, body: bytes) -> None:
         )
 
 
-def run_latency(base_url: str, queries: list[Query], warmup: int = 30) -> list[QueryStats]:
+def run_latency(base_url: str, queries: list[Query], warmup: int = WARMUP) -> list[QueryStats]:
     """Sequential latency of every query over one keep-alive connection, per filter."""
     times: dict[str, list[float]] = {k: [] for k in FILTERS}
     with httpx.Client(base_url=base_url, timeout=30.0) as client:
@@ -152,9 +166,23 @@ def run_throughput(base_url: str, queries: list[Query], clients: int) -> float:
     return asyncio.run(_throughput(url.host, url.port, queries, clients))
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` used so far (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Served:
+    """A running ``farm serve``: its base URL and process id."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
-def farm_serve(db_url: str, root: Path, env: dict[str, str], *extra: str) -> Iterator[str]:
-    """A ``farm serve`` process on ``db_url`` and a free port; yields its base URL."""
+def farm_serve(db_url: str, root: Path, env: dict[str, str], *extra: str) -> Iterator[Served]:
+    """A ``farm serve`` process on ``db_url`` and a free port (see :class:`Served`)."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [*FARM, "serve", "--db", db_url, "--port", str(port), "--staging",
@@ -177,7 +205,7 @@ def farm_serve(db_url: str, root: Path, env: dict[str, str], *extra: str) -> Ite
                 if time.monotonic() > deadline:
                     raise FarmError(f"farm serve did not answer on {url} within 60 s")
                 time.sleep(0.1)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         if proc.poll() is None:
             proc.terminate()

@@ -22,13 +22,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 import jinja2
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
@@ -70,6 +70,8 @@ _env = jinja2.Environment(
 )
 
 router = APIRouter(include_in_schema=False)
+
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Builds to skip.")]
 
 
 class _FarmState(Protocol):
@@ -155,22 +157,24 @@ def _builders(session: Session, state: _FarmState, now: datetime) -> list[Builde
 
 
 def _ledger(session: Session, client: LedgerClient | None) -> LedgerView:
+    """What the coordinator recorded last; the validators are asked by :func:`_ledger_live`."""
     newest = attestations.list_attestations(session, limit=1).items
-    last_index = newest[0].ledger_index if newest else None
-    last_checkpoint = newest[0].checkpoint if newest else None
+    return LedgerView(
+        configured=client is not None,
+        problem=None if client else "no ledger is configured (farm serve --ledger URL,...)",
+        last_index=newest[0].ledger_index if newest else None,
+        last_checkpoint=newest[0].checkpoint if newest else None,
+    )
+
+
+def _ledger_live(view: LedgerView, client: LedgerClient | None) -> LedgerView:
+    """``view`` with the validators' status and checkpoint, or why there are none."""
     if client is None:
-        return LedgerView(
-            configured=False,
-            problem="no ledger is configured (farm serve --ledger URL,...)",
-            last_index=last_index,
-            last_checkpoint=last_checkpoint,
-        )
+        return view
     try:
         status = client.read("/v1/status", LedgerStatusPublic)
     except FarmError as exc:
-        return LedgerView(
-            True, problem=str(exc), last_index=last_index, last_checkpoint=last_checkpoint
-        )
+        return replace(view, problem=str(exc))
     checkpoint = None
     try:
         checkpoint = client.read("/v1/checkpoint", LedgerCheckpointPublic)
@@ -178,13 +182,7 @@ def _ledger(session: Session, client: LedgerClient | None) -> LedgerView:
         pass  # no co-signed checkpoint yet: the page says so
     except FarmError as exc:
         log.warning("dashboard: ledger checkpoint unavailable: %s", exc)
-    return LedgerView(
-        configured=True,
-        status=status,
-        checkpoint=checkpoint,
-        last_index=last_index,
-        last_checkpoint=last_checkpoint,
-    )
+    return replace(view, status=status, checkpoint=checkpoint)
 
 
 def _log(staging: Staging, digest: str | None) -> LogView | None:
@@ -244,23 +242,28 @@ def _page(template: str, status: int = 200, **context: Any) -> HTMLResponse:
 
 
 @router.get("/", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
-    """Recent builds, disputed builds with their diffs, builders, the ledger."""
+def overview(request: Request, offset: Offset = 0) -> HTMLResponse:
+    """Recent builds (``offset`` pages back), disputed builds with their diffs,
+    builders, the ledger."""
     state = _state(request)
     now = state.clock()
     with Session(state.engine, expire_on_commit=False) as session:
-        recent = service.list_builds(session, limit=RECENT_BUILDS)
+        recent = service.list_builds(session, limit=RECENT_BUILDS, offset=offset)
         disputed = service.list_builds(session, verdict="disputed", limit=DISPUTED_BUILDS)
         diffs: dict[str, list[DiffReport]] = {
             b.id: reports.diff_reports(session, b.id) for b in disputed.items
         }
         builders = _builders(session, state, now)
         ledger = _ledger(session, state.ledger)
+    # The validators are asked with no database session held open.
+    ledger = _ledger_live(ledger, state.ledger)
     return _page(
         "overview.html",
         now=now,
         ago=lambda t: _ago(t, now),
         recent=recent,
+        offset=offset,
+        newer=max(0, offset - RECENT_BUILDS) if offset else None,
         disputed=disputed,
         diffs=diffs,
         builders=builders,

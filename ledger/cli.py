@@ -197,8 +197,9 @@ def run(
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
 ) -> None:
     """Run one validator until SIGTERM or SIGINT (FARM_LEDGER_* settings apply)."""
-    import asyncio
     import logging
+
+    import uvloop
 
     from ledger.node import serve
     from ledger.settings import NodeSettings
@@ -207,4 +208,5 @@ def run(
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     settings = NodeSettings(dir=dir, genesis=genesis)
-    asyncio.run(serve(settings))
+    # libuv's loop: frames, timers and HTTP cost a fraction of the stock loop's CPU.
+    uvloop.run(serve(settings))

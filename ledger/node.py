@@ -6,7 +6,8 @@ store and the mempool are only ever touched by one piece of code at a time:
 - frames from peers (:mod:`ledger.network`) are handled synchronously as they arrive:
   consensus messages go to :meth:`Consensus.on_message` and, when the machine accepts
   them (into its log or its future-height buffer), are relayed once to every other
-  peer (the paper's gossip assumption); transactions go to the mempool; checkpoint
+  peer (the paper's gossip assumption); transactions (gossiped in batches: those
+  admitted in one turn of the loop share a frame) are checked and go to the mempool; checkpoint
   co-signatures are checked and merged; status frames tell us who is ahead;
 - ``ScheduleTimeout`` becomes ``loop.call_later``; ``Broadcast`` is queued to every
   peer (the machine has already persisted the vote through the vote guard, so a vote
@@ -92,6 +93,8 @@ log = logging.getLogger(__name__)
 RELAY_CACHE = 50_000
 _CONSENSUS_PREFIX = b'{"t":"c",'  # how encode_frame starts a consensus frame
 EARLY_COSIGS = 4_096
+MAX_GOSSIP_BATCH = 256
+"""Most transactions in one gossip frame."""
 
 
 @dataclass(frozen=True)
@@ -254,15 +257,9 @@ class Node:
         self._max_seen_height = 0
         self._own_blocks: set[bytes] = set()
         self._relayed: OrderedDict[bytes, None] = OrderedDict()
+        self._gossip: list[str] = []  # hex of admitted transactions not yet gossiped
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
         self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._pending: dict[int, _Cosigned] = {}  # size → co-signatures, until trusted
-        self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
-        self._signed_size = -1
-        self._last_cosign = time.monotonic()
-        self._trusted: _Cosigned | None = None  # the checkpoint at checkpoint_size
-        self._trusted_time = 0
-        self.checkpoint_size = -1
         self._load_checkpoint()
         self.peer_heights: dict[str, int] = {}
         self.last_progress = time.monotonic()
@@ -278,6 +275,13 @@ class Node:
 
     def _load_checkpoint(self) -> None:
         """Resume from the latest stored checkpoint and its co-signatures."""
+        self._pending: dict[int, _Cosigned] = {}  # size → co-signatures, until trusted
+        self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
+        self._signed_size = -1
+        self._last_cosign = time.monotonic()
+        self._trusted: _Cosigned | None = None  # the checkpoint at checkpoint_size
+        self._trusted_time = 0
+        self.checkpoint_size = -1
         note = self.store.latest_checkpoint()
         if note is not None:
             parsed = parse_note(note)
@@ -642,8 +646,8 @@ class Node:
             if not raw.startswith(_CONSENSUS_PREFIX) and self._seen(hashlib.sha256(raw).digest()):
                 return
             self._on_consensus(peer, frame, raw)
-        elif kind == "tx":
-            self._on_tx_frame(frame)
+        elif kind == "txs":
+            self._on_txs_frame(frame)
         elif kind == "cosig":
             note = frame.get("note")
             if isinstance(note, str):
@@ -675,19 +679,40 @@ class Node:
         if msg.height > self.height + 1:
             self._maybe_sync()
 
-    def _on_tx_frame(self, frame: dict[str, Any]) -> None:
-        hexed = frame.get("tx")
-        if not isinstance(hexed, str) or len(hexed) > 2 * self.settings.max_tx_bytes:
+    def _on_txs_frame(self, frame: dict[str, Any]) -> None:
+        """Transactions a peer admitted: check each on our state, keep the valid ones."""
+        batch = frame.get("txs")
+        if not isinstance(batch, list) or len(batch) > MAX_GOSSIP_BATCH:
             return
-        try:
-            tx = bytes.fromhex(hexed)
-        except ValueError:
-            return
-        tid = tx_id(tx)
-        if self.state.index_of(tid) is not None or tid in self.mempool:
-            return
-        if self.state.check(tx) is None and self.mempool.add(tid, tx):
+        added = False
+        for hexed in batch:
+            if not isinstance(hexed, str) or len(hexed) > 2 * self.settings.max_tx_bytes:
+                continue
+            try:
+                tx = bytes.fromhex(hexed)
+            except ValueError:
+                continue
+            tid = tx_id(tx)
+            if self.state.index_of(tid) is not None or tid in self.mempool:
+                continue
+            if self.state.check(tx) is None and self.mempool.add(tid, tx):
+                added = True
+        if added:
             self._wake()
+
+    def _gossip_tx(self, tx: bytes) -> None:
+        """Send ``tx`` to every peer, in one frame with the others admitted meanwhile:
+        the batch leaves at the end of this turn of the loop (no added delay)."""
+        if not self._gossip:
+            asyncio.get_running_loop().call_soon(self._flush_gossip)
+        self._gossip.append(tx.hex())
+        if len(self._gossip) >= MAX_GOSSIP_BATCH:
+            self._flush_gossip()
+
+    def _flush_gossip(self) -> None:
+        if self._gossip:
+            self.net.broadcast(encode_frame({"t": "txs", "txs": self._gossip}))
+            self._gossip = []
 
     # ------------------------------------------------------------------ submission
 
@@ -717,7 +742,7 @@ class Node:
         if tid not in self.mempool:
             if not self.mempool.add(tid, tx):
                 raise LedgerError("the mempool is full; try again later")
-            self.net.broadcast(encode_frame({"t": "tx", "tx": tx.hex()}))
+            self._gossip_tx(tx)
         self._commit_waiters.setdefault(tid, []).append(fut)
         self._wake()
         return tid, fut

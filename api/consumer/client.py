@@ -12,7 +12,8 @@ node's own 410 answer) with one line saying what happened.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, BinaryIO, TypeVar
 from urllib.parse import quote
 
@@ -22,24 +23,47 @@ from pydantic import BaseModel, ValidationError
 from api.consumer.errors import NodeError, RevokedError
 from api.dist.models import ArtifactEvidence, ArtifactInfo, PackageRelease
 
-__all__ = ["CHUNK", "NodeClient", "fetch_consistency"]
+__all__ = ["CHUNK", "MAX_JSON", "NodeClient", "consistency_proofs"]
 
 CHUNK = 1 << 20
+MAX_JSON = 64 << 20
+"""Largest JSON answer read from a node (a release of many artifacts fits easily)."""
 _M = TypeVar("_M", bound=BaseModel)
 
 
-def _error_message(response: httpx.Response) -> str:
+class _TooLarge(Exception):
+    """A body longer than MAX_JSON."""
+
+
+def _get_limited(
+    http: httpx.Client, url: str, params: dict[str, Any] | None
+) -> tuple[int, str, bytes]:
+    """(status, reason, body) of a GET, reading at most MAX_JSON bytes (else _TooLarge)."""
+    with http.stream("GET", url, params=params) as response:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > MAX_JSON:
+                raise _TooLarge
+            chunks.append(chunk)
+        return response.status_code, response.reason_phrase, b"".join(chunks)
+
+
+def _error_message(body: bytes, reason: str) -> str:
+    """The message of the node's error body (``{"error": {"message"}}``), or its text."""
     try:
-        body = response.json()
-        if isinstance(body, dict):
-            err = body.get("error")
+        value = json.loads(body)
+        if isinstance(value, dict):
+            err = value.get("error")
             if isinstance(err, dict) and "message" in err:
                 return str(err["message"])
-            if "detail" in body:
-                return str(body["detail"])
+            if "detail" in value:
+                return str(value["detail"])
     except ValueError:
         pass
-    return response.text[:200].replace("\n", " ") or response.reason_phrase
+    text = body[:200].decode("utf-8", "replace").replace("\n", " ")
+    return text or reason
 
 
 class NodeClient:
@@ -70,14 +94,20 @@ class NodeClient:
         self.close()
 
     def _get_json(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, Any]:
+        """(status, parsed JSON or the error message); a body over MAX_JSON is cut off."""
         try:
-            response = self._http.get(path, params=params)
+            status, reason, body = _get_limited(self._http, path, params)
         except httpx.HTTPError as exc:
             raise NodeError(f"cannot reach the node at {self.base_url}: {exc}") from None
-        if response.status_code != 200:
-            return response.status_code, _error_message(response)
+        except _TooLarge:
+            raise NodeError(
+                f"{self.base_url}{path}: the node's answer runs past {MAX_JSON} bytes "
+                "(endless data); cut off, try another node"
+            ) from None
+        if status != 200:
+            return status, _error_message(body, reason)
         try:
-            return 200, response.json()
+            return 200, json.loads(body)
         except ValueError:
             raise NodeError(f"{self.base_url}{path}: the node's answer is not JSON") from None
 
@@ -85,6 +115,10 @@ class NodeClient:
         status, body = self._get_json(path)
         if status == 404:
             raise NodeError(f"the node at {self.base_url} has no {what} ({body})")
+        if status == 410:
+            raise RevokedError(
+                f"refused {what}: the node says it is revoked: {body}; do not use it"
+            )
         if status != 200:
             raise NodeError(f"the node at {self.base_url} answered {status} for {what}: {body}")
         try:
@@ -128,16 +162,15 @@ class NodeClient:
         try:
             with self._http.stream("GET", info.url) as response:
                 if response.status_code == 410:
-                    response.read()
                     raise RevokedError(
                         f"refused {label}: the node says it is revoked: "
-                        f"{_error_message(response)}; do not use it"
+                        f"{_error_message(_head(response), response.reason_phrase)}; "
+                        "do not use it"
                     )
                 if response.status_code != 200:
-                    response.read()
                     raise NodeError(
                         f"{label}: the node answered {response.status_code}: "
-                        f"{_error_message(response)}"
+                        f"{_error_message(_head(response), response.reason_phrase)}"
                     )
                 declared = response.headers.get("content-length")
                 if declared is not None and (not declared.isdigit() or int(declared) > info.size):
@@ -165,6 +198,16 @@ class NodeClient:
         return digest.hexdigest(), written
 
 
+def _head(response: httpx.Response, limit: int = 4096) -> bytes:
+    """At most ``limit`` bytes of a streamed error body (never the whole of an endless one)."""
+    out = b""
+    for chunk in response.iter_raw():
+        out += chunk
+        if len(out) >= limit:
+            break
+    return out[:limit]
+
+
 def _parse_proof(body: Any) -> list[bytes] | None:
     try:
         return [bytes.fromhex(h) for h in body["proof"]]
@@ -172,25 +215,23 @@ def _parse_proof(body: Any) -> list[bytes] | None:
         return None
 
 
-def fetch_consistency(
+def consistency_proofs(
     node: NodeClient, validator_urls: Sequence[str], old: int, new: int, timeout: float = 10.0
-) -> list[bytes] | None:
-    """A consistency proof from ``old`` to ``new``: from the node, else from the first
-    validator that gives one. It is verified by the caller, so any source will do."""
+) -> Iterator[list[bytes]]:
+    """Candidate consistency proofs from ``old`` to ``new``: the node's, then each
+    validator's, fetched lazily. The caller verifies them and takes the first that holds,
+    so a lying source can neither pass a bad proof nor hide a good one."""
     proof = node.consistency(old, new)
     if proof is not None:
-        return proof
-    for url in validator_urls:
-        try:
-            response = httpx.get(
-                url.rstrip("/") + "/v1/proofs/consistency",
-                params={"old": old, "new": new},
-                timeout=timeout,
-            )
-            if response.status_code == 200:
-                proof = _parse_proof(response.json())
-                if proof is not None:
-                    return proof
-        except (httpx.HTTPError, ValueError):
-            continue
-    return None
+        yield proof
+    with httpx.Client(timeout=timeout) as http:
+        for url in validator_urls:
+            try:
+                status, _, body = _get_limited(
+                    http, url.rstrip("/") + "/v1/proofs/consistency", {"old": old, "new": new}
+                )
+                proof = _parse_proof(json.loads(body)) if status == 200 else None
+            except (httpx.HTTPError, _TooLarge, ValueError):
+                continue
+            if proof is not None:
+                yield proof

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.consumer.client import NodeClient, fetch_consistency
+from api.consumer.client import NodeClient, consistency_proofs
 from api.consumer.errors import NodeError, RefusedError, RollbackError, StaleError
 from api.consumer.state import evidence_path, load_evidence, load_memory, remember, write_atomic
 from api.consumer.trust import TrustMemory, TrustRoot
@@ -112,23 +112,31 @@ def _check(
     package: tuple[str, str] | None = None,
     arch: str | None = None,
 ) -> VerifiedArtifact:
-    proof = None
     needed = consistency_needed(evidence.checkpoint, memory)
+    candidates: Iterator[list[bytes]] = iter(())
     if needed is not None and client is not None:
-        proof = fetch_consistency(client, opts.validator_urls(), *needed)
-    return verify_artifact(
-        evidence,
-        trust,
-        memory,
-        digest=digest,
-        size=size,
-        now=time.time(),
-        max_age=opts.max_age,
-        consistency=proof,
-        allow_stale=opts.allow_stale,
-        package=package,
-        arch=arch,
-    )
+        candidates = consistency_proofs(client, opts.validator_urls(), *needed)
+    proof = next(candidates, None)
+    while True:
+        try:
+            return verify_artifact(
+                evidence,
+                trust,
+                memory,
+                digest=digest,
+                size=size,
+                now=time.time(),
+                max_age=opts.max_age,
+                consistency=proof,
+                allow_stale=opts.allow_stale,
+                package=package,
+                arch=arch,
+            )
+        except RollbackError:
+            # A proof that does not hold may be a lying source: try the next one.
+            proof = next(candidates, None) if proof is not None else None
+            if proof is None:
+                raise
 
 
 def pull(

@@ -15,7 +15,9 @@ catching-up validator does (:mod:`ledger.sync`):
 Only then is the block stored (:class:`ledger.storage.LedgerStore`, SQLite in WAL
 mode: a restart resumes from the last stored block) and applied. Then the latest
 co-signed checkpoint is fetched from each validator and kept if 2f+1 genesis
-validators signed it and its root is our own log's root at that size.
+validators signed it and its root is our own log's root at that size; for the same
+size, a note whose 2f+1 cosignatures are newer replaces the kept one (readers refuse
+a stale checkpoint).
 
 :func:`check_block` is pure; :class:`Follower` does the I/O.
 """
@@ -30,7 +32,12 @@ import httpx
 
 from api.dist.errors import FollowError
 from ledger.block import Block, CommitCertificate, ValidatorSet, verify_commit_certificate
-from ledger.checkpoint import Checkpoint, signature_threshold, verify_checkpoint
+from ledger.checkpoint import (
+    Checkpoint,
+    cosigned_time,
+    signature_threshold,
+    verify_checkpoint,
+)
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.state import LedgerState
@@ -125,8 +132,10 @@ class Follower:
         self.last_hash = bytes.fromhex(genesis.hash) if last is None else last[0].hash()
         note = store.latest_checkpoint()
         self.checkpoint_size = 0
+        self.checkpoint_time = 0
         if note is not None:
             self.checkpoint_size = check_checkpoint(note, genesis, state).size
+            self.checkpoint_time = self._time(note)
         self.refused: dict[str, str] = {}
         """URL → why its answer was last refused (kept after; for logs and status)."""
 
@@ -214,9 +223,26 @@ class Follower:
             raise FollowError("checkpoint note is not text")
         with self.lock:
             cp = check_checkpoint(note, self.genesis, self.state)
-            if cp.size <= self.checkpoint_size:
+            when = self._time(note)
+            if cp.size < self.checkpoint_size or (
+                cp.size == self.checkpoint_size and when <= self.checkpoint_time
+            ):
                 return
             self.store.put_checkpoint(cp.size, note)
-            self.checkpoint_size = cp.size
-        log.info("checkpoint at tree size %d co-signed and matching our log", cp.size)
+            grew = cp.size > self.checkpoint_size
+            self.checkpoint_size, self.checkpoint_time = cp.size, when
+        if grew:
+            log.info("checkpoint at tree size %d co-signed and matching our log", cp.size)
         self.on_checkpoint(note, cp)
+
+    def _time(self, note: str) -> int:
+        """When 2f+1 validators last vouched for ``note`` (0: no timestamped cosignatures).
+        A newer note for the same size replaces the stored one, so readers checking
+        freshness (TUF's freeze attack) get the latest co-signing."""
+        known = {v.name: bytes.fromhex(v.public_key) for v in self.genesis.validators}
+        try:
+            return cosigned_time(
+                note, known, signature_threshold(self.genesis.n), self.genesis.chain_id
+            )
+        except LedgerError:
+            return 0

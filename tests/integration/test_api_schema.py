@@ -67,7 +67,7 @@ CHECKS = [not_a_server_error, response_schema_conformance]
 OPEN_BUILD = "schema-open"
 
 FUZZ = settings(
-    max_examples=15,
+    max_examples=60,
     derandomize=True,
     deadline=None,
     database=None,

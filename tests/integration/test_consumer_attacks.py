@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import pytest
 import uvicorn
 
+from api.consumer.client import MAX_JSON
 from api.dist.models import ArtifactEvidence, PackageRelease
 from farm.cli._errors import run_cli
 from farm.cli.main import app
@@ -44,13 +46,24 @@ class HostileNode:
     gone: str | None = None  # answer 410 with this reason
     consistency: dict[tuple[int, int], list[str]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
+    endless_json: bool = False  # answer the release with JSON that never ends
 
     async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
         path: str = scope["path"]
         self.requests.append(path)
-        if path.startswith("/v1/packages/") and self.release is not None:
+        if path.startswith("/v1/packages/") and self.endless_json:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b'{"name": "', "more_body": True})
+            for _ in range((MAX_JSON >> 20) + 8):
+                await send(
+                    {"type": "http.response.body", "body": b"a" * (1 << 20), "more_body": True}
+                )
+            await send({"type": "http.response.body", "body": b""})
+        elif path.startswith("/v1/packages/") and self.release is not None:
             await _json(send, 200, self.release.model_dump(mode="json"))
+        elif path.startswith("/v1/evidence/sha256/") and self.gone is not None:
+            await _json(send, 410, {"error": {"code": "revoked", "message": self.gone}})
         elif path.startswith("/v1/evidence/sha256/") and path.rsplit("/", 1)[1] in self.evidence:
             await _json(send, 200, self.evidence[path.rsplit("/", 1)[1]].model_dump(mode="json"))
         elif path == "/v1/proofs/consistency":
@@ -99,13 +112,13 @@ async def _json(send: Send, status: int, value: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-@pytest.fixture
-def hostile() -> Iterator[tuple[HostileNode, str]]:
-    node = HostileNode()
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn on a free loopback port, in a thread."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(node, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -113,11 +126,18 @@ def hostile() -> Iterator[tuple[HostileNode, str]]:
         assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
         time.sleep(0.01)
     try:
-        yield node, f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(10)
         sock.close()
+
+
+@pytest.fixture
+def hostile() -> Iterator[tuple[HostileNode, str]]:
+    node = HostileNode()
+    with serve(node) as url:
+        yield node, url
 
 
 @dataclass
@@ -336,3 +356,75 @@ def test_verify_asks_the_node_by_digest(setup: Setup, capsys: pytest.CaptureFixt
     file.write_bytes(b"something else")
     status, out = setup.farm(capsys, "verify", str(file), "--node", setup.url)
     assert status == 1 and "knows no attested artifact with this digest" in _one_line(out)
+
+
+def test_unreachable_node_and_missing_trust_root_are_explained(
+    setup: Setup, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    setup.url = "http://127.0.0.1:9"  # discard port: nothing listens
+    status, out = setup.farm(capsys, "pull", "demo==1.0")
+    assert status == 1 and "cannot reach the node at http://127.0.0.1:9" in _one_line(out)
+    status, out = setup.farm(capsys, "pull", "demo")
+    assert status == 1 and "'demo' is not NAME==VERSION" in _one_line(out)
+    setup.genesis.unlink()
+    status, out = setup.farm(capsys, "pull", "demo==1.0")
+    assert status == 1 and "no genesis file there" in _one_line(out)
+
+
+def test_verify_refuses_what_the_node_says_is_revoked(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    file = setup.tmp / WHEEL
+    file.write_bytes(BLOB)
+    setup.node.gone = "CVE-2026-9: pulled"  # revoke committed, not yet in a checkpoint
+    status, out = setup.farm(capsys, "verify", str(file), "--node", setup.url)
+    assert status == 1
+    assert f"sha256:{SHA}: the node says it is revoked: CVE-2026-9: pulled" in _one_line(out)
+
+
+def test_stale_evidence_file_is_refreshed_from_the_node(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    index, bundle = setup.ledger.attest()
+    setup.serve(setup.evidence(index, bundle, age=2 * 86400))
+    assert setup.farm(capsys, "pull", "demo==1.0", "--allow-stale")[0] == 0
+    wheel = setup.dest / WHEEL
+    saved = Path(str(wheel) + ".farm-evidence.json")
+    stale = saved.read_text()
+    setup.serve(setup.evidence(index, bundle))  # the node now has a fresh checkpoint
+    status, out = setup.farm(capsys, "verify", str(wheel), "--node", setup.url)
+    assert status == 0, out
+    assert setup.url in out and " s old" in out and "days" not in out
+    assert saved.read_text() != stale
+    status, out = setup.farm(capsys, "verify", str(wheel), "--offline")
+    assert status == 0 and "from evidence file" in out
+
+
+def test_a_lying_node_cannot_hide_a_good_consistency_proof(
+    setup: Setup, capsys: pytest.CaptureFixture[str]
+) -> None:
+    validator = HostileNode()  # an honest validator's HTTP API, as far as proofs go
+    with serve(validator) as vurl:
+        v0 = setup.ledger.genesis.validators[0].model_copy(update={"http": vurl[len("http://") :]})
+        setup.ledger.genesis = setup.ledger.genesis.model_copy(
+            update={"validators": (v0, *setup.ledger.genesis.validators[1:])}
+        )
+        save_genesis(setup.ledger.genesis, setup.genesis)
+        index, bundle = setup.ledger.attest()
+        setup.serve(setup.evidence(index, bundle))  # size 6
+        assert setup.farm(capsys, "pull", "demo==1.0")[0] == 0
+        setup.ledger.attest(sha="8" * 64, build_id="later")
+        setup.serve(setup.evidence(index, bundle))  # size 7
+        setup.node.consistency[(6, 7)] = ["11" * 32 for _ in setup.ledger.consistency(6)]
+        validator.consistency[(6, 7)] = [h.hex() for h in setup.ledger.consistency(6)]
+        status, out = setup.farm(capsys, "pull", "demo==1.0")
+        assert status == 0, out
+        assert "checkpoint size 7" in out
+        assert validator.requests == ["/v1/proofs/consistency"] * 2  # before and after the bytes
+
+
+def test_endless_json_is_cut_off(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    setup.node.endless_json = True
+    status, out = setup.farm(capsys, "pull", "demo==1.0")
+    assert status == 1
+    assert f"runs past {MAX_JSON} bytes (endless data)" in _one_line(out)

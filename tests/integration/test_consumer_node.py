@@ -28,6 +28,7 @@ from tests.integration.test_dist_node import (
     coordinator_proc,
     dist_proc,
     served,
+    wait_for,
     wheel_bytes,
 )
 
@@ -107,8 +108,6 @@ def test_pull_and_verify_against_the_real_node(node: tuple[World, Proc], tmp_pat
             world, tmp_path, "pull", "consumed==1.0", "-o", str(tmp_path / "again"), node=base(dist)
         )
         return text if code == 1 and "CVE-2026-0002" in text else None
-
-    from tests.integration.test_dist_node import wait_for
 
     text = wait_for("the pull to be refused as revoked", refused, timeout=60)
     assert "revoked" in text

@@ -228,6 +228,18 @@ def test_overview_lists_builds_with_their_verdicts(dash: Dash) -> None:
     assert bad.value_of_css_property("color") == "rgba(180, 35, 24, 1)"
     shot = dash.shot("overview")
     print(f"screenshot: {shot}")
+    assert dash.browser.find_elements(By.ID, "older") == []  # one page holds them all
+    # Paging back: the oldest build alone, and a way to the newer ones.
+    dash.open("/?offset=2")
+    assert set(_rows(dash.browser, "builds", "data-build-id")) == {"dash-verified"}
+    assert "(3–3 of 3)" in dash.browser.find_element(By.CSS_SELECTOR, "#recent h2").text
+    dash.browser.find_element(By.ID, "newer").click()
+    wait_for(
+        "the newest page",
+        lambda: len(_rows(dash.browser, "builds", "data-build-id")) == 3 or None,
+        10,
+    )
+    assert dash.browser.current_url == f"{dash.url}/?offset=0"
 
 
 def test_overview_lists_builders_with_health_and_agreement(dash: Dash) -> None:
@@ -282,7 +294,9 @@ def test_disputed_build_links_to_its_diffoscope_report(dash: Dash) -> None:
     wait_for("the report page", lambda: dash.browser.current_url.endswith(".html") or None, 10)
     body = dash.browser.find_element(By.TAG_NAME, "body").text
     assert "demo/__init__.py" in body  # diffoscope's own HTML, inside the wheel
-    assert "host three stamped the time" in body.replace("\u00b7", " ")  # diffoscope shows spaces as ·
+    assert "host three stamped the time" in body.replace(
+        "\u00b7", " "
+    )  # diffoscope shows spaces as ·
     dash.shot("diffoscope-report")
 
 
@@ -308,6 +322,8 @@ def test_build_page_shows_each_builders_result_and_log(dash: Dash) -> None:
         assert r.find_element(By.CSS_SELECTOR, ".result-status").text == "accepted"
         log = r.find_element(By.CSS_SELECTOR, "pre.log").text
         assert log == LOG_TEXT.strip()  # the script tag is text, not a script
+        href = r.find_element(By.CSS_SELECTOR, "a.log-link").get_attribute("href")
+        assert href is not None and dash.http.get(href).text == LOG_TEXT
     (diff,) = dash.browser.find_elements(By.CSS_SELECTOR, "#diffs a.diff-link")
     report = dash.http.get("/v1/builds/dash-disputed/diffs").json()[0]
     assert diff.get_attribute("href") == f"{dash.url}/v1/diffs/{report['id']}.html"

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from pathlib import Path
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.dist.errors import FollowError
-from api.dist.follower import check_block, check_checkpoint
+from api.dist.follower import Follower, check_block, check_checkpoint
 from ledger.block import (
     Block,
     CommitCertificate,
@@ -16,9 +19,10 @@ from ledger.block import (
     VoteKind,
     vote_sign_bytes,
 )
-from ledger.checkpoint import Checkpoint, merge_signatures, sign_checkpoint
+from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures, sign_checkpoint
 from ledger.genesis import Genesis, ValidatorInfo
 from ledger.state import LedgerState
+from ledger.storage import LedgerStore
 from tests.unit.farm._attest_fixtures import World
 from tests.unit.ledger._ledger_fixtures import attests, enroll_all
 
@@ -157,3 +161,76 @@ def test_checkpoints_need_2f_plus_1_genesis_signatures_and_our_root(world: World
     other_chain = Checkpoint("another-chain", state.size, state.root)
     with pytest.raises(FollowError, match="origin"):
         check_checkpoint(note(range(3), other_chain), g, state)
+
+
+def test_poll_follows_the_honest_validator_and_keeps_the_freshest_checkpoint(
+    world: World, tmp_path: Path
+) -> None:
+    """Two validators over httpx's transport interface: one serves garbage, the other
+    the chain; blocks are stored, and a newer co-signing of the same tree replaces the
+    kept checkpoint."""
+    g = _genesis(world)
+    chain_state = LedgerState.from_genesis(g)
+    b1 = _block(chain_state, 1, bytes.fromhex(g.hash), enroll_all(world))
+    chain_state.apply_block(b1.txs)
+    b2 = _block(chain_state, 2, b1.hash(), attests(world, 2))
+    chain_state.apply_block(b2.txs)
+    blocks = [{"block": b.to_json(), "certificate": _cert(b).to_json()} for b in (b1, b2)]
+    cp = Checkpoint(g.chain_id, chain_state.size, chain_state.root)
+    stamp = {"t": 1_000}
+
+    def note() -> str:
+        return merge_signatures(
+            *(cosign_checkpoint(cp, f"v{i}", KEYS[i], stamp["t"]) for i in range(3))
+        )
+
+    def honest(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/blocks":
+            start = int(request.url.params["start"])
+            return httpx.Response(200, json={"blocks": blocks[start - 1 :]})
+        return httpx.Response(200, json={"size": cp.size, "note": note()})
+
+    def liar(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/blocks":
+            forged = dict(blocks[0], block={**blocks[0]["block"], "log_size": 99})
+            return httpx.Response(200, json={"blocks": [forged]})
+        return httpx.Response(500)
+
+    def route(request: httpx.Request) -> httpx.Response:
+        return (liar if request.url.host == "liar" else honest)(request)
+
+    store = LedgerStore(tmp_path / "ledger.sqlite", g)
+    state = store.load_state(g)
+    seen: list[int] = []
+    follower = Follower(
+        g,
+        ["http://liar", "http://honest"],
+        store,
+        state,
+        threading.RLock(),
+        on_block=lambda block, first: seen.append(block.height),
+        on_checkpoint=lambda n, c: None,
+    )
+    with httpx.Client(transport=httpx.MockTransport(route)) as client:
+        assert follower.poll(client) == 2
+        assert seen == [1, 2] and store.height() == 2 and state.root == chain_state.root
+        assert "certificate is for block" in follower.refused["http://liar"]
+        first = store.latest_checkpoint()
+        assert first is not None and follower.checkpoint_size == cp.size
+        stamp["t"] = 2_000
+        assert follower.poll(client) == 0
+        assert store.latest_checkpoint() != first and follower.checkpoint_time == 2_000
+    store.close()
+    # A restart resumes from the store, with the fresher checkpoint.
+    again = LedgerStore(tmp_path / "ledger.sqlite", g)
+    resumed = Follower(
+        g,
+        ["http://honest"],
+        again,
+        again.load_state(g),
+        threading.RLock(),
+        on_block=lambda block, first: None,
+        on_checkpoint=lambda n, c: None,
+    )
+    assert (resumed.height, resumed.checkpoint_time) == (2, 2_000)
+    again.close()
