@@ -11,7 +11,8 @@ Every attestation is what the coordinator itself would store for a verified buil
 * a ledger receipt that verifies: the transactions (after the six builders' enroll
   transactions) form an RFC 6962 log, committed in blocks of :data:`BLOCK`; each
   attestation carries its inclusion proof at its block's tree size and that
-  checkpoint, co-signed by three of four validator keys.
+  checkpoint, co-signed (timestamped cosignatures, as validators make them) by three of
+  four validator keys.
 
 Every bundle is signed for real, none is copied: signing runs in worker processes
 before the database is touched. Rows are written with the coordinator's own models
@@ -43,10 +44,21 @@ from farm.recipe import parse_recipe
 from farm.result import BuildPredicate, OutputDigest, sign_result
 from farm.task import new_build_id
 from farm.transactions import make_attest, make_enroll, tx_id
-from ledger.checkpoint import Checkpoint, merge_signatures, sign_checkpoint
+from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from ledger.merkle import MerkleLog, hash_leaf
 
-__all__ = ["ARCHES", "BLOCK", "Loaded", "Made", "make_attestations", "store_attestations"]
+__all__ = [
+    "ARCHES",
+    "BLOCK",
+    "CHAIN_ID",
+    "VERSIONS",
+    "Loaded",
+    "Made",
+    "bundle_size",
+    "make_attestations",
+    "package_name",
+    "store_attestations",
+]
 
 ARCHES = ("amd64", "arm64")
 VERSIONS = 5
@@ -205,8 +217,9 @@ class Loaded:
 
 def make_attestations(
     count: int, workers: int, progress: Callable[[int], None] = lambda _n: None
-) -> tuple[list[Made], list[KeyPair]]:
-    """``count`` signed attestations (in ``workers`` processes) and the six builder keys."""
+) -> tuple[list[Made], list[KeyPair], KeyPair]:
+    """``count`` signed attestations (in ``workers`` processes), the six builder keys and
+    the coordinator's key."""
     coordinator = generate_key()
     builders = [generate_key() for _ in range(6)]
     cpem, bpems = _pem(coordinator), [_pem(b) for b in builders]
@@ -223,15 +236,16 @@ def make_attestations(
             made.extend(part)
             progress(len(part))
     made.sort(key=lambda m: m.index)
-    return made, builders
+    return made, builders, coordinator
 
 
 def _receipts(
-    made: Sequence[Made], builders: Sequence[KeyPair]
+    made: Sequence[Made],
+    builders: Sequence[KeyPair],
+    validators: Sequence[tuple[str, Ed25519PrivateKey]],
 ) -> list[tuple[int, int, int, list[str], str]]:
     """(index, height, tree size, inclusion proof, checkpoint note) of each attestation."""
     operator = generate_key()
-    validators = [(f"v{i}", Ed25519PrivateKey.generate()) for i in range(4)]
     log = MerkleLog(
         hash_leaf(make_enroll(operator, b.public_dict(), list(ARCHES), f"host-{n}"))
         for n, b in enumerate(builders)
@@ -246,8 +260,9 @@ def _receipts(
         size = min(first + (block + 1) * BLOCK, len(log))
         if size not in notes:
             cp = Checkpoint(CHAIN_ID, size, log.root(size))
+            stamp = int((EPOCH + timedelta(seconds=30 * k)).timestamp())
             notes[size] = merge_signatures(
-                *(sign_checkpoint(cp, name, key) for name, key in validators[:3])
+                *(cosign_checkpoint(cp, name, key, stamp) for name, key in validators[:3])
             )
         proof = [h.hex() for h in log.inclusion_proof(index, size)]
         out.append((index, len(builders) + 1 + block, size, proof, notes[size]))
@@ -259,9 +274,16 @@ def store_attestations(
     made: Sequence[Made],
     builders: Sequence[KeyPair],
     progress: Callable[[int], None] = lambda _n: None,
+    validators: Sequence[tuple[str, Ed25519PrivateKey]] | None = None,
 ) -> Loaded:
-    """Store ``made`` as committed attestations with their receipts; return what was stored."""
-    receipts = _receipts(made, builders)
+    """Store ``made`` as committed attestations with their receipts; return what was stored.
+
+    Checkpoints are co-signed by three of ``validators`` (name, key); four fresh ones
+    if not given.
+    """
+    if validators is None:
+        validators = [(f"v{i}", Ed25519PrivateKey.generate()) for i in range(4)]
+    receipts = _receipts(made, builders, validators)
     loaded = Loaded(count=len(made))
     batch = 500
     for start in range(0, len(made), batch):

@@ -37,6 +37,7 @@ from farm.coordinator import attestations, reports, service
 from farm.coordinator.errors import NotFoundError
 from farm.coordinator.ledger_client import LedgerClient
 from farm.coordinator.models import (
+    Builder,
     BuilderPublic,
     BuildPublic,
     DiffReport,
@@ -129,7 +130,7 @@ class LogView:
     problem: str | None
 
 
-def _builder_public(builder: Any) -> BuilderPublic:
+def _builder_public(builder: Builder) -> BuilderPublic:
     rate = builder.agreements / builder.builds_done if builder.builds_done else None
     return BuilderPublic.model_validate({**builder.model_dump(), "agreement_rate": rate})
 
@@ -196,7 +197,7 @@ def _log(staging: Staging, digest: str | None) -> LogView | None:
             tail = f.read()
     except FileNotFoundError:
         return LogView(digest, None, False, "the builder did not upload this log")
-    except (OSError, NotFoundError, ValueError) as exc:
+    except (OSError, FarmError) as exc:
         return LogView(digest, None, False, str(exc))
     return LogView(digest, tail.decode("utf-8", "replace"), size > LOG_TAIL_BYTES, None)
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -400,6 +401,11 @@ def _check_subject(
         raise DigestError(
             f"the attestation is for {named}, not this artifact (mix-and-match): the node "
             "served an attestation of something else; try another node"
+        )
+    if art.filename != posixpath.basename(art.output):
+        raise DigestError(
+            f"the node names the file {art.filename!r} but the builders named it "
+            f"{posixpath.basename(art.output)!r}; try another node"
         )
     ext = verified.statement.external
     if ext.arch != art.arch:

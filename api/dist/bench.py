@@ -20,7 +20,8 @@ both alike:
 * small file: ``clients`` keep-alive connections (spread over two client processes,
   plain HTTP/1.1 over asyncio streams so the client costs little) fetch it for
   ``seconds``; requests per second, counting only complete 200 answers of the right
-  length;
+  length, and (less sensitive to other load on a shared machine) requests per CPU
+  second of the server's processes (nginx: master and workers);
 * large file: ``rounds`` sequential full downloads over one connection each; MB/s;
 * ``farm verify`` of the 1 GB file (the real console script, offline, with the
   evidence the node serves saved beside the file, so it checks the digest, the bundle,
@@ -293,15 +294,16 @@ def _small_worker(
 
 def _small_rps(
     pool: Any, port: int, path: str, size: int, clients: int, seconds: float, procs: int = 2
-) -> tuple[float, int]:
-    """Requests per second over ``clients`` connections split across ``procs`` processes."""
+) -> tuple[float, int, int]:
+    """(requests per second, failed, completed) over ``clients`` connections, split
+    across ``procs`` client processes."""
     per = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
     futures = [pool.submit(_small_worker, port, path, size, n, seconds) for n in per if n]
     results = [f.result() for f in futures]
     ok = sum(r[0] for r in results)
     bad = sum(r[1] for r in results)
     elapsed = max(r[2] for r in results)
-    return ok / elapsed, bad
+    return ok / elapsed, bad, ok
 
 
 def _download(port: int, path: str, size: int) -> float:
@@ -327,6 +329,21 @@ def _download(port: int, path: str, size: int) -> float:
     if got != size:
         raise RuntimeError(f"{path}: got {got} bytes, want {size}")
     return elapsed
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of process ``pid`` and its children so far (Linux /proc):
+    for nginx, the master and its workers."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    for p in pids:
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _timed(argv: list[str], env: dict[str, str]) -> tuple[float, str]:
@@ -392,6 +409,8 @@ def bench_dist(
 class _World:
     node: str
     node_port: int
+    node_pid: int
+    nginx_pid: int
     nginx_port: int
     small_sha: str
     large_sha: str
@@ -408,7 +427,9 @@ def _run(
     rounds: int,
 ) -> dict[str, Any]:
     world = _start(root, procs, small_size, large_size)
-    small, large, errors = _measure(world, small_size, large_size, clients, seconds, rounds)
+    small, large, per_cpu, errors = _measure(
+        world, small_size, large_size, clients, seconds, rounds
+    )
     verify_s, sha_s = _verify_vs_sha256sum(root, world, rounds)
     small_node, small_nginx = statistics.median(small["node"]), statistics.median(small["nginx"])
     large_node, large_nginx = statistics.median(large["node"]), statistics.median(large["nginx"])
@@ -417,6 +438,8 @@ def _run(
         "large_vs_nginx": round(large_node / large_nginx, 3),
         "verify_vs_sha256sum": round(sha_s / verify_s, 3),
         "small_node_rps": round(small_node, 1),
+        "small_node_req_per_cpu_s": round(statistics.median(per_cpu["node"]), 1),
+        "small_nginx_req_per_cpu_s": round(statistics.median(per_cpu["nginx"]), 1),
         "small_nginx_rps": round(small_nginx, 1),
         "large_node_MBps": round(large_node, 1),
         "large_nginx_MBps": round(large_nginx, 1),
@@ -469,7 +492,17 @@ def _start(root: Path, procs: _Procs, small_size: int, large_size: int) -> _Worl
 
             _wait_for(f"the node to mirror sha256:{sha[:12]}", mirrored, 600)
     nginx_port = _start_nginx(root, procs, (small_sha, large_sha))
-    return _World(node, node_port, nginx_port, small_sha, large_sha, files / LARGE)
+    pids = {name: p.pid for name, p in procs.procs}
+    return _World(
+        node,
+        node_port,
+        pids["node"],
+        pids["nginx"],
+        nginx_port,
+        small_sha,
+        large_sha,
+        files / LARGE,
+    )
 
 
 def _start_coordinator(root: Path, procs: _Procs, files: Path, blobs: dict[str, str]) -> str:
@@ -509,13 +542,15 @@ def _start_nginx(root: Path, procs: _Procs, shas: tuple[str, ...]) -> int:
 
 def _measure(
     world: _World, small_size: int, large_size: int, clients: int, seconds: float, rounds: int
-) -> tuple[dict[str, list[float]], dict[str, list[float]], int]:
+) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, list[float]], int]:
     """Small-file req/s and large-file MB/s per server, alternating the order per round."""
     from concurrent.futures import ProcessPoolExecutor
 
     small_path = f"/artifacts/sha256/{world.small_sha}"
     large_path = f"/artifacts/sha256/{world.large_sha}"
     servers = [("node", world.node_port), ("nginx", world.nginx_port)]
+    pid = {"node": world.node_pid, "nginx": world.nginx_pid}
+    per_cpu: dict[str, list[float]] = {"node": [], "nginx": []}
     small: dict[str, list[float]] = {"node": [], "nginx": []}
     large: dict[str, list[float]] = {"node": [], "nginx": []}
     errors = 0
@@ -527,13 +562,16 @@ def _measure(
             order = servers if r % 2 == 0 else servers[::-1]
             for who, port in order:
                 with console.status(f"small file, {who}, round {r + 1}/{rounds}"):
-                    rps, bad = _small_rps(pool, port, small_path, small_size, clients, seconds)
+                    cpu = _cpu_seconds(pid[who])
+                    rps, bad, ok = _small_rps(pool, port, small_path, small_size, clients, seconds)
+                    cpu = _cpu_seconds(pid[who]) - cpu
                 small[who].append(rps)
+                per_cpu[who].append(ok / cpu if cpu > 0 else 0.0)
                 errors += bad
             for who, port in order:
                 with console.status(f"large file, {who}, round {r + 1}/{rounds}"):
                     large[who].append(large_size / _download(port, large_path, large_size) / 1e6)
-    return small, large, errors
+    return small, large, per_cpu, errors
 
 
 def _verify_vs_sha256sum(root: Path, world: _World, rounds: int) -> tuple[float, float]:
@@ -581,6 +619,12 @@ def _print(result: dict[str, Any]) -> None:
         f"{result['small_node_rps']:.0f}",
         f"{result['small_nginx_rps']:.0f}",
         f"{result['small_vs_nginx']:.2f}",
+    )
+    table.add_row(
+        "  same, requests per server CPU second",
+        f"{result['small_node_req_per_cpu_s']:.0f}",
+        f"{result['small_nginx_req_per_cpu_s']:.0f}",
+        f"{result['small_node_req_per_cpu_s'] / max(result['small_nginx_req_per_cpu_s'], 1):.2f}",
     )
     table.add_row(
         f"{result['large_bytes'] >> 20} MiB file, sequential downloads (MB/s)",

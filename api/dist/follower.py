@@ -185,9 +185,7 @@ class Follower:
             for item in items:
                 block = Block.from_json(item["block"])
                 cert = certificate_from_json(item["certificate"])
-                if block.height <= self.height:
-                    continue
-                self._apply(block, cert)
+                self._apply(block, cert)  # a height other than the next one is refused
                 applied += 1
 
     def _apply(self, block: Block, cert: CommitCertificate) -> None:

@@ -27,7 +27,7 @@ import httpx
 
 from api.dist.blobs import BlobStore
 from api.dist.catalog import CatalogEntry, builder_ids, entries_of_attest, normalize_name
-from api.dist.errors import DistError, FollowError
+from api.dist.errors import DistError
 from api.dist.follower import Follower
 from api.dist.mirror import Mirror
 from api.dist.models import (
@@ -103,8 +103,9 @@ class DistNode:
         self.lock = threading.RLock()
         self.blobs = BlobStore(settings.blob_dir)
         self.catalog: dict[str, CatalogEntry] = {}
-        for index, data in enumerate(self.store.entries(0, self.state.size)):
-            self._catalog_entry(data, index)
+        for start in range(0, self.state.size, 1024):  # pages: bounded memory
+            for offset, data in enumerate(self.store.entries(start, start + 1024)):
+                self._catalog_entry(data, start + offset)
         self.follower = Follower(
             self.genesis,
             self.urls,
@@ -168,16 +169,18 @@ class DistNode:
         self.store.close()
 
     def _follow(self) -> None:
+        trouble: str | None = None  # logged once, not at every poll
         with httpx.Client(timeout=self.settings.fetch_timeout) as client:
             while not self._stop.is_set():
                 try:
                     applied = self.follower.poll(client)
-                except FollowError as exc:
-                    log.warning("%s", exc)
-                    applied = 0
-                except DistError as exc:  # pragma: no cover - logged, the loop goes on
-                    log.error("follower: %s", exc)
-                    applied = 0
+                    if trouble is not None:
+                        log.info("a validator answers again")
+                    trouble = None
+                except DistError as exc:
+                    if str(exc) != trouble:
+                        log.warning("%s", exc)
+                    trouble, applied = str(exc), 0
                 self.polls += 1
                 if not applied:
                     self._stop.wait(self.settings.poll_interval)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = ["DistSettings"]
 
@@ -16,9 +17,10 @@ class DistSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FARM_DIST_", frozen=True, extra="forbid")
 
     genesis: Path = Field(description="The chain's genesis file: the only thing trusted.")
-    ledger_urls: tuple[str, ...] = Field(
+    ledger_urls: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),
-        description="Validators' HTTP base URLs to follow; empty: the genesis http addresses.",
+        description="Validators' HTTP base URLs to follow (comma-separated in the "
+        "environment); empty: the genesis http addresses.",
     )
     coordinator_url: str = Field(description="The coordinator whose staging store holds blobs.")
     data_dir: Path = Field(description="Where the replicated ledger and the blobs are kept.")

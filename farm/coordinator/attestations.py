@@ -45,7 +45,8 @@ def attestation_publics(session: Session, rows: Sequence[Attestation]) -> list[A
     revoked = revoked_artifacts(session, (a.sha256 for arts in by_tx.values() for a in arts))
     return [
         AttestationPublic(
-            **row.model_dump(),
+            # The row's values as they are: model_dump() would copy every bundle first.
+            **{name: getattr(row, name) for name in Attestation.model_fields},
             artifacts=[
                 ArtifactPublic(name=a.name, sha256=a.sha256, revoked=revoked.get(a.sha256))
                 for a in by_tx[row.tx_id]
@@ -118,12 +119,15 @@ def list_attestations(
         has = col(Attestation.tx_id).in_(holders)
         query = query.where(has if revoked else ~has)
         count = count.where(has if revoked else ~has)
-    total = int(session.exec(count).one())
     rows = session.exec(
         query.order_by(col(Attestation.submitted_at).desc(), col(Attestation.tx_id))
         .offset(offset)
         .limit(limit)
     ).all()
+    if len(rows) < limit and (rows or offset == 0):
+        total = offset + len(rows)  # the last page: what it holds is the count
+    else:
+        total = int(session.exec(count).one())
     items = attestation_publics(session, rows)
     nxt = offset + len(items)
     return AttestationPage(items=items, total=total, next_offset=nxt if nxt < total else None)

@@ -4,15 +4,19 @@ A real ``farm serve --ledger`` (its own uvicorn process, SQLite) on four real
 ``farm ledger run`` validators, with real data in it: three approved builders, a
 verified build with their signed results, and an attestation committed to the ledger.
 
-* schemathesis generates requests from ``/openapi.json`` for every operation, once
-  without credentials and once as an operator: no answer may be a server error, every
-  answer must match the schema the document declares, and none may carry a secret;
+* schemathesis generates valid and invalid requests from ``/openapi.json`` for every
+  operation three times: without credentials, as an operator (bearer token) and as an
+  enrolled builder (every request signed). No answer may be a server error, every
+  answer must match the schema the document declares, every error must have the one
+  error shape, and none may carry a secret. The runs are bounded and derandomized
+  (hypothesis ``max_examples``, ``derandomize=True``), so a failure replays;
 * every write route, enumerated from the app's routes *and* from the OpenAPI document
   (so a new write route is covered the day it is added), refuses a request without
-  credentials with 401/403 in the one error shape;
+  credentials (none, a made-up token, basic auth, an unenrolled builder's signature)
+  with 401/403 in the one error shape;
 * no read reveals a secret: operator token, enrollment tokens after the answer that
-  issued them, their stored hashes, or any private key of a builder, the coordinator
-  or the operator.
+  issued them, their stored hashes, the webhook secret, or any private key of a
+  builder, the coordinator or the operator.
 """
 
 from __future__ import annotations
@@ -65,9 +69,10 @@ TOKENS = ("POST", "/v1/operator/enrollment-tokens")
 CHECKS = [not_a_server_error, response_schema_conformance]
 #: A build that asked the three builders and has no result yet (the builder fuzz aims here).
 OPEN_BUILD = "schema-open"
+WEBHOOK_SECRET = "schema-test-webhook-secret-0f3a9c"
 
 FUZZ = settings(
-    max_examples=60,
+    max_examples=10,
     derandomize=True,
     deadline=None,
     database=None,
@@ -150,6 +155,7 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
         **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
         "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
         "FARM_COORDINATOR_LEDGER_INTERVAL": "0.3",
+        "FARM_COORDINATOR_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
     argv = [
         sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
@@ -164,6 +170,7 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
         net.start_all()
         serve.start(http)
         farm = Coordinator(url, http, token)
+        farm.secrets["webhook secret"] = WEBHOOK_SECRET
         farm.secrets["operator token"] = token
         farm.secrets["operator token hash"] = hashlib.sha256(token.encode()).hexdigest()
         for who, key in (("coordinator", net.coordinator), ("operator", net.operator)):

@@ -26,8 +26,8 @@ def test_bench_api_small_run_ends_with_its_figures(builder_image: str) -> None:
     last = proc.stdout.strip().splitlines()[-1]
     figures = json.loads(last)
     assert figures["attestations"] == 200
-    assert 0 < figures["query_p50_ms"] < 2000
-    assert figures["query_per_s"] > 1
+    assert 0 < figures["query_p50_ms"] < 2000 and 0 < figures["query_p50_ms_httpx"] < 2000
+    assert figures["query_per_s"] > 1 and figures["query_server_cpu_ms"] > 0
     # Submit-to-commit of a real build minus its container time: positive (the farm
     # cannot commit before it built) and bounded by the build's whole time.
     assert 0 < figures["commit_overhead_s"] < figures["commit_total_s"] < 300
@@ -35,4 +35,4 @@ def test_bench_api_small_run_ends_with_its_figures(builder_image: str) -> None:
     assert set(figures["query_p50_ms_by_filter"]) == set(figures["query_filters"])
     # What was measured is shown: the per-filter table and the stages of the build.
     assert "GET /v1/attestations" in proc.stderr and "recipe_digest" in proc.stderr
-    assert "seconds after POST /v1/builds" in proc.stderr
+    assert "seconds after POST" in proc.stderr

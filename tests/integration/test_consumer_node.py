@@ -11,6 +11,7 @@ import hashlib
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -100,6 +101,17 @@ def test_pull_and_verify_against_the_real_node(node: tuple[World, Proc], tmp_pat
     status, out = farm(world, tmp_path, "verify", str(loose), node=base(dist))
     assert status == 0, out
     assert base(dist) in out
+
+    # Freeze: the saved evidence ages; an idle ledger's validators re-cosign their latest
+    # checkpoint with the current time, and the node passes that on.
+    time.sleep(20)  # the validators re-cosign every 5 s when idle
+    status, out = farm(world, tmp_path, "verify", str(pulled), "--offline", "--max-age", "15")
+    assert status == 1, out
+    assert "old, more than the allowed 15 s" in out and "--allow-stale" in out
+    status, out = farm(
+        world, tmp_path, "verify", str(pulled), "--online", "--max-age", "15", node=base(dist)
+    )
+    assert status == 0, out
 
     world.submit(make_revoke(world.net.operator, digest, "CVE-2026-0002: bad build"))
 

@@ -330,3 +330,23 @@ def test_openapi_is_published(farm: Farm) -> None:
     spec = farm.http.get("/openapi.json").json()
     assert "/v1/builds/{build_id}/results" in spec["paths"]
     assert isinstance(farm.http, httpx.Client)
+
+
+def test_revocations_and_ledger_reads_without_a_ledger(farm: Farm) -> None:
+    body = {"sha256": sha(GOOD), "reason": "compromised"}
+    assert farm.http.post("/v1/revocations", json=body).status_code == 401
+    operator = {"Authorization": f"Bearer {farm.operator.operator_token}"}
+    r = farm.http.post("/v1/revocations", json=body, headers=operator)
+    assert r.status_code == 409 and "has no ledger" in r.json()["error"]["message"]
+    r = farm.http.post("/v1/revocations", json={**body, "sha256": "xyz"}, headers=operator)
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("body.sha256")
+    page = farm.http.get("/v1/revocations", params={"sha256": sha(GOOD)}).json()
+    assert page == {"items": [], "total": 0, "next_offset": None}
+    assert farm.http.get("/v1/revocations/7").status_code == 404
+    assert farm.http.get("/v1/revocations", params={"sha256": "nope"}).status_code == 422
+    for path in ("/v1/ledger/status", "/v1/ledger/checkpoint"):
+        r = farm.http.get(path)
+        assert r.status_code == 409 and set(r.json()) == {"error"}
+    r = farm.http.get("/v1/ledger/proofs/inclusion", params={"index": 3, "size": 3})
+    assert r.status_code == 400 and "index < size" in r.json()["error"]["message"]
+    assert farm.http.get("/v1/attestations", params={"revoked": "true"}).json()["total"] == 0

@@ -78,7 +78,7 @@ class Proc:
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 90.0) -> None:
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
                 self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
@@ -92,7 +92,11 @@ class Proc:
             except httpx.HTTPError:
                 return False
 
-        wait_for(f"{self.argv[3:5]} to serve", up, timeout)
+        try:
+            wait_for(f"{self.argv[3:5]} to serve", up, timeout)
+        except BaseException:
+            self.stop()  # never leave a process behind a failed start
+            raise
 
     def stop(self) -> int:
         if self.proc is None:
@@ -243,7 +247,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def dist(world: World) -> Iterator[Proc]:
-    p = dist_proc(world.root, world.net.genesis, world.ledger_urls, world.coordinator_url)
+    down = f"http://127.0.0.1:{free_port()}"  # a validator that is down does not matter
+    p = dist_proc(world.root, world.net.genesis, [down, *world.ledger_urls], world.coordinator_url)
     p.start()
     try:
         yield p
@@ -310,11 +315,35 @@ def test_bytes_with_range_head_etag_and_404(world: World, dist: Proc) -> None:
     world.staging.put(sha(loose), loose)
     nowhere = httpx.get(f"{base(dist)}/artifacts/sha256/{sha(loose)}")
     assert nowhere.status_code == 404 and nowhere.json()["error"]["code"] == "not_found"
-    unstaged = os.urandom(1000)
-    world.attest("unstaged", "1.0", {"u.bin": unstaged}, stage=False)
-    time.sleep(1.0)
-    assert httpx.get(f"{base(dist)}/artifacts/sha256/{sha(unstaged)}").status_code == 404
     assert httpx.get(f"{base(dist)}/artifacts/sha256/nothex").status_code == 404
+
+
+def test_mirror_retries_and_never_serves_wrong_bytes(world: World, dist: Proc) -> None:
+    # Attested before the coordinator has the bytes: 404 until they are staged.
+    late = os.urandom(1000)
+    world.attest("late", "1.0", {"late.bin": late}, stage=False)
+    wait_for("a failed mirror attempt", lambda: "is not in the coordinator's staging" in dist.log())
+    assert httpx.get(f"{base(dist)}/artifacts/sha256/{sha(late)}").status_code == 404
+    world.staging.put(sha(late), late)
+    assert served(dist, sha(late), 60).content == late
+    # The coordinator's copy is not what was attested: refused, never served.
+    good = os.urandom(4000)
+    target = world.staging.path_for(sha(good))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    world.attest("tampered", "1.0", {"t.bin": good}, stage=False)
+    wait_for(
+        "the refusal of the tampered blob",
+        lambda: f"bytes for sha256:{sha(good)[:12]}" in dist.log(),
+    )
+    assert httpx.get(f"{base(dist)}/artifacts/sha256/{sha(good)}").status_code == 404
+    longer = good + b"more"
+    target.chmod(0o644)
+    target.write_bytes(longer)
+    wait_for("the refusal of the longer blob", lambda: "more than the 4000 bytes" in dist.log())
+    assert httpx.get(f"{base(dist)}/artifacts/sha256/{sha(good)}").status_code == 404
+    target.write_bytes(good)
+    assert served(dist, sha(good), 60).content == good
 
 
 def _verify_proof(proof: Any, cp_root: bytes) -> bytes:

@@ -4,9 +4,12 @@ envelopes, Merkle log, cosigned checkpoints): what passes, and every attack refu
 from __future__ import annotations
 
 import base64
+import functools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.consumer.errors import (
     DigestError,
@@ -300,3 +303,35 @@ def test_size_the_builders_did_not_sign_is_refused(ledger: MiniLedger) -> None:
         DigestError, match=rf"declares {len(BLOB) + 1} bytes but the builders signed {len(BLOB)}"
     ):
         check(ledger, evidence, size=len(BLOB) + 1)
+
+
+def test_file_name_the_builders_did_not_give_is_refused(ledger: MiniLedger) -> None:
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    renamed = evidence.artifact.model_copy(update={"filename": "demo-9.9-py3-none-any.whl"})
+    with pytest.raises(DigestError, match=r"names the file 'demo-9.9-py3-none-any.whl' but"):
+        check(ledger, evidence.model_copy(update={"artifact": renamed}))
+
+
+@functools.cache
+def _shared() -> tuple[MiniLedger, int, Any]:
+    ledger = MiniLedger()
+    index, bundle = ledger.attest()
+    return ledger, index, bundle
+
+
+@settings(max_examples=40, deadline=None)
+@given(signers=st.integers(1, 4), age=st.integers(-300, 3 * 86400))
+def test_accepted_exactly_when_2f_plus_1_sign_recently(signers: int, age: int) -> None:
+    ledger, index, bundle = _shared()
+    evidence = ledger.evidence(index, bundle, note=ledger.note(at=NOW - age, signers=signers))
+    fresh = -60 <= age <= DAY
+    try:
+        got = check(ledger, evidence, now=float(NOW))
+    except EvidenceError:
+        assert signers < 3
+    except StaleError:
+        assert signers >= 3 and not fresh
+    else:
+        assert signers >= 3 and fresh
+        assert got.checkpoint_age == age

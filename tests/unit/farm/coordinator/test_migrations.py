@@ -30,6 +30,7 @@ from farm.coordinator.models import (
     RevocationCreate,
 )
 from farm.coordinator.revocations import request_revocation
+from farm.errors import ConfigError
 from tests.unit.farm.coordinator.test_ledger_client import OPERATOR
 
 _SCRIPTS = Config()
@@ -225,3 +226,11 @@ def test_the_migrations_ship_inside_the_package() -> None:
     names = sorted(p.name for p in versions.glob("0*.py"))
     assert names[0] == "0001_initial.py" and len(names) >= 2
     assert (Path(pkg.__file__).parent / "env.py").is_file()
+
+
+def test_a_database_from_a_newer_farm_is_refused_clearly(empty: Engine) -> None:
+    create_tables(empty)
+    with empty.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    with pytest.raises(ConfigError, match=r"cannot migrate the coordinator's database: .*9999"):
+        create_tables(empty)
