@@ -197,7 +197,7 @@ def _tokens(db_url: str, builders: int) -> tuple[str, list[str]]:
 def _approved(url: str) -> set[str]:
     response = httpx.get(f"{url}/v1/builders", timeout=10)
     response.raise_for_status()
-    return {b["builder_id"] for b in response.json() if b.get("approved")}
+    return {b["id"] for b in response.json() if b.get("approved")}
 
 
 @contextmanager

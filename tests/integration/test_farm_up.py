@@ -47,7 +47,7 @@ def test_a_second_start_reuses_the_chain_and_the_builders(
     with local_farm(root, validators=4, builders=3) as first:
         ids = sorted(b.builder_id for b in first.cluster.builders)
         approved = httpx.get(f"{first.coordinator_url}/v1/builders", timeout=10).json()
-        assert sorted(b["builder_id"] for b in approved if b["approved"]) == ids
+        assert sorted(b["id"] for b in approved if b["approved"]) == ids
         size_before = httpx.get(f"{first.ledger_urls[0]}/v1/status", timeout=10).json()["size"]
         assert size_before >= 3  # the three enroll transactions
     with local_farm(root, validators=4, builders=3) as second:
