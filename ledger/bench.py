@@ -35,7 +35,6 @@ import json
 import logging
 import multiprocessing
 import os
-import random
 import signal
 import socket
 import statistics
@@ -53,7 +52,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["BenchNet", "HttpConn", "bench_ledger", "free_base_port", "make_attest_txs"]
+from farm.cluster import free_port_range
+
+__all__ = ["BenchNet", "HttpConn", "bench_ledger", "make_attest_txs"]
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
@@ -242,26 +243,6 @@ class HttpConn:
 # ---------------------------------------------------------------------- processes
 
 
-def free_base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
-        socks = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise RuntimeError("no free range of ports on 127.0.0.1")
-
-
 def _wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
     deadline = time.monotonic() + timeout
     delay = 0.05
@@ -280,7 +261,7 @@ class BenchNet:
     def __init__(self, root: Path, n: int, *, profile: Path | None = None) -> None:
         self.root = root
         self.n = n
-        self.base_port = free_base_port(2 * n)
+        self.base_port = free_port_range(2 * n)
         self.env = {**os.environ, **BENCH_ENV}
         self.profile = profile
         self.procs: list[subprocess.Popen[bytes]] = []

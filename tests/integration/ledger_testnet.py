@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import httpx
 
+from farm.cluster import free_port_range
 from farm.keys import KeyPair, load_key
-from ledger.bench import free_base_port
 
 T = TypeVar("T")
 
@@ -58,7 +58,7 @@ class LedgerTestnet:
     ) -> None:
         self.root = root
         self.n = n
-        self.base_port = free_base_port(2 * n)
+        self.base_port = free_port_range(2 * n)
         self.env = {
             **os.environ,
             "FARM_LEDGER_TIMEOUT_PROPOSE": "0.6",
