@@ -9,24 +9,21 @@ line that names the artifact and the failure, and nothing written.
 from __future__ import annotations
 
 import json
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 
 from api.consumer.client import MAX_JSON
 from api.dist.models import ArtifactEvidence, PackageRelease
 from farm.cli._errors import run_cli
 from farm.cli.main import app
 from ledger.genesis import save_genesis
+from tests.integration.conftest import serve
 from tests.unit.api.consumer._evidence import BLOB, SHA, MiniLedger
 from tests.unit.farm._attest_fixtures import WHEEL
 
@@ -110,27 +107,6 @@ async def _json(send: Send, status: int, value: Any) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 @pytest.fixture

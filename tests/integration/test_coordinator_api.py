@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import io
 import json
-import socket
-import threading
 import time
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
@@ -37,6 +33,7 @@ from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
 from tests._postgres import have_postgres, postgres_server
+from tests.integration.conftest import serve
 from tests.unit.farm.coordinator._world import BAD, GOOD, envelope, recipe, sha
 
 
@@ -97,27 +94,6 @@ def farm(tmp_path: Path, db_url: str) -> Iterator[Farm]:
     with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
         yield Farm(app, http, engine, CoordinatorClient(http, operator_token=secret))
     engine.dispose()
-
-
-@contextmanager
-def serve(app: FastAPI) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn on a free loopback port, in a thread."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(10)
-        sock.close()
 
 
 def test_enroll_approve_heartbeat_and_read(farm: Farm) -> None:

@@ -16,7 +16,7 @@ from farm.coordinator import service
 from farm.coordinator.db import make_engine
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
-from tests.integration.test_coordinator_api import serve
+from tests.integration.conftest import serve
 from tests.unit.farm.conftest import BASE_RECIPE
 
 

@@ -33,9 +33,8 @@ from farm.transactions import make_attest, tx_id
 from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import load_genesis
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
-from tests.integration.conftest import write_recipe
+from tests.integration.conftest import serve, write_recipe
 from tests.integration.ledger_testnet import LedgerTestnet
-from tests.integration.test_coordinator_api import serve
 from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
 from tests.unit.farm.coordinator._world import sha
 from tests.unit.farm.coordinator.test_upstream import file_server
