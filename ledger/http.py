@@ -45,7 +45,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farm.errors import ConfigError
 from ledger.errors import LedgerError
-from ledger.node import note_size
 from ledger.transactions import tx_id
 
 if TYPE_CHECKING:
@@ -96,8 +95,7 @@ def make_app(node: Node) -> FastAPI:
 
 
 def _latest_note(node: Node) -> tuple[int, str] | None:
-    note = node.store.latest_checkpoint()
-    return None if note is None else (note_size(note), note)
+    return node.latest_note()
 
 
 def _add_error_handlers(app: FastAPI) -> None:

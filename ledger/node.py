@@ -43,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -148,7 +147,7 @@ class _ResumingConsensus(Consensus):
     """The state machine, resuming the height it was voting in when the process died.
 
     A validator locks on a value exactly when it precommits it (lines 36-43). The node
-    stores the locked block (store meta ``"lock"``) before the precommit leaves, and
+    stores the locked block (:meth:`LedgerStore.set_lock`) before the precommit leaves, and
     the vote guard holds every signed vote; after a restart the machine resumes, still
     locked, in the round after the highest one the guard holds. Not in that round
     itself: its votes there died with the process (nobody re-sends them, and the guard
@@ -187,7 +186,6 @@ def _resume_point(
 
     Reads the guard's table (ledger/vote_guard.py: signed(height, round, step, value)).
     """
-    import json
     import sqlite3
 
     if not guard_path.exists():
@@ -202,11 +200,9 @@ def _resume_point(
         raise ConfigError(f"{guard_path}: cannot read the vote guard: {exc}") from None
     if top is None or top[0] is None:
         return None
-    saved = store.get_meta("lock")
-    if saved is not None:
-        lock = json.loads(saved)
-        if lock["height"] == height:
-            return (height, int(top[0]), int(lock["round"]), Block.from_json(lock["block"]))
+    lock = store.get_lock()
+    if lock is not None and lock[0] == height:
+        return (height, int(top[0]), lock[1], lock[2])
     return (height, int(top[0]), -1, None)
 
 
@@ -283,7 +279,9 @@ class Node:
         self._trusted_time = 0
         self.checkpoint_size = -1
         note = self.store.latest_checkpoint()
+        self._latest_note: tuple[int, str] | None = None  # (size, note) as stored
         if note is not None:
+            self._latest_note = (note_size(note), note)
             parsed = parse_note(note)
             self.checkpoint_size = note_size(note)
             self._trusted = _Cosigned(parsed.text, cosignatures(parsed, self._keys))
@@ -393,13 +391,7 @@ class Node:
         key = (c.height, c.locked_round)
         if c.locked_value is None or c.locked_round < 0 or key == self._saved_lock:
             return
-        self.store.set_meta(
-            "lock",
-            json.dumps(
-                {"height": c.height, "round": c.locked_round, "block": c.locked_value.to_json()},
-                separators=(",", ":"),
-            ),
-        )
+        self.store.set_lock(c.height, c.locked_round, c.locked_value)
         self._saved_lock = key
 
     def _perform(self, effects: list[Effect]) -> None:
@@ -456,7 +448,8 @@ class Node:
                 return
             raise ConsensusError(f"cannot commit height {block.height} on {self.height}")
         first = self.state.size
-        self.store.commit_block(block, cert, first)
+        summaries = [self.state.summary(tx) for tx in block.txs]
+        self.store.commit_block(block, cert, first, summaries)
         ids = []
         for tx in block.txs:
             tid = tx_id(tx)
@@ -566,7 +559,7 @@ class Node:
                 when = trusted.time(self._threshold)
                 if when > self._trusted_time:
                     self._trusted_time = when
-                    self.store.put_checkpoint(size, trusted.render())
+                    self._put_checkpoint(size, trusted.render())
             return
         if size < self.checkpoint_size:
             return
@@ -577,9 +570,19 @@ class Node:
         while len(self._pending) > 256:
             del self._pending[min(self._pending)]
 
+    def _put_checkpoint(self, size: int, note: str) -> None:
+        """Store the signed note for ``size`` (the latest) and keep it at hand."""
+        self.store.put_checkpoint(size, note)
+        if self._latest_note is None or size >= self._latest_note[0]:
+            self._latest_note = (size, note)
+
+    def latest_note(self) -> tuple[int, str] | None:
+        """(tree size, signed note) of the latest stored checkpoint, if any."""
+        return self._latest_note
+
     def _trust(self, size: int, entry: _Cosigned) -> None:
         """``entry`` has 2f+1 co-signatures: store it as the latest checkpoint."""
-        self.store.put_checkpoint(size, entry.render())
+        self._put_checkpoint(size, entry.render())
         self.checkpoint_size = size
         self._trusted = entry
         self._trusted_time = entry.time(self._threshold)

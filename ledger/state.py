@@ -46,6 +46,7 @@ from ledger.transactions import (
     RetireTx,
     RevokeTx,
     decode_tx,
+    summarize_tx,
     tx_id,
     verify_operator_signature,
 )
@@ -398,6 +399,24 @@ class LedgerState(_View):
         for data in txs:
             frontier.push(hash_leaf(data))
         return frontier.root(), self.size + len(txs)
+
+    def summary(self, data: bytes) -> tuple[str, tuple[str, ...]]:
+        """(type, attested sha256s) of a transaction this state has validated, as
+        :func:`ledger.transactions.summarize_tx` gives them (artifacts sorted), from the
+        validation cache when it still holds the transaction, else by a light parse.
+
+        Raises:
+            TransactionError: the bytes are not even shaped like a transaction.
+        """
+        hit = self._cache.get(tx_id(data))
+        if hit is not None:
+            tx, verified = hit
+            if isinstance(tx, AttestTx):
+                if verified is not None:
+                    return "attest", verified.artifact_digests()
+            else:
+                return tx.type, ()
+        return summarize_tx(data)
 
     # ------------------------------------------------------------------ change
 

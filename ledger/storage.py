@@ -9,7 +9,10 @@ returns). Tables:
                   artifacts an attest names (so the state is rebuilt without
                   re-parsing every bundle);
 * ``checkpoints`` tree size → signed note (co-signatures merged by the caller);
-* ``meta``        the node's own small persistent values (e.g. consensus lock state);
+* ``meta``        the node's own small persistent values;
+* ``lock``        the block this validator is locked on (one row at most): its header
+                  as JSON and its transactions as one blob of length-prefixed bytes
+                  (no hex, no JSON: it is rewritten, fsynced, whenever the lock moves);
 * ``store_info``  the genesis hash the store belongs to.
 
 Invariants: :meth:`LedgerStore.commit_block` writes a block, its certificate and all
@@ -24,9 +27,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import struct
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +66,37 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE TABLE IF NOT EXISTS checkpoints (size INTEGER PRIMARY KEY, note TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS lock (
+    id INTEGER PRIMARY KEY CHECK (id = 0),
+    height INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    header TEXT NOT NULL,
+    txs BLOB NOT NULL
+);
 """
+
+_LEN = struct.Struct(">I")
+
+
+def _pack_txs(txs: Sequence[bytes]) -> bytes:
+    """Transactions as one blob: each a 4-byte big-endian length, then its bytes."""
+    return b"".join(_LEN.pack(len(tx)) + tx for tx in txs)
+
+
+def _unpack_txs(blob: bytes) -> tuple[bytes, ...]:
+    """Inverse of :func:`_pack_txs`; raises ValueError on a truncated blob."""
+    out = []
+    at = 0
+    while at < len(blob):
+        if at + _LEN.size > len(blob):
+            raise ValueError("truncated length")
+        (n,) = _LEN.unpack_from(blob, at)
+        at += _LEN.size
+        if at + n > len(blob):
+            raise ValueError("truncated transaction")
+        out.append(blob[at : at + n])
+        at += n
+    return tuple(out)
 
 
 def certificate_from_json(data: dict[str, Any]) -> CommitCertificate:
@@ -178,9 +213,19 @@ class LedgerStore:
 
     # ------------------------------------------------------------------- blocks
 
-    def commit_block(self, block: Block, cert: CommitCertificate, first_index: int) -> None:
+    def commit_block(
+        self,
+        block: Block,
+        cert: CommitCertificate,
+        first_index: int,
+        summaries: Sequence[tuple[str, tuple[str, ...]]] | None = None,
+    ) -> None:
         """Store ``block``, its certificate and its transactions as log entries
         ``first_index…`` in one atomic, fsynced transaction.
+
+        ``summaries`` are the transactions' (kind, attested sha256s) if the caller
+        already knows them from validating the block (as :func:`summarize_tx` gives
+        them, the artifacts in any order); otherwise each transaction is summarized.
 
         Raises:
             StorageError: the block does not follow the stored chain (height, log
@@ -194,12 +239,17 @@ class LedgerStore:
                 f"block {block.height} says log size {block.log_size}, but "
                 f"{first_index} + {len(block.txs)} transactions"
             )
+        if summaries is not None and len(summaries) != len(block.txs):
+            raise StorageError(f"block {block.height}: one summary per transaction needed")
         rows = []
         for offset, data in enumerate(block.txs):
-            try:
-                kind, artifacts = summarize_tx(data)
-            except TransactionError as exc:
-                raise StorageError(f"block {block.height} tx {offset}: {exc}") from None
+            if summaries is not None:
+                kind, artifacts = summaries[offset]
+            else:
+                try:
+                    kind, artifacts = summarize_tx(data)
+                except TransactionError as exc:
+                    raise StorageError(f"block {block.height} tx {offset}: {exc}") from None
             rows.append(
                 (
                     first_index + offset,
@@ -337,6 +387,35 @@ class LedgerStore:
         """Durably set the node's persistent value for ``key`` (fsynced on return)."""
         with self._write():
             self._db.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    # --------------------------------------------------------------------- lock
+
+    def set_lock(self, height: int, round: int, block: Block) -> None:
+        """Durably record that this validator is locked on ``block`` at (height, round),
+        replacing any earlier lock (fsynced on return)."""
+        header = json.dumps(_header_json(block), separators=(",", ":"))
+        with self._write():
+            self._db.execute(
+                "INSERT OR REPLACE INTO lock VALUES (0, ?, ?, ?, ?)",
+                (height, round, header, _pack_txs(block.txs)),
+            )
+
+    def get_lock(self) -> tuple[int, int, Block] | None:
+        """The recorded lock (height, round, block), if any.
+
+        Raises:
+            StorageError: the recorded lock is corrupt.
+        """
+        row = self._read("SELECT height, round, header, txs FROM lock WHERE id = 0")
+        if row is None:
+            return None
+        height, round, header, blob = row
+        try:
+            bare = Block.from_json({**json.loads(header), "txs": []})
+            block = replace(bare, txs=_unpack_txs(bytes(blob)))
+        except (ValueError, TypeError, ConsensusError) as exc:
+            raise StorageError(f"{self.path}: the recorded lock is corrupt: {exc}") from None
+        return int(height), int(round), block
 
     # -------------------------------------------------------------------- state
 

@@ -444,6 +444,15 @@ class BuildPage(SQLModel):
 # ---- the ledger ----------------------------------------------------------------------------
 
 
+#: The equality filters of attestation lists, each with its own listing index.
+LISTING_FILTERS: dict[str, tuple[str, ...]] = {
+    "name": ("name",),
+    "name_version": ("name", "version"),
+    "arch": ("arch",),
+    "recipe": ("recipe_digest",),
+}
+
+
 class Attestation(SQLModel, table=True):
     """The attest transaction of one verified build, as the ledger answered it.
 
@@ -451,19 +460,32 @@ class Attestation(SQLModel, table=True):
     ``rejected``: ``reason`` is what the ledger said, and nothing is retried.
     """
 
-    # Lists are newest first: a page is read in index order, never sorted whole.
+    # Lists are newest first: a page is read in index order, never sorted whole. Each
+    # filter has an index that leads with it and then gives that order, so a query by
+    # name reads that name's rows and no others (SQLite would otherwise walk the listing
+    # index over the whole table, testing each row).
     __table_args__ = (
         Index("ix_attestation_listing", "status", text("submitted_at DESC"), "tx_id"),
+        *(
+            Index(
+                f"ix_attestation_{label}_listing",
+                *columns,
+                "status",
+                text("submitted_at DESC"),
+                "tx_id",
+            )
+            for label, columns in LISTING_FILTERS.items()
+        ),
     )
 
     tx_id: str = Field(primary_key=True, max_length=64)
     build_id: str = Field(max_length=64, unique=True, index=True)
     status: str = Field(max_length=16, index=True)
     reason: str | None = None
-    name: str = Field(max_length=255, index=True)
+    name: str = Field(max_length=255)
     version: str = Field(max_length=255, index=True)
-    arch: str = Field(max_length=32, index=True)
-    recipe_digest: str = Field(max_length=71, index=True)
+    arch: str = Field(max_length=32)
+    recipe_digest: str = Field(max_length=71)
     bundle: dict[str, Any] = Field(sa_type=JSON)
     ledger_index: int | None = Field(default=None, index=True)
     height: int | None = None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -34,12 +33,12 @@ class _App:
         return None
 
 
-class _Meta:
-    def __init__(self, values: dict[str, str]) -> None:
-        self.values = values
+class _Lock:
+    def __init__(self, lock: tuple[int, int, Block] | None) -> None:
+        self.lock = lock
 
-    def get_meta(self, key: str) -> str | None:
-        return self.values.get(key)
+    def get_lock(self) -> tuple[int, int, Block] | None:
+        return self.lock
 
 
 def test_resume_starts_after_the_last_signed_round_and_keeps_the_lock(tmp_path: Path) -> None:
@@ -48,10 +47,12 @@ def test_resume_starts_after_the_last_signed_round_and_keeps_the_lock(tmp_path: 
     guard.record(1, 0, "prevote", None)
     guard.record(1, 1, "prevote", locked.hash())
     guard.record(1, 1, "precommit", locked.hash())
-    meta = _Meta({"lock": json.dumps({"height": 1, "round": 1, "block": locked.to_json()})})
-    point = _resume_point(tmp_path / "votes.sqlite", meta, 1)  # type: ignore[arg-type]
+    store = _Lock((1, 1, locked))
+    point = _resume_point(tmp_path / "votes.sqlite", store, 1)  # type: ignore[arg-type]
     assert point == (1, 1, 1, locked)
-    assert _resume_point(tmp_path / "votes.sqlite", meta, 2) is None  # type: ignore[arg-type]
+    assert _resume_point(tmp_path / "votes.sqlite", store, 2) is None  # type: ignore[arg-type]
+    unlocked = _Lock(None)
+    assert _resume_point(tmp_path / "votes.sqlite", unlocked, 1) == (1, 1, -1, None)  # type: ignore[arg-type]
 
     # v2 is proposer of (1, 1): round 2's proposer (v3) is not us, v0 is for round 3
     machine = _ResumingConsensus("v0", KEYS["v0"], VS, _App(), guard)

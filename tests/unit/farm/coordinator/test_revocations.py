@@ -85,6 +85,11 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
     assert att.artifacts[0].revoked.ledger_index == 4
     assert attestations.list_attestations(session, revoked=True).total == 1
     assert attestations.list_attestations(session, revoked=False).total == 0
+    # The API's JSON (bundles spliced in unparsed) is the model's, revocation included.
+    for filters in ({}, {"revoked": True}, {"name": att.name, "limit": 1}):
+        fast = json.loads(attestations.list_attestations_json(session, **filters))
+        model = attestations.list_attestations(session, **filters)
+        assert fast == model.model_dump(mode="json") and fast["items"]
     assert revocations.list_revocations(session, sha256=GOOD_SHA).total == 1
     assert revocations.list_revocations(session, sha256="0" * 64).total == 0
     with pytest.raises(ConflictError, match=r"already revoked \(at ledger index 4"):
