@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import dashboard
+from api.errors import ERROR_RESPONSES, error_response
 from farm.coordinator import attestations, recipes_repo, reports, revocations, service
 from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
 from farm.coordinator.db import create_tables, make_engine
@@ -102,9 +103,7 @@ ERROR_STATUS: dict[type[FarmError], tuple[int, str]] = {
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(
-        {"error": {"code": code, "message": message}}, status_code=status, headers=headers
-    )
+    return error_response(status, code, message, headers)
 
 
 def status_of(exc: FarmError) -> tuple[int, str]:
@@ -625,6 +624,7 @@ def create_app(
         version="1",
         description="Builders enroll and send signed results; operators approve and read.",
         lifespan=partial(_lifespan, state),
+        responses=ERROR_RESPONSES,
         routes=dashboard.router.routes,  # the operator dashboard (not in the OpenAPI)
     )
     app.state.farm = state

@@ -37,6 +37,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.dist.artifacts import ArtifactsFirst, Receive, Scope, Send
+from api.errors import ERROR_RESPONSES, error_response
 from api.dist.catalog import normalize_name
 from api.dist.models import ArtifactEvidence, PackageRelease
 from api.dist.node import DistNode
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+    return error_response(status, code, message)
 
 
 class _ApiError(Exception):
@@ -100,6 +101,7 @@ def make_api(node: DistNode) -> FastAPI:
         version="1",
         description="Read-only: serves only what the ledger committed, with its evidence.",
         lifespan=_lifespan(node),
+        responses=ERROR_RESPONSES,
     )
     _install_error_handlers(app)
 
@@ -122,13 +124,15 @@ def make_api(node: DistNode) -> FastAPI:
             raise _ApiError(410, "revoked", f"sha256:{digest} was revoked: {reason}")
         raise _ApiError(404, "not_found", f"sha256:{digest} is not a committed artifact here")
 
-    @app.api_route("/simple/", methods=["GET", "HEAD"])
+    @app.get("/simple/")
+    @app.head("/simple/", include_in_schema=False)  # one operation in the OpenAPI
     def simple_root(request: Request) -> Response:
         """PEP 503/691 project list."""
         fmt = _format(request)
         return _page(root_page(node.view.projects, fmt), fmt)
 
-    @app.api_route("/simple/{project}/", methods=["GET", "HEAD"])
+    @app.get("/simple/{project}/")
+    @app.head("/simple/{project}/", include_in_schema=False)  # one operation in the OpenAPI
     def simple_project(request: Request, project: str) -> Response:
         """PEP 503/691 project page; a non-normalized name redirects to the normal one."""
         normal = normalize_name(project)

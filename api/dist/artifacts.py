@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import mimetypes
 import os
 import re
 from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import PurePosixPath
 from typing import Any
+
+from api.errors import ErrorBody, ErrorDetail
 
 __all__ = ["CHUNK", "ArtifactsFirst", "parse_range"]
 
@@ -74,7 +75,7 @@ def _content_type(filename: str) -> bytes:
 
 async def _error(send: Send, status: int, code: str, message: str, *, head: bool = False,
                  extra: list[tuple[bytes, bytes]] | None = None) -> None:  # fmt: skip
-    body = json.dumps({"error": {"code": code, "message": message}}).encode()
+    body = ErrorBody(error=ErrorDetail(code=code, message=message)).model_dump_json().encode()
     headers = [
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),

@@ -18,6 +18,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from api.coordinator import create_app
+from api.errors import ErrorBody
 from farm.coordinator import service
 from farm.coordinator.auth import sign_request
 from farm.coordinator.client import CoordinatorClient
@@ -34,6 +35,7 @@ from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
 from tests._postgres import have_postgres, postgres_server
 from tests.integration.conftest import serve
+from tests.integration.openapi_checks import assert_one_error_body
 from tests.unit.farm.coordinator._world import BAD, GOOD, envelope, recipe, sha
 
 
@@ -124,7 +126,7 @@ def test_auth_is_enforced_on_every_write(farm: Farm) -> None:
         (method, route.path)
         for route in farm.app.routes
         if isinstance(route, APIRoute)
-        for method in route.methods
+        for method in route.methods or ()
         if method in WRITE_METHODS
     ]
     assert len(writes) >= 6
@@ -305,7 +307,13 @@ def test_errors_have_one_shape(farm: Farm) -> None:
 def test_openapi_is_published(farm: Farm) -> None:
     spec = farm.http.get("/openapi.json").json()
     assert "/v1/builds/{build_id}/results" in spec["paths"]
-    assert isinstance(farm.http, httpx.Client)
+    assert_one_error_body(spec)
+    for r in (
+        farm.http.get("/v1/attestations", params={"limit": 0}),
+        farm.http.get("/v1/builds/nope"),
+        farm.http.post("/v1/revocations", json={}),
+    ):
+        assert r.status_code >= 400 and ErrorBody.model_validate(r.json()).error.code
 
 
 def test_revocations_and_ledger_reads_without_a_ledger(farm: Farm) -> None:

@@ -35,6 +35,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from api.dist.models import ArtifactEvidence, PackageRelease
+from api.errors import ErrorBody
 from farm.attestation import AttestationBundle, build_bundle, verify_bundle
 from farm.cluster import free_port
 from farm.coordinator.staging import Staging
@@ -46,6 +47,7 @@ from ledger.genesis import Genesis, load_genesis
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.transactions import EnrollTx, make_attest, make_enroll, make_revoke
 from tests.integration.ledger_testnet import LedgerTestnet
+from tests.integration.openapi_checks import assert_one_error_body
 
 T = TypeVar("T")
 FARM = [sys.executable, "-m", "farm.cli"]
@@ -629,6 +631,7 @@ def test_every_route_is_read_only(world: World, dist: Proc) -> None:
         for route in app.api.routes:
             methods |= set(getattr(route, "methods", None) or ())
         assert methods <= {"GET", "HEAD"}, methods
+        assert_one_error_body(app.api.openapi())
     finally:
         app.node.store.close()
     paths = [
@@ -643,7 +646,7 @@ def test_every_route_is_read_only(world: World, dist: Proc) -> None:
         for method in ("POST", "PUT", "DELETE", "PATCH"):
             r = httpx.request(method, base(dist) + path, content=b"x")
             assert r.status_code == 405, (method, path, r.status_code)
-            assert r.json()["error"]["code"] == "method_not_allowed"
+            assert ErrorBody.model_validate(r.json()).error.code == "method_not_allowed"
 
 
 def test_the_command_explains_bad_input(world: World, tmp_path: Path) -> None:
