@@ -21,7 +21,7 @@ from functools import partial
 from typing import Annotated, Any
 
 import yaml
-from fastapi import BackgroundTasks, Body, Depends, FastAPI, Header, Path, Query, Request
+from fastapi import Body, Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
@@ -70,6 +70,7 @@ from farm.coordinator.models import (
     utcnow,
 )
 from farm.coordinator.recipes_repo import RecipeFollower
+from farm.coordinator.report_worker import ReportWorker, needs_reports
 from farm.coordinator.scheduler import Scheduler, SchedulerConfig, request_build
 from farm.coordinator.settings import CoordinatorSettings
 from farm.coordinator.staging import Staging
@@ -148,6 +149,7 @@ class _State:
     staging: Staging
     replay: ReplayCache
     clock: Callable[[], datetime]
+    reports: ReportWorker
     follower: RecipeFollower | None = None
     publisher: LedgerPublisher | None = None
     scheduler: Scheduler | None = None
@@ -247,8 +249,14 @@ def _recipe_of(body: BuildCreate) -> Recipe:
 
 
 def _start_background(state: _State) -> None:
-    """The scheduler (with a broker) and the recipe follower (with a repository)."""
+    """The report worker, the scheduler (with a broker), the ledger publisher (with
+    validators) and the recipe follower (with a repository)."""
     settings = state.settings
+    state.threads.append(
+        threading.Thread(
+            target=state.reports.run, args=(state.stop,), name="farm-reports", daemon=True
+        )
+    )
     if settings.redis_url:
         from farm.coordinator.celery_dispatch import CeleryDispatcher
 
@@ -257,8 +265,6 @@ def _start_background(state: _State) -> None:
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
             heartbeat_within=settings.heartbeat_within,
-            reports_dir=settings.reports_dir,
-            diffoscope_timeout=settings.diffoscope_timeout,
         )
         scheduler = state.scheduler = Scheduler(
             state.engine,
@@ -267,6 +273,7 @@ def _start_background(state: _State) -> None:
             config,
             state.clock,
             on_verified=state.publisher.wake if state.publisher is not None else None,
+            on_reports=state.reports.submit,
         )
         state.threads.append(
             threading.Thread(
@@ -347,17 +354,6 @@ ReportId = Annotated[int, Path(ge=1, le=2**31 - 1, description="A diffoscope rep
 
 #: Diffoscope's HTML comes from untrusted build outputs: no scripts, no fetches, sandboxed.
 REPORT_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; sandbox"
-
-
-def _diff_in_background(state: _State, build_id: str) -> None:
-    limits = DiffoscopeLimits(timeout=state.settings.diffoscope_timeout)
-    with Session(state.engine, expire_on_commit=False) as session:
-        try:
-            reports.make_reports(
-                session, state.staging, build_id, state.settings.reports_dir, limits
-            )
-        except FarmError:
-            log.exception("build %s: diffoscope reports failed", build_id)
 
 
 def _add_attestation_routes(app: FastAPI) -> None:
@@ -563,7 +559,10 @@ def _add_scheduling_routes(app: FastAPI) -> None:
 def _make_state(
     settings: CoordinatorSettings, engine: Engine, clock: Callable[[], datetime]
 ) -> _State:
-    state = _State(settings, engine, Staging(settings.staging_dir), ReplayCache(), clock)
+    staging = Staging(settings.staging_dir)
+    limits = DiffoscopeLimits(timeout=settings.diffoscope_timeout)
+    worker = ReportWorker(engine, staging, settings.reports_dir, limits)
+    state = _State(settings, engine, staging, ReplayCache(), clock, worker)
     if settings.recipes_repo:
         state.follower = RecipeFollower(
             engine,
@@ -680,12 +679,11 @@ def create_app(
         caller: BuilderDep,
         session: SessionDep,
         envelope: Annotated[dict[str, Any], Body(description="The result's DSSE envelope.")],
-        background: BackgroundTasks,
     ) -> BuildResultPublic:
         """Record the signing builder's result for a build (refusals are recorded).
 
         When this result decides the build as disputed, or its agreed outputs differ
-        from upstream's, diffoscope reports are made after the response is sent.
+        from upstream's, diffoscope reports are queued (made in their own thread).
         """
         state = _state(request)
         row = service.record_result(
@@ -693,9 +691,8 @@ def create_app(
         )
         view = service.build_public(session, build_id)
         _result_arrived(state, view.status)
-        upstream_differs = (view.verdict or {}).get("upstream_matches") is False
-        if view.status == "disputed" or upstream_differs:
-            background.add_task(_diff_in_background, state, build_id)
+        if needs_reports(view.status, (view.verdict or {}).get("upstream_matches")):
+            state.reports.submit(build_id)
         return next(r for r in view.results if r.id == row.id)
 
     @app.post(

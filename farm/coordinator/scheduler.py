@@ -30,17 +30,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Protocol
 
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
-from farm.coordinator import reports, service
+from farm.coordinator import service
 from farm.coordinator.errors import ConflictError
 from farm.coordinator.models import Build, BuildAttempt, Builder, BuildResultRow, utcnow
+from farm.coordinator.report_worker import needs_reports
 from farm.coordinator.staging import Staging
-from farm.diffoscope import DiffoscopeLimits
 from farm.errors import FarmError
 from farm.recipe import Recipe, parse_recipe
 from farm.result import envelope_payload, parse_statement
@@ -69,8 +68,6 @@ class SchedulerConfig:
     timeout_margin: float = 120.0
     max_retries: int = 2
     heartbeat_within: float = 60.0
-    reports_dir: Path = Path("farm-reports")
-    diffoscope_timeout: float = 300.0
 
 
 def request_build(
@@ -129,6 +126,7 @@ class Scheduler:
         config: SchedulerConfig,
         clock: Callable[[], datetime] = utcnow,
         on_verified: Callable[[], None] | None = None,
+        on_reports: Callable[[str], None] | None = None,
     ) -> None:
         self.engine = engine
         self.staging = staging
@@ -137,6 +135,9 @@ class Scheduler:
         self.clock = clock
         self.on_verified = on_verified
         """Called when a build is decided ``verified`` (the ledger publisher's wake-up)."""
+        self.on_reports = on_reports
+        """Called with a decided build that needs diffoscope reports
+        (:meth:`farm.coordinator.report_worker.ReportWorker.submit`)."""
         self._wake = threading.Event()
 
     def wake(self) -> None:
@@ -334,14 +335,8 @@ class Scheduler:
             return
         if verdict.status == "verified" and self.on_verified is not None:
             self.on_verified()
-        if verdict.status == "disputed" or verdict.upstream_matches is False:
-            limits = DiffoscopeLimits(timeout=self.config.diffoscope_timeout)
-            try:
-                reports.make_reports(
-                    session, self.staging, build_id, self.config.reports_dir, limits
-                )
-            except FarmError as exc:
-                log.error("build %s: diffoscope reports failed: %s", build_id, exc)
+        if self.on_reports is not None and needs_reports(verdict.status, verdict.upstream_matches):
+            self.on_reports(build_id)
 
     # -- the loop ---------------------------------------------------------------------
 

@@ -65,7 +65,7 @@ def make(
     engine: Engine, tmp_path: Path, **config: object
 ) -> tuple[Scheduler, FakeQueue, Clock, Staging]:
     queue, clock, staging = FakeQueue(), Clock(), Staging(tmp_path / "staging")
-    cfg = SchedulerConfig(timeout_margin=60, reports_dir=tmp_path / "reports", **config)  # type: ignore[arg-type]
+    cfg = SchedulerConfig(timeout_margin=60, **config)  # type: ignore[arg-type]
     return Scheduler(engine, staging, queue, cfg, clock), queue, clock, staging
 
 

@@ -43,7 +43,7 @@ def running(
     engine: Engine, tmp_path: Path
 ) -> Iterator[tuple[Scheduler, FakeQueue, Staging, threading.Event]]:
     queue, staging, verified = FakeQueue(), Staging(tmp_path / "staging"), threading.Event()
-    config = SchedulerConfig(timeout_margin=60, reports_dir=tmp_path / "reports")
+    config = SchedulerConfig(timeout_margin=60)
     scheduler = Scheduler(engine, staging, queue, config, Clock(), on_verified=verified.set)
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run, args=(stop, INTERVAL), daemon=True)
