@@ -37,7 +37,7 @@ import httpx
 import yaml
 
 from api.bench_query import farm_serve
-from farm.cli.up_cmd import DEFAULT_RECIPE, ensure_image
+from farm.cli.up_cmd import DEFAULT_RECIPE, recipe_for_this_host
 from farm.cluster import LocalCluster, local_cluster
 from farm.coordinator import service
 from farm.coordinator.db import create_tables, make_engine, session_scope
@@ -148,9 +148,8 @@ def _enroll(cluster: LocalCluster, url: str, token: str, secrets: list[str]) -> 
 @contextmanager
 def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitFarm]:
     """Ledger, Redis, three builders and ``farm serve --ledger``, all enrolled and ready."""
-    image = load_recipe(DEFAULT_RECIPE).image
     progress("checking the builder image")
-    ensure_image(image)
+    image = load_recipe(recipe_for_this_host(DEFAULT_RECIPE, root)).image
     source = _git_source(root)
     db = f"sqlite:///{root / 'commit.db'}"
     engine = make_engine(db)

@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.table import Table
 
 from builders.fetch import Fetcher
-from farm.cli.up_cmd import DEFAULT_RECIPE, ensure_image
+from farm.cli.up_cmd import DEFAULT_RECIPE, recipe_for_this_host
 from farm.cluster import local_cluster
 from farm.dispatch import collect, dispatch
 from farm.errors import BuildError
@@ -109,9 +109,8 @@ def bench_build(
     ] = 3,
 ) -> None:
     """Median time of `farm build` on N builders vs N bare `docker run`s of the same build."""
-    recipe = load_recipe(recipe_path)
-    ensure_image(recipe.image)
     root = Path(tempfile.mkdtemp(prefix="farm-bench-"))
+    recipe = load_recipe(recipe_for_this_host(recipe_path, root))
     bare: list[float] = []
     farm_times: list[float] = []
     try:

@@ -28,6 +28,7 @@ __all__ = [
     "ConfigError",
     "FarmError",
     "FetchError",
+    "ImageDriftError",
     "ImageError",
     "LedgerError",
     "OutputError",
@@ -74,6 +75,19 @@ class ArchitectureError(BuildError):
 
 class ImageError(BuildError):
     """The pinned builder image is absent or is not what its digest says."""
+
+
+class ImageDriftError(ImageError):
+    """This host builds another builder image than the one pinned (Debian moved on)."""
+
+    def __init__(self, pinned: str, built: str) -> None:
+        self.pinned = pinned
+        self.built = built
+        super().__init__(
+            f"the recipe pins builder image {pinned} but this host built {built}: the Debian "
+            "packages it is made from have changed since the recipe was pinned "
+            "(see deploy/builder-image/README.md: rebuild and re-pin)"
+        )
 
 
 class SandboxError(BuildError):

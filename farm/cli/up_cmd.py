@@ -21,10 +21,14 @@ DEFAULT_RECIPE = REPO / "recipes" / "iniconfig" / "2.0.0.yaml"
 
 
 def ensure_image(digest: str) -> None:
-    """Make sure the pinned builder image exists here, building it reproducibly if not."""
+    """Make sure the pinned builder image exists here, building it reproducibly if not.
+
+    Raise :class:`~farm.errors.ImageDriftError` when this host builds another image: the
+    Debian packages it is made from changed since the recipe was pinned.
+    """
     import docker
 
-    from farm.errors import ConfigError, ImageError
+    from farm.errors import ConfigError, ImageDriftError, ImageError
 
     try:
         client = docker.from_env()
@@ -44,11 +48,38 @@ def ensure_image(digest: str) -> None:
         raise ImageError(f"{IMAGE_SCRIPT} failed (exit {proc.returncode})")
     built = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     if built != digest:
-        raise ImageError(
-            f"the recipe pins builder image {digest} but this host built {built}: the Debian "
-            "packages it is made from have changed since the recipe was pinned "
-            "(see deploy/builder-image/README.md: rebuild and re-pin)"
+        raise ImageDriftError(digest, built)
+
+
+def recipe_for_this_host(recipe: Path, work: Path) -> Path:
+    """``recipe`` if its pinned builder image is here or this host rebuilds it identically;
+    otherwise a copy under ``work`` pinned to the image this host builds, said loudly.
+
+    For the local farm and the benchmarks only: a farm's builders must agree on one
+    image, and on one machine they do; a recipe repository re-pins by pull request
+    (deploy/builder-image/README.md).
+    """
+    from farm.errors import ImageDriftError
+    from farm.recipe import load_recipe
+
+    r = load_recipe(recipe)
+    try:
+        ensure_image(r.image)
+        return recipe
+    except ImageDriftError as drift:
+        text = recipe.read_text(encoding="utf-8")
+        if text.count(drift.pinned) != 1:
+            raise
+        copy = work / "repinned" / r.name / f"{r.version}.yaml"
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_text(text.replace(drift.pinned, drift.built), encoding="utf-8")
+        console.print(
+            f"[yellow]warning:[/] {drift}\n"
+            f"  building {r.name} {r.version} with this host's image {drift.built[:19]}… "
+            f"instead (a re-pinned copy: {copy})",
+            highlight=False,
         )
+        return copy
 
 
 def up(
@@ -78,8 +109,8 @@ def up(
     from farm.localfarm import local_farm
     from farm.recipe import load_recipe
 
+    recipe = recipe_for_this_host(recipe, root)
     r = load_recipe(recipe)
-    ensure_image(r.image)
     console.print(f"[bold]farm up[/]: {r.name} {r.version} under {root}")
     with local_farm(
         root,
