@@ -813,6 +813,25 @@ def _lock_dir(path: Path) -> IO[bytes]:
     return handle
 
 
+GC_THRESHOLDS = (50_000, 20, 100)
+"""Cyclic garbage collector thresholds of a validator process (CPython's are 700, 10,
+10): checking a transaction allocates hundreds of short-lived containers (parsed JSON,
+pydantic models), so at the defaults a young collection runs every transaction or
+two and the collector took about 8% of the CPU of validation; these thresholds make
+it a few percent. Little that the hot path allocates is cyclic, so memory is not held
+noticeably longer."""
+
+
+def _tune_gc() -> None:
+    """Move what start-up built (the replayed state) out of the collector's sight and
+    collect less often (:data:`GC_THRESHOLDS`)."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 async def serve(settings: NodeSettings) -> None:
     """Run one validator until SIGTERM or SIGINT, then shut down cleanly.
 
@@ -833,6 +852,7 @@ async def serve(settings: NodeSettings) -> None:
         )
     lock = _lock_dir(settings.dir)
     node = Node(settings, genesis, load_key(settings.key_path))
+    _tune_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -19,8 +19,11 @@ Invariants:
   right border (O(k + log n) hashing for k new leaves).
 
 Signature checks are pure functions of the bytes and the keys, so their outcome is
-cached by transaction id (bounded): a transaction checked at proposal is not
-re-verified at commit, as long as every builder it rests on is still enrolled.
+cached by transaction id (bounded, larger than a full mempool): a transaction checked
+at admission is not re-verified at proposal, validation or commit, as long as every
+builder it rests on is still enrolled. For an attest transaction the cache keeps only
+what the verified bundle established (:class:`_Attested`: builders, arch, artifacts),
+not the parsed bundle, so that it stays small.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ __all__ = ["BuilderRecord", "LedgerState", "Revocation"]
 
 log = logging.getLogger(__name__)
 
-_CACHE_SIZE = 8192
+_CACHE_SIZE = 65_536
+"""Transactions whose checked form is cached: more than a full mempool (50,000 by
+default), so that none is verified twice between admission and commit."""
 _Tx = AttestTx | RevokeTx | EnrollTx | RetireTx
 
 
@@ -102,6 +107,24 @@ class Revocation:
     reason: str
     operator: str
     index: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Attested:
+    """What verifying an attest transaction's bundle established, independent of the
+    state: the builders it rests on, its arch, the artifacts (sha256 hex) it attests."""
+
+    builder_ids: tuple[str, ...]
+    arch: str
+    artifacts: tuple[str, ...]
+
+    @classmethod
+    def of(cls, verified: VerifiedBundle) -> _Attested:
+        return cls(tuple(verified.builder_ids), verified.arch, verified.artifact_digests())
+
+
+_Checked = _Attested | RevokeTx | EnrollTx | RetireTx
+"""A cache entry: a verified attest transaction, or a decoded operator transaction."""
 
 
 @dataclass(frozen=True)
@@ -268,8 +291,8 @@ class LedgerState(_View):
         self._txids: dict[str, int] = {}
         self._log = MerkleLog()
         self._frontier = _Frontier()
-        # txid → (decoded tx, verified bundle or None); pure results, so shareable.
-        self._cache: OrderedDict[str, tuple[_Tx, VerifiedBundle | None]] = OrderedDict()
+        # txid → checked form (see _Checked); pure results, so shareable.
+        self._cache: OrderedDict[str, _Checked] = OrderedDict()
 
     @classmethod
     def from_genesis(cls, g: Genesis) -> LedgerState:
@@ -402,20 +425,18 @@ class LedgerState(_View):
 
     def summary(self, data: bytes) -> tuple[str, tuple[str, ...]]:
         """(type, attested sha256s) of a transaction this state has validated, as
-        :func:`ledger.transactions.summarize_tx` gives them (artifacts sorted), from the
-        validation cache when it still holds the transaction, else by a light parse.
+        :func:`ledger.transactions.summarize_tx` gives them (the artifacts possibly in
+        another order), from the validation cache when it still holds the transaction,
+        else by a light parse.
 
         Raises:
             TransactionError: the bytes are not even shaped like a transaction.
         """
         hit = self._cache.get(tx_id(data))
+        if isinstance(hit, _Attested):
+            return "attest", hit.artifacts
         if hit is not None:
-            tx, verified = hit
-            if isinstance(tx, AttestTx):
-                if verified is not None:
-                    return "attest", verified.artifact_digests()
-            else:
-                return tx.type, ()
+            return hit.type, ()
         return summarize_tx(data)
 
     # ------------------------------------------------------------------ change
@@ -503,16 +524,19 @@ class LedgerState(_View):
 
     # -------------------------------------------------------------- the rules
 
-    def _decode_cached(self, data: bytes, txid: str) -> tuple[_Tx, VerifiedBundle | None]:
+    def _decode_cached(self, data: bytes, txid: str) -> _Tx | _Attested:
+        """The cached checked form of ``data``, else the decoded transaction (an
+        operator transaction is cached as decoded; an attest one once verified)."""
         hit = self._cache.get(txid)
         if hit is not None:
             self._cache.move_to_end(txid)
             return hit
-        entry: tuple[_Tx, VerifiedBundle | None] = (decode_tx(data), None)
-        self._remember(txid, entry)
-        return entry
+        tx = decode_tx(data)
+        if not isinstance(tx, AttestTx):
+            self._remember(txid, tx)
+        return tx
 
-    def _remember(self, txid: str, entry: tuple[_Tx, VerifiedBundle | None]) -> None:
+    def _remember(self, txid: str, entry: _Checked) -> None:
         self._cache[txid] = entry
         self._cache.move_to_end(txid)
         while len(self._cache) > _CACHE_SIZE:
@@ -527,13 +551,13 @@ class LedgerState(_View):
         if seen is not None:
             return f"duplicate of entry {seen}", txid, None
         try:
-            tx, verified = self._decode_cached(data, txid)
+            tx = self._decode_cached(data, txid)
         except TransactionError as exc:
             return str(exc), txid, None
         reason: str | None
-        if isinstance(tx, AttestTx):
-            reason, verified = self._check_attest(tx, txid, verified, view)
-            effect = None if verified is None else _Effect("attest", verified.artifact_digests())
+        if isinstance(tx, AttestTx | _Attested):
+            reason, attested = self._check_attest(data, tx, txid, view)
+            effect = None if attested is None else _Effect("attest", attested.artifacts)
         else:
             reason = verify_operator_signature(tx, self.operators) or self._check_operator_tx(
                 tx, view
@@ -542,11 +566,14 @@ class LedgerState(_View):
         return reason, txid, effect
 
     def _check_attest(
-        self, tx: AttestTx, txid: str, cached: VerifiedBundle | None, view: _View
-    ) -> tuple[str | None, VerifiedBundle | None]:
-        verified = cached
+        self, data: bytes, tx: AttestTx | _Attested, txid: str, view: _View
+    ) -> tuple[str | None, _Attested | None]:
+        """(reason or None, what the bundle establishes) for an attest transaction,
+        decoded (``tx``) or found verified in the cache."""
+        verified = tx if isinstance(tx, _Attested) else None
         if verified is not None:
-            # Still valid iff every builder it rests on is still enrolled and active.
+            # Still valid iff every builder it rests on is still enrolled and active;
+            # otherwise verify again against the builders enrolled now.
             for b in verified.builder_ids:
                 record = view.builder(b)
                 if record is None or not record.active:
@@ -554,18 +581,25 @@ class LedgerState(_View):
                     break
         if verified is None:
             try:
-                verified = verify_bundle(
-                    tx.bundle, _ActiveKeys(view), self.coordinators, self.quorum
+                decoded = tx if isinstance(tx, AttestTx) else decode_tx(data)
+            except TransactionError as exc:  # cannot happen: the bytes decoded before
+                return str(exc), None
+            if not isinstance(decoded, AttestTx):  # cannot happen either
+                return "not an attest transaction", None
+            try:
+                bundle = verify_bundle(
+                    decoded.bundle, _ActiveKeys(view), self.coordinators, self.quorum
                 )
             except FarmError as exc:
                 return str(exc), None
-            self._remember(txid, (tx, verified))
+            verified = _Attested.of(bundle)
+            self._remember(txid, verified)
         for b in verified.builder_ids:
             record = view.builder(b)
             assert record is not None
             if not record.allows(verified.arch):
                 return f"builder {_short(b)} is not enrolled for arch {verified.arch}", None
-        for sha in verified.artifact_digests():
+        for sha in verified.artifacts:
             revoked = view.revocation(sha)
             if revoked is not None:
                 return f"artifact sha256:{_short(sha)} is revoked ({_where(revoked.index)})", None

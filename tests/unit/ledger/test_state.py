@@ -16,7 +16,7 @@ from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog, hash_leaf
-from ledger.state import LedgerState
+from ledger.state import LedgerState, _Attested
 from ledger.transactions import make_attest, make_enroll, make_retire, make_revoke, tx_id
 from tests.unit.farm._attest_fixtures import BUILD, RECIPE, SHA, WHEEL, World, result
 from tests.unit.ledger._ledger_fixtures import attests, genesis_for
@@ -239,6 +239,25 @@ def test_cached_verification_does_not_outlive_a_retirement(scene: Scene) -> None
     assert s.check(tx) is None  # verified and cached
     s.apply(scene.tx["retire 3"])
     assert s.check(tx) == f"builder {short(scene.world.builders[3].keyid)} is not enrolled"
+
+
+def test_a_verified_attestation_is_cached_small_and_not_verified_again(
+    scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s = scene.state()
+    tx = scene.tx["attest 1,2,3"]
+    assert s.check(tx) is None
+    cached = s._cache[tx_id(tx)]
+    assert cached == _Attested(cached.builder_ids, "amd64", (SHA,))  # no parsed bundle
+    assert s.summary(tx) == ("attest", (SHA,))
+
+    def refuse(*_: object) -> None:
+        raise AssertionError("verified twice")
+
+    monkeypatch.setattr("ledger.state.verify_bundle", refuse)
+    assert s.check_block([tx]) is None
+    s.apply(tx)
+    assert s.attestations_for(SHA) == (4, 5)
 
 
 def test_same_txs_same_root(scene: Scene) -> None:
