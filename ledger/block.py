@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from farm import ed25519
 from farm.canonical import canonical_json
 from ledger.errors import ConsensusError
 from ledger.merkle import hash_leaf
@@ -294,13 +294,11 @@ def verify_commit_certificate(
         message = vote_sign_bytes(
             VoteKind.PRECOMMIT, cert.height, cert.round, cert.block_hash, sig.validator
         )
-        try:
-            key.verify(sig.signature, message)
-        except InvalidSignature:
+        if not ed25519.verify(key, sig.signature, message):
             raise ConsensusError(
                 f"bad precommit signature from {sig.validator!r} for height {cert.height} "
                 f"round {cert.round}"
-            ) from None
+            )
         signers.add(sig.validator)
     need = quorum_size(len(validators))
     if len(signers) < need:

@@ -53,12 +53,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
+from farm import ed25519
 from ledger.errors import CheckpointError
 from ledger.merkle import HASH_SIZE
 
@@ -668,13 +668,7 @@ def cosignatures(
 
 
 def _ed25519_valid(raw_key: bytes, signature: bytes, message: bytes) -> bool:
-    if len(signature) != _ED25519_SIG_SIZE:
-        return False
-    try:
-        Ed25519PublicKey.from_public_bytes(raw_key).verify(signature, message)
-    except (InvalidSignature, ValueError):
-        return False
-    return True
+    return ed25519.verify(raw_key, signature, message)
 
 
 def _verified(

@@ -47,9 +47,9 @@ from dataclasses import dataclass, field
 from enum import IntEnum, StrEnum
 from typing import Any, Protocol
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from farm import ed25519
 from farm.canonical import canonical_json
 from ledger.block import (
     HASH_SIZE,
@@ -570,9 +570,7 @@ class Consensus:
             msg.height, msg.round
         ):
             return "wrong_proposer"
-        try:
-            key.verify(msg.signature, msg.sign_bytes())
-        except InvalidSignature:
+        if not ed25519.verify(key, msg.signature, msg.sign_bytes()):
             return "bad_signature"
         return None
 
