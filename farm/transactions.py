@@ -25,11 +25,13 @@ genesis operators and whether a transaction fits the state are the ledger's job
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from farm.attestation import AttestationBundle
@@ -131,22 +133,32 @@ def decode_tx(data: bytes) -> AttestTx | RevokeTx | EnrollTx | RetireTx:
         raise TransactionError("transaction is not bytes")
     if len(data) > MAX_TX_BYTES:
         raise TransactionError(f"transaction is {len(data)} bytes, more than {MAX_TX_BYTES}")
-    numbers = _Numbers()
+    decoder, numbers = _decoder()
+    numbers.plain = True
     try:
-        value = json.loads(data, parse_float=numbers.float, parse_int=numbers.int)
+        # What json.loads(data, parse_float=…, parse_int=…) does, without building a
+        # new decoder (and its scanner) for every transaction.
+        value = decoder.decode(data.decode(json.detect_encoding(data), "surrogatepass"))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise TransactionError(f"transaction is not JSON: {exc}") from None
-    if not _plainly_canonical(value, data, numbers):
-        try:
-            canonical = canonical_json(value)
-        except (ValueError, TypeError) as exc:
-            raise TransactionError(f"transaction cannot be canonicalized: {exc}") from None
-        if canonical != data:
-            raise TransactionError("transaction is not in canonical form (RFC 8785)")
+    except RecursionError:  # a submitter's deep nesting must not end a validator
+        raise TransactionError("transaction is not JSON: nested too deeply") from None
+    try:
+        canonical = data if _plainly_canonical(value, data, numbers) else canonical_json(value)
+    except (ValueError, TypeError) as exc:
+        raise TransactionError(f"transaction cannot be canonicalized: {exc}") from None
+    except RecursionError:
+        raise TransactionError("transaction cannot be canonicalized: nested too deeply") from None
+    if canonical != data:
+        raise TransactionError("transaction is not in canonical form (RFC 8785)")
     if not isinstance(value, dict) or not isinstance(value.get("type"), str):
         raise TransactionError("transaction has no type")
     try:
         return _ADAPTER.validate_python(value)
+    except RecursionError:
+        raise TransactionError(
+            f"malformed {value['type']} transaction: nested too deeply"
+        ) from None
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
@@ -177,6 +189,20 @@ class _Numbers:
         return value
 
 
+_LOCAL = threading.local()
+
+
+def _decoder() -> tuple[json.JSONDecoder, _Numbers]:
+    """This thread's JSON decoder with the :class:`_Numbers` hooks (made once per thread;
+    decoding does not re-enter, so one per thread is enough)."""
+    pair: tuple[json.JSONDecoder, _Numbers] | None = getattr(_LOCAL, "pair", None)
+    if pair is None:
+        numbers = _Numbers()
+        pair = (json.JSONDecoder(parse_float=numbers.float, parse_int=numbers.int), numbers)
+        _LOCAL.pair = pair
+    return pair
+
+
 def _plainly_canonical(value: object, data: bytes, numbers: _Numbers) -> bool:
     """A fast proof that ``data`` is the RFC 8785 form of ``value`` (False: unproven).
 
@@ -187,14 +213,20 @@ def _plainly_canonical(value: object, data: bytes, numbers: _Numbers) -> bool:
     by code point, which for ASCII keys is their UTF-16 order. (A key or string that
     an escape in ASCII ``data`` made non-ASCII is written literally, so it does not
     compare equal.) When this says False the reference encoder decides.
+
+    That encoding is made by orjson (``OPT_SORT_KEYS``), which for these values writes
+    the same bytes as ``json.dumps(value, ensure_ascii=False, sort_keys=True,
+    separators=(",", ":"))``: compact, keys sorted by code point (ASCII keys here; a
+    non-ASCII one cannot compare equal to ASCII ``data``), ``true``/``false``/``null``,
+    integers in decimal, and every string written as the standard library writes it
+    (checked for every code point in tests/unit/farm/test_transactions_canonical.py).
+    Anything orjson refuses (a lone surrogate, nesting beyond its limit) is unproven.
     """
     if not numbers.plain or not data.isascii():
         return False
     try:
-        fast = json.dumps(
-            value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False
-        ).encode("utf-8")
-    except (ValueError, TypeError):
+        fast = orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError:
         return False
     return fast == data
 

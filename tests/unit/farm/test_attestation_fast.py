@@ -9,12 +9,23 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import BaseModel, ValidationError
 from securesystemslib.dsse import Envelope
 
-from farm.attestation import AttestationBundle, _verify_bundle_checked, _verify_bundle_fast
+from farm.attestation import (
+    _M,
+    AttestationBundle,
+    ProvenanceStatement,
+    _b64,
+    _parse_fast,
+    _verify_bundle_checked,
+    _verify_bundle_fast,
+)
 from farm.errors import FarmError
 from farm.keys import KeyPair
-from farm.result import PAYLOAD_TYPE
+from farm.result import PAYLOAD_TYPE, ResultStatement
 from tests.unit.farm._attest_fixtures import World
 
 W = World()
@@ -88,3 +99,147 @@ def test_fast_path_is_never_more_lenient(name: str) -> None:
     if name == "valid":
         assert fast is not None and fast == ref
     assert fast is None or fast == ref
+
+
+# ------------------------------------------- payload parsing: pydantic JSON vs json.loads
+
+_BUILDER_PAYLOAD = base64.b64decode(BASE["builder_envelopes"][0]["payload"])
+_COORDINATOR_PAYLOAD = base64.b64decode(BASE["envelope"]["payload"])
+
+
+def _reference_parse(model: type[_M], payload: bytes) -> _M | None:
+    try:
+        return model.model_validate(json.loads(payload))
+    except (ValueError, ValidationError):
+        return None
+
+
+def _assert_never_more_lenient(model: type[BaseModel], payload: bytes) -> None:
+    fast = _parse_fast(model, payload)
+    assert fast is None or fast == _reference_parse(model, payload), payload
+
+
+_ODD_PAYLOADS = [
+    b"\xef\xbb\xbf" + _BUILDER_PAYLOAD,
+    _BUILDER_PAYLOAD.decode().encode("utf-16"),
+    _BUILDER_PAYLOAD.replace(b'"status":"succeeded"', b'"status":"succeeded","status":"failed"'),
+    _BUILDER_PAYLOAD.replace(b'"status":"succeeded"', b'"status":"failed","status":"succeeded"'),
+    _BUILDER_PAYLOAD.replace(b'"name":"', b'"name":"\\ud800'),
+    _BUILDER_PAYLOAD.replace(b'"name":"', b'"name":"\xed\xa0\x80'),
+    _BUILDER_PAYLOAD.replace(b'"size":10', b'"size":10.0'),
+    _BUILDER_PAYLOAD.replace(b'"size":10', b'"size":"10"'),
+    _BUILDER_PAYLOAD.replace(b'"size":10', b'"size":1e999'),
+    _BUILDER_PAYLOAD.replace(b'"exit_code":0', b'"exit_code":NaN'),
+    _BUILDER_PAYLOAD.replace(b'"timed_out":false', b'"timed_out":0'),
+    _BUILDER_PAYLOAD.replace(b'"timed_out":false', b'"timed_out":"no"'),
+    _BUILDER_PAYLOAD.replace(b'"_type"', b'"type_"'),
+    _BUILDER_PAYLOAD.replace(b'"demo"', b'"de\x7fmo"'),
+    _BUILDER_PAYLOAD.replace(b'"demo"', b'"de\nmo"'),
+    _BUILDER_PAYLOAD + b" \n",
+    _BUILDER_PAYLOAD + b"x",
+    _COORDINATOR_PAYLOAD.replace(b'"arch":"amd64"', b'"arch":"amd64","arch":""'),
+    _COORDINATOR_PAYLOAD.replace(b'"quorum":3', b'"quorum":3.5'),
+]
+
+
+def test_payload_parsing_agrees_on_the_valid_payloads() -> None:
+    for model, payload in (
+        (ResultStatement, _BUILDER_PAYLOAD),
+        (ProvenanceStatement, _COORDINATOR_PAYLOAD),
+    ):
+        fast = _parse_fast(model, payload)
+        assert fast is not None and fast == _reference_parse(model, payload)
+
+
+@pytest.mark.parametrize("payload", _ODD_PAYLOADS)
+def test_payload_parsing_odd_inputs(payload: bytes) -> None:
+    _assert_never_more_lenient(ResultStatement, payload)
+    _assert_never_more_lenient(ProvenanceStatement, payload)
+
+
+_SNIPPETS = [
+    b" ",
+    b"\\u0041",
+    b"\\ud83d\\ude00",
+    b"\\ud800",
+    b"\xc3\xa9",
+    b"\xff",
+    b"0",
+    b"-",
+    b".5",
+    b"e9",
+    b'"',
+    b"\\",
+    b",",
+    b":",
+    b"{}",
+    b"[]",
+    b"null",
+    b"true",
+    b"NaN",
+    b"\x7f",
+    b"\t",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.booleans(), st.data())
+def test_payload_parsing_never_more_lenient(coordinator: bool, draw: st.DataObject) -> None:
+    model: type[BaseModel] = ProvenanceStatement if coordinator else ResultStatement
+    data = bytearray(_COORDINATOR_PAYLOAD if coordinator else _BUILDER_PAYLOAD)
+    for _ in range(draw.draw(st.integers(1, 3))):
+        at = draw.draw(st.integers(0, len(data)))
+        what = draw.draw(st.sampled_from(_SNIPPETS))
+        if draw.draw(st.booleans()) and at < len(data):
+            data[at : at + 1] = what
+        else:
+            data[at:at] = what
+    _assert_never_more_lenient(model, bytes(data))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["build_id", "recipe_name", "arch", "status", "error"]), st.text(max_size=6))
+def test_payload_parsing_agrees_on_any_string(field: str, text: str) -> None:
+    value = json.loads(_BUILDER_PAYLOAD)
+    value["predicate"][field] = text
+    for payload in (
+        json.dumps(value).encode(),
+        json.dumps(value, ensure_ascii=False).encode("utf-8", "surrogatepass"),
+    ):
+        _assert_never_more_lenient(ResultStatement, payload)
+        ref = _reference_parse(ResultStatement, payload)
+        if ref is not None and payload.isascii() and "\\ud8" not in payload.decode().lower():
+            assert _parse_fast(ResultStatement, payload) == ref
+
+
+_B64_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_ \n\xe9"
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40), st.text(alphabet=_B64_CHARS, max_size=12), st.integers(0, 60))
+def test_b64_never_more_lenient(raw: bytes, noise: str, at: int) -> None:
+    good = base64.b64encode(raw).decode()
+    for text in (good, good[:at] + noise + good[at:], noise, good.rstrip("=")):
+        fast = _b64(text)
+        try:
+            ref: bytes | None = base64.b64decode(text.encode("utf-8"), validate=True)
+        except (ValueError, UnicodeEncodeError):
+            ref = None
+        assert fast is None or fast == ref, text
+    assert _b64(good) == raw
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 3), st.integers(0, 64 * 8 - 1))
+def test_flipped_signature_bits_never_pass_the_fast_path(which: int, bit: int) -> None:
+    """Signatures are checked by libsodium on the fast path: a changed bit anywhere in
+    any of the four signatures fails it, and the reference refuses it too."""
+    data = copy.deepcopy(BASE)
+    env = data["envelope"] if which == 3 else data["builder_envelopes"][which]
+    sig = bytearray(base64.b64decode(env["signatures"][0]["sig"]))
+    sig[bit // 8] ^= 1 << (bit % 8)
+    env["signatures"][0]["sig"] = base64.b64encode(bytes(sig)).decode()
+    bundle = AttestationBundle.model_validate(data)
+    assert _verify_bundle_fast(bundle, W.builder_keys(3), W.coordinator_keys(), 3) is None
+    with pytest.raises(FarmError):
+        _verify_bundle_checked(bundle, W.builder_keys(3), W.coordinator_keys(), 3)
