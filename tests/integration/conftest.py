@@ -101,12 +101,15 @@ def cluster3(
 
 
 @contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` under a real uvicorn on a free loopback port, in a thread."""
+def serve(app: Any, *, lifespan: bool = False) -> Iterator[str]:
+    """Run ``app`` under a real uvicorn on a free loopback port, in a thread; with
+    ``lifespan`` its startup and shutdown run too (the coordinator's worker threads)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, log_level="warning", lifespan="on" if lifespan else "off")
+    )
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10

@@ -93,7 +93,7 @@ def farm(tmp_path: Path, db_url: str) -> Iterator[Farm]:
     app = create_app(settings, engine=engine)
     with Session(engine) as s:
         secret = service.create_operator_token(s, utcnow())
-    with serve(app) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
+    with serve(app, lifespan=True) as base_url, httpx.Client(base_url=base_url, timeout=10) as http:
         yield Farm(app, http, engine, CoordinatorClient(http, operator_token=secret))
     engine.dispose()
 
