@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.canonical import canonical_json
-from ledger.block import BLOCK_TYPE, Block, CommitCertificate, CommitSig
+from ledger.block import Block, CommitCertificate, CommitSig
 from ledger.errors import ConsensusError, StorageError, TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import hash_leaf
@@ -119,14 +119,9 @@ def certificate_from_json(data: dict[str, Any]) -> CommitCertificate:
 
 def _header_json(block: Block) -> dict[str, Any]:
     """:meth:`Block.to_json` without ``txs`` (and without hexing them first)."""
-    return {
-        "type": BLOCK_TYPE,
-        "height": block.height,
-        "prev_hash": block.prev_hash.hex(),
-        "log_root": block.log_root.hex(),
-        "log_size": block.log_size,
-        "proposer": block.proposer,
-    }
+    value = replace(block, txs=()).to_json()
+    del value["txs"]
+    return value
 
 
 class LedgerStore:
