@@ -46,6 +46,7 @@ from farm.errors import FarmError
 from farm.recipe import load_recipe
 from farm.result import envelope_payload, parse_statement
 from ledger.bench import BenchNet
+from ledger.genesis import load_genesis
 
 __all__ = ["CommitFarm", "CommitRun", "commit_farm", "timed_commit"]
 
@@ -184,6 +185,8 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
                 str(net.root / "coordinator.key"),
                 "--operator-key",
                 str(net.root / "operator.key"),
+                "--ledger-chain",
+                load_genesis(net.root / "genesis.json").chain_id,
             )
         ).url
         cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")

@@ -247,7 +247,7 @@ def _receipts(
     """(index, height, tree size, inclusion proof, checkpoint note) of each attestation."""
     operator = generate_key()
     log = MerkleLog(
-        hash_leaf(make_enroll(operator, b.public_dict(), list(ARCHES), f"host-{n}"))
+        hash_leaf(make_enroll(operator, b.public_dict(), list(ARCHES), f"host-{n}", chain=CHAIN_ID))
         for n, b in enumerate(builders)
     )
     first = len(log)

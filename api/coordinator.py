@@ -314,6 +314,8 @@ def _publisher(state: _State) -> LedgerPublisher:
     settings = state.settings
     if settings.coordinator_key is None or settings.operator_key is None:
         raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+    if settings.ledger_chain is None:
+        raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger's genesis)")
     urls = [u.strip() for u in (settings.ledger_urls or "").split(",") if u.strip()]
     return LedgerPublisher(
         state.engine,
@@ -321,6 +323,7 @@ def _publisher(state: _State) -> LedgerPublisher:
         load_key(settings.coordinator_key),
         load_key(settings.operator_key),
         state.clock,
+        settings.ledger_chain,
     )
 
 
@@ -426,8 +429,9 @@ def _add_revocation_routes(app: FastAPI) -> None:
         state = _state(request)
         if state.publisher is None:
             raise ConflictError("this coordinator has no ledger (farm serve --ledger)")
+        publisher = state.publisher
         row = revocations.request_revocation(
-            session, body, state.publisher.operator_key, operator, state.clock()
+            session, body, publisher.operator_key, publisher.chain, operator, state.clock()
         )
         state.publisher.wake()
         assert row.id is not None

@@ -19,6 +19,7 @@ their command lines and HTTP.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -169,10 +170,14 @@ def _ledger(root: Path, validators: int, env: dict[str, str]) -> Path:
 
 def _http_addresses(genesis: Path) -> list[str]:
     """The validators' HTTP URLs, as the genesis names them."""
-    import json
-
     data = json.loads(genesis.read_text())
     return [f"http://{v['http']}" for v in data["validators"]]
+
+
+def _chain_id(genesis: Path) -> str:
+    """The chain id the genesis names (the coordinator signs operator transactions for it)."""
+    chain: str = json.loads(genesis.read_text())["chain_id"]
+    return chain
 
 
 def _tokens(db_url: str, builders: int) -> tuple[str, list[str]]:
@@ -264,6 +269,7 @@ def local_farm(
                 "--ledger", ",".join(ledger_urls),
                 "--coordinator-key", str(root / "ledger" / "coordinator.key"),
                 "--operator-key", str(root / "ledger" / "operator.key"),
+                "--ledger-chain", _chain_id(genesis),
             ],
             root / "coordinator.log",
             {

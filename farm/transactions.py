@@ -14,8 +14,12 @@ JSON, not canonical, unknown fields, wrong types) is refused by :func:`decode_tx
 one transaction has exactly one byte string and one id, ``tx_id`` = hex sha256 of
 the bytes. An operator signs the canonical bytes of the transaction without its
 ``signature`` field; ``type`` is part of those bytes, so a signature for one kind can
-never be replayed as another. ``issued_at`` makes two otherwise equal operator
-transactions (retire, enroll again, retire again) distinct.
+never be replayed as another. ``chain`` names the ledger (its genesis ``chain_id``) the
+operator meant, and is signed too: a validator refuses an operator transaction for
+another chain, so one signed for a staging ledger cannot be replayed on production by
+whoever saw it, even when both trust the same operator key (the replay EIP-155 closed
+for Ethereum). ``issued_at`` makes two otherwise equal operator transactions (retire,
+enroll again, retire again) distinct.
 
 This module builds and parses transactions only; signature checks against the
 genesis operators and whether a transaction fits the state are the ledger's job
@@ -40,6 +44,7 @@ from farm.errors import SigningKeyError, TransactionError
 from farm.keys import KeyPair, public_key_from_dict
 
 __all__ = [
+    "CHAIN_ID_PATTERN",
     "MAX_TX_BYTES",
     "AttestTx",
     "EnrollTx",
@@ -62,6 +67,9 @@ MAX_TX_BYTES = 1 << 20
 
 _HEX64 = r"^[0-9a-f]{64}$"
 
+#: What a chain id (a ledger genesis's ``chain_id``, the checkpoint origin) looks like.
+CHAIN_ID_PATTERN = r"^[A-Za-z0-9._/-]{1,128}$"
+
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -75,6 +83,9 @@ class AttestTx(_Frozen):
 
 
 class _Signed(_Frozen):
+    chain: str = Field(
+        pattern=CHAIN_ID_PATTERN, description="Chain id of the ledger this is meant for."
+    )
     operator: str = Field(pattern=_HEX64, description="Key id of the signing operator.")
     issued_at: str = Field(min_length=1, max_length=64)
     signature: str = Field(pattern=r"^[0-9a-f]{2,512}$", description="Hex signature.")
@@ -240,8 +251,8 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _sign(unsigned: dict[str, Any], operator: KeyPair) -> bytes:
-    unsigned = {**unsigned, "operator": operator.keyid}
+def _sign(unsigned: dict[str, Any], operator: KeyPair, chain: str) -> bytes:
+    unsigned = {**unsigned, "chain": chain, "operator": operator.keyid}
     unsigned.setdefault("issued_at", _now())
     sig = operator.private.sign(canonical_json(unsigned)).hex()
     data = canonical_json({**unsigned, "signature": sig})
@@ -255,14 +266,20 @@ def make_attest(bundle: AttestationBundle) -> bytes:
 
 
 def make_revoke(
-    operator: KeyPair, artifact_sha256: str, reason: str, *, issued_at: str | None = None
+    operator: KeyPair,
+    artifact_sha256: str,
+    reason: str,
+    *,
+    chain: str,
+    issued_at: str | None = None,
 ) -> bytes:
-    """Wire bytes of a revoke transaction signed by ``operator`` (``sha256:`` prefix ok)."""
+    """Wire bytes of a revoke transaction signed by ``operator`` for the ledger ``chain``
+    (``sha256:`` prefix ok)."""
     artifact = artifact_sha256.removeprefix("sha256:")
     tx: dict[str, Any] = {"type": "revoke", "artifact": artifact, "reason": reason}
     if issued_at is not None:
         tx["issued_at"] = issued_at
-    return _sign(tx, operator)
+    return _sign(tx, operator, chain)
 
 
 def make_enroll(
@@ -271,9 +288,11 @@ def make_enroll(
     arches: Sequence[str],
     hostname: str,
     *,
+    chain: str,
     issued_at: str | None = None,
 ) -> bytes:
-    """Wire bytes of an enroll transaction for ``builder_key`` (a public key dict)."""
+    """Wire bytes of an enroll transaction for ``builder_key`` (a public key dict) on the
+    ledger ``chain``."""
     try:
         public_key_from_dict(dict(builder_key))
     except SigningKeyError as exc:
@@ -286,14 +305,20 @@ def make_enroll(
     }
     if issued_at is not None:
         tx["issued_at"] = issued_at
-    return _sign(tx, operator)
+    return _sign(tx, operator, chain)
 
 
 def make_retire(
-    operator: KeyPair, builder_keyid: str, reason: str, *, issued_at: str | None = None
+    operator: KeyPair,
+    builder_keyid: str,
+    reason: str,
+    *,
+    chain: str,
+    issued_at: str | None = None,
 ) -> bytes:
-    """Wire bytes of a retire transaction for the builder whose key id is given."""
+    """Wire bytes of a retire transaction for the builder whose key id is given, on the
+    ledger ``chain``."""
     tx: dict[str, Any] = {"type": "retire", "builder": builder_keyid, "reason": reason}
     if issued_at is not None:
         tx["issued_at"] = issued_at
-    return _sign(tx, operator)
+    return _sign(tx, operator, chain)

@@ -24,6 +24,7 @@ from securesystemslib.signer import SSlibKey
 from farm.canonical import canonical_json, sha256_bytes
 from farm.errors import ConfigError, SigningKeyError
 from farm.keys import public_key_from_dict
+from farm.transactions import CHAIN_ID_PATTERN
 from ledger.block import ValidatorSet
 
 __all__ = [
@@ -79,7 +80,7 @@ def _check_keys(values: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...
 class Genesis(_Frozen):
     """The genesis of one chain."""
 
-    chain_id: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._/-]+$")
+    chain_id: str = Field(min_length=1, max_length=128, pattern=CHAIN_ID_PATTERN)
     genesis_time: str = Field(min_length=1, description="RFC 3339 time; informational.")
     validators: tuple[ValidatorInfo, ...] = Field(min_length=1)
     operators: tuple[dict[str, Any], ...] = Field(

@@ -559,9 +559,9 @@ class LedgerState(_View):
             reason, attested = self._check_attest(data, tx, txid, view)
             effect = None if attested is None else _Effect("attest", attested.artifacts)
         else:
-            reason = verify_operator_signature(tx, self.operators) or self._check_operator_tx(
-                tx, view
-            )
+            reason = verify_operator_signature(
+                tx, self.operators, self.genesis.chain_id
+            ) or self._check_operator_tx(tx, view)
             effect = None if reason is not None else self._effect(tx, view.next_index, view)
         return reason, txid, effect
 

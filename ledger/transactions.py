@@ -59,8 +59,16 @@ __all__ = [
 ]
 
 
-def verify_operator_signature(tx: OperatorTx, operators: Mapping[str, SSlibKey]) -> str | None:
-    """None if ``tx`` is signed by one of ``operators``, else the reason it is not."""
+def verify_operator_signature(
+    tx: OperatorTx, operators: Mapping[str, SSlibKey], chain_id: str
+) -> str | None:
+    """None if ``tx`` is meant for the ledger ``chain_id`` and signed by one of
+    ``operators``, else the reason it is not."""
+    if tx.chain != chain_id:
+        return (
+            f"{tx.type} is signed for ledger {tx.chain!r}, this ledger is {chain_id!r} "
+            "(an operator transaction counts only on the chain it names)"
+        )
     key = operators.get(tx.operator)
     if key is None:
         return f"{tx.type} signed by unknown operator {tx.operator[:12]}…"

@@ -362,7 +362,7 @@ def _enrolled_keys(
             raise EvidenceError(f"the {what} is not a transaction: {exc}") from None
         if not isinstance(tx, EnrollTx):
             raise EvidenceError(f"the {what} at index {proof.index} is a {tx.type}, not an enroll")
-        reason = verify_operator_signature(tx, trust.operators)
+        reason = verify_operator_signature(tx, trust.operators, trust.origin)
         if reason is not None:
             raise EvidenceError(f"the {what}: {reason} (operators come from the pinned genesis)")
         try:
@@ -450,7 +450,7 @@ def _check_revocation(evidence: ArtifactEvidence, trust: TrustRoot, checkpoint: 
         raise EvidenceError(f"the node says it is revoked, but the entry is bad: {exc}") from None
     if not isinstance(tx, RevokeTx) or tx.artifact != evidence.artifact.sha256:
         raise EvidenceError("the node says it is revoked, but its entry revokes something else")
-    reason = verify_operator_signature(tx, trust.operators)
+    reason = verify_operator_signature(tx, trust.operators, trust.origin)
     if reason is not None:
         raise EvidenceError(f"the node says it is revoked, but {reason}")
     _check_included(revoked.proof, data, checkpoint, what)

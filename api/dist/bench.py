@@ -179,13 +179,17 @@ def _attest_files(ledger_dir: Path, ledger_url: str, files: dict[str, tuple[str,
     from farm.keys import generate_key, load_key
     from farm.result import BuildPredicate, OutputDigest, sign_result
     from farm.transactions import make_attest, make_enroll
+    from ledger.genesis import load_genesis
 
+    chain = load_genesis(ledger_dir / "genesis.json").chain_id
     operator = load_key(ledger_dir / "operator.key")
     coordinator = load_key(ledger_dir / "coordinator.key")
     arch = host_arch()
     builders = [generate_key() for _ in range(3)]
     for i, b in enumerate(builders):
-        _submit(ledger_url, make_enroll(operator, b.public_dict(), [arch], f"bench{i}"))
+        _submit(
+            ledger_url, make_enroll(operator, b.public_dict(), [arch], f"bench{i}", chain=chain)
+        )
     now = datetime.now(UTC)
     outputs = tuple(
         OutputDigest(name=n, sha256=sha, size=size) for n, (sha, size) in sorted(files.items())

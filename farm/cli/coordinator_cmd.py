@@ -117,6 +117,15 @@ def serve(
             help="An operator key of the ledger genesis (signs enroll transactions).",
         ),
     ] = None,
+    ledger_chain: Annotated[
+        str | None,
+        typer.Option(
+            "--ledger-chain",
+            envvar="FARM_COORDINATOR_LEDGER_CHAIN",
+            help="The ledger's chain id (chain_id in its genesis): operator transactions "
+            "are signed for that chain only.",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: its REST API, and with --redis-url its scheduler (uvicorn).
 
@@ -139,16 +148,24 @@ def serve(
     if recipes_poll is not None:
         os.environ["FARM_COORDINATOR_RECIPES_POLL"] = str(recipes_poll)
     if ledger:
+        import re
+
         from farm.errors import ConfigError
         from farm.keys import load_key
+        from farm.transactions import CHAIN_ID_PATTERN
 
         if coordinator_key is None or operator_key is None:
             raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+        if ledger_chain is None:
+            raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger genesis)")
+        if not re.fullmatch(CHAIN_ID_PATTERN, ledger_chain):
+            raise ConfigError(f"--ledger-chain {ledger_chain!r} is not a chain id")
         load_key(coordinator_key)  # fail here, with one line, on an unusable key
         load_key(operator_key)
         os.environ["FARM_COORDINATOR_LEDGER_URLS"] = ledger
         os.environ["FARM_COORDINATOR_COORDINATOR_KEY"] = str(coordinator_key.resolve())
         os.environ["FARM_COORDINATOR_OPERATOR_KEY"] = str(operator_key.resolve())
+        os.environ["FARM_COORDINATOR_LEDGER_CHAIN"] = ledger_chain
     uvicorn.run(
         "api.coordinator:create_app_from_env",
         factory=True,

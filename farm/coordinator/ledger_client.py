@@ -11,8 +11,9 @@ answers it raises :class:`~farm.coordinator.errors.LedgerUnavailableError`.
 
 :class:`LedgerPublisher` runs in ``farm serve`` beside the scheduler. Each pass it
 
-1. submits an enroll transaction (operator-signed) for every approved builder that
-   has none yet, and stores the log index (or the ledger's reason for refusing);
+1. submits an enroll transaction (operator-signed, for the configured chain id) for
+   every approved builder that has none yet, and stores the log index (or the
+   ledger's reason for refusing);
 2. for every ``verified`` build without an attestation whose agreeing builders are
    all enrolled on the ledger, builds the attestation bundle from their accepted
    envelopes, submits the attest transaction and stores the receipt (index, tx id,
@@ -193,6 +194,8 @@ class LedgerPublisher:
     coordinator_key: KeyPair
     operator_key: KeyPair
     clock: Callable[[], datetime]
+    chain: str
+    """The ledger's chain id: operator transactions are signed for it."""
     retry_after: float = 2.0
     _waiting: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -271,7 +274,11 @@ class LedgerPublisher:
         key = f"builder:{builder.id}"
         try:
             tx = make_enroll(
-                self.operator_key, builder.public_key, builder.arches, builder.hostname
+                self.operator_key,
+                builder.public_key,
+                builder.arches,
+                builder.hostname,
+                chain=self.chain,
             )
             receipt = self.client.submit(tx)
         except TransactionError as exc:

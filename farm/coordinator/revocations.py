@@ -48,7 +48,12 @@ def _short(sha: str) -> str:
 
 
 def request_revocation(
-    session: Session, body: RevocationCreate, operator: KeyPair, requested_by: str, now: datetime
+    session: Session,
+    body: RevocationCreate,
+    operator: KeyPair,
+    chain: str,
+    requested_by: str,
+    now: datetime,
 ) -> Revocation:
     """Sign and store a pending revocation of ``body.sha256``.
 
@@ -82,7 +87,8 @@ def request_revocation(
         raise ConflictError(
             f"artifact {_short(sha)} is already revoked ({where}; revocation {earlier.id})"
         )
-    tx = make_revoke(operator, sha, body.reason)  # issued_at: the signing time, to the µs
+    # issued_at: the signing time, to the µs; chain: only the configured ledger takes it
+    tx = make_revoke(operator, sha, body.reason, chain=chain)
     row = Revocation(
         sha256=sha,
         reason=body.reason,

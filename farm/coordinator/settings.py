@@ -7,6 +7,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from farm.transactions import CHAIN_ID_PATTERN
+
 __all__ = ["CoordinatorSettings"]
 
 
@@ -86,6 +88,12 @@ class CoordinatorSettings(BaseSettings):
     operator_key: Path | None = Field(
         default=None,
         description="An operator's key (in the ledger genesis) that signs enroll transactions.",
+    )
+    ledger_chain: str | None = Field(
+        default=None,
+        pattern=CHAIN_ID_PATTERN,
+        description="Chain id of the ledger (its genesis chain_id): operator transactions "
+        "(enroll, revoke) are signed for this chain only; validators of another refuse them.",
     )
     ledger_interval: float = Field(
         default=1.0, gt=0, description="Seconds between two passes of the ledger publisher."

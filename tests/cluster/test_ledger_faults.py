@@ -114,7 +114,9 @@ def genesis(net: LedgerTestnet) -> Genesis:
 def _enrolls(net: LedgerTestnet, tag: str, count: int) -> list[bytes]:
     operator = net.operator
     return [
-        make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"{tag}-{k}")
+        make_enroll(
+            operator, generate_key().public_dict(), ["x86_64"], f"{tag}-{k}", chain=net.chain_id
+        )
         for k in range(count)
     ]
 

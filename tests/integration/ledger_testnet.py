@@ -10,6 +10,7 @@ Each validator logs to ``<dir>/v<i>.log``.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -104,6 +105,12 @@ class LedgerTestnet:
     def coordinator(self) -> KeyPair:
         """The genesis coordinator's key."""
         return load_key(self.root / "coordinator.key")
+
+    @property
+    def chain_id(self) -> str:
+        """The chain id its genesis names (operator transactions are signed for it)."""
+        chain: str = json.loads(self.genesis.read_text())["chain_id"]
+        return chain
 
     def url(self, i: int) -> str:
         """Base URL of validator ``i``'s HTTP API."""

@@ -50,7 +50,11 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Proc
         builders = [generate_key() for _ in range(3)]
         w = World(root, net, load_genesis(net.genesis), coordinator, Staging(staging_dir), builders)
         for i, b in enumerate(builders):
-            w.submit(make_enroll(net.operator, b.public_dict(), ["amd64"], f"host{i}"))
+            w.submit(
+                make_enroll(
+                    net.operator, b.public_dict(), ["amd64"], f"host{i}", chain=net.chain_id
+                )
+            )
         dist = dist_proc(root, net.genesis, w.ledger_urls, w.coordinator_url)
         dist.start()
         yield w, dist
@@ -113,7 +117,11 @@ def test_pull_and_verify_against_the_real_node(node: tuple[World, Proc], tmp_pat
     )
     assert status == 0, out
 
-    world.submit(make_revoke(world.net.operator, digest, "CVE-2026-0002: bad build"))
+    world.submit(
+        make_revoke(
+            world.net.operator, digest, "CVE-2026-0002: bad build", chain=world.net.chain_id
+        )
+    )
 
     def refused() -> str | None:
         code, text = farm(

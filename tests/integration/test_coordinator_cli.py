@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from farm.keys import generate_key, save_key
+
 FARM = [sys.executable, "-m", "farm.cli"]
 
 
@@ -118,3 +120,26 @@ def test_serve_token_enroll_approve(tmp_path: Path) -> None:
     finally:
         server.terminate()
         server.wait(10)
+
+
+def test_serve_with_a_ledger_needs_its_chain_id(tmp_path: Path) -> None:
+    """Operator transactions are signed for one chain: without --ledger-chain (or with
+    something that is not a chain id) ``farm serve --ledger`` stops before serving."""
+    env = {**os.environ, "COLUMNS": "200"}
+    env.pop("FARM_COORDINATOR_LEDGER_CHAIN", None)
+    key = tmp_path / "k.key"
+    save_key(generate_key(), key)
+    base = [
+        *FARM, "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", str(free_port()),
+        "--staging", str(tmp_path / "st"), "--ledger", "http://127.0.0.1:9",
+        "--coordinator-key", str(key), "--operator-key", str(key),
+    ]  # fmt: skip
+    for extra, message in (
+        ([], "--ledger needs --ledger-chain"),
+        (["--ledger-chain", "two words"], "is not a chain id"),
+    ):
+        proc = subprocess.run(
+            [*base, *extra], capture_output=True, text=True, env=env, timeout=60, check=False
+        )
+        assert proc.returncode != 0
+        assert message in proc.stderr + proc.stdout

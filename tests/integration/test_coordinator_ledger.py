@@ -96,6 +96,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterat
                 "--ledger", ledger_urls,
                 "--coordinator-key", str(net.root / "coordinator.key"),
                 "--operator-key", str(net.root / "operator.key"),
+                "--ledger-chain", net.chain_id,
             ]  # fmt: skip
             serve = Serve(argv, serve_env, root / "serve.log", url)
             http = httpx.Client(base_url=url, timeout=30)
@@ -493,6 +494,7 @@ def test_ledger_reads_fail_over_and_say_when_no_validator_answers(
         ledger_urls=dead,
         coordinator_key=farm.net.root / "coordinator.key",
         operator_key=farm.net.root / "operator.key",
+        ledger_chain=farm.net.chain_id,
     )
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
         for path in ("/v1/ledger/status", "/v1/ledger/checkpoint"):

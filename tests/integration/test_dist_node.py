@@ -240,7 +240,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         builders = [generate_key() for _ in range(3)]
         w = World(root, net, load_genesis(net.genesis), coordinator, Staging(staging_dir), builders)
         for i, b in enumerate(builders):
-            w.submit(make_enroll(net.operator, b.public_dict(), ["amd64"], f"host{i}"))
+            w.submit(
+                make_enroll(
+                    net.operator, b.public_dict(), ["amd64"], f"host{i}", chain=net.chain_id
+                )
+            )
         yield w
     finally:
         coordinator.stop()
@@ -444,7 +448,11 @@ def test_revoked_artifact_answers_410_and_leaves_the_index(world: World, dist: P
     world.attest("revokable", "1.0", {filename: whl})
     served(dist, sha(whl))
     assert "revokable" in httpx.get(f"{base(dist)}/simple/").text
-    world.submit(make_revoke(world.net.operator, sha(whl), "CVE-2026-0001: backdoored"))
+    world.submit(
+        make_revoke(
+            world.net.operator, sha(whl), "CVE-2026-0001: backdoored", chain=world.net.chain_id
+        )
+    )
 
     def gone() -> httpx.Response | None:
         r = httpx.get(f"{base(dist)}/artifacts/sha256/{sha(whl)}/{filename}")

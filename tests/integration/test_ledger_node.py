@@ -94,7 +94,7 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
 
     # enroll three builders through three different validators
     for i, b in enumerate(builders):
-        tx = make_enroll(operator, b.public_dict(), ["x86_64"], f"host{i}")
+        tx = make_enroll(operator, b.public_dict(), ["x86_64"], f"host{i}", chain=net.chain_id)
         r = net.submit(i, tx)
         assert r.status_code == 200, r.text
         _check_receipt(net, r.json(), tx)
@@ -118,12 +118,16 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
     assert bad.status_code == 400, bad.text
     assert bad.json()["error"]["code"] == "invalid_transaction"
     assert bad.json()["error"]["message"]
-    bad_revoke = make_revoke(generate_key(), hashlib.sha256(b"wheel bytes").hexdigest(), "no")
+    bad_revoke = make_revoke(
+        generate_key(), hashlib.sha256(b"wheel bytes").hexdigest(), "no", chain=net.chain_id
+    )
     bad = net.submit(2, bad_revoke)
     assert bad.status_code == 400, bad.text
     assert "operator" in bad.json()["error"]["message"]
 
-    revoke = make_revoke(operator, hashlib.sha256(b"wheel bytes").hexdigest(), "key leaked")
+    revoke = make_revoke(
+        operator, hashlib.sha256(b"wheel bytes").hexdigest(), "key leaked", chain=net.chain_id
+    )
     r = net.submit(2, revoke)
     assert r.status_code == 200, r.text
     size = r.json()["index"] + 1
@@ -137,7 +141,9 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
     # SIGKILL one validator: the other three keep committing
     net.kill(1)
     more = [
-        make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"extra{k}")
+        make_enroll(
+            operator, generate_key().public_dict(), ["x86_64"], f"extra{k}", chain=net.chain_id
+        )
         for k in range(4)
     ]
     for k, tx in enumerate(more):
@@ -159,7 +165,9 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
         st = net.status(i)
         assert st is not None and st["size"] == size
     # and the chain goes on
-    tx = make_enroll(operator, generate_key().public_dict(), ["x86_64"], "after-restart")
+    tx = make_enroll(
+        operator, generate_key().public_dict(), ["x86_64"], "after-restart", chain=net.chain_id
+    )
     r = net.submit(0, tx)
     assert r.status_code == 200, r.text
     assert r.json()["index"] == size
@@ -169,7 +177,9 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
 def test_api_errors_and_proofs(net: LedgerTestnet) -> None:
     import base64
 
-    tx = make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "api-test")
+    tx = make_enroll(
+        net.operator, generate_key().public_dict(), ["x86_64"], "api-test", chain=net.chain_id
+    )
     r = net.client.post(net.url(1) + "/v1/tx", json={"tx": base64.b64encode(tx).decode()})
     assert r.status_code == 200, r.text
     assert r.json()["tx_id"] == tx_id(tx)
@@ -197,7 +207,9 @@ def test_an_idle_ledgers_checkpoint_stays_fresh(net: LedgerTestnet) -> None:
     moves forward while the checkpoint itself stays the same."""
     import time
 
-    tx = make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "fresh")
+    tx = make_enroll(
+        net.operator, generate_key().public_dict(), ["x86_64"], "fresh", chain=net.chain_id
+    )
     r = net.submit(0, tx)
     assert r.status_code == 200, r.text
     size = r.json()["index"] + 1
@@ -309,7 +321,9 @@ def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
         t.start_all()
         operator = t.operator
         txs = [
-            make_enroll(operator, generate_key().public_dict(), ["x86_64"], f"load{k}")
+            make_enroll(
+                operator, generate_key().public_dict(), ["x86_64"], f"load{k}", chain=t.chain_id
+            )
             for k in range(400)
         ]
         stop = threading.Event()
@@ -332,7 +346,9 @@ def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
         for th in threads:
             th.join()
         t.start_all()
-        tx = make_enroll(operator, generate_key().public_dict(), ["x86_64"], "after")
+        tx = make_enroll(
+            operator, generate_key().public_dict(), ["x86_64"], "after", chain=t.chain_id
+        )
         r = t.submit(1, tx)
         assert r.status_code == 200, r.text
         t.wait_same_checkpoint(size=r.json()["index"] + 1)

@@ -9,6 +9,9 @@ from ledger.genesis import Genesis, ValidatorInfo
 from ledger.transactions import make_attest, make_enroll
 from tests.unit.farm._attest_fixtures import World
 
+CHAIN = "farm-test"
+"""The chain id of :func:`genesis_for` (operator transactions are signed for it)."""
+
 
 def validator_info(i: int, key: Ed25519PrivateKey | None = None) -> ValidatorInfo:
     key = key or Ed25519PrivateKey.generate()
@@ -23,7 +26,7 @@ def validator_info(i: int, key: Ed25519PrivateKey | None = None) -> ValidatorInf
 
 def genesis_for(world: World, *, validators: int = 4, quorum: int = 3) -> Genesis:
     return Genesis(
-        chain_id="farm-test",
+        chain_id=CHAIN,
         genesis_time="2026-01-01T00:00:00Z",
         validators=tuple(validator_info(i) for i in range(validators)),
         operators=(world.operator.public_dict(),),
@@ -35,7 +38,9 @@ def genesis_for(world: World, *, validators: int = 4, quorum: int = 3) -> Genesi
 def enroll_all(world: World, arches: tuple[str, ...] = ("amd64",)) -> list[bytes]:
     """Enroll transactions for every builder of ``world``."""
     return [
-        make_enroll(world.operator, k.public_dict(), arches, f"host{i}", issued_at="t0")
+        make_enroll(
+            world.operator, k.public_dict(), arches, f"host{i}", chain=CHAIN, issued_at="t0"
+        )
         for i, k in enumerate(world.builders)
     ]
 

@@ -19,7 +19,7 @@ from ledger.merkle import MerkleLog, hash_leaf
 from ledger.state import LedgerState, _Attested
 from ledger.transactions import make_attest, make_enroll, make_retire, make_revoke, tx_id
 from tests.unit.farm._attest_fixtures import BUILD, RECIPE, SHA, WHEEL, World, result
-from tests.unit.ledger._ledger_fixtures import attests, genesis_for
+from tests.unit.ledger._ledger_fixtures import CHAIN, attests, genesis_for
 
 
 def short(hex_id: str) -> str:
@@ -49,7 +49,7 @@ def scene() -> Scene:
     g = genesis_for(w)
     b = w.builders
     enrolls = [
-        make_enroll(op, k.public_dict(), ["amd64"], f"h{i}", issued_at="t0")
+        make_enroll(op, k.public_dict(), ["amd64"], f"h{i}", chain=CHAIN, issued_at="t0")
         for i, k in enumerate(b[:4])
     ]
     attest0 = make_attest(w.bundle())
@@ -70,18 +70,30 @@ def scene() -> Scene:
             build_bundle(RECIPE, "demo", "1.0", "arm64", BUILD, arm, w.coordinator, 3)
         ),
         "unknown coordinator": make_attest(other_coordinator.bundle()),
-        "revoke": make_revoke(op, SHA, "miscompiled", issued_at="t1"),
-        "revoke again": make_revoke(op, SHA, "still bad", issued_at="t2"),
-        "revoke unattested": make_revoke(op, "9" * 64, "bad", issued_at="t1"),
-        "revoke by stranger": make_revoke(stranger, SHA, "bad", issued_at="t1"),
-        "enroll again": make_enroll(op, b[0].public_dict(), ["amd64"], "h0", issued_at="t9"),
-        "enroll 3 again": make_enroll(op, b[3].public_dict(), ["amd64"], "h3", issued_at="t9"),
-        "enroll builder 4": make_enroll(op, b[4].public_dict(), ["amd64"], "h4", issued_at="t1"),
-        "enroll by stranger": make_enroll(stranger, b[4].public_dict(), ["amd64"], "h4"),
-        "retire 3": make_retire(op, b[3].keyid, "compromised", issued_at="t1"),
-        "retire 3 again": make_retire(op, b[3].keyid, "compromised", issued_at="t2"),
-        "retire unknown": make_retire(op, stranger.keyid, "who?", issued_at="t1"),
-        "retire by stranger": make_retire(stranger, b[0].keyid, "x"),
+        "revoke": make_revoke(op, SHA, "miscompiled", chain=CHAIN, issued_at="t1"),
+        "revoke again": make_revoke(op, SHA, "still bad", chain=CHAIN, issued_at="t2"),
+        "revoke unattested": make_revoke(op, "9" * 64, "bad", chain=CHAIN, issued_at="t1"),
+        "revoke by stranger": make_revoke(stranger, SHA, "bad", chain=CHAIN, issued_at="t1"),
+        "revoke for staging": make_revoke(op, SHA, "bad", chain="farm-staging", issued_at="t1"),
+        "enroll for staging": make_enroll(
+            op, b[4].public_dict(), ["amd64"], "h4", chain="farm-staging", issued_at="t1"
+        ),
+        "enroll again": make_enroll(
+            op, b[0].public_dict(), ["amd64"], "h0", chain=CHAIN, issued_at="t9"
+        ),
+        "enroll 3 again": make_enroll(
+            op, b[3].public_dict(), ["amd64"], "h3", chain=CHAIN, issued_at="t9"
+        ),
+        "enroll builder 4": make_enroll(
+            op, b[4].public_dict(), ["amd64"], "h4", chain=CHAIN, issued_at="t1"
+        ),
+        "enroll by stranger": make_enroll(
+            stranger, b[4].public_dict(), ["amd64"], "h4", chain=CHAIN
+        ),
+        "retire 3": make_retire(op, b[3].keyid, "compromised", chain=CHAIN, issued_at="t1"),
+        "retire 3 again": make_retire(op, b[3].keyid, "compromised", chain=CHAIN, issued_at="t2"),
+        "retire unknown": make_retire(op, stranger.keyid, "who?", chain=CHAIN, issued_at="t1"),
+        "retire by stranger": make_retire(stranger, b[0].keyid, "x", chain=CHAIN),
         "attest 1,2,3": make_attest(
             w.bundle([result(k, build_id="build-3") for k in b[1:4]], build_id="build-3")
         ),
@@ -138,6 +150,18 @@ CASES: list[tuple[str, list[str], str, str | None]] = [
     ),
     ("revoke unattested", [], "revoke unattested", "artifact sha256:999999999999… is not attested"),
     ("revoke by unknown operator", [], "revoke by stranger", "revoke signed by unknown operator"),
+    (
+        "revoke signed for another ledger",
+        [],
+        "revoke for staging",
+        f"revoke is signed for ledger 'farm-staging', this ledger is {CHAIN!r}",
+    ),
+    (
+        "enroll signed for another ledger",
+        [],
+        "enroll for staging",
+        f"enroll is signed for ledger 'farm-staging', this ledger is {CHAIN!r}",
+    ),
     (
         "attest a revoked artifact",
         ["revoke"],
@@ -291,7 +315,7 @@ def test_check_block_sees_earlier_txs_of_the_batch(scene: Scene) -> None:
     )
     got = s.check_block([tx["revoke"], tx["revoke again"]])
     assert got is not None and "already revoked (entry 5)" in got
-    fresh = make_revoke(scene.world.operator, "5" * 64, "bad", issued_at="t1")
+    fresh = make_revoke(scene.world.operator, "5" * 64, "bad", chain=CHAIN, issued_at="t1")
     assert s.check_block([fresh]) is not None
     assert s.check_block([tx["attest1"], fresh]) is None
     assert s.check_block([]) is None
@@ -373,9 +397,9 @@ def test_genesis_builders_are_enrolled(scene: Scene) -> None:
     s = LedgerState.from_genesis(g)
     assert s.check(scene.tx["attest0"]) is None
     assert s.builders()[0].enrolled_at is None
-    retire = make_retire(w.operator, w.builders[0].keyid, "x", issued_at="t")
+    retire = make_retire(w.operator, w.builders[0].keyid, "x", chain=CHAIN, issued_at="t")
     s.apply(retire)
-    again = make_retire(w.operator, w.builders[0].keyid, "x", issued_at="t2")
+    again = make_retire(w.operator, w.builders[0].keyid, "x", chain=CHAIN, issued_at="t2")
     assert s.check(again) == f"builder {short(w.builders[0].keyid)} is already retired (entry 0)"
 
 

@@ -23,7 +23,7 @@ from ledger.state import LedgerState
 from ledger.storage import LedgerStore, certificate_from_json
 from ledger.transactions import make_retire, make_revoke, summarize_tx, tx_id
 from tests.unit.farm._attest_fixtures import World
-from tests.unit.ledger._ledger_fixtures import attests, enroll_all, genesis_for
+from tests.unit.ledger._ledger_fixtures import CHAIN, attests, enroll_all, genesis_for
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -86,8 +86,8 @@ def batches(world: World) -> list[list[bytes]]:
         enroll_all(world),
         a[:3],
         [],
-        [*a[3:8], make_revoke(op, f"{2:064x}", "bad", issued_at="t1")],
-        [make_retire(op, world.builders[4].keyid, "old", issued_at="t1")],
+        [*a[3:8], make_revoke(op, f"{2:064x}", "bad", chain=CHAIN, issued_at="t1")],
+        [make_retire(op, world.builders[4].keyid, "old", chain=CHAIN, issued_at="t1")],
     ]
 
 
@@ -147,7 +147,11 @@ def test_reopen_and_replay_equals_live(
     for s in (live, replayed):
         assert s.check(dup) == "duplicate of entry 5"
         assert (
-            s.check(make_retire(world.operator, world.builders[4].keyid, "x", issued_at="t2"))
+            s.check(
+                make_retire(
+                    world.operator, world.builders[4].keyid, "x", chain=CHAIN, issued_at="t2"
+                )
+            )
             is not None
         )
     commit(again, replayed, more)

@@ -27,7 +27,7 @@ from ledger.transactions import (
     verify_operator_signature,
 )
 from tests.unit.farm._attest_fixtures import SHA, World
-from tests.unit.ledger._ledger_fixtures import genesis_for
+from tests.unit.ledger._ledger_fixtures import CHAIN, genesis_for
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def world() -> World:
 def test_round_trips(world: World) -> None:
     op = world.operator
     attest = make_attest(world.bundle())
-    enroll = make_enroll(op, world.builders[0].public_dict(), ["amd64"], "host0")
-    retire = make_retire(op, world.builders[0].keyid, "lost")
-    revoke = make_revoke(op, "sha256:" + SHA, "bad")
+    enroll = make_enroll(op, world.builders[0].public_dict(), ["amd64"], "host0", chain=CHAIN)
+    retire = make_retire(op, world.builders[0].keyid, "lost", chain=CHAIN)
+    revoke = make_revoke(op, "sha256:" + SHA, "bad", chain=CHAIN)
     for data, cls in [
         (attest, AttestTx),
         (enroll, EnrollTx),
@@ -57,7 +57,7 @@ def test_round_trips(world: World) -> None:
     for data in (enroll, retire, revoke):
         tx = decode_tx(data)
         assert not isinstance(tx, AttestTx)
-        assert verify_operator_signature(tx, keys) is None
+        assert verify_operator_signature(tx, keys, CHAIN) is None
 
 
 MALFORMED = [
@@ -82,7 +82,7 @@ def test_malformed(data: bytes, message: str) -> None:
 
 
 def test_extra_field_refused(world: World) -> None:
-    value = json.loads(make_retire(world.operator, world.builders[0].keyid, "x"))
+    value = json.loads(make_retire(world.operator, world.builders[0].keyid, "x", chain=CHAIN))
     value["extra"] = 1
     with pytest.raises(TransactionError, match="extra"):
         decode_tx(canonical_json(value))
@@ -91,28 +91,60 @@ def test_extra_field_refused(world: World) -> None:
 def test_operator_signature_bound_to_content(world: World) -> None:
     op = world.operator
     keys = {op.keyid: op.public}
-    value = json.loads(make_revoke(op, SHA, "bad"))
+    value = json.loads(make_revoke(op, SHA, "bad", chain=CHAIN))
     value["reason"] = "something else"
     tx = decode_tx(canonical_json(value))
     assert not isinstance(tx, AttestTx)
     assert (
-        verify_operator_signature(tx, keys)
+        verify_operator_signature(tx, keys, CHAIN)
         == f"revoke signature of operator {op.keyid[:12]}… does not verify"
     )
     other = generate_key()
-    tx = decode_tx(make_revoke(other, SHA, "bad"))
+    tx = decode_tx(make_revoke(other, SHA, "bad", chain=CHAIN))
     assert not isinstance(tx, AttestTx)
     assert (
-        verify_operator_signature(tx, keys)
+        verify_operator_signature(tx, keys, CHAIN)
         == f"revoke signed by unknown operator {other.keyid[:12]}…"
     )
+
+
+def test_operator_transactions_count_only_on_the_chain_they_name(world: World) -> None:
+    """A revoke, enroll or retire signed for one ledger is refused by another that
+    trusts the same operator key, and the chain cannot be edited after signing."""
+    op = world.operator
+    keys = {op.keyid: op.public}
+    made = (
+        make_revoke(op, SHA, "bad", chain="farm-staging"),
+        make_enroll(op, world.builders[0].public_dict(), ["amd64"], "h", chain="farm-staging"),
+        make_retire(op, world.builders[0].keyid, "lost", chain="farm-staging"),
+    )
+    for data in made:
+        tx = decode_tx(data)
+        assert not isinstance(tx, AttestTx)
+        assert verify_operator_signature(tx, keys, "farm-staging") is None
+        assert verify_operator_signature(tx, keys, CHAIN) == (
+            f"{tx.type} is signed for ledger 'farm-staging', this ledger is {CHAIN!r} "
+            "(an operator transaction counts only on the chain it names)"
+        )
+        value = json.loads(data)
+        value["chain"] = CHAIN  # re-aimed at this ledger: the signature no longer holds
+        moved = decode_tx(canonical_json(value))
+        assert not isinstance(moved, AttestTx)
+        reason = verify_operator_signature(moved, keys, CHAIN)
+        assert reason is not None and "does not verify" in reason
+    value = json.loads(made[0])
+    del value["chain"]
+    with pytest.raises(TransactionError, match="chain"):
+        decode_tx(canonical_json(value))
+    with pytest.raises(TransactionError, match="chain"):
+        make_revoke(op, SHA, "bad", chain="no spaces allowed")
 
 
 def test_enroll_refuses_a_bad_key(world: World) -> None:
     data = world.builders[0].public_dict()
     data["keyid"] = "0" * 64
     with pytest.raises(TransactionError, match="cannot enroll"):
-        make_enroll(world.operator, data, ["amd64"], "h")
+        make_enroll(world.operator, data, ["amd64"], "h", chain=CHAIN)
 
 
 # ------------------------------------------------------------------------- genesis

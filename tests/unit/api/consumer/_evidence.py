@@ -23,7 +23,7 @@ from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog, hash_leaf
 from tests.unit.farm._attest_fixtures import ARCH, WHEEL, World, result
-from tests.unit.ledger._ledger_fixtures import validator_info
+from tests.unit.ledger._ledger_fixtures import CHAIN, validator_info
 
 NOW = 1_800_000_000
 BLOB = b"PK\x03\x04 a wheel, really " * 64
@@ -44,7 +44,7 @@ class MiniLedger:
 
     def __post_init__(self) -> None:
         self.genesis = Genesis(
-            chain_id="farm-test",
+            chain_id=CHAIN,
             genesis_time="2026-01-01T00:00:00Z",
             validators=tuple(validator_info(i, k) for i, k in enumerate(self.validator_keys)),
             operators=(self.world.operator.public_dict(),),
@@ -52,7 +52,13 @@ class MiniLedger:
             quorum=3,
         )
         for i, k in enumerate(self.world.builders):
-            tx = make_enroll(self.world.operator, k.public_dict(), (ARCH,), f"host{i}")
+            tx = make_enroll(
+                self.world.operator,
+                k.public_dict(),
+                (ARCH,),
+                f"host{i}",
+                chain=self.genesis.chain_id,
+            )
             self.enrolled[k.keyid] = self.append(tx)
 
     def append(self, tx: bytes) -> int:
@@ -67,7 +73,9 @@ class MiniLedger:
         return self.append(make_attest(bundle)), bundle
 
     def revoke(self, sha: str = SHA, reason: str = "CVE-2026-0001") -> int:
-        return self.append(make_revoke(self.world.operator, sha, reason))
+        return self.append(
+            make_revoke(self.world.operator, sha, reason, chain=self.genesis.chain_id)
+        )
 
     def note(
         self, size: int | None = None, *, at: int = NOW, signers: int = 4, root: bytes | None = None

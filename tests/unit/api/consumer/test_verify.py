@@ -26,6 +26,7 @@ from farm.keys import generate_key
 from farm.transactions import make_enroll, make_revoke
 from tests.unit.api.consumer._evidence import BLOB, NOW, SHA, MiniLedger
 from tests.unit.farm._attest_fixtures import ARCH, WHEEL
+from tests.unit.ledger._ledger_fixtures import CHAIN
 
 DAY = 86400.0
 
@@ -221,7 +222,7 @@ def test_revoked_artifact_is_refused_with_the_reason(ledger: MiniLedger) -> None
 
 def test_revocation_by_a_stranger_is_not_believed_but_still_refused(ledger: MiniLedger) -> None:
     index, bundle = ledger.attest()
-    forged = make_revoke(generate_key(), SHA, "lies")
+    forged = make_revoke(generate_key(), SHA, "lies", chain=CHAIN)
     at = ledger.append(forged)
     with pytest.raises(EvidenceError, match="unknown operator"):
         check(ledger, ledger.evidence(index, bundle, revoked_at=at))
@@ -233,7 +234,7 @@ def test_enrollment_signed_by_an_unknown_operator_is_refused(ledger: MiniLedger)
     ledger.enrolled = {}
     for i, k in enumerate(ledger.world.builders):
         ledger.enrolled[k.keyid] = ledger.append(
-            make_enroll(rogue, k.public_dict(), (ARCH,), f"h{i}")
+            make_enroll(rogue, k.public_dict(), (ARCH,), f"h{i}", chain=CHAIN)
         )
     ledger.world.operator = genuine
     index, bundle = ledger.attest()

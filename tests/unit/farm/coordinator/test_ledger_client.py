@@ -23,6 +23,7 @@ from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, enroll, mak
 OPERATOR = generate_key()
 GOOD_SHA = sha(GOOD)
 COORDINATOR = generate_key()
+CHAIN = "farm-testnet"  # what FakeLedger signs its checkpoints as
 
 
 class FakeLedger:
@@ -124,7 +125,13 @@ def test_publisher_enrolls_then_attests_verified_builds_only(
     ledger = FakeLedger()
     ledger.down = True
     publisher = LedgerPublisher(
-        engine, _client(ledger, attempts=1), COORDINATOR, OPERATOR, lambda: NOW, retry_after=0
+        engine,
+        _client(ledger, attempts=1),
+        COORDINATOR,
+        OPERATOR,
+        lambda: NOW,
+        CHAIN,
+        retry_after=0,
     )
     publisher.tick()  # the ledger is down: nothing stored, retried later
     session.expire_all()
@@ -167,7 +174,7 @@ def test_a_refused_attestation_is_stored_with_the_ledgers_reason(
         enroll(session, key)
     ledger = FakeLedger()
     ledger.refuse["attest"] = "coordinator key is not in the genesis"
-    publisher = LedgerPublisher(engine, _client(ledger), COORDINATOR, OPERATOR, lambda: NOW)
+    publisher = LedgerPublisher(engine, _client(ledger), COORDINATOR, OPERATOR, lambda: NOW, CHAIN)
     (build,) = request_build(session, recipe(), NOW)
     scheduler.tick()
     for key in KEYS[:3]:

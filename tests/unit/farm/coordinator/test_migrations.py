@@ -31,7 +31,7 @@ from farm.coordinator.models import (
 )
 from farm.coordinator.revocations import request_revocation
 from farm.errors import ConfigError
-from tests.unit.farm.coordinator.test_ledger_client import OPERATOR
+from tests.unit.farm.coordinator.test_ledger_client import CHAIN, OPERATOR
 
 _SCRIPTS = Config()
 _SCRIPTS.set_main_option("script_location", MIGRATIONS)
@@ -132,12 +132,12 @@ def _check_data(engine: Engine) -> None:
         assert report.against == "builders" and report.sha256_a == SHA
         # The new table works on the old data: the attested artifact can be revoked.
         row = request_revocation(
-            session, RevocationCreate(sha256=SHA, reason="r"), OPERATOR, "op", T
+            session, RevocationCreate(sha256=SHA, reason="r"), OPERATOR, CHAIN, "op", T
         )
         assert row.id is not None and session.get(Revocation, row.id) is not None
         with pytest.raises(NotFoundError):
             request_revocation(
-                session, RevocationCreate(sha256="ef" * 32, reason="r"), OPERATOR, "op", T
+                session, RevocationCreate(sha256="ef" * 32, reason="r"), OPERATOR, CHAIN, "op", T
             )
 
 

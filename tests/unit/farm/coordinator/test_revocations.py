@@ -27,6 +27,7 @@ from farm.coordinator.scheduler import request_build
 from farm.transactions import decode_tx
 from tests.unit.farm.coordinator._world import GOOD, NOW, recipe, sha
 from tests.unit.farm.coordinator.test_ledger_client import (
+    CHAIN,
     COORDINATOR,
     OPERATOR,
     FakeLedger,
@@ -46,7 +47,13 @@ def _attested(
         enroll(session, key)
     ledger = FakeLedger()
     publisher = LedgerPublisher(
-        engine, _client(ledger, attempts=1), COORDINATOR, OPERATOR, lambda: NOW, retry_after=0
+        engine,
+        _client(ledger, attempts=1),
+        COORDINATOR,
+        OPERATOR,
+        lambda: NOW,
+        CHAIN,
+        retry_after=0,
     )
     (build,) = request_build(session, recipe(), NOW)
     scheduler.tick()
@@ -63,14 +70,14 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
 ) -> None:
     ledger, publisher = _attested(engine, session, tmp_path)
     body = RevocationCreate(sha256=f"sha256:{GOOD_SHA}", reason="CVE-2026-0001")
-    row = revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+    row = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
     assert row.status == "pending" and row.sha256 == GOOD_SHA and row.requested_by == "alice"
     tx = decode_tx(row.tx.encode())
     assert tx.type == "revoke" and tx.artifact == GOOD_SHA and tx.operator == OPERATOR.keyid
     # Not yet committed: the attestation does not show it.
     assert not attestations.list_attestations(session).items[0].revoked
     with pytest.raises(ConflictError, match="pending"):
-        revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
 
     publisher.tick()
     assert ledger.kinds()[-1] == "revoke" and ledger.log[-1] == row.tx.encode()
@@ -93,7 +100,7 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
     assert revocations.list_revocations(session, sha256=GOOD_SHA).total == 1
     assert revocations.list_revocations(session, sha256="0" * 64).total == 0
     with pytest.raises(ConflictError, match=r"already revoked \(at ledger index 4"):
-        revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
     publisher.tick()
     assert ledger.kinds().count("revoke") == 1
 
@@ -101,7 +108,7 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
 def test_unknown_digests_are_refused_before_signing(engine: Engine, session: Session) -> None:
     body = RevocationCreate(sha256="ab" * 32, reason="typo")
     with pytest.raises(NotFoundError, match="no committed attestation on this coordinator"):
-        revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
     assert revocations.list_revocations(session).total == 0
 
 
@@ -111,7 +118,7 @@ def test_a_refused_revocation_keeps_the_reason_and_may_be_asked_again(
     ledger, publisher = _attested(engine, session, tmp_path)
     ledger.refuse["revoke"] = "operator key is not in the genesis"
     body = RevocationCreate(sha256=GOOD_SHA, reason="bad")
-    first = revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+    first = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
     publisher.tick()
     session.expire_all()
     got = revocations.get_revocation(session, first.id or 0)
@@ -120,7 +127,7 @@ def test_a_refused_revocation_keeps_the_reason_and_may_be_asked_again(
 
     ledger.down = True
     del ledger.refuse["revoke"]
-    second = revocations.request_revocation(session, body, OPERATOR, "alice", NOW)
+    second = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
     publisher.tick()  # down: stays pending, retried later
     session.expire_all()
     assert revocations.get_revocation(session, second.id or 0).status == "pending"
