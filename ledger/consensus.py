@@ -29,6 +29,10 @@ Invariants:
   diverge for good (one decides with its vote, another never can). Each second value is
   recorded as :class:`Equivocation` evidence; at most ``MAX_VOTES_PER_SENDER`` values
   are kept per sender, round and kind.
+- Evidence is kept in :attr:`Consensus.evidence` across heights (at most
+  ``MAX_EVIDENCE`` entries) until :meth:`Consensus.take_evidence` drains it; the
+  machine itself never writes it anywhere (a validator process stores what it drains:
+  :meth:`ledger.storage.LedgerStore.put_evidence`).
 - Before signing a proposal or vote the machine calls ``VoteGuard.record``, which
   persists the choice and refuses a different value for the same (height, round,
   step); a refused vote is not sent, and the machine advances its step as if it had
@@ -342,6 +346,21 @@ class Equivocation:
     first: Message
     second: Message
 
+    @property
+    def height(self) -> int:
+        """The height both messages are for."""
+        return self.second.height
+
+    @property
+    def round(self) -> int:
+        """The round both messages are for."""
+        return self.second.round
+
+    @property
+    def kind(self) -> str:
+        """``"proposal"``, ``"prevote"`` or ``"precommit"``."""
+        return "proposal" if isinstance(self.second, Proposal) else str(self.second.kind)
+
 
 # --------------------------------------------------------------------------- ports
 
@@ -505,6 +524,13 @@ class Consensus:
                     self._add_to_log(msg)
         self._run_rules()
         return self._take_effects()
+
+    def take_evidence(self) -> list[Equivocation]:
+        """The evidence recorded since the last call (oldest first), removed from
+        :attr:`evidence`; a caller that persists evidence drains it after every event,
+        so the ``MAX_EVIDENCE`` cap only bounds what one event can record."""
+        taken, self.evidence = self.evidence, []
+        return taken
 
     def on_message(self, msg: Message) -> list[Effect]:
         """Check and apply a proposal or vote received from the network.

@@ -9,7 +9,9 @@ Routes::
     GET  /v1/checkpoint                 the latest co-signed checkpoint (signed note)
     GET  /v1/proofs/inclusion?index=&size=
     GET  /v1/proofs/consistency?old=&new=
-    GET  /v1/status                     height, log size, connected peers
+    GET  /v1/evidence?validator=&start=&limit=
+                                        equivocations this validator saw
+    GET  /v1/status                     height, log size, connected peers, evidence count
 
 Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``
 (:func:`_error_body`); the mapping from errors to statuses is :class:`ApiError` as
@@ -18,6 +20,14 @@ raised in the routes, :func:`_error` and the handlers below, nowhere else.
 ``POST /v1/tx``, the route every transaction takes, is answered by a thin ASGI layer
 in front of FastAPI (:class:`_SubmitFirst`) with the same answers byte for byte; its
 logic is :func:`submit_tx`, shared with the FastAPI route.
+
+``GET /v1/evidence`` answers ``{"evidence": [record, ...], "next": id | null}``: the
+stored equivocations (:class:`ledger.storage.EvidenceRecord`, oldest first, of one
+``validator`` if given) with id ``start`` or more, at most ``limit``
+(:data:`MAX_EVIDENCE_PER_PAGE`); ``next`` is the ``start`` of the following page. Each
+record carries both signed messages in wire form, so anyone holding the genesis can
+re-check it with :func:`ledger.verify.verify_equivocation` without trusting this node.
+A ``validator`` that is not in the genesis is a 404.
 
 ``POST /v1/tx`` takes the transaction's bytes as the body, or JSON ``{"tx": base64}``.
 It checks the transaction against the validator's current state first (400 with the
@@ -53,6 +63,7 @@ if TYPE_CHECKING:
 __all__ = ["ApiError", "HttpServer", "make_app"]
 
 MAX_BLOCKS_PER_PAGE = 64
+MAX_EVIDENCE_PER_PAGE = 64
 
 
 class ApiError(Exception):
@@ -117,7 +128,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 
 def _add_reads(app: FastAPI, node: Node) -> None:
-    """Blocks, entries, checkpoints, proofs, status."""
+    """Blocks, entries, checkpoints, proofs, evidence, status."""
 
     def entry_body(index: int) -> dict[str, Any]:
         tx = node.store.entry(index)
@@ -183,6 +194,19 @@ def _add_reads(app: FastAPI, node: Node) -> None:
             raise ApiError(400, "bad_request", f"need 0 <= old <= new <= {node.state.size}")
         proof = node.state.log.consistency_proof(old, new)
         return {"old": old, "new": new, "proof": [h.hex() for h in proof]}
+
+    @app.get("/v1/evidence")
+    async def get_evidence(
+        validator: str | None = None, start: int = 0, limit: int = 16
+    ) -> dict[str, Any]:
+        if validator is not None and validator not in node.validators.keys:
+            raise ApiError(404, "not_found", f"{validator!r} is not a validator of this chain")
+        page = max(1, min(limit, MAX_EVIDENCE_PER_PAGE))
+        records = node.store.evidence(validator=validator, start=start, limit=page)
+        return {
+            "evidence": [r.to_json() for r in records],
+            "next": records[-1].id + 1 if len(records) == page else None,
+        }
 
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:

@@ -32,6 +32,16 @@ network delay of each other and the proposer's block carries whatever is pending
 Transactions that arrive during a height wait for the next one, which is how blocks
 grow under load without a fixed block interval.
 
+Evidence: the machine records two validly signed, conflicting messages of one
+validator (same height, round and kind) as an :class:`~ledger.consensus.Equivocation`;
+after every event handed to the machine the node drains them
+(:meth:`Consensus.take_evidence`) and stores each in its ledger store
+(:meth:`LedgerStore.put_evidence`, deduplicated per slot and bounded per offender),
+so it survives restarts and is served by ``GET /v1/evidence`` for anyone to re-check
+against the genesis keys (:func:`ledger.verify.verify_equivocation`). Evidence is a
+record for operators; it changes nothing in consensus (an equivocator's votes are
+already counted safely, see :mod:`ledger.consensus`).
+
 Invariants: a block is committed only with a certificate the machine assembled (or,
 in catch-up, one that verifies against the genesis validators); the state is applied
 only after the store has committed the block; the application state's root after a
@@ -75,7 +85,7 @@ from ledger.consensus import (
     Timeout,
     message_from_json,
 )
-from ledger.errors import CheckpointError, ConsensusError, LedgerError
+from ledger.errors import CheckpointError, ConsensusError, LedgerError, StorageError
 from ledger.genesis import Genesis, genesis_hash
 from ledger.mempool import Mempool
 from ledger.network import Network, PeerInfo, decode_frame, encode_frame
@@ -394,7 +404,26 @@ class Node:
         self.store.set_lock(c.height, c.locked_round, c.locked_value)
         self._saved_lock = key
 
+    def _keep_evidence(self) -> None:
+        """Store the evidence the machine recorded since the last call. A store that
+        fails is logged, not raised: evidence is a record, and consensus must go on."""
+        for ev in self.consensus.take_evidence():
+            try:
+                if self.store.put_evidence(ev, int(time.time())):
+                    log.info(
+                        "stored evidence: %s equivocated (%s) at height %d round %d",
+                        ev.validator,
+                        ev.kind,
+                        ev.height,
+                        ev.round,
+                    )
+            except StorageError as exc:
+                log.error("cannot store evidence against %s: %s", ev.validator, exc)
+
     def _perform(self, effects: list[Effect]) -> None:
+        """Carry out what one event of the machine produced (every event's effects
+        pass here, so this is also where its evidence is stored)."""
+        self._keep_evidence()
         loop = asyncio.get_running_loop()
         if effects:
             self._save_lock()
@@ -793,6 +822,7 @@ class Node:
             "mempool": len(self.mempool),
             "peers": self.net.connected(),
             "syncing": self.syncing,
+            "evidence": self.store.evidence_count(),
         }
 
 

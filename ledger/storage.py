@@ -13,7 +13,25 @@ returns). Tables:
 * ``lock``        the block this validator is locked on (one row at most): its header
                   as JSON and its transactions as one blob of length-prefixed bytes
                   (no hex, no JSON: it is rewritten, fsynced, whenever the lock moves);
-* ``store_info``  the genesis hash the store belongs to.
+* ``store_info``  the genesis hash the store belongs to;
+* ``evidence``    equivocations this validator saw (:meth:`LedgerStore.put_evidence`):
+                  the offender, height, round, kind (proposal, prevote, precommit),
+                  both signed messages in their wire form (canonical JSON of
+                  :meth:`Message.to_json <ledger.consensus.Vote.to_json>`) and when it
+                  was first seen.
+
+Schema changes are additive: every table is created with ``CREATE TABLE IF NOT
+EXISTS`` when a store opens, so a file made before a table existed gains it (empty)
+and keeps everything else.
+
+Evidence is bounded so that a Byzantine validator cannot fill the disk: one record per
+(offender, height, round, kind) slot (one conflicting pair proves the fault there; a
+third value at the same slot, or the same pair relayed or seen again after a restart,
+adds nothing and is ignored), and per offender at most :data:`EVIDENCE_PER_VALIDATOR`
+records and :data:`EVIDENCE_BYTES_PER_VALIDATOR` bytes of messages, the oldest records
+evicted first (the newest is always kept, so the bound is the larger of the byte cap
+and one record). Offenders are validators of the genesis (the machine checks both
+signatures first), so the whole table is bounded by n times that.
 
 Invariants: :meth:`LedgerStore.commit_block` writes a block, its certificate and all
 its entries in one SQLite transaction, so after a crash the store holds a prefix of
@@ -31,19 +49,33 @@ import struct
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from farm.canonical import canonical_json
 from ledger.block import Block, CommitCertificate, CommitSig
+from ledger.consensus import Equivocation, Message, Proposal
 from ledger.errors import ConsensusError, StorageError, TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import hash_leaf
 from ledger.state import LedgerState
 from ledger.transactions import summarize_tx, tx_id
 
-__all__ = ["LedgerStore", "certificate_from_json"]
+__all__ = [
+    "EVIDENCE_BYTES_PER_VALIDATOR",
+    "EVIDENCE_PER_VALIDATOR",
+    "EvidenceRecord",
+    "LedgerStore",
+    "certificate_from_json",
+]
+
+EVIDENCE_PER_VALIDATOR = 64
+"""Most evidence records kept per offending validator (the oldest are evicted)."""
+
+EVIDENCE_BYTES_PER_VALIDATOR = 64 * 1024 * 1024
+"""Most bytes of stored messages per offending validator (a proposal carries its whole
+block, so a pair of them can be megabytes); the oldest records are evicted first."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS store_info (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -72,6 +104,18 @@ CREATE TABLE IF NOT EXISTS lock (
     round INTEGER NOT NULL,
     header TEXT NOT NULL,
     txs BLOB NOT NULL
+);
+CREATE TABLE IF NOT EXISTS evidence (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    validator TEXT NOT NULL,
+    height INTEGER NOT NULL,
+    round INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    first TEXT NOT NULL,
+    second TEXT NOT NULL,
+    seen_at INTEGER NOT NULL,
+    size INTEGER NOT NULL,
+    UNIQUE (validator, height, round, kind)
 );
 """
 
@@ -115,6 +159,44 @@ def certificate_from_json(data: dict[str, Any]) -> CommitCertificate:
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ConsensusError(f"malformed commit certificate: {exc}") from None
+
+
+@dataclass(frozen=True)
+class EvidenceRecord:
+    """One stored equivocation: ``first`` and ``second`` are the two conflicting
+    messages in wire form, exactly as signed (check them with
+    :func:`ledger.verify.verify_equivocation`)."""
+
+    id: int
+    validator: str
+    height: int
+    round: int
+    kind: str
+    first: dict[str, Any]
+    second: dict[str, Any]
+    seen_at: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as ``GET /v1/evidence`` serves it."""
+        return {
+            "id": self.id,
+            "validator": self.validator,
+            "height": self.height,
+            "round": self.round,
+            "kind": self.kind,
+            "first": self.first,
+            "second": self.second,
+            "seen_at": self.seen_at,
+        }
+
+
+def _kind(msg: Message) -> str:
+    return "proposal" if isinstance(msg, Proposal) else str(msg.kind)
+
+
+def _value_hash(msg: Message) -> bytes | None:
+    """What a message votes or proposes (None for nil)."""
+    return msg.block.hash() if isinstance(msg, Proposal) else msg.block_hash
 
 
 def _header_json(block: Block) -> dict[str, Any]:
@@ -417,6 +499,97 @@ class LedgerStore:
         except (ValueError, TypeError, ConsensusError) as exc:
             raise StorageError(f"{self.path}: the recorded lock is corrupt: {exc}") from None
         return int(height), int(round), block
+
+    # ----------------------------------------------------------------- evidence
+
+    def put_evidence(self, evidence: Equivocation, seen_at: int) -> bool:
+        """Durably store ``evidence`` (seen at unix time ``seen_at``) unless its slot
+        (offender, height, round, kind) already has a record; then evict the offender's
+        oldest records beyond :data:`EVIDENCE_PER_VALIDATOR` records or
+        :data:`EVIDENCE_BYTES_PER_VALIDATOR` bytes (never the new one). The messages'
+        signatures are not checked here: the machine checked them before recording.
+
+        Returns:
+            True if a new record was stored.
+
+        Raises:
+            StorageError: the two messages are not one validator's conflicting messages
+                for one slot, or the write failed (nothing is written).
+        """
+        first, second = evidence.first, evidence.second
+        slot = (first.sender, first.height, first.round, _kind(first))
+        if slot != (evidence.validator, evidence.height, evidence.round, evidence.kind) or (
+            slot != (second.sender, second.height, second.round, _kind(second))
+        ):
+            raise StorageError(
+                f"not one slot's evidence: {slot} and "
+                f"{(second.sender, second.height, second.round, _kind(second))}"
+            )
+        if _value_hash(first) == _value_hash(second):
+            raise StorageError(f"not evidence: both messages of {slot} have the same value")
+        first_text = canonical_json(first.to_json()).decode()
+        second_text = canonical_json(second.to_json()).decode()
+        size = len(first_text) + len(second_text)
+        with self._write():
+            cur = self._db.execute(
+                "INSERT OR IGNORE INTO evidence "
+                "(validator, height, round, kind, first, second, seen_at, size) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (*slot, first_text, second_text, seen_at, size),
+            )
+            if cur.rowcount == 0:
+                return False
+            new_id = cur.lastrowid
+            rows = self._db.execute(
+                "SELECT id, size FROM evidence WHERE validator = ? ORDER BY id DESC",
+                (evidence.validator,),
+            ).fetchall()
+            kept, total, evict = 0, 0, []
+            for rid, rsize in rows:
+                if rid != new_id and (
+                    kept >= EVIDENCE_PER_VALIDATOR or total + rsize > EVIDENCE_BYTES_PER_VALIDATOR
+                ):
+                    evict.append((rid,))
+                    continue
+                kept += 1
+                total += rsize
+            self._db.executemany("DELETE FROM evidence WHERE id = ?", evict)
+        return True
+
+    def evidence(
+        self, *, validator: str | None = None, start: int = 0, limit: int = 64
+    ) -> list[EvidenceRecord]:
+        """Stored evidence with id ``start`` or more (of ``validator`` only, if given),
+        oldest first, at most ``limit`` records.
+
+        Raises:
+            StorageError: a stored record is corrupt, or the read failed.
+        """
+        rows = self._read_all(
+            "SELECT id, validator, height, round, kind, first, second, seen_at FROM evidence "
+            "WHERE id >= ? AND (? IS NULL OR validator = ?) ORDER BY id LIMIT ?",
+            (start, validator, validator, max(0, limit)),
+        )
+        out = []
+        for rid, name, height, round, kind, first, second, seen_at in rows:
+            try:
+                pair = json.loads(first), json.loads(second)
+            except ValueError as exc:
+                raise StorageError(f"{self.path}: evidence {rid} is corrupt: {exc}") from None
+            out.append(
+                EvidenceRecord(
+                    int(rid), str(name), int(height), int(round), str(kind), *pair, int(seen_at)
+                )
+            )
+        return out
+
+    def evidence_count(self, validator: str | None = None) -> int:
+        """Number of stored evidence records (of ``validator`` only, if given)."""
+        if validator is None:
+            row = self._read("SELECT COUNT(*) FROM evidence")
+        else:
+            row = self._read("SELECT COUNT(*) FROM evidence WHERE validator = ?", (validator,))
+        return int(row[0])
 
     # -------------------------------------------------------------------- state
 

@@ -36,10 +36,27 @@ Commit certificates
 consensus: 2f+1 distinct known validators precommitted it at that height and round.
 A follower that replays blocks (the distribution node, a validator catching up)
 checks each block's certificate with it before believing the block.
+
+Equivocation evidence
+---------------------
+
+:func:`verify_equivocation` checks one record of ``GET /v1/evidence`` (or any value
+with ``validator``, ``first`` and ``second`` in wire form) against the genesis
+validator keys: both messages are validly signed by the named validator, are for the
+same height, round and kind (proposal, prevote or precommit), and name different
+values (block hashes, nil for a nil vote). Such a pair is proof on its own that the
+validator is faulty: an honest one signs one value per slot (its vote guard refuses
+any other), so nobody needs to trust the node that served it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from farm import ed25519
 from ledger.block import verify_commit_certificate
 from ledger.checkpoint import (
     MAX_CLOCK_SKEW,
@@ -51,11 +68,14 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
+from ledger.consensus import Equivocation, Message, Proposal, message_from_json
+from ledger.errors import ConsensusError
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 
 __all__ = [
     "MAX_CLOCK_SKEW",
     "Checkpoint",
+    "Equivocation",
     "cosigned_time",
     "encode_vkey",
     "hash_leaf",
@@ -64,6 +84,68 @@ __all__ = [
     "verify_checkpoint",
     "verify_commit_certificate",
     "verify_consistency",
+    "verify_equivocation",
     "verify_fresh_checkpoint",
     "verify_inclusion",
 ]
+
+
+def _slot(msg: Message) -> tuple[int, int, str]:
+    """(height, round, kind) of a consensus message."""
+    kind = "proposal" if isinstance(msg, Proposal) else str(msg.kind)
+    return msg.height, msg.round, kind
+
+
+def _value(msg: Message) -> bytes | None:
+    """The value a message proposes or votes for (None: nil)."""
+    return msg.block.hash() if isinstance(msg, Proposal) else msg.block_hash
+
+
+def verify_equivocation(
+    record: Mapping[str, Any], validators: Mapping[str, Ed25519PublicKey | bytes]
+) -> Equivocation:
+    """Check that ``record`` proves its ``validator`` signed two different values for
+    one (height, round, kind); ``validators`` maps names to public keys (the genesis).
+
+    ``height``, ``round`` and ``kind``, if the record states them, must be those of
+    the messages. Whether a proposal came from the proposer of its round is not
+    checked: two conflicting signed proposals are a fault whoever's turn it was.
+
+    Returns:
+        The parsed evidence.
+
+    Raises:
+        ConsensusError: no validators, an unknown validator, a malformed message, a
+            message signed by someone else or not validly signed, messages of
+            different slots, or the same value twice (no conflict).
+    """
+    if not validators:
+        raise ConsensusError("no validators: evidence cannot verify against nobody")
+    name = record.get("validator")
+    if not isinstance(name, str) or name not in validators:
+        raise ConsensusError(f"evidence against {name!r}, who is not a known validator")
+    key = validators[name]
+    try:
+        pair = [message_from_json(dict(record[part])) for part in ("first", "second")]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConsensusError(f"evidence needs two messages in wire form: {exc}") from None
+    first, second = pair
+    for part, msg in zip(("first", "second"), pair, strict=True):
+        if msg.sender != name:
+            raise ConsensusError(f"the {part} message is by {msg.sender!r}, not {name!r}")
+        if not ed25519.verify(key, msg.signature, msg.sign_bytes()):
+            raise ConsensusError(f"the {part} message does not carry a valid signature of {name!r}")
+    slot = _slot(first)
+    if _slot(second) != slot:
+        raise ConsensusError(
+            f"the messages are for different slots (height, round, kind): {slot} and "
+            f"{_slot(second)}"
+        )
+    claimed = tuple(
+        record.get(k, v) for k, v in zip(("height", "round", "kind"), slot, strict=True)
+    )
+    if claimed != slot:
+        raise ConsensusError(f"the record names slot {claimed}, its messages {slot}")
+    if _value(first) == _value(second):
+        raise ConsensusError(f"both messages of {name!r} at {slot} are for the same value")
+    return Equivocation(name, first, second)
