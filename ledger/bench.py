@@ -371,6 +371,28 @@ async def _light(net: BenchNet, txs: Sequence[bytes]) -> list[float]:
     return out
 
 
+def _check_ms_per_tx(genesis: Path, enroll: Sequence[bytes], txs: Sequence[bytes]) -> float:
+    """What one validator spends checking one fresh attest transaction (decode, four
+    Ed25519 signatures, the bundle's rules), in ms: :meth:`LedgerState.check` in this
+    process, on a state holding the bench's enrollments, while the validators idle.
+
+    Every validator checks every transaction once, so ``cpus / (n * this)`` bounds
+    the committed rate of n validators sharing this machine even if nothing else
+    (transport, consensus, storage, HTTP) cost anything.
+    """
+    from ledger.genesis import load_genesis
+    from ledger.state import LedgerState
+
+    state = LedgerState.from_genesis(load_genesis(genesis))
+    state.apply_block(list(enroll))
+    t0 = time.process_time()
+    for tx in txs:
+        reason = state.check(tx)
+        if reason is not None:
+            raise RuntimeError(f"a bench transaction does not check: {reason}")
+    return 1000 * (time.process_time() - t0) / len(txs)
+
+
 async def _sustained(
     net: BenchNet, txs: list[bytes], clients: int, duration: float, ramp: float
 ) -> dict[str, Any]:
@@ -475,6 +497,7 @@ async def _run(
     workers: int,
 ) -> dict[str, Any]:
     from farm.keys import generate_key, load_key
+    from ledger.genesis import load_genesis
     from ledger.transactions import make_enroll
 
     conns = [HttpConn("127.0.0.1", net.http_port(i)) for i in range(net.n)]
@@ -491,9 +514,10 @@ async def _run(
 
     operator = load_key(net.root / "operator.key")
     coordinator = load_key(net.root / "coordinator.key")
+    chain = load_genesis(net.root / "genesis.json").chain_id
     builders = [generate_key() for _ in range(3)]
     enroll = [
-        make_enroll(operator, b.public_dict(), [ARCH], f"bench-host-{i}")
+        make_enroll(operator, b.public_dict(), [ARCH], f"bench-host-{i}", chain=chain)
         for i, b in enumerate(builders)
     ]
     conn = HttpConn("127.0.0.1", net.http_port(0))
@@ -511,6 +535,14 @@ async def _run(
     lat = sorted(await _light(net, light_txs[10:]))
     net.check_alive()
     console.print(f"light load: p50 {_pct(lat, 50) * 1000:.1f} ms over {len(lat)} submits")
+
+    check_ms = _check_ms_per_tx(net.root / "genesis.json", enroll, warm_txs[:400])
+    cpus = os.cpu_count() or 1
+    ceiling = cpus * 1000 / (validators * check_ms)
+    console.print(
+        f"checking one attest tx: {check_ms:.3f} ms CPU; {validators} validators on {cpus} "
+        f"CPUs cannot commit more than {ceiling:.0f} tx/s even if nothing else cost anything"
+    )
 
     warm = await _sustained(net, warm_txs, clients, 4.0, 1.0)
     net.check_alive()
@@ -553,7 +585,9 @@ async def _run(
         "validator_cpu_ms_per_tx": round(
             1000 * sustained["validator_cpu_s"] / max(1, sustained["committed"]), 3
         ),
-        "cpus": os.cpu_count(),
+        "cpus": cpus,
+        "check_ms_per_tx": round(check_ms, 3),
+        "validation_ceiling_tx_per_s": round(ceiling, 1),
     }
 
 
@@ -613,6 +647,8 @@ def _print(result: dict[str, Any]) -> None:
         ("  validators' CPU (all processes)", f"{result['validator_cpu_pct']} %"),
         ("  bench client's CPU", f"{result['client_cpu_pct']} %"),
         ("  validator CPU per committed tx", f"{result['validator_cpu_ms_per_tx']} ms"),
+        ("checking one attest tx (one validator)", f"{result['check_ms_per_tx']} ms"),
+        ("  ceiling: CPUs / (n x that)", f"{result['validation_ceiling_tx_per_s']} tx/s"),
         ("attest transaction size", f"{result['tx_bytes']} bytes"),
     ]
     for k, v in rows:
