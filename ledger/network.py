@@ -122,6 +122,8 @@ class Network:
         peers: every other validator.
         on_frame: called for every frame received from an authenticated peer.
         reconnect_max: the longest pause between dial attempts, in seconds.
+        on_connected: called with a peer's name each time the connection we send on is
+            (re)established, so the caller can send what the peer missed meanwhile.
     """
 
     def __init__(
@@ -134,6 +136,7 @@ class Network:
         on_frame: FrameHandler,
         *,
         reconnect_max: float = 2.0,
+        on_connected: Callable[[str], None] | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.name = name
@@ -142,6 +145,7 @@ class Network:
         self._peers = {p.name: p for p in peers if p.name != name}
         self._on_frame = on_frame
         self._reconnect_max = reconnect_max
+        self._on_connected = on_connected
         self._out = {n: _Outbound(p) for n, p in self._peers.items()}
         self._inbound: dict[str, asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
@@ -233,6 +237,8 @@ class Network:
             delay = 0.05
             out.connected = True
             log.info("connected to %s", peer.name)
+            if self._on_connected is not None:
+                self._on_connected(peer.name)
             watcher = asyncio.create_task(self._watch_eof(reader))
             try:
                 await self._pump(out, writer, watcher)

@@ -15,6 +15,11 @@ store and the mempool are only ever touched by one piece of code at a time:
   store, applies it to the state, answers the waiting submitters, co-signs the new
   checkpoint with the current time (C2SP cosignature/v1) and gossips the co-signature.
 
+Checkpoint text: origin, size, root and one extension line committing to the set of
+revoked artifacts at that size (:mod:`ledger.revoked_set`), so a node serving
+artifacts can prove one is *not* revoked. A peer's co-signature (or a fetched note)
+is merged only if its text is byte for byte the one this validator makes for that size.
+
 Checkpoint freshness: a validator also re-cosigns its latest checkpoint whenever it
 has not co-signed anything for ``cosign_interval`` seconds, and merges its peers'
 fresher co-signatures (one per validator, the newest) into the trusted note it serves,
@@ -100,6 +105,8 @@ __all__ = ["CommitInfo", "Node", "note_size", "serve", "split_hostport"]
 log = logging.getLogger(__name__)
 
 RELAY_CACHE = 50_000
+REPLAY_FRAMES = 1024
+"""Consensus frames of the current height kept to send again (see :meth:`Node._replay`)."""
 _CONSENSUS_PREFIX = b'{"t":"c",'  # how encode_frame starts a consensus frame
 EARLY_COSIGS = 4_096
 MAX_GOSSIP_BATCH = 256
@@ -263,6 +270,11 @@ class Node:
         self._max_seen_height = 0
         self._own_blocks: set[bytes] = set()
         self._relayed: OrderedDict[bytes, None] = OrderedDict()
+        # Consensus frames of the current height that we sent or accepted, to send again
+        # to a peer that (re)connects and to everyone while the height is stalled.
+        self._height_frames: OrderedDict[bytes, bytes] = OrderedDict()
+        self._frames_height = 0
+        self._last_replay = 0.0
         self._gossip: list[str] = []  # hex of admitted transactions not yet gossiped
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
         self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -310,6 +322,7 @@ class Node:
             peers,
             self._on_frame,
             reconnect_max=self.settings.reconnect_max,
+            on_connected=self._on_peer_connected,
         )
 
     # ------------------------------------------------------------------ start-up
@@ -430,7 +443,9 @@ class Node:
         for effect in effects:
             if isinstance(effect, Broadcast):
                 raw = encode_frame({"t": "c", "m": effect.message.to_json()})
-                self._seen(hashlib.sha256(raw).digest())
+                digest = hashlib.sha256(raw).digest()
+                self._seen(digest)
+                self._keep_frame(effect.message.height, digest, raw)
                 self.net.broadcast(raw)
             elif isinstance(effect, ScheduleTimeout):
                 self._timers = [t for t in self._timers if not t.cancelled()][-64:]
@@ -523,7 +538,7 @@ class Node:
         first_time = size > self._signed_size
         self._signed_size = size
         self._last_cosign = time.monotonic()
-        checkpoint = Checkpoint(self.chain_id, size, self.state.root)
+        checkpoint = self._checkpoint(size)
         stamp = int(time.time())
         note = cosign_checkpoint(checkpoint, self.name, self._key, stamp)
         self._add_cosig(size, checkpoint.body(), self.name, stamp, parse_note(note).signatures[0])
@@ -533,6 +548,12 @@ class Node:
                 self._on_cosig(early)
             for s in [s for s in self._early if s < size]:
                 del self._early[s]
+
+    def _checkpoint(self, size: int) -> Checkpoint:
+        """The checkpoint of our log at ``size``: its root and the revoked set it
+        commits to (:mod:`ledger.revoked_set`); every honest validator makes the same."""
+        revoked = self.state.revoked_set(size)
+        return Checkpoint(self.chain_id, size, self.state.log.root(size), (revoked.extension(),))
 
     async def _cosign_loop(self) -> None:
         """Re-cosign whenever nothing was co-signed for ``cosign_interval`` seconds."""
@@ -561,6 +582,11 @@ class Node:
             return
         if cp.root_hash != self.state.log.root(cp.size):
             log.warning("co-signature for size %d with a root that is not ours", cp.size)
+            return
+        if parsed.text != self._checkpoint(cp.size).body():
+            # Same root, other text (extension lines): merged with ours it would be a
+            # signature that does not verify over the note it sits in.
+            log.warning("co-signature for size %d of a text that is not ours", cp.size)
             return
         self._on_own_root_cosig(cp.size, parsed)
 
@@ -632,8 +658,8 @@ class Node:
             return False
         if cp.size < self.checkpoint_size or cp.size > self.state.size:
             return False
-        if cp.root_hash != self.state.log.root(cp.size):
-            return False
+        if parsed.text != self._checkpoint(cp.size).body():
+            return False  # another root, or another revoked set, than ours at that size
         found = cosignatures(parsed, self._keys)
         if len(found) < self._threshold and cp.size > self.checkpoint_size:
             return False
@@ -707,6 +733,7 @@ class Node:
         effects = self.consensus.on_message(msg)
         if stats.accepted + stats.buffered > before:
             self.net.broadcast(raw, exclude=(peer, msg.sender))
+            self._keep_frame(msg.height, hashlib.sha256(raw).digest(), raw)
         self._perform(effects)
         if msg.height > self.height + 1:
             self._maybe_sync()
@@ -731,6 +758,44 @@ class Node:
                 added = True
         if added:
             self._wake()
+
+    def _keep_frame(self, height: int, digest: bytes, raw: bytes) -> None:
+        """Remember a consensus frame of the height being decided (others are not
+        kept: a peer behind by a height catches up on blocks, not on votes)."""
+        if height != self.height + 1:
+            return
+        if self._frames_height != height:
+            self._height_frames.clear()
+            self._frames_height = height
+        self._height_frames[digest] = raw
+        if len(self._height_frames) > REPLAY_FRAMES:
+            self._height_frames.popitem(last=False)
+
+    def _current_frames(self) -> list[bytes]:
+        if self._frames_height != self.height + 1:
+            return []
+        return list(self._height_frames.values())
+
+    def _on_peer_connected(self, peer: str) -> None:
+        """A peer we send to (re)connected: it missed whatever was sent meanwhile, and
+        Tendermint's rounds advance only on 2f+1 messages, so with one validator down a
+        single lost vote would stall the height. Send it this height's messages again
+        (the gossip the algorithm assumes); it drops those it already has by digest."""
+        for raw in self._current_frames():
+            self.net.send(peer, raw)
+
+    def _replay(self) -> None:
+        """The height has made no progress for ``sync_after``: send this height's
+        messages to every peer again (a frame can be lost on a live connection too,
+        when a peer's send queue was full)."""
+        now = time.monotonic()
+        if not self._started or self.syncing:
+            return
+        if now - max(self.last_progress, self._last_replay) < self.settings.sync_after:
+            return
+        self._last_replay = now
+        for raw in self._current_frames():
+            self.net.broadcast(raw)
 
     def _gossip_tx(self, tx: bytes) -> None:
         """Send ``tx`` to every peer, in one frame with the others admitted meanwhile:
@@ -787,6 +852,7 @@ class Node:
                 encode_frame({"t": "status", "height": self.height, "size": self.state.size})
             )
             self._maybe_sync()
+            self._replay()
             await asyncio.sleep(self.settings.status_interval)
 
     def _maybe_sync(self) -> None:

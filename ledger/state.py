@@ -43,6 +43,7 @@ from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_children, hash_leaf
+from ledger.revoked_set import RevokedSet, revoked_at
 from ledger.transactions import (
     AttestTx,
     EnrollTx,
@@ -288,6 +289,7 @@ class LedgerState(_View):
             )
         self._attested: dict[str, list[int]] = {}
         self._revoked: dict[str, Revocation] = {}
+        self._revoked_now: RevokedSet | None = None  # the revoked set at self.size, lazily
         self._txids: dict[str, int] = {}
         self._log = MerkleLog()
         self._frontier = _Frontier()
@@ -353,6 +355,16 @@ class LedgerState(_View):
     def revocation(self, sha: str) -> Revocation | None:
         """The revocation of artifact ``sha`` (hex or ``sha256:hex``), if revoked."""
         return self._revoked.get(_norm(sha))
+
+    def revoked_set(self, size: int | None = None) -> RevokedSet:
+        """The revoked set at tree ``size`` (default: now), which the checkpoint of that
+        size commits to (:mod:`ledger.revoked_set`). The current one is kept until the
+        next revocation; an earlier size is computed from the revocations' indexes."""
+        if size is None or size >= self.size:
+            if self._revoked_now is None:
+                self._revoked_now = RevokedSet(self._revoked)
+            return self._revoked_now
+        return revoked_at({sha: r.index for sha, r in self._revoked.items()}, size)
 
     def is_revoked(self, sha: str) -> bool:
         """Whether artifact ``sha`` (hex or ``sha256:hex``) is revoked."""
@@ -474,6 +486,7 @@ class LedgerState(_View):
         other._builders = dict(self._builders)
         other._attested = {k: list(v) for k, v in self._attested.items()}
         other._revoked = dict(self._revoked)
+        other._revoked_now = None
         other._txids = dict(self._txids)
         log_copy = MerkleLog()
         # The log is exactly its levels of full-subtree hashes (immutable bytes).
@@ -494,6 +507,7 @@ class LedgerState(_View):
             self._builders[effect.builder.keyid] = effect.builder
         if effect.revocation is not None:
             self._revoked[effect.revocation.sha256] = effect.revocation
+            self._revoked_now = None
         return index
 
     def restore_entry(
@@ -521,6 +535,7 @@ class LedgerState(_View):
             self._builders[effect.builder.keyid] = effect.builder
         if effect.revocation is not None:
             self._revoked[effect.revocation.sha256] = effect.revocation
+            self._revoked_now = None
 
     # -------------------------------------------------------------- the rules
 

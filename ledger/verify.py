@@ -37,6 +37,14 @@ consensus: 2f+1 distinct known validators precommitted it at that height and rou
 A follower that replays blocks (the distribution node, a validator catching up)
 checks each block's certificate with it before believing the block.
 
+Revoked artifacts
+-----------------
+
+Every checkpoint commits to the set of revoked artifacts at its size (one extension
+line, :mod:`ledger.revoked_set`): :func:`commitment_of` reads (count, root) from a
+trusted checkpoint and :func:`verify_absent` checks an :class:`AbsenceProof` that an
+artifact is not in it, so whoever serves an artifact cannot hide its revocation.
+
 Equivocation evidence
 ---------------------
 
@@ -71,16 +79,20 @@ from ledger.checkpoint import (
 from ledger.consensus import Equivocation, Message, Proposal, message_from_json
 from ledger.errors import ConsensusError
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
+from ledger.revoked_set import AbsenceProof, commitment_of, verify_absent
 
 __all__ = [
     "MAX_CLOCK_SKEW",
+    "AbsenceProof",
     "Checkpoint",
     "Equivocation",
+    "commitment_of",
     "cosigned_time",
     "encode_vkey",
     "hash_leaf",
     "parse_vkey",
     "signature_threshold",
+    "verify_absent",
     "verify_checkpoint",
     "verify_commit_certificate",
     "verify_consistency",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -352,5 +354,38 @@ def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
         r = t.submit(1, tx)
         assert r.status_code == 200, r.text
         t.wait_same_checkpoint(size=r.json()["index"] + 1)
+    finally:
+        t.close()
+
+
+def test_a_validator_that_joins_mid_height_is_sent_the_heights_messages(
+    tmp_path: Path,
+) -> None:
+    """Two of four validators start a height (proposal, prevotes) before the third is
+    up; with the fourth down, the round can only advance with the third's votes, and
+    Tendermint waits for 2f+1 messages before it times a round out. The messages sent
+    before it connected must reach it (sent again on connect), or the ledger stalls."""
+    import threading
+
+    t = LedgerTestnet(tmp_path, 4)
+    try:
+        t.start(0)
+        t.start(1)
+        wait_for("v0 and v1 to connect", lambda: (t.status(0) or {}).get("peers") == ["v1"])
+        tx = make_enroll(t.operator, generate_key().public_dict(), ["x86_64"], "late",
+                         chain=t.chain_id)  # fmt: skip
+        answers: list[int] = []
+        submit = threading.Thread(target=lambda: answers.append(t.submit(0, tx, 40).status_code))
+        submit.start()
+        wait_for("v0 to start the height", lambda: (t.status(0) or {}).get("mempool") == 1)
+        time.sleep(1.5)  # the height's first messages are gone, v2 has seen none
+        t.start(2)
+        submit.join(45)
+        assert answers == [200], t.log(2)[-2000:]
+        def at_height_1(i: int) -> bool:
+            return (t.status(i) or {}).get("height") == 1
+
+        for i in range(3):
+            wait_for(f"v{i} at height 1", functools.partial(at_height_1, i))
     finally:
         t.close()

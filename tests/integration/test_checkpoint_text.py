@@ -1,0 +1,118 @@
+"""Validators sign one checkpoint text per size, revoked-set line included, and a peer
+cannot slip another text's signature into the note they serve.
+
+Three validators of a four-validator testnet run as real processes (enough to commit);
+the test speaks for the fourth, v3, over the real p2p transport with v3's genesis key.
+A co-signature of the same size and root but another text (an extra extension line, or
+no revoked-set line) is valid over *its* text; merged into the validators' note it
+would sit there as a signature that does not verify over the note. It must be left
+out, while v3's co-signature of the honest text is merged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from farm.keys import generate_key, load_key
+from ledger.checkpoint import (
+    Checkpoint,
+    cosign_checkpoint,
+    cosignatures,
+    parse_note,
+    verify_checkpoint,
+)
+from ledger.genesis import Genesis, load_genesis
+from ledger.network import Network, PeerInfo, encode_frame
+from ledger.revoked_set import commitment_of
+from ledger.transactions import make_enroll
+from tests.integration.ledger_testnet import START_TIMEOUT, LedgerTestnet, wait_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.cluster]
+
+
+@pytest.fixture
+def net(tmp_path: Path) -> Iterator[LedgerTestnet]:
+    t = LedgerTestnet(tmp_path / "net", 4)
+    try:
+        yield t
+    finally:
+        t.close()
+
+
+def _note(net: LedgerTestnet) -> str:
+    r = net.get(0, "/v1/checkpoint")
+    assert r.status_code == 200, r.text
+    note: str = r.json()["note"]
+    return note
+
+
+async def _cosign_as_v3(net: LedgerTestnet, genesis: Genesis, notes: list[str]) -> None:
+    v3 = load_key(net.root / "v3" / "validator.key").private
+    v0 = genesis.validator("v0")
+    assert v0 is not None
+    peer = PeerInfo("v0", "127.0.0.1", net.p2p_port(0), v0.ed25519_key())
+    me = Network(
+        genesis.chain_id,
+        "v3",
+        v3,
+        ("127.0.0.1", net.p2p_port(3)),
+        [peer],
+        lambda _peer, _raw: None,
+        reconnect_max=0.2,
+    )
+    await me.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while me.connected() != ["v0"]:
+            assert time.monotonic() < deadline, "v0 never connected to v3"
+            await asyncio.sleep(0.05)
+        for note in notes:
+            me.send("v0", encode_frame({"t": "cosig", "note": note}))
+        await asyncio.sleep(1.5)
+    finally:
+        await me.close()
+
+
+def test_only_the_validators_own_checkpoint_text_is_merged(net: LedgerTestnet) -> None:
+    genesis = load_genesis(net.genesis)
+    keys = {v.name: v.ed25519_key() for v in genesis.validators}
+    for i in range(3):
+        net.start(i)
+    r = net.submit(0, make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "h",
+                                  chain=net.chain_id))  # fmt: skip
+    assert r.status_code == 200, r.text
+    size = r.json()["tree_size"]
+    wait_for("a checkpoint of the enroll", lambda: net.checkpoint(0) is not None)
+    honest = Checkpoint.from_body(parse_note(_note(net)).text)
+    assert honest.size == size
+    assert commitment_of(honest) == (0, bytes.fromhex(
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"))  # fmt: skip
+
+    v3 = load_key(net.root / "v3" / "validator.key").private
+    stamp = int(time.time())
+    poisoned = Checkpoint(honest.origin, size, honest.root_hash, (*honest.extensions, "x"))
+    bare = Checkpoint(honest.origin, size, honest.root_hash)
+    asyncio.run(
+        _cosign_as_v3(
+            net,
+            genesis,
+            [cosign_checkpoint(cp, "v3", v3, stamp) for cp in (poisoned, bare)],
+        )
+    )
+    note = _note(net)
+    parsed = parse_note(note)
+    assert parsed.text == honest.body()
+    # Every signature line in the note verifies over it; v3's are not among them.
+    assert len(cosignatures(parsed, keys)) == len(parsed.signatures) == 3
+    assert "v3" not in cosignatures(parsed, keys)
+
+    asyncio.run(_cosign_as_v3(net, genesis, [cosign_checkpoint(honest, "v3", v3, stamp + 1)]))
+    parsed = parse_note(_note(net))
+    assert sorted(cosignatures(parsed, keys)) == ["v0", "v1", "v2", "v3"]
+    assert len(parsed.signatures) == 4
+    verify_checkpoint(_note(net), keys, 3, genesis.chain_id)
