@@ -10,13 +10,15 @@ Each validator logs to ``<dir>/v<i>.log``.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +26,8 @@ import httpx
 
 from farm.cluster import free_port_range
 from farm.keys import KeyPair, load_key
+from ledger.genesis import load_genesis
+from ledger.network import Network, PeerInfo
 
 T = TypeVar("T")
 
@@ -250,3 +254,32 @@ class LedgerTestnet:
             return body
 
         return wait_for(f"the same checkpoint on {who}", probe, timeout)
+
+
+@contextlib.asynccontextmanager
+async def speak_as(net: LedgerTestnet, name: str, target: int = 0) -> AsyncIterator[Network]:
+    """The p2p transport of validator ``name`` (its genesis key, its listen port),
+    connected to validator ``target`` only: a test speaks for a validator whose
+    process is not running, e.g. to send what a Byzantine one would."""
+    genesis = load_genesis(net.genesis)
+    peer_info = genesis.validator(f"v{target}")
+    assert peer_info is not None
+    index = int(name.removeprefix("v"))
+    me = Network(
+        genesis.chain_id,
+        name,
+        load_key(net.root / name / "validator.key").private,
+        ("127.0.0.1", net.p2p_port(index)),
+        [PeerInfo(peer_info.name, "127.0.0.1", net.p2p_port(target), peer_info.ed25519_key())],
+        lambda _peer, _raw: None,
+        reconnect_max=0.2,
+    )
+    await me.start()
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while me.connected() != [peer_info.name]:
+            assert time.monotonic() < deadline, f"v{target} never connected to {name}"
+            await asyncio.sleep(0.05)
+        yield me
+    finally:
+        await me.close()

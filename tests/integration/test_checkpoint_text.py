@@ -26,11 +26,11 @@ from ledger.checkpoint import (
     parse_note,
     verify_checkpoint,
 )
-from ledger.genesis import Genesis, load_genesis
-from ledger.network import Network, PeerInfo, encode_frame
+from ledger.genesis import load_genesis
+from ledger.network import encode_frame
 from ledger.revoked_set import commitment_of
 from ledger.transactions import make_enroll
-from tests.integration.ledger_testnet import START_TIMEOUT, LedgerTestnet, wait_for
+from tests.integration.ledger_testnet import LedgerTestnet, speak_as, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -51,31 +51,11 @@ def _note(net: LedgerTestnet) -> str:
     return note
 
 
-async def _cosign_as_v3(net: LedgerTestnet, genesis: Genesis, notes: list[str]) -> None:
-    v3 = load_key(net.root / "v3" / "validator.key").private
-    v0 = genesis.validator("v0")
-    assert v0 is not None
-    peer = PeerInfo("v0", "127.0.0.1", net.p2p_port(0), v0.ed25519_key())
-    me = Network(
-        genesis.chain_id,
-        "v3",
-        v3,
-        ("127.0.0.1", net.p2p_port(3)),
-        [peer],
-        lambda _peer, _raw: None,
-        reconnect_max=0.2,
-    )
-    await me.start()
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while me.connected() != ["v0"]:
-            assert time.monotonic() < deadline, "v0 never connected to v3"
-            await asyncio.sleep(0.05)
+async def _cosign_as_v3(net: LedgerTestnet, notes: list[str]) -> None:
+    async with speak_as(net, "v3") as me:
         for note in notes:
             me.send("v0", encode_frame({"t": "cosig", "note": note}))
         await asyncio.sleep(1.5)
-    finally:
-        await me.close()
 
 
 def test_only_the_validators_own_checkpoint_text_is_merged(net: LedgerTestnet) -> None:
@@ -98,11 +78,7 @@ def test_only_the_validators_own_checkpoint_text_is_merged(net: LedgerTestnet) -
     poisoned = Checkpoint(honest.origin, size, honest.root_hash, (*honest.extensions, "x"))
     bare = Checkpoint(honest.origin, size, honest.root_hash)
     asyncio.run(
-        _cosign_as_v3(
-            net,
-            genesis,
-            [cosign_checkpoint(cp, "v3", v3, stamp) for cp in (poisoned, bare)],
-        )
+        _cosign_as_v3(net, [cosign_checkpoint(cp, "v3", v3, stamp) for cp in (poisoned, bare)])
     )
     note = _note(net)
     parsed = parse_note(note)
@@ -111,7 +87,7 @@ def test_only_the_validators_own_checkpoint_text_is_merged(net: LedgerTestnet) -
     assert len(cosignatures(parsed, keys)) == len(parsed.signatures) == 3
     assert "v3" not in cosignatures(parsed, keys)
 
-    asyncio.run(_cosign_as_v3(net, genesis, [cosign_checkpoint(honest, "v3", v3, stamp + 1)]))
+    asyncio.run(_cosign_as_v3(net, [cosign_checkpoint(honest, "v3", v3, stamp + 1)]))
     parsed = parse_note(_note(net))
     assert sorted(cosignatures(parsed, keys)) == ["v0", "v1", "v2", "v3"]
     assert len(parsed.signatures) == 4

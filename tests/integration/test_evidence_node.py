@@ -24,10 +24,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from farm.keys import load_key
 from ledger.block import VoteKind
 from ledger.consensus import Vote, sign_vote
-from ledger.genesis import Genesis, load_genesis
-from ledger.network import Network, PeerInfo, encode_frame
+from ledger.genesis import load_genesis
+from ledger.network import encode_frame
 from ledger.verify import verify_equivocation
-from tests.integration.ledger_testnet import START_TIMEOUT, LedgerTestnet, wait_for
+from tests.integration.ledger_testnet import START_TIMEOUT, LedgerTestnet, speak_as, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
@@ -53,28 +53,12 @@ def _frame(vote: Vote) -> bytes:
     return encode_frame({"t": "c", "m": vote.to_json()})
 
 
-async def _equivocate_as_v1(net: LedgerTestnet, genesis: Genesis) -> None:
+async def _equivocate_as_v1(net: LedgerTestnet) -> None:
     """Connect to v0 as v1 and send v1's (and, relayed, v2's) conflicting votes."""
     v1 = load_key(net.root / "v1" / "validator.key").private
     v2 = load_key(net.root / "v2" / "validator.key").private
-    v0 = genesis.validator("v0")
-    assert v0 is not None
-    peer = PeerInfo("v0", "127.0.0.1", net.p2p_port(0), v0.ed25519_key())
-    byzantine = Network(
-        genesis.chain_id,
-        "v1",
-        v1,
-        ("127.0.0.1", net.p2p_port(1)),
-        [peer],
-        lambda _peer, _raw: None,
-        reconnect_max=0.2,
-    )
-    await byzantine.start()
-    try:
+    async with speak_as(net, "v1") as byzantine:
         deadline = time.monotonic() + START_TIMEOUT
-        while byzantine.connected() != ["v0"]:
-            assert time.monotonic() < deadline, "v0 never connected to the byzantine peer"
-            await asyncio.sleep(0.05)
         pv, pc = VoteKind.PREVOTE, VoteKind.PRECOMMIT
         frames = [
             _vote(v1, "v1", pv, _value("a")),
@@ -98,8 +82,6 @@ async def _equivocate_as_v1(net: LedgerTestnet, genesis: Genesis) -> None:
                 assert time.monotonic() < deadline, f"no evidence served: {r.text}"
                 await asyncio.sleep(0.1)
             await asyncio.sleep(0.5)  # let anything that would wrongly add a record land
-    finally:
-        await byzantine.close()
 
 
 def _served(net: LedgerTestnet, **params: Any) -> dict[str, Any]:
@@ -116,7 +98,7 @@ def test_equivocations_are_served_verifiable_and_survive_a_crash(net: LedgerTest
     fresh = net.status(0)
     assert fresh is not None and fresh["evidence"] == 0
 
-    asyncio.run(_equivocate_as_v1(net, genesis))
+    asyncio.run(_equivocate_as_v1(net))
 
     records = _served(net)["evidence"]
     slots = [(r["validator"], r["height"], r["round"], r["kind"]) for r in records]
