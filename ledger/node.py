@@ -275,6 +275,7 @@ class Node:
         self._height_frames: OrderedDict[bytes, bytes] = OrderedDict()
         self._frames_height = 0
         self._last_replay = 0.0
+        self._last_heard = 0.0  # when a consensus message last got through to the machine
         self._gossip: list[str] = []  # hex of admitted transactions not yet gossiped
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
         self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
@@ -732,6 +733,7 @@ class Node:
         before = stats.accepted + stats.buffered
         effects = self.consensus.on_message(msg)
         if stats.accepted + stats.buffered > before:
+            self._last_heard = time.monotonic()
             self.net.broadcast(raw, exclude=(peer, msg.sender))
             self._keep_frame(msg.height, hashlib.sha256(raw).digest(), raw)
         self._perform(effects)
@@ -785,13 +787,15 @@ class Node:
             self.net.send(peer, raw)
 
     def _replay(self) -> None:
-        """The height has made no progress for ``sync_after``: send this height's
-        messages to every peer again (a frame can be lost on a live connection too,
-        when a peer's send queue was full)."""
+        """The height is stalled (nothing committed and no new consensus message for
+        ``sync_after``): send this height's messages to every peer again (a frame can
+        be lost on a live connection too, when a peer's send queue was full). A height
+        that is slow but moving is left alone: a resent proposal is megabytes."""
         now = time.monotonic()
         if not self._started or self.syncing:
             return
-        if now - max(self.last_progress, self._last_replay) < self.settings.sync_after:
+        quiet_since = max(self.last_progress, self._last_heard, self._last_replay)
+        if now - quiet_since < self.settings.sync_after:
             return
         self._last_replay = now
         for raw in self._current_frames():
