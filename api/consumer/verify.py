@@ -24,8 +24,11 @@ artifact, what failed and what to do:
 8. the attested subjects include this artifact's name and digest, for the requested
    package, version and architecture (mix-and-match);
 9. the artifact is not revoked: a revocation the node shows is checked (operator
-   signature, inclusion) and refuses the artifact. The node can hide a revocation but
-   cannot forge one; a consumer that wants certainty about absence must read the log.
+   signature, inclusion) and refuses the artifact; otherwise the evidence must prove
+   that the artifact's digest is not in the revoked set the (already trusted)
+   checkpoint commits to (its ``farm-revoked/v1`` line, :mod:`ledger.revoked_set`).
+   A node cannot forge a revocation, and it cannot hide one either: without a valid
+   absence proof the artifact is refused (fail closed).
 """
 
 from __future__ import annotations
@@ -58,9 +61,12 @@ from ledger.checkpoint import parse_note
 from ledger.errors import CheckpointError, ProofError
 from ledger.transactions import verify_operator_signature
 from ledger.verify import (
+    AbsenceProof,
     Checkpoint,
+    commitment_of,
     cosigned_time,
     hash_leaf,
+    verify_absent,
     verify_checkpoint,
     verify_consistency,
     verify_fresh_checkpoint,
@@ -439,8 +445,11 @@ def _signed_sizes(evidence: ArtifactEvidence, output: str) -> set[int]:
 
 
 def _check_revocation(evidence: ArtifactEvidence, trust: TrustRoot, checkpoint: Checkpoint) -> None:
+    """Raise RevokedError for a proven revocation, EvidenceError for a bad one or for
+    an artifact the node does not prove unrevoked at the checkpoint."""
     revoked = evidence.artifact.revoked
     if revoked is None:
+        _check_not_revoked(evidence, checkpoint)
         return
     what = "revocation"
     data = _entry_bytes(revoked.proof, what)
@@ -458,3 +467,25 @@ def _check_revocation(evidence: ArtifactEvidence, trust: TrustRoot, checkpoint: 
         f"revoked on the ledger at index {revoked.proof.index}: {tx.reason}; do not use it "
         "(look for a newer version)"
     )
+
+
+_UNPROVEN = (
+    "the node did not prove the artifact is not revoked ({}): it may be hiding a "
+    "revocation; try another node (for a saved evidence file: farm verify --online)"
+)
+
+
+def _check_not_revoked(evidence: ArtifactEvidence, checkpoint: Checkpoint) -> None:
+    """Check ``evidence.not_revoked`` against the revoked set ``checkpoint`` (trusted)
+    commits to; fail closed when the proof or the commitment is missing."""
+    if evidence.not_revoked is None:
+        raise EvidenceError(_UNPROVEN.format("the evidence has no absence proof"))
+    try:
+        count, root = commitment_of(checkpoint)
+    except CheckpointError as exc:
+        raise EvidenceError(_UNPROVEN.format(exc)) from None
+    try:
+        proof = AbsenceProof.from_json(evidence.not_revoked.model_dump(mode="json"))
+        verify_absent(evidence.artifact.sha256, count, root, proof)
+    except ProofError as exc:
+        raise EvidenceError(_UNPROVEN.format(f"absence proof: {exc}")) from None

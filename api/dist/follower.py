@@ -15,9 +15,11 @@ catching-up validator does (:mod:`ledger.sync`):
 Only then is the block stored (:class:`ledger.storage.LedgerStore`, SQLite in WAL
 mode: a restart resumes from the last stored block) and applied. Then the latest
 co-signed checkpoint is fetched from each validator and kept if 2f+1 genesis
-validators signed it and its root is our own log's root at that size; for the same
-size, a note whose 2f+1 cosignatures are newer replaces the kept one (readers refuse
-a stale checkpoint).
+validators signed it, its root is our own log's root at that size, and the revoked set
+it commits to (its ``farm-revoked/v1`` line, :mod:`ledger.revoked_set`) is our own
+state's at that size, so that every absence proof the node serves against it verifies;
+for the same size, a note whose 2f+1 cosignatures are newer replaces the kept one
+(readers refuse a stale checkpoint).
 
 :func:`check_block` is pure; :class:`Follower` does the I/O.
 """
@@ -40,6 +42,7 @@ from ledger.checkpoint import (
 )
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
+from ledger.revoked_set import commitment_of
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore, certificate_from_json
 
@@ -81,9 +84,10 @@ def check_block(
 
 
 def check_checkpoint(note: str, genesis: Genesis, state: LedgerState) -> Checkpoint:
-    """The checkpoint of ``note`` if 2f+1 genesis validators signed it and it names our
-    own log's root at its size; raises :class:`FollowError` otherwise (also when our
-    log is not that long yet)."""
+    """The checkpoint of ``note`` if 2f+1 genesis validators signed it, it names our
+    own log's root at its size and it commits to our own revoked set at that size;
+    raises :class:`FollowError` otherwise (also when our log is not that long yet, or
+    the checkpoint has no revoked-set line)."""
     known = {v.name: bytes.fromhex(v.public_key) for v in genesis.validators}
     try:
         cp = verify_checkpoint(note, known, signature_threshold(genesis.n), genesis.chain_id)
@@ -93,6 +97,17 @@ def check_checkpoint(note: str, genesis: Genesis, state: LedgerState) -> Checkpo
         raise FollowError(f"checkpoint at size {cp.size} is ahead of our log ({state.size})")
     if cp.size == 0 or cp.root_hash != state.log.root(cp.size):
         raise FollowError(f"checkpoint at size {cp.size} does not match our log's root")
+    try:
+        count, root = commitment_of(cp)
+    except LedgerError as exc:
+        raise FollowError(str(exc)) from None
+    ours = state.revoked_set(cp.size)
+    if count != len(ours) or root != ours.root():
+        raise FollowError(
+            f"checkpoint at size {cp.size} commits to {count} revoked artifact(s) with root "
+            f"{root.hex()[:16]}…, our log has {len(ours)} with root {ours.root().hex()[:16]}…: "
+            "no absence proof served against it would verify"
+        )
     return cp
 
 

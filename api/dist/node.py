@@ -13,6 +13,11 @@ if an attest transaction committed in a certified block names it, that entry is 
 the tree of a checkpoint co-signed by 2f+1 genesis validators, its blob is on disk and
 hashed to its digest, and no committed revoke names it. A revoke is honoured as soon
 as its block is committed (before any checkpoint covers it).
+
+The evidence of an artifact that is not revoked at the view's checkpoint carries a
+proof of that (``not_revoked``), against the revoked set the checkpoint commits to
+(the follower keeps only checkpoints whose commitment is our own state's, so the proof
+always verifies); the revoked set of the last few tree sizes is cached.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from api.dist.models import (
     ArtifactEvidence,
     ArtifactInfo,
     LedgerEntryProof,
+    NotRevokedProof,
     PackageRelease,
     Revocation,
 )
@@ -43,6 +49,7 @@ from farm.transactions import AttestTx, decode_tx
 from ledger.block import Block
 from ledger.checkpoint import Checkpoint, parse_note
 from ledger.genesis import Genesis, load_genesis
+from ledger.revoked_set import RevokedSet
 from ledger.storage import LedgerStore
 
 __all__ = ["DistNode", "Served", "View"]
@@ -73,6 +80,8 @@ class View:
 
 
 _DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
+_REVOKED_SETS_KEPT = 4
+"""Revoked sets cached by tree size (the view's and a few before, for slow readers)."""
 
 
 def dist_project(filename: str) -> str | None:
@@ -103,6 +112,8 @@ class DistNode:
         self.lock = threading.RLock()
         self.blobs = BlobStore(settings.blob_dir)
         self.catalog: dict[str, CatalogEntry] = {}
+        self._revoked_sets: dict[int, RevokedSet] = {}
+        """Tree size → the revoked set there (immutable once the log is that long)."""
         for start in range(0, self.state.size, 1024):  # pages: bounded memory
             for offset, data in enumerate(self.store.entries(start, start + 1024)):
                 self._catalog_entry(data, start + offset)
@@ -272,11 +283,23 @@ class DistNode:
             height=self.store.entry_height(index),
         )
 
+    def _revoked_set(self, size: int) -> RevokedSet:
+        """The revoked set at tree ``size`` (at most our log's size); the caller holds
+        the lock. Cached: many evidence requests ask at the same checkpoint size."""
+        found = self._revoked_sets.get(size)
+        if found is None:
+            found = self.state.revoked_set(size)
+            self._revoked_sets[size] = found
+            while len(self._revoked_sets) > _REVOKED_SETS_KEPT:
+                del self._revoked_sets[min(self._revoked_sets)]
+        return found
+
     def evidence(self, sha: str, view: View | None = None) -> ArtifactEvidence | None:
         """Everything to check artifact ``sha`` at the view's checkpoint, or None if it
         is not attested inside that checkpoint or, unrevoked, not mirrored yet.
         A revoked artifact's evidence carries the revocation (with its proof) when the
-        checkpoint covers the revoke; otherwise None (the caller answers 410)."""
+        checkpoint covers the revoke; otherwise None (the caller answers 410). An
+        unrevoked one carries the proof that it is not in the checkpoint's revoked set."""
         view = view or self.view
         with self.lock:
             entry = self.catalog.get(sha)
@@ -298,13 +321,15 @@ class DistNode:
                 record = self.state.builder(keyid)
                 if record is not None and record.enrolled_at is not None:
                     enrollments[keyid] = self._proof(record.enrolled_at, size)
-            revocation = (
-                None
-                if revoked is None
-                else Revocation(
+            revocation: Revocation | None = None
+            not_revoked: NotRevokedProof | None = None
+            if revoked is None:
+                absent = self._revoked_set(size).absence_proof(sha)
+                not_revoked = NotRevokedProof.model_validate(absent.to_json())
+            else:
+                revocation = Revocation(
                     sha256=sha, reason=revoked.reason, proof=self._proof(revoked.index, size)
                 )
-            )
         info = ArtifactInfo(
             filename=entry.filename,
             output=entry.output,
@@ -322,6 +347,7 @@ class DistNode:
             enrollments=enrollments,
             checkpoint=note,
             genesis_hash=self.genesis.hash,
+            not_revoked=not_revoked,
         )
 
     def release(self, name: str, version: str) -> PackageRelease | None:

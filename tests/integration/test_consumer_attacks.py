@@ -313,12 +313,51 @@ def test_revoked_artifact_is_refused(setup: Setup, capsys: pytest.CaptureFixture
     status, out = setup.farm(capsys, "pull", "demo==1.0")
     assert status == 1
     assert "revoked on the ledger at index 6: CVE-2026-1234" in _one_line(out)
-    # A node that hides the revocation in the evidence but answers 410 for the bytes.
+    # A node that hides the revocation in the evidence has no absence proof to give.
     setup.serve(setup.evidence(index, bundle))
+    status, out = setup.farm(capsys, "pull", "demo==1.0")
+    assert status == 1 and "did not prove the artifact is not revoked" in _one_line(out)
+    # Evidence at the checkpoint before the revoke (true then), but 410 for the bytes.
+    setup.serve(setup.evidence(index, bundle, tree_size=at))
     setup.node.gone = "CVE-2026-1234"
     status, out = setup.farm(capsys, "pull", "demo==1.0")
     assert status == 1 and "the node says it is revoked: CVE-2026-1234" in _one_line(out)
     assert setup.written() == []
+
+
+def test_a_hidden_revocation_is_refused(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:
+    """The node serves the evidence as it was before the revoke, at the newer checkpoint
+    (which commits to the revoked set): without a proof of absence, or with the proof
+    of the older, smaller set, the pull is refused and nothing is written."""
+    index, bundle = setup.ledger.attest()
+    setup.serve(setup.evidence(index, bundle))
+    status, out = setup.farm(capsys, "pull", "demo==1.0")
+    assert status == 0, out
+    older = setup.ledger.not_revoked(SHA)
+    (setup.dest / WHEEL).unlink()
+    setup.ledger.revoke(reason="CVE-2026-1234: compromised build host")
+    size = setup.ledger.log.size
+    setup.node.consistency[(size - 1, size)] = [h.hex() for h in setup.ledger.consistency(size - 1)]
+    hidden = setup.evidence(index, bundle)  # no `revoked`, and no absence proof to give
+    assert hidden.artifact.revoked is None and hidden.not_revoked is None
+    for evidence, why in (
+        (hidden, "the evidence has no absence proof"),
+        (hidden.model_copy(update={"not_revoked": older}), "for 0 revocations, not 1"),
+    ):
+        setup.serve(evidence)
+        setup.node.requests.clear()
+        status, out = setup.farm(capsys, "pull", "demo==1.0")
+        assert status == 1, out
+        line = _one_line(out)
+        assert "refused demo-1.0-py3-none-any.whl" in line and why in line
+        assert "did not prove the artifact is not revoked" in line and "another node" in line
+        assert setup.written() == [WHEEL + ".farm-evidence.json"]
+        assert setup.node.requests == ["/v1/packages/demo/1.0", "/v1/proofs/consistency"]
+    # `farm verify` asking the node by digest is refused the same way.
+    file = setup.tmp / WHEEL
+    file.write_bytes(BLOB)
+    status, out = setup.farm(capsys, "verify", str(file), "--node", setup.url)
+    assert status == 1 and "did not prove the artifact is not revoked" in _one_line(out)
 
 
 def test_verify_asks_the_node_by_digest(setup: Setup, capsys: pytest.CaptureFixture[str]) -> None:

@@ -8,6 +8,7 @@ tests/integration/test_dist_node.py). The consumer trusts only the genesis file.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -93,7 +94,8 @@ def test_pull_and_verify_against_the_real_node(node: tuple[World, Proc], tmp_pat
     assert "3 builders agree" in out, out
     pulled = tmp_path / "dl" / filename
     assert pulled.read_bytes() == whl
-    assert (tmp_path / "dl" / (filename + ".farm-evidence.json")).is_file()
+    saved = json.loads((tmp_path / "dl" / (filename + ".farm-evidence.json")).read_text())
+    assert saved["artifact"]["revoked"] is None and saved["not_revoked"]["count"] >= 0
     assert list((tmp_path / "state" / "ledgers").glob("*.json"))
 
     status, out = farm(world, tmp_path, "verify", str(pulled), "--offline")

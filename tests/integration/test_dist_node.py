@@ -46,6 +46,7 @@ from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import Genesis, load_genesis
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.transactions import EnrollTx, make_attest, make_enroll, make_revoke
+from ledger.verify import AbsenceProof, commitment_of, verify_absent
 from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.openapi_checks import assert_one_error_body
 
@@ -389,6 +390,10 @@ def test_release_and_evidence_verify_against_the_genesis_alone(world: World, dis
     assert set(keys) == {b.keyid for b in world.builders}
     verified = verify_bundle(attest.bundle, keys, g.coordinator_keys(), g.quorum)
     assert sha(whl) in verified.artifact_digests()
+    # Not revoked: proven against the revoked set the checkpoint commits to.
+    assert ev.artifact.revoked is None and ev.not_revoked is not None
+    count, root = commitment_of(cp)
+    verify_absent(sha(whl), count, root, AbsenceProof.from_json(ev.not_revoked.model_dump()))
 
     one = httpx.get(f"{base(dist)}/v1/evidence/sha256/{sha(whl)}")
     assert one.status_code == 200
@@ -445,8 +450,11 @@ def test_python_index_pep503_and_pep691(world: World, dist: Proc) -> None:
 def test_revoked_artifact_answers_410_and_leaves_the_index(world: World, dist: Proc) -> None:
     whl = wheel_bytes("revokable", "1.0")
     filename = "revokable-1.0-py3-none-any.whl"
+    keeper = wheel_bytes("keeper", "1.0")
     world.attest("revokable", "1.0", {filename: whl})
+    world.attest("keeper", "1.0", {"keeper-1.0-py3-none-any.whl": keeper})
     served(dist, sha(whl))
+    served(dist, sha(keeper))
     assert "revokable" in httpx.get(f"{base(dist)}/simple/").text
     world.submit(
         make_revoke(
@@ -475,6 +483,20 @@ def test_revoked_artifact_answers_410_and_leaves_the_index(world: World, dist: P
     cp = verify_checkpoint(ev.checkpoint, known, signature_threshold(g.n), g.chain_id)
     revoke = decode_tx(_verify_proof(ev.artifact.revoked.proof, cp.root_hash))
     assert revoke.type == "revoke" and revoke.artifact == sha(whl)
+    assert ev.not_revoked is None
+    # The checkpoint commits to a revoked set holding it; the other artifact is proven
+    # absent from the set of a checkpoint at least as large.
+    count, _ = commitment_of(cp)
+    assert count >= 1
+    other = httpx.get(f"{base(dist)}/v1/evidence/sha256/{sha(keeper)}")
+    kept = ArtifactEvidence.model_validate(other.json())
+    assert kept.artifact.revoked is None and kept.not_revoked is not None
+    kept_cp = verify_checkpoint(kept.checkpoint, known, signature_threshold(g.n), g.chain_id)
+    assert kept_cp.size >= cp.size
+    kept_count, kept_root = commitment_of(kept_cp)
+    proof = AbsenceProof.from_json(kept.not_revoked.model_dump())
+    verify_absent(sha(keeper), kept_count, kept_root, proof)
+    assert proof.count == kept_count >= count
 
 
 def test_restart_resumes_without_downloading_again(world: World, tmp_path: Path) -> None:
@@ -484,7 +506,11 @@ def test_restart_resumes_without_downloading_again(world: World, tmp_path: Path)
         data = os.urandom(200_000)
         world.attest("restartable", "1.0", {"restartable.bin": data})
         served(node, sha(data))
-        status = httpx.get(node.ready_url).json()
+        # The earlier tests' artifacts too (mirrored concurrently): counted after restart.
+        status = wait_for(
+            "the mirror to catch up",
+            lambda: (s := httpx.get(node.ready_url).json())["mirror_pending"] == 0 and s,
+        )
         blob = world.root / "r" / "blobs" / "sha256" / sha(data)[:2] / sha(data)
         before = blob.stat()
         assert node.stop() in (0, -signal.SIGTERM)  # uvicorn re-raises the signal it handled

@@ -3,7 +3,10 @@ co-signed checkpoints, and the evidence a distribution node would serve from it.
 
 Transactions are made the way the coordinator makes them (make_enroll, make_attest,
 make_revoke); the log is :class:`ledger.merkle.MerkleLog` over their leaf hashes, and
-checkpoints are cosignature/v1 notes of the validators' own keys.
+checkpoints are cosignature/v1 notes of the validators' own keys, each committing to
+the revoked set at its size (the artifacts named by the revoke entries appended so
+far, :mod:`ledger.revoked_set`) as the validators' checkpoints do. Evidence of an
+artifact outside that set carries its absence proof (``not_revoked``).
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from api.dist.models import ArtifactEvidence, ArtifactInfo, LedgerEntryProof, Revocation
+from api.dist.models import (
+    ArtifactEvidence,
+    ArtifactInfo,
+    LedgerEntryProof,
+    NotRevokedProof,
+    Revocation,
+)
 from farm.attestation import AttestationBundle, verify_bundle
 from farm.result import OutputDigest
-from farm.transactions import decode_tx, make_attest, make_enroll, make_revoke
+from farm.transactions import RevokeTx, decode_tx, make_attest, make_enroll, make_revoke
 from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog, hash_leaf
+from ledger.revoked_set import RevokedSet, revoked_at
 from tests.unit.farm._attest_fixtures import ARCH, WHEEL, World, result
 from tests.unit.ledger._ledger_fixtures import CHAIN, validator_info
 
@@ -41,6 +51,8 @@ class MiniLedger:
     entries: list[bytes] = field(default_factory=list)
     log: MerkleLog = field(default_factory=MerkleLog)
     enrolled: dict[str, int] = field(default_factory=dict)
+    revocations: dict[str, int] = field(default_factory=dict)
+    """Revoked sha256 → index of the first revoke entry naming it."""
 
     def __post_init__(self) -> None:
         self.genesis = Genesis(
@@ -62,9 +74,21 @@ class MiniLedger:
             self.enrolled[k.keyid] = self.append(tx)
 
     def append(self, tx: bytes) -> int:
-        decode_tx(tx)
+        decoded = decode_tx(tx)
         self.entries.append(tx)
-        return self.log.append(hash_leaf(tx))
+        index = self.log.append(hash_leaf(tx))
+        if isinstance(decoded, RevokeTx):
+            self.revocations.setdefault(decoded.artifact, index)
+        return index
+
+    def revoked_set(self, size: int | None = None) -> RevokedSet:
+        """The revoked set at tree ``size`` (default: now)."""
+        return revoked_at(self.revocations, self.log.size if size is None else size)
+
+    def not_revoked(self, sha: str = SHA, size: int | None = None) -> NotRevokedProof:
+        """The absence proof of ``sha`` at ``size``. Raises ProofError if it is revoked."""
+        proof = self.revoked_set(size).absence_proof(sha)
+        return NotRevokedProof.model_validate(proof.to_json())
 
     def attest(self, sha: str = SHA, build_id: str = "build-0001") -> tuple[int, AttestationBundle]:
         out = OutputDigest(name=WHEEL, sha256=sha, size=len(BLOB))
@@ -78,10 +102,20 @@ class MiniLedger:
         )
 
     def note(
-        self, size: int | None = None, *, at: int = NOW, signers: int = 4, root: bytes | None = None
+        self,
+        size: int | None = None,
+        *,
+        at: int = NOW,
+        signers: int = 4,
+        root: bytes | None = None,
+        extensions: tuple[str, ...] | None = None,
     ) -> str:
+        """The co-signed checkpoint at ``size``; ``extensions`` replaces its lines (by
+        default the revoked-set commitment at that size)."""
         size = self.log.size if size is None else size
-        cp = Checkpoint(self.genesis.chain_id, size, root or self.log.root(size))
+        if extensions is None:
+            extensions = (self.revoked_set(size).extension(),)
+        cp = Checkpoint(self.genesis.chain_id, size, root or self.log.root(size), extensions)
         notes = [
             cosign_checkpoint(cp, f"v{i}", key, at)
             for i, key in enumerate(self.validator_keys[:signers])
@@ -112,8 +146,14 @@ class MiniLedger:
         note: str | None = None,
         **changes: Any,
     ) -> ArtifactEvidence:
+        """Evidence as an honest node serves it at ``tree_size``; ``changes`` replace
+        fields. Without ``revoked_at`` it carries the absence proof if there is one
+        (None for a revoked artifact: the node is hiding the revocation)."""
         tree_size = self.log.size if tree_size is None else tree_size
         revoked = None
+        not_revoked = None
+        if revoked_at is None and sha not in self.revoked_set(tree_size):
+            not_revoked = self.not_revoked(sha, tree_size)
         if revoked_at is not None:
             tx = decode_tx(self.entries[revoked_at])
             revoked = Revocation(
@@ -142,6 +182,7 @@ class MiniLedger:
             },
             "checkpoint": note or self.note(tree_size),
             "genesis_hash": self.genesis.hash,
+            "not_revoked": not_revoked,
         }
         values.update(changes)
         return ArtifactEvidence(**values)

@@ -21,9 +21,10 @@ from api.consumer.errors import (
 )
 from api.consumer.trust import TrustMemory, TrustRoot
 from api.consumer.verify import VerifiedArtifact, consistency_needed, describe_age, verify_artifact
-from api.dist.models import ArtifactEvidence
+from api.dist.models import ArtifactEvidence, NotRevokedProof
 from farm.keys import generate_key
 from farm.transactions import make_enroll, make_revoke
+from ledger.revoked_set import RevokedSet
 from tests.unit.api.consumer._evidence import BLOB, NOW, SHA, MiniLedger
 from tests.unit.farm._attest_fixtures import ARCH, WHEEL
 from tests.unit.ledger._ledger_fixtures import CHAIN
@@ -336,3 +337,143 @@ def test_accepted_exactly_when_2f_plus_1_sign_recently(signers: int, age: int) -
     else:
         assert signers >= 3 and fresh
         assert got.checkpoint_age == age
+
+
+# --------------------------------------------------------------------------- hidden revocations
+
+
+def _absence(evidence: ArtifactEvidence) -> dict[str, Any]:
+    assert evidence.not_revoked is not None
+    return evidence.not_revoked.model_dump(mode="json")
+
+
+def _with_absence(evidence: ArtifactEvidence, proof: dict[str, Any] | None) -> ArtifactEvidence:
+    value = None if proof is None else NotRevokedProof.model_validate(proof)
+    return evidence.model_copy(update={"not_revoked": value})
+
+
+def _revoke_others(ledger: MiniLedger, *digits: str) -> None:
+    """Revoke artifacts ``digit * 64`` (attested first), around SHA in sort order."""
+    for d in digits:
+        ledger.attest(sha=d * 64, build_id=f"build-{d}")
+        ledger.revoke(sha=d * 64, reason=f"CVE-{d}")
+
+
+def test_unrevoked_artifact_is_proven_absent_between_its_neighbours(ledger: MiniLedger) -> None:
+    _revoke_others(ledger, "0", "f")  # one member below SHA, one above
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    proof = _absence(evidence)
+    assert proof["count"] == 2
+    assert (proof["left"]["index"], proof["right"]["index"]) == (0, 1)
+    assert proof["left"]["sha256"] < SHA < proof["right"]["sha256"]
+    assert check(ledger, evidence).attestation_index == index
+
+
+@pytest.mark.parametrize("digits", [(), ("0",), ("f",), ("0", "1", "f")])
+def test_absence_is_proven_at_every_position(ledger: MiniLedger, digits: tuple[str, ...]) -> None:
+    _revoke_others(ledger, *digits)
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    assert _absence(evidence)["count"] == len(digits)
+    assert check(ledger, evidence).tree_size == ledger.log.size
+
+
+def test_a_node_hiding_a_revocation_is_refused(ledger: MiniLedger) -> None:
+    _revoke_others(ledger, "0", "f")
+    index, bundle = ledger.attest()
+    ledger.revoke(reason="CVE-2026-1234: backdoor")
+    hidden = ledger.evidence(index, bundle)  # no `revoked`, and no proof to give
+    assert hidden.artifact.revoked is None and hidden.not_revoked is None
+    with pytest.raises(EvidenceError, match="did not prove the artifact is not revoked") as info:
+        check(ledger, hidden)
+    assert "no absence proof" in str(info.value) and "try another node" in str(info.value)
+
+
+def test_a_forged_absence_proof_for_a_revoked_artifact_is_refused(ledger: MiniLedger) -> None:
+    _revoke_others(ledger, "0", "f")
+    index, bundle = ledger.attest()
+    ledger.revoke(reason="CVE-2026-1234: backdoor")
+    hidden = ledger.evidence(index, bundle)
+    # The proof of the set as it was before the revocation (one size too early).
+    before = ledger.not_revoked(SHA, ledger.log.size - 1).model_dump(mode="json")
+    with pytest.raises(EvidenceError, match=r"for 2 revocations, not 3"):
+        check(ledger, _with_absence(hidden, before))
+    # The true neighbours 0… and f… with adjacent indexes (f… is really at 2).
+    real = ledger.revoked_set()
+    fake = RevokedSet(["0" * 64, "f" * 64, "e" * 64]).absence_proof(SHA).to_json()
+    assert fake["count"] == len(real) == 3
+    with pytest.raises(EvidenceError, match="not in the revoked set"):
+        check(ledger, _with_absence(hidden, fake))
+    # Proofs of true members with the revoked artifact's own entry skipped.
+    skipping = real.absence_proof("0" * 63 + "1").to_json()  # left 0…0, right = SHA itself
+    skipping["right"] = real.absence_proof("e" * 64).to_json()["right"]  # f…f at index 2
+    with pytest.raises(EvidenceError, match="not adjacent"):
+        check(ledger, _with_absence(hidden, skipping))
+    # SHA itself as a neighbour.
+    with pytest.raises(EvidenceError, match="neighbour is not above"):
+        check(ledger, _with_absence(hidden, real.absence_proof("0" * 63 + "1").to_json()))
+
+
+def test_a_missing_absence_proof_is_refused(ledger: MiniLedger) -> None:
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    with pytest.raises(EvidenceError, match=r"not revoked \(the evidence has no absence proof\)"):
+        check(ledger, _with_absence(evidence, None))
+
+
+def test_an_absence_proof_of_another_size_is_refused(ledger: MiniLedger) -> None:
+    _revoke_others(ledger, "0")
+    index, bundle = ledger.attest()
+    stale = _absence(ledger.evidence(index, bundle))  # count 1
+    _revoke_others(ledger, "f")
+    evidence = ledger.evidence(index, bundle)
+    assert check(ledger, evidence)
+    with pytest.raises(EvidenceError, match=r"absence proof: .*for 1 revocations, not 2"):
+        check(ledger, _with_absence(evidence, stale))
+    # The count edited to match, the path still for a set of one: refused.
+    with pytest.raises(EvidenceError, match="left neighbour is not in the revoked set"):
+        check(ledger, _with_absence(evidence, {**stale, "count": 2}))
+
+
+@pytest.mark.parametrize(
+    "tamper",
+    ["neighbour digest", "neighbour index", "path bit", "drop right", "drop left", "swap"],
+)
+def test_a_tampered_absence_proof_is_refused(ledger: MiniLedger, tamper: str) -> None:
+    _revoke_others(ledger, "0", "1", "f")
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    proof = _absence(evidence)
+    left, right = proof["left"], proof["right"]
+    if tamper == "neighbour digest":
+        right["sha256"] = "e" * 64
+    elif tamper == "neighbour index":
+        left["index"] = 0
+    elif tamper == "path bit":
+        path = bytearray.fromhex(right["path"][0])
+        path[0] ^= 1
+        right["path"][0] = path.hex()
+    elif tamper == "drop right":
+        proof["right"] = None
+    elif tamper == "drop left":
+        proof["left"] = None
+    else:
+        proof["left"], proof["right"] = right, left
+    with pytest.raises(EvidenceError, match="did not prove the artifact is not revoked"):
+        check(ledger, _with_absence(evidence, proof))
+
+
+def test_a_checkpoint_without_the_revoked_set_is_refused(ledger: MiniLedger) -> None:
+    index, bundle = ledger.attest()
+    bare = ledger.evidence(index, bundle, note=ledger.note(extensions=()))
+    with pytest.raises(EvidenceError, match="has no farm-revoked/v1 lines") as info:
+        check(ledger, bare)
+    assert "did not prove the artifact is not revoked" in str(info.value)
+    doubled = ledger.revoked_set().extension()
+    twice = ledger.evidence(index, bundle, note=ledger.note(extensions=(doubled, doubled)))
+    with pytest.raises(EvidenceError, match="has 2 farm-revoked/v1 lines"):
+        check(ledger, twice)
+    lying = RevokedSet(["0" * 64]).extension()  # co-signed, but not this absence proof's set
+    with pytest.raises(EvidenceError, match="for 0 revocations, not 1"):
+        check(ledger, ledger.evidence(index, bundle, note=ledger.note(extensions=(lying,))))

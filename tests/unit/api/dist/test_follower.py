@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.dist.errors import FollowError
 from api.dist.follower import Follower, check_block, check_checkpoint
+from farm.transactions import make_revoke
 from ledger.block import (
     Block,
     CommitCertificate,
@@ -21,10 +22,11 @@ from ledger.block import (
 )
 from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures, sign_checkpoint
 from ledger.genesis import Genesis, ValidatorInfo
+from ledger.revoked_set import RevokedSet
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore
 from tests.unit.farm._attest_fixtures import World
-from tests.unit.ledger._ledger_fixtures import attests, enroll_all
+from tests.unit.ledger._ledger_fixtures import CHAIN, attests, enroll_all
 
 KEYS = [
     Ed25519PrivateKey.from_private_bytes(hashlib.sha256(f"dist/{i}".encode()).digest())
@@ -34,7 +36,7 @@ KEYS = [
 
 def _genesis(world: World) -> Genesis:
     return Genesis(
-        chain_id="farm-dist-test",
+        chain_id=CHAIN,  # the fixtures' operator transactions are signed for it
         genesis_time="2026-01-01T00:00:00Z",
         validators=tuple(
             ValidatorInfo(
@@ -144,7 +146,8 @@ def test_checkpoints_need_2f_plus_1_genesis_signatures_and_our_root(world: World
     g = _genesis(world)
     state = LedgerState.from_genesis(g)
     state.apply_block(enroll_all(world))
-    cp = Checkpoint(g.chain_id, state.size, state.root)
+    revoked = (state.revoked_set().extension(),)
+    cp = Checkpoint(g.chain_id, state.size, state.root, revoked)
 
     def note(signers: range, checkpoint: Checkpoint = cp) -> str:
         return merge_signatures(*(sign_checkpoint(checkpoint, f"v{i}", KEYS[i]) for i in signers))
@@ -152,15 +155,60 @@ def test_checkpoints_need_2f_plus_1_genesis_signatures_and_our_root(world: World
     assert check_checkpoint(note(range(3)), g, state).size == state.size
     with pytest.raises(FollowError, match="need 3"):
         check_checkpoint(note(range(2)), g, state)
-    forged = Checkpoint(g.chain_id, state.size, b"\x03" * 32)
+    forged = Checkpoint(g.chain_id, state.size, b"\x03" * 32, revoked)
     with pytest.raises(FollowError, match="does not match our log"):
         check_checkpoint(note(range(4), forged), g, state)
-    ahead = Checkpoint(g.chain_id, state.size + 1, state.root)
+    ahead = Checkpoint(g.chain_id, state.size + 1, state.root, revoked)
     with pytest.raises(FollowError, match="ahead of our log"):
         check_checkpoint(note(range(3), ahead), g, state)
-    other_chain = Checkpoint("another-chain", state.size, state.root)
+    other_chain = Checkpoint("another-chain", state.size, state.root, revoked)
     with pytest.raises(FollowError, match="origin"):
         check_checkpoint(note(range(3), other_chain), g, state)
+
+
+def test_checkpoints_must_commit_to_our_revoked_set(world: World) -> None:
+    """2f+1 signatures and our root are not enough: a checkpoint whose revoked-set line
+    is missing, doubled or not our state's at its size is refused (the node could not
+    prove absences against it)."""
+    g = _genesis(world)
+    state = LedgerState.from_genesis(g)
+    state.apply_block(enroll_all(world))
+    state.apply_block(attests(world, 3))
+    before = state.size
+    state.apply_block(
+        [make_revoke(world.operator, f"{i:064x}", f"CVE-{i}", chain=CHAIN) for i in (0, 2)]
+    )
+    assert len(state.revoked_set()) == 2 and len(state.revoked_set(before)) == 0
+
+    def note(size: int, *extensions: str) -> str:
+        cp = Checkpoint(g.chain_id, size, state.log.root(size), extensions)
+        return merge_signatures(*(sign_checkpoint(cp, f"v{i}", KEYS[i]) for i in range(3)))
+
+    now, then = state.revoked_set().extension(), state.revoked_set(before).extension()
+    assert check_checkpoint(note(state.size, now), g, state).size == state.size
+    assert check_checkpoint(note(before, then), g, state).size == before
+    # One revocation in: the set at size - 1 has one member.
+    one = state.revoked_set(state.size - 1)
+    assert len(one) == 1 and f"{0:064x}" in one
+    assert check_checkpoint(note(state.size - 1, one.extension()), g, state)
+    cases = {
+        "hides a revocation": (state.size, RevokedSet([f"{0:064x}"]).extension()),
+        "the set of another size": (state.size, then),
+        "a revocation not yet committed": (before, now),
+        "another member": (state.size, RevokedSet([f"{0:064x}", "ab" * 32]).extension()),
+    }
+    for case, (size, line) in cases.items():
+        with pytest.raises(FollowError, match=r"revoked artifact.*our log has") as info:
+            check_checkpoint(note(size, line), g, state)
+        assert f"checkpoint at size {size}" in str(info.value), case
+    with pytest.raises(FollowError, match="no farm-revoked/v1 lines"):
+        check_checkpoint(note(state.size), g, state)
+    with pytest.raises(FollowError, match="has 2 farm-revoked/v1 lines"):
+        check_checkpoint(note(state.size, now, now), g, state)
+    with pytest.raises(FollowError, match="malformed revoked-set line"):
+        check_checkpoint(note(state.size, now.replace(" 2 ", " 02 ")), g, state)
+    # Other extension lines are allowed beside it.
+    assert check_checkpoint(note(state.size, "example.org/other 1", now), g, state)
 
 
 def test_poll_follows_the_honest_validator_and_keeps_the_freshest_checkpoint(
@@ -176,7 +224,9 @@ def test_poll_follows_the_honest_validator_and_keeps_the_freshest_checkpoint(
     b2 = _block(chain_state, 2, b1.hash(), attests(world, 2))
     chain_state.apply_block(b2.txs)
     blocks = [{"block": b.to_json(), "certificate": _cert(b).to_json()} for b in (b1, b2)]
-    cp = Checkpoint(g.chain_id, chain_state.size, chain_state.root)
+    cp = Checkpoint(
+        g.chain_id, chain_state.size, chain_state.root, (chain_state.revoked_set().extension(),)
+    )
     stamp = {"t": 1_000}
 
     def note() -> str:
