@@ -382,6 +382,7 @@ def test_a_validator_that_joins_mid_height_is_sent_the_heights_messages(
         t.start(2)
         submit.join(45)
         assert answers == [200], t.log(2)[-2000:]
+
         def at_height_1(i: int) -> bool:
             return (t.status(i) or {}).get("height") == 1
 
