@@ -17,6 +17,7 @@ import uvicorn
 import yaml
 
 from farm.cluster import LocalCluster, local_cluster
+from tests.integration.ledger_testnet import LedgerTestnet
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,6 +89,16 @@ def write_recipe(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+@pytest.fixture
+def testnet4(tmp_path: Path) -> Iterator[LedgerTestnet]:
+    """A fresh four-validator testnet (keys and genesis; no process started yet)."""
+    t = LedgerTestnet(tmp_path / "net", 4)
+    try:
+        yield t
+    finally:
+        t.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -36,12 +34,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 
 @pytest.fixture
-def net(tmp_path: Path) -> Iterator[LedgerTestnet]:
-    t = LedgerTestnet(tmp_path / "net", 4)
-    try:
-        yield t
-    finally:
-        t.close()
+def net(testnet4: LedgerTestnet) -> LedgerTestnet:
+    return testnet4
 
 
 def _note(net: LedgerTestnet) -> str:
