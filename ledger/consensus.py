@@ -89,6 +89,8 @@ __all__ = [
     "Vote",
     "VoteGuard",
     "message_from_json",
+    "message_kind",
+    "message_value",
     "proposal_sign_bytes",
     "sign_proposal",
     "sign_vote",
@@ -193,6 +195,16 @@ class Vote:
 
 
 Message = Proposal | Vote
+
+
+def message_kind(msg: Message) -> str:
+    """``"proposal"``, ``"prevote"`` or ``"precommit"``."""
+    return "proposal" if isinstance(msg, Proposal) else str(msg.kind)
+
+
+def message_value(msg: Message) -> bytes | None:
+    """The block hash a message proposes or votes for (None: a nil vote)."""
+    return msg.block.hash() if isinstance(msg, Proposal) else msg.block_hash
 
 
 def message_from_json(data: dict[str, Any]) -> Message:
@@ -359,7 +371,7 @@ class Equivocation:
     @property
     def kind(self) -> str:
         """``"proposal"``, ``"prevote"`` or ``"precommit"``."""
-        return "proposal" if isinstance(self.second, Proposal) else str(self.second.kind)
+        return message_kind(self.second)
 
 
 # --------------------------------------------------------------------------- ports

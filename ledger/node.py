@@ -85,10 +85,10 @@ from ledger.consensus import (
     Consensus,
     Decide,
     Effect,
-    Proposal,
     ScheduleTimeout,
     Timeout,
     message_from_json,
+    message_kind,
 )
 from ledger.errors import CheckpointError, ConsensusError, LedgerError, StorageError
 from ledger.genesis import Genesis, genesis_hash
@@ -273,7 +273,6 @@ class Node:
         # Consensus frames of the current height that we sent or accepted, to send again
         # to a peer that (re)connects and to everyone while the height is stalled.
         self._height_frames: OrderedDict[bytes, bytes] = OrderedDict()
-        self._frames_height = 0
         self._last_replay = 0.0
         self._last_heard = 0.0  # when a consensus message last got through to the machine
         self._gossip: list[str] = []  # hex of admitted transactions not yet gossiped
@@ -505,6 +504,7 @@ class Node:
         self.height = block.height
         self.last_hash = block.hash()
         self._own_blocks.clear()
+        self._height_frames.clear()
         self.mempool.remove(t for t, _ in ids)
         for tid, index in ids:
             for fut in self._commit_waiters.pop(tid, []):
@@ -581,10 +581,11 @@ class Node:
             if len(self._early) < EARLY_COSIGS and len(waiting) < 2 * self.validators.n:
                 self._early.setdefault(cp.size, waiting).append(note)
             return
-        if cp.root_hash != self.state.log.root(cp.size):
+        mine = self._checkpoint(cp.size)
+        if cp.root_hash != mine.root_hash:
             log.warning("co-signature for size %d with a root that is not ours", cp.size)
             return
-        if parsed.text != self._checkpoint(cp.size).body():
+        if parsed.text != mine.body():
             # Same root, other text (extension lines): merged with ours it would be a
             # signature that does not verify over the note it sits in.
             log.warning("co-signature for size %d of a text that is not ours", cp.size)
@@ -693,8 +694,11 @@ class Node:
     def _on_frame(self, peer: str, raw: bytes) -> None:
         # Relayed copies of a consensus message are byte-identical: drop them before
         # parsing (a proposal can be megabytes of JSON).
-        if raw.startswith(_CONSENSUS_PREFIX) and self._seen(hashlib.sha256(raw).digest()):
-            return
+        digest = None
+        if raw.startswith(_CONSENSUS_PREFIX):
+            digest = hashlib.sha256(raw).digest()
+            if self._seen(digest):
+                return
         try:
             frame = decode_frame(raw)
         except ValueError as exc:
@@ -702,9 +706,11 @@ class Node:
             return
         kind = frame["t"]
         if kind == "c":
-            if not raw.startswith(_CONSENSUS_PREFIX) and self._seen(hashlib.sha256(raw).digest()):
-                return
-            self._on_consensus(peer, frame, raw)
+            if digest is None:
+                digest = hashlib.sha256(raw).digest()
+                if self._seen(digest):
+                    return
+            self._on_consensus(peer, frame, raw, digest)
         elif kind == "txs":
             self._on_txs_frame(frame)
         elif kind == "cosig":
@@ -717,15 +723,21 @@ class Node:
                 self.peer_heights[peer] = h
                 self._maybe_sync()
 
-    def _on_consensus(self, peer: str, frame: dict[str, Any], raw: bytes) -> None:
+    def _on_consensus(self, peer: str, frame: dict[str, Any], raw: bytes, digest: bytes) -> None:
         try:
             msg = message_from_json(frame["m"])
         except (ConsensusError, KeyError, TypeError) as exc:
             log.info("bad consensus message from %s: %s", peer, exc)
             return
         if log.isEnabledFor(logging.DEBUG):
-            kind = "proposal" if isinstance(msg, Proposal) else str(msg.kind)
-            log.debug("%s h%d r%d from %s via %s", kind, msg.height, msg.round, msg.sender, peer)
+            log.debug(
+                "%s h%d r%d from %s via %s",
+                message_kind(msg),
+                msg.height,
+                msg.round,
+                msg.sender,
+                peer,
+            )
         self._max_seen_height = max(self._max_seen_height, msg.height)
         if msg.height == self.height + 1 and not self._started:
             self._wake(now=True)
@@ -735,7 +747,7 @@ class Node:
         if stats.accepted + stats.buffered > before:
             self._last_heard = time.monotonic()
             self.net.broadcast(raw, exclude=(peer, msg.sender))
-            self._keep_frame(msg.height, hashlib.sha256(raw).digest(), raw)
+            self._keep_frame(msg.height, digest, raw)
         self._perform(effects)
         if msg.height > self.height + 1:
             self._maybe_sync()
@@ -766,24 +778,16 @@ class Node:
         kept: a peer behind by a height catches up on blocks, not on votes)."""
         if height != self.height + 1:
             return
-        if self._frames_height != height:
-            self._height_frames.clear()
-            self._frames_height = height
         self._height_frames[digest] = raw
         if len(self._height_frames) > REPLAY_FRAMES:
             self._height_frames.popitem(last=False)
-
-    def _current_frames(self) -> list[bytes]:
-        if self._frames_height != self.height + 1:
-            return []
-        return list(self._height_frames.values())
 
     def _on_peer_connected(self, peer: str) -> None:
         """A peer we send to (re)connected: it missed whatever was sent meanwhile, and
         Tendermint's rounds advance only on 2f+1 messages, so with one validator down a
         single lost vote would stall the height. Send it this height's messages again
         (the gossip the algorithm assumes); it drops those it already has by digest."""
-        for raw in self._current_frames():
+        for raw in self._height_frames.values():
             self.net.send(peer, raw)
 
     def _replay(self) -> None:
@@ -798,7 +802,7 @@ class Node:
         if now - quiet_since < self.settings.sync_after:
             return
         self._last_replay = now
-        for raw in self._current_frames():
+        for raw in self._height_frames.values():
             self.net.broadcast(raw)
 
     def _gossip_tx(self, tx: bytes) -> None:

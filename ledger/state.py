@@ -359,12 +359,15 @@ class LedgerState(_View):
     def revoked_set(self, size: int | None = None) -> RevokedSet:
         """The revoked set at tree ``size`` (default: now), which the checkpoint of that
         size commits to (:mod:`ledger.revoked_set`). The current one is kept until the
-        next revocation; an earlier size is computed from the revocations' indexes."""
-        if size is None or size >= self.size:
-            if self._revoked_now is None:
-                self._revoked_now = RevokedSet(self._revoked)
-            return self._revoked_now
-        return revoked_at({sha: r.index for sha, r in self._revoked.items()}, size)
+        next revocation and also serves every earlier size after the last revocation
+        (revocations are kept in log order); only a size before it is computed anew."""
+        if size is not None and size < self.size:
+            last = next(reversed(self._revoked.values()), None)
+            if last is not None and last.index >= size:
+                return revoked_at({sha: r.index for sha, r in self._revoked.items()}, size)
+        if self._revoked_now is None:
+            self._revoked_now = RevokedSet(self._revoked)
+        return self._revoked_now
 
     def is_revoked(self, sha: str) -> bool:
         """Whether artifact ``sha`` (hex or ``sha256:hex``) is revoked."""
@@ -503,11 +506,7 @@ class LedgerState(_View):
         self._txids[txid] = index
         for sha in effect.artifacts:
             self._attested.setdefault(sha, []).append(index)
-        if effect.builder is not None:
-            self._builders[effect.builder.keyid] = effect.builder
-        if effect.revocation is not None:
-            self._revoked[effect.revocation.sha256] = effect.revocation
-            self._revoked_now = None
+        self._take_effect(effect)
         return index
 
     def restore_entry(
@@ -530,7 +529,10 @@ class LedgerState(_View):
         tx = decode_tx(data)
         if isinstance(tx, AttestTx):
             raise TransactionError(f"entry {index}: stored as {kind} but is an attest")
-        effect = self._effect(tx, index, self)
+        self._take_effect(self._effect(tx, index, self))
+
+    def _take_effect(self, effect: _Effect) -> None:
+        """Record the builder or revocation an appended operator transaction made."""
         if effect.builder is not None:
             self._builders[effect.builder.keyid] = effect.builder
         if effect.revocation is not None:

@@ -55,7 +55,7 @@ from typing import Any
 
 from farm.canonical import canonical_json
 from ledger.block import Block, CommitCertificate, CommitSig
-from ledger.consensus import Equivocation, Message, Proposal
+from ledger.consensus import Equivocation, message_kind, message_value
 from ledger.errors import ConsensusError, StorageError, TransactionError
 from ledger.genesis import Genesis
 from ledger.merkle import hash_leaf
@@ -188,15 +188,6 @@ class EvidenceRecord:
             "second": self.second,
             "seen_at": self.seen_at,
         }
-
-
-def _kind(msg: Message) -> str:
-    return "proposal" if isinstance(msg, Proposal) else str(msg.kind)
-
-
-def _value_hash(msg: Message) -> bytes | None:
-    """What a message votes or proposes (None for nil)."""
-    return msg.block.hash() if isinstance(msg, Proposal) else msg.block_hash
 
 
 def _header_json(block: Block) -> dict[str, Any]:
@@ -517,15 +508,15 @@ class LedgerStore:
                 for one slot, or the write failed (nothing is written).
         """
         first, second = evidence.first, evidence.second
-        slot = (first.sender, first.height, first.round, _kind(first))
+        slot = (first.sender, first.height, first.round, message_kind(first))
         if slot != (evidence.validator, evidence.height, evidence.round, evidence.kind) or (
-            slot != (second.sender, second.height, second.round, _kind(second))
+            slot != (second.sender, second.height, second.round, message_kind(second))
         ):
             raise StorageError(
                 f"not one slot's evidence: {slot} and "
-                f"{(second.sender, second.height, second.round, _kind(second))}"
+                f"{(second.sender, second.height, second.round, message_kind(second))}"
             )
-        if _value_hash(first) == _value_hash(second):
+        if message_value(first) == message_value(second):
             raise StorageError(f"not evidence: both messages of {slot} have the same value")
         first_text = canonical_json(first.to_json()).decode()
         second_text = canonical_json(second.to_json()).decode()

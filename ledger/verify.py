@@ -76,7 +76,13 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
-from ledger.consensus import Equivocation, Message, Proposal, message_from_json
+from ledger.consensus import (
+    Equivocation,
+    Message,
+    message_from_json,
+    message_kind,
+    message_value,
+)
 from ledger.errors import ConsensusError
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from ledger.revoked_set import AbsenceProof, commitment_of, verify_absent
@@ -104,13 +110,7 @@ __all__ = [
 
 def _slot(msg: Message) -> tuple[int, int, str]:
     """(height, round, kind) of a consensus message."""
-    kind = "proposal" if isinstance(msg, Proposal) else str(msg.kind)
-    return msg.height, msg.round, kind
-
-
-def _value(msg: Message) -> bytes | None:
-    """The value a message proposes or votes for (None: nil)."""
-    return msg.block.hash() if isinstance(msg, Proposal) else msg.block_hash
+    return msg.height, msg.round, message_kind(msg)
 
 
 def verify_equivocation(
@@ -158,6 +158,6 @@ def verify_equivocation(
     )
     if claimed != slot:
         raise ConsensusError(f"the record names slot {claimed}, its messages {slot}")
-    if _value(first) == _value(second):
+    if message_value(first) == message_value(second):
         raise ConsensusError(f"both messages of {name!r} at {slot} are for the same value")
     return Equivocation(name, first, second)

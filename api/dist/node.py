@@ -17,7 +17,7 @@ as its block is committed (before any checkpoint covers it).
 The evidence of an artifact that is not revoked at the view's checkpoint carries a
 proof of that (``not_revoked``), against the revoked set the checkpoint commits to
 (the follower keeps only checkpoints whose commitment is our own state's, so the proof
-always verifies); the revoked set of the last few tree sizes is cached.
+always verifies).
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ from farm.transactions import AttestTx, decode_tx
 from ledger.block import Block
 from ledger.checkpoint import Checkpoint, parse_note
 from ledger.genesis import Genesis, load_genesis
-from ledger.revoked_set import RevokedSet
 from ledger.storage import LedgerStore
 
 __all__ = ["DistNode", "Served", "View"]
@@ -80,8 +79,6 @@ class View:
 
 
 _DIST_SUFFIXES = (".whl", ".tar.gz", ".zip")
-_REVOKED_SETS_KEPT = 4
-"""Revoked sets cached by tree size (the view's and a few before, for slow readers)."""
 
 
 def dist_project(filename: str) -> str | None:
@@ -112,8 +109,6 @@ class DistNode:
         self.lock = threading.RLock()
         self.blobs = BlobStore(settings.blob_dir)
         self.catalog: dict[str, CatalogEntry] = {}
-        self._revoked_sets: dict[int, RevokedSet] = {}
-        """Tree size → the revoked set there (immutable once the log is that long)."""
         for start in range(0, self.state.size, 1024):  # pages: bounded memory
             for offset, data in enumerate(self.store.entries(start, start + 1024)):
                 self._catalog_entry(data, start + offset)
@@ -283,17 +278,6 @@ class DistNode:
             height=self.store.entry_height(index),
         )
 
-    def _revoked_set(self, size: int) -> RevokedSet:
-        """The revoked set at tree ``size`` (at most our log's size); the caller holds
-        the lock. Cached: many evidence requests ask at the same checkpoint size."""
-        found = self._revoked_sets.get(size)
-        if found is None:
-            found = self.state.revoked_set(size)
-            self._revoked_sets[size] = found
-            while len(self._revoked_sets) > _REVOKED_SETS_KEPT:
-                del self._revoked_sets[min(self._revoked_sets)]
-        return found
-
     def evidence(self, sha: str, view: View | None = None) -> ArtifactEvidence | None:
         """Everything to check artifact ``sha`` at the view's checkpoint, or None if it
         is not attested inside that checkpoint or, unrevoked, not mirrored yet.
@@ -324,7 +308,7 @@ class DistNode:
             revocation: Revocation | None = None
             not_revoked: NotRevokedProof | None = None
             if revoked is None:
-                absent = self._revoked_set(size).absence_proof(sha)
+                absent = self.state.revoked_set(size).absence_proof(sha)
                 not_revoked = NotRevokedProof.model_validate(absent.to_json())
             else:
                 revocation = Revocation(
