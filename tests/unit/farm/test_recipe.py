@@ -100,5 +100,9 @@ def test_load_recipe_reports_bad_files(tmp_path: Path, recipe_data: dict[str, An
 def test_shipped_recipes_are_valid() -> None:
     root = Path(__file__).resolve().parents[3] / "recipes"
     files = sorted(root.rglob("*.yaml"))
+    # An empty or misplaced recipes/ must fail here, not pass vacuously: farm up and the
+    # benches take shipped recipes through the farm.
+    assert len(files) >= 5, f"expected the shipped recipes under {root}, found {len(files)}"
     for f in files:
-        load_recipe(f)
+        recipe = load_recipe(f)
+        assert f.relative_to(root).as_posix() == f"{recipe.name}/{recipe.version}.yaml"

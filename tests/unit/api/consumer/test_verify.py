@@ -477,3 +477,46 @@ def test_a_checkpoint_without_the_revoked_set_is_refused(ledger: MiniLedger) -> 
     lying = RevokedSet(["0" * 64]).extension()  # co-signed, but not this absence proof's set
     with pytest.raises(EvidenceError, match="for 0 revocations, not 1"):
         check(ledger, ledger.evidence(index, bundle, note=ledger.note(extensions=(lying,))))
+
+
+def _reenroll(ledger: MiniLedger, arches: tuple[str, ...]) -> None:
+    """Enroll every builder again, for ``arches``, with the genuine operator; the
+    evidence then rests on these newer entries."""
+    for i, k in enumerate(ledger.world.builders):
+        ledger.enrolled[k.keyid] = ledger.append(
+            make_enroll(ledger.world.operator, k.public_dict(), arches, f"h{i}", chain=CHAIN)
+        )
+
+
+def test_an_enrollment_recorded_after_the_attestation_is_refused(ledger: MiniLedger) -> None:
+    # A builder enrolled only after the attestation could not have been trusted when
+    # it was committed: a node pairing the attestation with a later enrollment is refused
+    # even though that enrollment is genuine and proven included.
+    index, bundle = ledger.attest()
+    _reenroll(ledger, (ARCH,))
+    evidence = ledger.evidence(index, bundle)
+    assert all(p.index > index for p in evidence.enrollments.values())
+    with pytest.raises(EvidenceError, match="comes after the attestation it should support"):
+        check(ledger, evidence)
+
+
+def test_an_arch_other_than_the_node_declared_is_refused(ledger: MiniLedger) -> None:
+    # The builders attested amd64; the node serves the file as arm64 (a consumer who
+    # asks for no arch in particular would install it on the wrong machine).
+    index, bundle = ledger.attest()
+    evidence = ledger.evidence(index, bundle)
+    wrong = evidence.model_copy(
+        update={"artifact": evidence.artifact.model_copy(update={"arch": "arm64"})}
+    )
+    with pytest.raises(DigestError, match=f"attestation is for arch {ARCH}, the node said arm64"):
+        check(ledger, wrong)
+
+
+def test_a_builder_not_enrolled_for_the_arch_is_refused(ledger: MiniLedger) -> None:
+    # The operator enrolled these builders for arm64 only; their amd64 attestation has
+    # signatures from keys the ledger never trusted for amd64.
+    ledger.enrolled = {}
+    _reenroll(ledger, ("arm64",))
+    index, bundle = ledger.attest()
+    with pytest.raises(EvidenceError, match=f"is not enrolled for arch {ARCH}"):
+        check(ledger, ledger.evidence(index, bundle))
