@@ -15,10 +15,13 @@ err_console = Console(stderr=True)
 
 
 def run_cli(app: typer.Typer) -> int:
-    """Run ``app``; a :class:`FarmError` prints ``error: ...`` and returns 1."""
+    """Run ``app``; a :class:`FarmError` prints ``error: ...`` and returns 1, and
+    ``typer.Exit(n)`` returns ``n``."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        app(standalone_mode=False)
+        # Outside standalone mode click hands back an Exit's code as the return value
+        # instead of raising it; a command itself returns None.
+        code = app(standalone_mode=False)
     except FarmError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 1
@@ -38,4 +41,4 @@ def run_cli(app: typer.Typer) -> int:
             exc.show()
             return int(getattr(exc, "exit_code", 1))
         raise
-    return 0
+    return code if isinstance(code, int) else 0
