@@ -17,7 +17,7 @@ Invariants, whatever the archive holds:
   extracted twice is the same tree. Directories the archive does not list get the
   newest member time (the root: the time of the directory stripped into it, if listed).
 
-Every refusal raises :class:`farm.errors.FetchError`. The caller owns ``root`` and
+Every refusal raises :class:`builders.errors.FetchError`. The caller owns ``root`` and
 removes it on error.
 """
 
@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO
 
-from farm.errors import FetchError
+from builders.errors import FetchError
 
 __all__ = ["ExtractLimits", "extract_archive", "extract_tar_stream", "normalized_parts"]
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import platform
 from pathlib import Path
 
-from farm.errors import ArchitectureError
+from builders.errors import ArchitectureError
 from farm.recipe import ARCHITECTURES
 
 __all__ = [

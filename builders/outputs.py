@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from farm.errors import OutputError
+from builders.errors import OutputError
 from farm.recipe import Output
 
 __all__ = ["CollectedOutput", "collect_outputs", "glob_to_regex"]

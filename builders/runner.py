@@ -72,7 +72,8 @@ from docker.models.containers import Container
 from docker.types import LogConfig, Mount, Ulimit
 
 from builders.arch import docker_platform
-from farm.errors import ImageError, OutputError, SandboxError
+from builders.errors import OutputError, SandboxError
+from farm.errors import ImageError
 from farm.recipe import RESERVED_ENV, Limits
 
 __all__ = [

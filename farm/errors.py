@@ -7,15 +7,19 @@ The tree::
     ├── RecipeError              a recipe that does not parse or validate
     ├── SigningKeyError          a key that cannot be read, made or used
     ├── SignatureError           a signature or envelope that does not verify
-    ├── FetchError               a source or dependency not fetched or not matching its pin
+    ├── ContentError             a file the content-addressed store cannot take
+    │   └── DigestMismatchError  content whose sha256 is not the digest it was given under
     ├── BuildError               a build that could not run to a result
-    │   ├── ArchitectureError    an architecture this builder cannot build
-    │   ├── ImageError           the pinned image is not present or not what it claims
-    │   ├── SandboxError         the container could not be set up or cleaned up
-    │   └── OutputError          an output that escapes, is a symlink, or is too large
+    │   └── ImageError           the pinned image is not present or not what it claims
+    │       └── ImageDriftError  this host builds another image than the one pinned
     ├── QuorumError              builders did not agree, or too few finished
     └── LedgerError              (raised by the ledger package, rooted here)
         └── TransactionError     a ledger transaction that is malformed or refused
+
+Errors only one package raises live in that package, rooted here: the builder host's
+(``FetchError``, and the ``BuildError``s ``ArchitectureError``, ``SandboxError``,
+``OutputError``) in :mod:`builders.errors`, the coordinator's in
+:mod:`farm.coordinator.errors`.
 
 Callers catch ``FarmError``; the command line turns it into one line and exit status 1.
 """
@@ -23,18 +27,16 @@ Callers catch ``FarmError``; the command line turns it into one line and exit st
 from __future__ import annotations
 
 __all__ = [
-    "ArchitectureError",
     "BuildError",
     "ConfigError",
+    "ContentError",
+    "DigestMismatchError",
     "FarmError",
-    "FetchError",
     "ImageDriftError",
     "ImageError",
     "LedgerError",
-    "OutputError",
     "QuorumError",
     "RecipeError",
-    "SandboxError",
     "SignatureError",
     "SigningKeyError",
     "TransactionError",
@@ -61,16 +63,21 @@ class SignatureError(FarmError):
     """A signature, envelope or statement that does not verify."""
 
 
-class FetchError(FarmError):
-    """A source or dependency that cannot be fetched or does not match its pin."""
+class ContentError(FarmError):
+    """A file the content-addressed store (:mod:`farm.content_store`) cannot take."""
+
+
+class DigestMismatchError(ContentError):
+    """Content whose sha256 is not the digest it was given, or stored, under."""
+
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        self.expected = expected
+        self.actual = actual
+        super().__init__(f"{what}: content is sha256:{actual}, expected sha256:{expected}")
 
 
 class BuildError(FarmError):
     """A build that could not run to a result."""
-
-
-class ArchitectureError(BuildError):
-    """An architecture this builder host cannot build."""
 
 
 class ImageError(BuildError):
@@ -88,14 +95,6 @@ class ImageDriftError(ImageError):
             "packages it is made from have changed since the recipe was pinned "
             "(see deploy/builder-image/README.md: rebuild and re-pin)"
         )
-
-
-class SandboxError(BuildError):
-    """The hermetic container could not be created, run or removed."""
-
-
-class OutputError(BuildError):
-    """An output that escapes the output directory, is a link, or exceeds a limit."""
 
 
 class QuorumError(FarmError):

@@ -1,25 +1,22 @@
 """The node's content-addressed blob store on disk.
 
-Layout: ``root/sha256/ab/abcdef…`` (read-only files); downloads in progress live in
-``root/tmp`` on the same file system. A blob is published only by :meth:`BlobStore.
-writer`'s commit: the bytes hashed while written equal the digest, they are fsynced,
-then renamed into place, so a file at a blob's path is always complete and checked.
+It is a :class:`farm.content_store.ContentStore` (``root/sha256/ab/abcdef…``,
+read-only files; downloads in progress in ``root/tmp`` on the same file system, left
+over ones removed when the store opens). A blob is published only by
+:meth:`BlobWriter.commit`: the bytes hashed while written equal the digest and are
+exactly as long as the builders signed, they are fsynced, then renamed into place
+(replacing a damaged copy), so a file at a blob's path is always complete and checked.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-import re
-import tempfile
 from pathlib import Path
 from types import TracebackType
 
 from api.dist.errors import MirrorError
+from farm.content_store import ContentStore, ContentWriter, is_sha256_hex
 
 __all__ = ["BlobStore", "BlobWriter"]
-
-_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 class BlobWriter:
@@ -28,53 +25,35 @@ class BlobWriter:
     def __init__(self, store: BlobStore, digest: str, limit: int) -> None:
         self.digest = digest
         self.limit = limit
-        self.size = 0
-        self._store = store
-        self._hash = hashlib.sha256()
-        fd, name = tempfile.mkstemp(dir=store.tmp_dir, prefix=digest[:16] + ".")
-        self._file = os.fdopen(fd, "wb")
-        self._tmp = Path(name)
-        self._done = False
+        self._writer: ContentWriter = store.new_writer(f"sha256:{digest}")
+
+    @property
+    def size(self) -> int:
+        """Bytes written so far."""
+        return self._writer.size
 
     def write(self, chunk: bytes) -> None:
         """Append ``chunk``; raise :class:`MirrorError` past the declared size."""
-        self.size += len(chunk)
-        if self.size > self.limit:
+        if self.size + len(chunk) > self.limit:
             raise MirrorError(
                 f"sha256:{self.digest[:12]}…: more than the {self.limit} bytes the builders signed"
             )
-        self._hash.update(chunk)
-        self._file.write(chunk)
+        self._writer.write(chunk)
 
     def commit(self) -> Path:
         """Check the digest and size, fsync, rename into place; return the blob's path."""
-        actual = self._hash.hexdigest()
+        actual = self._writer.hexdigest()
         if actual != self.digest:
             raise MirrorError(f"bytes for sha256:{self.digest[:12]}… hash to {actual[:12]}…")
         if self.size != self.limit:
             raise MirrorError(
                 f"sha256:{self.digest[:12]}… is {self.size} bytes, the builders signed {self.limit}"
             )
-        self._file.flush()
-        os.fsync(self._file.fileno())
-        self._file.close()
-        target = self._store.path_for(self.digest)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp.chmod(0o444)
-        self._tmp.replace(target)
-        dir_fd = os.open(target.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-        self._done = True
-        return target
+        return self._writer.commit(self.digest, replace=True)
 
     def abort(self) -> None:
         """Drop the partial file."""
-        if not self._file.closed:
-            self._file.close()
-        self._tmp.unlink(missing_ok=True)
+        self._writer.abort()
 
     def __enter__(self) -> BlobWriter:
         return self
@@ -85,32 +64,22 @@ class BlobWriter:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if not self._done:
-            self.abort()
+        self._writer.__exit__(kind, exc, tb)
 
 
-class BlobStore:
+class BlobStore(ContentStore):
     """Blobs by sha256 under one directory."""
 
     def __init__(self, root: Path) -> None:
-        self.root = root
-        self.tmp_dir = root / "tmp"
+        super().__init__(root)
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
-        for stale in self.tmp_dir.iterdir():  # downloads a crash interrupted
-            stale.unlink(missing_ok=True)
+        self.clear_tmp()  # downloads a crash interrupted
 
     def path_for(self, digest: str) -> Path:
         """Where the blob with this digest is (or would be) kept."""
-        if not _HEX64.match(digest):
+        if not is_sha256_hex(digest):
             raise MirrorError(f"{digest[:80]!r} is not a sha256 hex digest")
-        return self.root / "sha256" / digest[:2] / digest
-
-    def size_of(self, digest: str) -> int | None:
-        """The stored blob's size, or None if it is not here."""
-        try:
-            return self.path_for(digest).stat().st_size
-        except FileNotFoundError:
-            return None
+        return super().path_for(digest)
 
     def writer(self, digest: str, size: int) -> BlobWriter:
         """A writer for the blob ``digest`` of exactly ``size`` bytes."""

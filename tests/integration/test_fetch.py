@@ -26,8 +26,8 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
+from builders.errors import FetchError
 from builders.fetch import Fetcher, FetchLimits, git_tree_id
-from farm.errors import FetchError
 from farm.recipe import ArchiveSource, GitSource, PypiDependency, PypiSource
 
 COMMIT_TIME = 1_700_000_000

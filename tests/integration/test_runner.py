@@ -26,9 +26,10 @@ import docker.errors
 import pytest
 
 import builders.runner as runner_mod
+from builders.errors import OutputError, SandboxError
 from builders.outputs import collect_outputs
 from builders.runner import RunOutcome, RunSpec, remove_stale, run_hermetic
-from farm.errors import ImageError, OutputError, SandboxError
+from farm.errors import ImageError
 from farm.recipe import Limits, Output
 
 pytestmark = [pytest.mark.docker, pytest.mark.timeout(120)]

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from builders.arch import buildable_arches, docker_platform, native_arch, require_arch
-from farm.errors import ArchitectureError
+from builders.errors import ArchitectureError
 from farm.recipe import ARCHITECTURES
 
 

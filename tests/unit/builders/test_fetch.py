@@ -17,6 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from builders._extract import ExtractLimits, extract_archive, normalized_parts
+from builders.errors import FetchError
 from builders.fetch import (
     IndexFile,
     human_size,
@@ -26,7 +27,6 @@ from builders.fetch import (
     select_file,
     url_allowed,
 )
-from farm.errors import FetchError
 
 SHA_A = "a" * 64
 SHA_B = "b" * 64
@@ -396,3 +396,24 @@ def test_extraction_is_reproducible(tmp_path: Path) -> None:
             )
         )
     assert trees[0] == trees[1]
+
+
+def test_the_fetch_package_keeps_every_name_it_offered() -> None:
+    import builders.fetch
+
+    offered = {
+        "FIXED_MTIME",
+        "FetchLimits",
+        "Fetcher",
+        "IndexFile",
+        "git_tree_id",
+        "human_size",
+        "index_files",
+        "mirror_name",
+        "normalize_project",
+        "select_file",
+        "url_allowed",
+    }
+    assert offered <= set(builders.fetch.__all__)
+    assert all(hasattr(builders.fetch, name) for name in offered)
+    assert callable(builders.fetch.Fetcher._blob)  # the integration tests drive it directly

@@ -11,8 +11,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from builders.errors import OutputError
 from builders.outputs import collect_outputs, glob_to_regex
-from farm.errors import OutputError
 from farm.recipe import Output
 
 MiB = 2**20

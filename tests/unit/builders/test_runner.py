@@ -14,6 +14,7 @@ from pathlib import Path
 import docker
 import pytest
 
+from builders.errors import OutputError, SandboxError
 from builders.runner import (
     FIXED_ENV,
     RunSpec,
@@ -22,7 +23,7 @@ from builders.runner import (
     remove_stale,
     run_hermetic,
 )
-from farm.errors import ImageError, OutputError, SandboxError
+from farm.errors import ImageError
 from farm.recipe import Limits
 
 Adder = Callable[[tarfile.TarFile], None]

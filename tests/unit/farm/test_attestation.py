@@ -13,11 +13,11 @@ from securesystemslib.dsse import Envelope
 from farm.attestation import (
     AttestationBundle,
     ResourceDescriptor,
-    _provenance,
     build_bundle,
     envelope_digest,
     verify_bundle,
 )
+from farm.attestation.build import _provenance
 from farm.canonical import canonical_json
 from farm.errors import FarmError, QuorumError, SignatureError
 from farm.keys import KeyPair, generate_key
@@ -383,3 +383,26 @@ def test_source_is_a_resolved_dependency(world: World) -> None:
     verified = verify_bundle(bundle, world.builder_keys(), world.coordinator_keys(), 3)
     deps = verified.statement.predicate.buildDefinition.resolvedDependencies
     assert deps[0] == source and deps[1].name == "image"
+
+
+def test_the_attestation_package_keeps_every_public_name() -> None:
+    import farm.attestation
+
+    public = {
+        "BUILD_TYPE",
+        "SLSA_PROVENANCE_V1",
+        "AttestationBundle",
+        "BuildDefinition",
+        "ExternalParameters",
+        "ProvenancePredicate",
+        "ProvenanceStatement",
+        "ResourceDescriptor",
+        "RunDetails",
+        "VerifiedBundle",
+        "build_bundle",
+        "coordinator_uri",
+        "envelope_digest",
+        "verify_bundle",
+    }
+    assert public <= set(farm.attestation.__all__)
+    assert all(hasattr(farm.attestation, name) for name in public)

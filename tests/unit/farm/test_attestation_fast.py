@@ -14,15 +14,9 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from securesystemslib.dsse import Envelope
 
-from farm.attestation import (
-    _M,
-    AttestationBundle,
-    ProvenanceStatement,
-    _b64,
-    _parse_fast,
-    _verify_bundle_checked,
-    _verify_bundle_fast,
-)
+from farm.attestation import AttestationBundle, ProvenanceStatement
+from farm.attestation._fast import _M, _b64, _parse_fast, _verify_bundle_fast
+from farm.attestation.verify import _verify_bundle_checked
 from farm.errors import FarmError
 from farm.keys import KeyPair
 from farm.result import PAYLOAD_TYPE, ResultStatement

@@ -12,6 +12,7 @@ from api.dist.catalog import entries_of_attest
 from api.dist.errors import MirrorError
 from ledger.transactions import make_attest
 from tests.unit.farm._attest_fixtures import SHA, WHEEL, World
+from tests.unit.farm._store_fixtures import write_old_layout
 from tests.unit.ledger._ledger_fixtures import enroll_all
 
 
@@ -49,3 +50,23 @@ def test_blobs_are_published_only_when_their_digest_and_size_hold(tmp_path: Path
     assert list(store.tmp_dir.iterdir()) == []
     with pytest.raises(MirrorError, match="not a sha256"):
         store.path_for("../../etc/passwd")
+
+
+def test_a_blob_store_in_the_old_layout_is_read_and_a_damaged_blob_replaced(
+    tmp_path: Path,
+) -> None:
+    digest = write_old_layout(tmp_path, b"mirrored before the shared store")
+    (tmp_path / "tmp").mkdir()
+    (tmp_path / "tmp" / "interrupted").write_bytes(b"partial")
+    store = BlobStore(tmp_path)
+    assert list(store.tmp_dir.iterdir()) == []  # a crash's leftovers are dropped
+    assert store.size_of(digest) == 32
+    assert store.path_for(digest).read_bytes() == b"mirrored before the shared store"
+
+    damaged = write_old_layout(tmp_path, b"x")
+    store.path_for(damaged).chmod(0o644)
+    store.path_for(damaged).write_bytes(b"y")
+    with store.writer(damaged, 1) as w:
+        w.write(b"x")
+        w.commit()
+    assert store.path_for(damaged).read_bytes() == b"x"
