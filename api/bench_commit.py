@@ -6,16 +6,22 @@ and three ``farm builder run`` workers (:func:`farm.cluster.local_cluster`), and
 enrolled with one-time tokens (``farm builder enroll``), approved (``farm operator
 approve``), which commits their enroll transactions, and then started.
 
-Each run requests a build of a new version of a trivial recipe (a one-file local git
-source, a command that copies one small file to ``/out``) with ``POST /v1/builds`` and
-polls ``GET /v1/attestations`` until the attestation is committed; the commit time is
-when the coordinator stored the ledger's receipt (the attestation's ``submitted_at``,
-same machine, same clock as the submit). The overhead is the submit-to-commit time
-minus the slowest builder's container time: the life of its container as the Docker
-Engine reports it (``create`` to ``destroy`` events of the containers labelled with
-the build id), which covers what a bare ``docker run --rm`` of the build would cost.
-The build command's own run (``started_at`` … ``finished_at`` of each builder's signed
-result) is shown too, and the coordinator's timestamps split the rest into stages.
+Each round first starts :data:`BUILDERS` bare ``docker run --rm``s of the recipe at
+once (:func:`builders.bench.bare_once`: same image, command, environment, source mount,
+user, no network, tmpfs and CPU, memory and process limits) and times them until all
+have exited; then it requests a build of a new version of the same trivial recipe (a
+one-file local git source, a command that copies one small file to ``/out``) with
+``POST /v1/builds`` and polls ``GET /v1/attestations`` until the attestation is
+committed. The commit time is when the coordinator stored the ledger's receipt (the
+attestation's ``submitted_at``, same machine, same clock as the submit). The overhead
+is the submit-to-commit time minus the bare runs' time: everything farm adds to running
+the build is counted, its own steps inside the container (the keeper, the exec, the
+kill, ``df``, the copy-out of ``/out``) included.
+
+Shown beside it: the slowest builder's container life as the Docker Engine reports it
+(``create`` to ``destroy`` events of the containers labelled with the build id), the
+build command's own run (``started_at`` … ``finished_at`` of each builder's signed
+result), and the coordinator's timestamps splitting the rest into stages.
 """
 
 from __future__ import annotations
@@ -37,20 +43,32 @@ import httpx
 import yaml
 
 from api.bench_query import farm_serve
+from builders.bench import bare_once
+from builders.fetch import Fetcher
 from farm.cli.up_cmd import DEFAULT_RECIPE, recipe_for_this_host
 from farm.cluster import LocalCluster, local_cluster
 from farm.coordinator import service
 from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.models import utcnow
 from farm.errors import FarmError
-from farm.recipe import load_recipe
+from farm.recipe import Recipe, load_recipe, parse_recipe
 from farm.result import envelope_payload, parse_statement
 from ledger.bench import BenchNet
 from ledger.genesis import load_genesis
 
-__all__ = ["CommitFarm", "CommitRun", "commit_farm", "timed_commit"]
+__all__ = [
+    "BUILDERS",
+    "CommitFarm",
+    "CommitRun",
+    "commit_farm",
+    "commit_overhead",
+    "timed_bare",
+    "timed_commit",
+]
 
 FARM = [sys.executable, "-m", "farm.cli"]
+BUILDERS = 3
+"""Builders of the farm, each building every request; as many bare runs start at once."""
 GIT_ENV = {
     "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
     "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
@@ -65,8 +83,10 @@ SERVE_ENV = {
 
 @dataclass(frozen=True)
 class CommitRun:
-    """One timed build: seconds from the ``POST`` to each stage, and the overhead."""
+    """One timed round: the bare runs, the build's seconds from the ``POST`` to each stage."""
 
+    bare_s: float
+    """:data:`BUILDERS` bare ``docker run --rm``s of the recipe at once, until all exited."""
     total_s: float
     container_s: float
     """The slowest builder's container, ``create`` to ``destroy`` (Docker's events)."""
@@ -76,7 +96,8 @@ class CommitRun:
 
     @property
     def overhead_s(self) -> float:
-        return self.total_s - self.container_s
+        """Submit-to-commit time minus this round's bare runs."""
+        return self.total_s - self.bare_s
 
 
 @dataclass
@@ -88,6 +109,10 @@ class CommitFarm:
     image: str
     source: dict[str, str]
     http: httpx.Client
+    src: Path
+    """The fetched source tree, for the bare runs."""
+    work: Path
+    """Where the bare runs' output directories go."""
 
 
 def _run(argv: list[str], env: dict[str, str] | None = None) -> str:
@@ -152,12 +177,16 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
     progress("checking the builder image")
     image = load_recipe(recipe_for_this_host(DEFAULT_RECIPE, root)).image
     source = _git_source(root)
+    progress("fetching the source for the bare runs")
+    trivial = parse_recipe(yaml.safe_load(_recipe_yaml(image, source, "0.0")))
+    with Fetcher(root / "fetch-cache", progress=lambda m: None) as fetcher:
+        src = fetcher.source(trivial.source, root / "bare")
     db = f"sqlite:///{root / 'commit.db'}"
     engine = make_engine(db)
     create_tables(engine)
     with session_scope(engine) as session:
         token = service.create_operator_token(session, utcnow(), "bench")
-        secrets = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
+        secrets = [service.issue_enrollment_token(session, utcnow()).token for _ in range(BUILDERS)]
     engine.dispose()
     with ExitStack() as stack:
         progress("starting 4 ledger validators")
@@ -166,7 +195,7 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
         net.start()
         _ledger_up(net)
         progress("starting Redis")
-        cluster = stack.enter_context(local_cluster(root / "cluster", 3, start=False))
+        cluster = stack.enter_context(local_cluster(root / "cluster", BUILDERS, start=False))
         env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
         env.update(SERVE_ENV, FARM_COORDINATOR_REPORTS_DIR=str(root / "reports"))
         ledger_urls = ",".join(f"http://127.0.0.1:{net.http_port(i)}" for i in range(net.n))
@@ -190,7 +219,7 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
             )
         ).url
         cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")
-        progress("enrolling and starting 3 builders")
+        progress(f"enrolling and starting {BUILDERS} builders")
         _enroll(cluster, url, token, secrets)
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
 
@@ -199,20 +228,20 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
             bad = [b["ledger_error"] for b in rows if b["ledger_error"]]
             if bad:
                 raise FarmError(f"the ledger refused an enroll: {bad[0]}")
-            return len(rows) == 3 and all(b["ledger_index"] is not None for b in rows)
+            return len(rows) == BUILDERS and all(b["ledger_index"] is not None for b in rows)
 
         progress("waiting for the enroll transactions to commit")
-        _wait("three enroll transactions", enrolled, 60)
-        yield CommitFarm(url, token, image, source, http)
+        _wait(f"{BUILDERS} enroll transactions", enrolled, 60)
+        yield CommitFarm(url, token, image, source, http, src, root)
 
 
-def _recipe_text(farm: CommitFarm, version: str) -> str:
+def _recipe_yaml(image: str, source: dict[str, str], version: str) -> str:
     return yaml.safe_dump(
         {
             "name": "bench-trivial",
             "version": version,
-            "source": farm.source,
-            "image": farm.image,
+            "source": source,
+            "image": image,
             "architectures": ["amd64"],
             "build": {
                 "command": "cp data.txt /out/data.txt\n",
@@ -222,6 +251,24 @@ def _recipe_text(farm: CommitFarm, version: str) -> str:
         },
         sort_keys=False,
     )
+
+
+def _recipe_text(farm: CommitFarm, version: str) -> str:
+    return _recipe_yaml(farm.image, farm.source, version)
+
+
+def _recipe(farm: CommitFarm, version: str) -> Recipe:
+    return parse_recipe(yaml.safe_load(_recipe_text(farm, version)))
+
+
+def timed_bare(farm: CommitFarm) -> float:
+    """Seconds until :data:`BUILDERS` bare ``docker run --rm``s of the recipe, started at
+    once, have all exited (:func:`builders.bench.bare_once`).
+
+    Raises:
+        BuildError: a bare run failed.
+    """
+    return bare_once(_recipe(farm, "0.0"), farm.src, None, farm.work, BUILDERS)
 
 
 def _ts(value: str) -> float:
@@ -262,7 +309,9 @@ def _check_not_lost(farm: CommitFarm, build_id: str, query: dict[str, str]) -> N
 
 
 def timed_commit(farm: CommitFarm, version: str, timeout: float = 180.0) -> CommitRun:
-    """Build version ``version`` of the trivial recipe, time it to its committed attestation."""
+    """One round: the bare runs (:func:`timed_bare`), then version ``version`` of the
+    trivial recipe built by the farm and timed to its committed attestation."""
+    bare = timed_bare(farm)
     body = {"recipe": _recipe_text(farm, version)}
     headers = {"Authorization": f"Bearer {farm.token}"}
     submitted = time.time()
@@ -319,9 +368,13 @@ def timed_commit(farm: CommitFarm, version: str, timeout: float = 180.0) -> Comm
     # Committed when the ledger's receipt came back: the coordinator stores the
     # attestation then (the bench's polling only adds its own delay to that).
     total = stages["attestation stored"]
-    return CommitRun(total, container, command, stages)
+    return CommitRun(bare, total, container, command, stages)
 
 
-def median_overhead(runs: list[CommitRun]) -> float:
-    """The median overhead of ``runs``."""
-    return statistics.median(r.overhead_s for r in runs)
+def commit_overhead(runs: list[CommitRun]) -> tuple[float, float]:
+    """The overhead of ``runs``: the median submit-to-commit time minus the median bare
+    time, and the median of each round's own difference (which cancels slow drifts of
+    the machine, the rounds' two halves running back to back)."""
+    total = statistics.median(r.total_s for r in runs)
+    bare = statistics.median(r.bare_s for r in runs)
+    return total - bare, statistics.median(r.overhead_s for r in runs)

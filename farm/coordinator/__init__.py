@@ -8,7 +8,8 @@ to builders, replacements, the verdict; ``celery_dispatch`` is its queue),
 of disputed builds) and ``upstream`` (of rebuilds that differ from upstream's
 artifact), ``attestations`` and ``revocations`` (what the ledger committed, and
 withdrawals of it), ``ledger_client`` (transactions to, and reads from, the
-validators), ``settings``; ``client`` is the HTTP client builders and operators use.
+validators), ``settings``; ``client`` is the HTTP client builders and operators use;
+``throwaway_pg`` starts a local PostgreSQL for benchmarks and tests.
 The schema's history is ``migrations`` (Alembic). The HTTP API is ``api.coordinator``.
 """
 
@@ -30,5 +31,6 @@ __all__ = [
     "service",
     "settings",
     "staging",
+    "throwaway_pg",
     "upstream",
 ]
