@@ -1,9 +1,10 @@
 """The operator dashboard: server-rendered HTML over the coordinator's own reads.
 
-``GET /`` shows recent builds with their verdicts, the disputed ones with links to
-their diffoscope reports, the builders (architectures, last seen, healthy or not,
-builds done, agreement rate) and the ledger (height and latest checkpoint, or why
-they cannot be shown). ``GET /builds/{id}`` shows one build: its verdict, every
+``GET /`` shows recent builds with their verdicts and whether the agreed outputs match
+what upstream published (a verified build can differ from upstream), the disputed ones
+with links to their diffoscope reports, the builders (architectures, last seen, healthy
+or not, builds done, agreement rate) and the ledger (height and latest checkpoint, or
+why they cannot be shown). ``GET /builds/{id}`` shows one build: its verdict, every
 builder's result with outputs and log, the attempts and the diffoscope reports.
 
 Invariants:

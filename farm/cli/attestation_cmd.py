@@ -6,12 +6,16 @@ operator token. ``farm.cli.coordinator_cmd`` adds them to the ``farm`` command.
 
 from __future__ import annotations
 
-import json
 import re
 import time
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+from farm.cli import _tables
+
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["attestations", "parse_spec", "revoke"]
 
@@ -65,30 +69,48 @@ def _client(coordinator: str | None, operator_token: str | None = None) -> Any:
     return CoordinatorClient(coordinator, operator_token=operator_token)
 
 
-def _table(items: list[dict[str, Any]], title: str) -> Any:
-    from rich.table import Table
-
-    table = Table(
-        "name", "version", "arch", "artifacts", "ledger index", "builders", "revoked", title=title
-    )
+def _table(items: list[dict[str, Any]], title: str, *, wide: bool = False) -> Table:
+    """The attestations, one row each. The package's name is in the title (every row is
+    of the package asked for); a revoked artifact says so, and :func:`_revocations`
+    says why."""
+    columns = ["version", "arch", "artifacts", "index", "builders"]
+    if wide:
+        columns = ["name", *columns, "build", "tx", "submitted"]
+    table = _tables.table(*columns, wide=wide, title=title)
     for a in items:
-        artifacts = "\n".join(f"{x['name']}  sha256:{x['sha256'][:16]}…" for x in a["artifacts"])
-        revoked = [
-            f"{x['name']}: {x['revoked']['reason']} (index {x['revoked']['ledger_index']})"
+        digits = None if wide else 16  # sha256 hex digits shown; enough to tell them apart
+        artifacts = "\n".join(
+            f"{x['name']}\nsha256:{x['sha256'][:digits]}" + (" revoked" if x.get("revoked") else "")
             for x in a["artifacts"]
-            if x.get("revoked")
-        ]
+        )
         index = a.get("ledger_index")
-        table.add_row(
-            a["name"],
+        builders = a.get("builders") or []
+        row = [
             a["version"],
             a["arch"],
             artifacts,
             "-" if index is None else str(index),
-            "\n".join(b[:12] for b in a.get("builders") or []) or "-",
-            "\n".join(revoked) or "no",
-        )
+            "\n".join(b if wide else _tables.short(b) for b in builders) or "-",
+        ]
+        if wide:
+            submitted = _tables.when(a.get("submitted_at"))
+            row = [a["name"], *row, a["build_id"], a["tx_id"], submitted]
+        table.add_row(*row)
     return table
+
+
+def _revocations(items: list[dict[str, Any]]) -> list[str]:
+    """One line per revoked artifact: its name, why, and where the ledger holds it."""
+    seen: dict[str, str] = {}
+    for a in items:
+        for x in a["artifacts"]:
+            if x.get("revoked") and x["sha256"] not in seen:
+                r = x["revoked"]
+                seen[x["sha256"]] = (
+                    f"revoked: {x['name']} (sha256:{x['sha256'][:16]}): {r['reason']} "
+                    f"(ledger index {r['ledger_index']})"
+                )
+    return list(seen.values())
 
 
 def attestations(
@@ -102,11 +124,17 @@ def attestations(
         str | None, typer.Option("--sha256", help="Only attestations naming this artifact.")
     ] = None,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the attestations as JSON (with bundles).")
+        bool,
+        typer.Option("--json", help="Print the API's answer as JSON (attestations with bundles)."),
     ] = False,
     limit: Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")] = 50,
+    wide: _tables.WideOpt = False,
 ) -> None:
-    """List the committed attestations of a package: artifacts, ledger index, builders."""
+    """List the committed attestations of a package: artifacts, ledger index, builders.
+
+    --wide adds the build, the ledger transaction and when it was submitted, with full
+    digests and builder ids.
+    """
     from rich.console import Console
 
     name, version = parse_spec(spec)
@@ -114,14 +142,15 @@ def attestations(
         name=name, version=version, arch=arch, sha256=_digest(sha256, "'--sha256'"), limit=limit
     )
     if as_json:
-        typer.echo(json.dumps(page, indent=2, sort_keys=True))
+        _tables.echo_json(page)
         return
-    console = Console()
     what = name + (f"=={version}" if version else "")
     if not page["items"]:
-        console.print(f"no committed attestation of {what}", highlight=False)
+        Console().print(f"no committed attestation of {what}", highlight=False)
         return
-    console.print(_table(page["items"], f"attestations of {what}"))
+    console = _tables.show(_table(page["items"], f"attestations of {what}", wide=wide), wide=wide)
+    for line in _revocations(page["items"]):
+        console.print(line, highlight=False)
     console.print(f"{len(page['items'])} of {page['total']} attestations", highlight=False)
 
 

@@ -426,6 +426,8 @@ class BuildSummaryPublic(SQLModel):
     builders: list[str]
     status: str
     verdict_reason: str | None
+    upstream_matches: bool | None = None
+    """The verdict's comparison with upstream: None without a reference or a verdict."""
     retries: int
     origin: str
     note: str | None

@@ -582,6 +582,7 @@ def list_builds(
         BuildSummaryPublic(
             **b.model_dump(exclude={"verdict"}),
             verdict_reason=str(b.verdict.get("reason")) if b.verdict else None,
+            upstream_matches=b.verdict.get("upstream_matches") if b.verdict else None,
         )
         for b in rows
     ]

@@ -391,3 +391,66 @@ def test_dashboard_without_a_ledger_and_without_data(tmp_path: Path) -> None:
     finally:
         http.close()
         serve.stop()
+
+
+def test_recent_builds_show_the_upstream_comparison(tmp_path: Path) -> None:
+    """A verified build whose agreed wheel is not upstream's says so in the list, not
+    only on its own page; one that matches says that; one without a reference, neither."""
+    db = f"sqlite:///{tmp_path / 'upstream.db'}"
+    engine = make_engine(db)
+    create_tables(engine)
+    with session_scope(engine) as session:
+        token = service.create_operator_token(session, utcnow(), "upstream test")
+    serve, http = _serve(tmp_path, db)
+    try:
+        operator = CoordinatorClient(http, operator_token=token)
+        keys = [generate_key() for _ in range(3)]
+        clients = []
+        for i, key in enumerate(keys):
+            client = CoordinatorClient(http, key=key)
+            client.enroll(operator.new_enrollment_token()["token"], f"up{i}.farm.test", ["amd64"])
+            operator.approve(key.keyid)
+            client.upload(GOOD)
+            clients.append(client)
+        recipes = {
+            "up-differs": recipe(upstream=ODD),
+            "up-matches": recipe(upstream=GOOD),
+            "up-unknown": recipe(),
+        }
+        with session_scope(engine) as session:
+            for build_id, r in recipes.items():
+                ids = [k.keyid for k in keys]
+                service.create_build(session, r, "amd64", ids, build_id, utcnow())
+        engine.dispose()
+        for build_id, r in recipes.items():
+            for key, client in zip(keys, clients, strict=True):
+                client.post_result(build_id, envelope(key, r, build_id))
+        with chromium() as browser:
+            browser.get(serve.url + "/")
+            rows = _rows(browser, "builds", "data-build-id")
+            assert set(rows) == set(recipes)
+            for row in rows.values():
+                assert row.find_element(By.CSS_SELECTOR, ".verdict").text == "verified"
+            upstream = {
+                b: [e.text for e in r.find_elements(By.CSS_SELECTOR, ".upstream")]
+                for b, r in rows.items()
+            }
+            assert upstream == {
+                "up-differs": ["differs from upstream"],
+                "up-matches": ["matches upstream"],
+                "up-unknown": ["no upstream reference"],
+            }
+            # Amber for a difference, green for a match (the stylesheet's colours).
+            differs = rows["up-differs"].find_element(By.CSS_SELECTOR, ".upstream")
+            matches = rows["up-matches"].find_element(By.CSS_SELECTOR, ".upstream")
+            assert differs.value_of_css_property("color") == "rgba(154, 103, 0, 1)"
+            assert matches.value_of_css_property("color") == "rgba(26, 127, 55, 1)"
+            # The build page says the same.
+            rows["up-differs"].find_element(By.LINK_TEXT, "up-differs").click()
+            wait_for(
+                "the build page", lambda: "/builds/up-differs" in browser.current_url or None, 10
+            )
+            assert "differs from upstream" in browser.find_element(By.ID, "summary").text
+    finally:
+        http.close()
+        serve.stop()
