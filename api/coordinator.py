@@ -11,6 +11,8 @@ mapping from farm's errors to HTTP statuses is :data:`ERROR_STATUS`, in one plac
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -30,6 +32,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api import dashboard
+from api._changes import commits_of
 from api.errors import ERROR_RESPONSES, error_response
 from farm.coordinator import attestations, recipes_repo, reports, revocations, service
 from farm.coordinator.auth import ReplayCache, SignedRequest, verify_request
@@ -581,6 +584,86 @@ def _make_state(
     return state
 
 
+#: The longest long-poll of a build a request may ask for (seconds).
+MAX_BUILD_WAIT = 60.0
+#: A long-poll reads its build again at least this often even when nothing here
+#: committed: a commit by another process (``farm operator --db``) wakes nobody.
+BUILD_RECHECK_S = 2.0
+
+BuildWait = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=MAX_BUILD_WAIT,
+        description="With `since`: seconds to wait for the build to change (long-poll).",
+    ),
+]
+BuildSince = Annotated[
+    str | None,
+    Query(
+        pattern="^[0-9a-f]{32}$",
+        description="The `ETag` of the build as last read, without quotes: answer when it differs.",
+    ),
+]
+_BUILD_ETAG_HEADER = {
+    "description": "The version of this answer (quoted), for `since`.",
+    "schema": {"type": "string"},
+}
+
+
+async def _build_when_changed(
+    state: _State, build_id: str, since: str | None, wait: float
+) -> tuple[BuildPublic, str]:
+    """The build and its version, once that differs from ``since`` or ``wait`` s pass.
+
+    Woken by every commit in this process (:mod:`api._changes`): the scheduler, a result
+    arriving, the report worker; it reads the build again and compares versions.
+    """
+    commits = commits_of(state.engine)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+
+    def read() -> tuple[BuildPublic, str]:
+        with Session(state.engine) as session:  # never commits (see api._changes)
+            view = service.build_public(session, build_id)
+        return view, hashlib.sha256(view.model_dump_json().encode()).hexdigest()[:32]
+
+    while True:
+        seen = commits.count
+        view, etag = await run_in_threadpool(read)
+        left = deadline - loop.time()
+        if since is None or etag != since or left <= 0:
+            return view, etag
+        await commits.wait(seen, min(left, BUILD_RECHECK_S))
+
+
+def _add_build_read_route(app: FastAPI) -> None:
+    """One build, read at once or long-polled until it changes."""
+
+    @app.get(
+        "/v1/builds/{build_id}",
+        response_model=BuildPublic,
+        tags=["builds"],
+        responses={200: {"headers": {"ETag": _BUILD_ETAG_HEADER}}},
+    )
+    async def build(
+        request: Request,
+        response: Response,
+        build_id: str,
+        wait: BuildWait = 0.0,
+        since: BuildSince = None,
+    ) -> BuildPublic:
+        """A build with every result received and its verdict.
+
+        A long-poll with ``since`` (the ``ETag`` of an earlier answer, unquoted) and
+        ``wait``: the answer comes as soon as the build differs from that version, or
+        unchanged after ``wait`` seconds. Without ``since``, at once.
+        """
+        view, etag = await _build_when_changed(_state(request), build_id, since, wait)
+        response.headers["ETag"] = f'"{etag}"'
+        return view
+
+
 def _add_report_routes(app: FastAPI) -> None:
     """Diffoscope reports: listed per build, served as HTML (sandboxed) and JSON."""
 
@@ -621,6 +704,7 @@ def create_app(
     settings = settings or CoordinatorSettings()
     engine = engine or make_engine(settings.db_url)
     create_tables(engine)
+    commits_of(engine)  # every commit from now on wakes the long-polls of builds
     state = _make_state(settings, engine, clock)
     app = FastAPI(
         title="farm coordinator",
@@ -746,11 +830,7 @@ def create_app(
     _add_revocation_routes(app)
     _add_ledger_routes(app)
 
-    @app.get("/v1/builds/{build_id}", response_model=BuildPublic, tags=["builds"])
-    def build(build_id: str, session: SessionDep) -> BuildPublic:
-        """A build with every result received and its verdict."""
-        return service.build_public(session, build_id)
-
+    _add_build_read_route(app)
     _add_report_routes(app)
 
     return app

@@ -2,10 +2,12 @@
 
 Times ``farm build`` of one recipe on three builders (dispatch through Redis, fetch
 from the warm cache, hermetic run, output hashing, signing, verification of every
-envelope) against the same three builds started at once as bare ``docker run``s of the
-same image and command on the same machine, several times each, and prints the
-medians. The last line is JSON: ``bare_s``, ``farm_s``, ``overhead_s`` (difference of
-the medians) and ``paired_overhead_s`` (median of the per-round differences).
+envelope, the live progress table) by calling the very function the command runs,
+:func:`farm.cli.build_cmd.run_builds`, with the command's arguments, against the same
+three builds started at once as bare ``docker run``s of the same image and command on
+the same machine, several times each, and prints the medians. The last line is JSON:
+``bare_s``, ``farm_s``, ``overhead_s`` (difference of the medians),
+``paired_overhead_s`` (median of the per-round differences) and ``target_s``.
 """
 
 from __future__ import annotations
@@ -26,20 +28,20 @@ from rich.console import Console
 from rich.table import Table
 
 from builders.fetch import Fetcher
+from farm.cli import build_cmd
 from farm.cli.up_cmd import DEFAULT_RECIPE, recipe_for_this_host
 from farm.cluster import local_cluster
-from farm.dispatch import collect, dispatch
 from farm.errors import BuildError
 from farm.queue import make_celery
 from farm.recipe import Recipe, load_recipe
 from farm.registry import list_builders, pick_builders
 
-__all__ = ["bench_build"]
+__all__ = ["bare_once", "bench_build"]
 
 console = Console(stderr=True)
 
 
-def _bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) -> float:
+def bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) -> float:
     """Start ``n`` bare ``docker run``s of the recipe at once; seconds until all exit."""
     procs = []
     outs = []
@@ -127,9 +129,13 @@ def bench_build(
             chosen = pick_builders(running, recipe.architectures[0], builders)
 
             def farm_once() -> float:
+                # `farm build`'s own code from queueing to the last verified result,
+                # with the same arguments (its progress table shown on stderr).
+                arch, build_id = recipe.architectures[0], uuid.uuid4().hex
                 start = time.monotonic()
-                jobs = dispatch(app, recipe, recipe.architectures[0], chosen, uuid.uuid4().hex)
-                collect(jobs, recipe.limits.timeout + 120, poll=0.02)
+                jobs = build_cmd.run_builds(
+                    app, recipe, arch, chosen, build_id, build_cmd.default_wait(recipe), out=console
+                )
                 elapsed = time.monotonic() - start
                 bad = [j for j in jobs if j.state != "DONE"]
                 if bad:
@@ -141,10 +147,10 @@ def bench_build(
                 f"{runs} rounds, each: {builders} bare docker runs at once, then `farm build` "
                 f"on {builders} builders (after one warm-up round)"
             )
-            _bare_once(recipe, src, deps, root, builders)
+            bare_once(recipe, src, deps, root, builders)
             farm_once()
             for i in range(runs):
-                bare.append(_bare_once(recipe, src, deps, root, builders))
+                bare.append(bare_once(recipe, src, deps, root, builders))
                 farm_times.append(farm_once())
                 console.print(f"  round {i + 1}: bare {bare[-1]:.2f}s, farm {farm_times[-1]:.2f}s")
     finally:

@@ -3,11 +3,13 @@
 The edge between the caller and the queue. Every returned envelope is verified
 against the key the builder announced, and must be *this* build's result: the same
 build id, recipe digest, architecture and builder — a result replayed from another
-build is refused, not counted.
+build is refused, not counted. Collecting waits on the notices the result backend
+publishes as it stores each task state, not on a clock.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,7 +19,7 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from farm.errors import FarmError, SignatureError
+from farm.errors import ConfigError, FarmError, SignatureError
 from farm.keys import public_key_from_dict
 from farm.recipe import Recipe
 from farm.registry import BuilderInfo
@@ -89,7 +91,7 @@ def _settle(run: BuilderRun) -> None:
     try:
         state = run.async_result.state
     except (redis.RedisError, OSError):
-        return  # the broker is away for a moment (restart); ask again on the next poll
+        return  # the broker is away for a moment (restart); ask again on the next wake-up
     if state == "SUCCESS":
         payload: Any = run.async_result.result
         run.log_tail = str(payload.get("log_tail", "")) if isinstance(payload, dict) else ""
@@ -109,19 +111,123 @@ def _settle(run: BuilderRun) -> None:
         run.state = "RETRYING"
 
 
+#: Longest wait without a word from Redis before every open run is read again. It only
+#: bounds a missed notice (none is expected: see :class:`_ResultNotices`), so it is long.
+RECHECK_S = 5.0
+#: Pause between attempts to subscribe again while the broker is away.
+RESUBSCRIBE_S = 0.2
+
+
+class _NoticePubSub(redis.client.PubSub):
+    """A pub/sub that counts its reconnections: a notice published while it was away is
+    lost, so the caller must read every state again after one."""
+
+    reconnects = 0
+
+    def on_connect(self, connection: Any) -> None:
+        self.reconnects += 1
+        super().on_connect(connection)
+
+
+class _ResultNotices:
+    """Wakes :func:`collect` when a run's task state is stored.
+
+    Celery's Redis result backend publishes every state it stores (STARTED, RETRY,
+    SUCCESS, FAILURE) on the channel named by the state's key; this subscribes to the
+    runs' channels. After subscribing (again) the caller reads every state once, so a
+    state stored before the subscription, or while the broker restarted, is not missed.
+    """
+
+    def __init__(self, runs: Sequence[BuilderRun]) -> None:
+        from celery.backends.redis import RedisBackend  # here: it costs every `farm` ~20 ms
+
+        self._by_channel: dict[bytes, BuilderRun] = {}
+        self._pool: redis.ConnectionPool | None = None
+        for run in runs:
+            backend = run.async_result.backend
+            if not isinstance(backend, RedisBackend):
+                raise ConfigError(f"results must come through Redis, not {type(backend).__name__}")
+            channel: str | bytes = backend.get_key_for_task(run.async_result.id)
+            self._by_channel[channel.encode() if isinstance(channel, str) else channel] = run
+            self._pool = backend.client.connection_pool
+        self._pubsub: _NoticePubSub | None = None
+        self._reconnects = 0
+
+    def subscribe(self) -> bool:
+        """Subscribe unless subscribed; True when the caller must read every state."""
+        if self._pubsub is not None or self._pool is None:
+            return False
+        pubsub = _NoticePubSub(self._pool, ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(*self._by_channel)
+        except (redis.RedisError, OSError):
+            pubsub.close()
+            return True  # read what can be read; the next wait tries again
+        self._pubsub, self._reconnects = pubsub, 0
+        return True
+
+    def wait(self, timeout: float) -> list[BuilderRun] | None:
+        """Wait up to ``timeout`` s for notices: the runs they name, or None when every
+        state must be read again (no notice in time, or the subscription was lost)."""
+        pubsub = self._pubsub
+        if pubsub is None:
+            time.sleep(min(timeout, RESUBSCRIBE_S))
+            return None
+        deadline = time.monotonic() + timeout
+        woken: list[BuilderRun] = []
+        try:
+            message = pubsub.get_message(timeout=timeout)
+            # A subscription's own confirmation reads as None: wait on for a notice.
+            while message is None and pubsub.reconnects == self._reconnects:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                message = pubsub.get_message(timeout=left)
+            while message is not None:
+                run = self._by_channel.get(message["channel"])
+                if run is not None and run not in woken:
+                    woken.append(run)
+                message = pubsub.get_message(timeout=0)
+        except (redis.RedisError, OSError):
+            self.close()  # the broker went away: subscribe again, then read everything
+            return None
+        if pubsub.reconnects != self._reconnects:
+            self._reconnects = pubsub.reconnects
+            return None
+        return woken
+
+    def close(self) -> None:
+        if self._pubsub is not None:
+            with contextlib.suppress(redis.RedisError, OSError):
+                self._pubsub.close()
+            self._pubsub = None
+
+
 def collect(
     runs: Sequence[BuilderRun],
     timeout: float,
     on_update: Callable[[Sequence[BuilderRun]], None] = lambda _r: None,
-    poll: float = 0.25,
 ) -> None:
-    """Wait until every run has ended or ``timeout`` seconds pass; missing runs stay open."""
+    """Wait until every run has ended or ``timeout`` seconds pass; missing runs stay open.
+
+    Woken by the result backend's notice of each stored task state (no polling);
+    ``on_update`` is called once at the start and after every change. A broker restart
+    is survived: the states are read again once the subscription is back.
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        for run in runs:
-            if not run.done:
-                _settle(run)
-        on_update(runs)
-        if all(r.done for r in runs) or time.monotonic() >= deadline:
-            return
-        time.sleep(poll)
+    notices = _ResultNotices(runs)
+    try:
+        woken: Sequence[BuilderRun] | None = runs
+        while True:
+            if notices.subscribe():
+                woken = None
+            for run in runs if woken is None else woken:
+                if not run.done:
+                    _settle(run)
+            on_update(runs)
+            left = deadline - time.monotonic()
+            if all(r.done for r in runs) or left <= 0:
+                return
+            woken = notices.wait(min(left, RECHECK_S))
+    finally:
+        notices.close()

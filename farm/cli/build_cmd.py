@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -14,10 +14,17 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.agreement import AgreementRow, agreement_rows
-from farm.dispatch import BuilderRun
+from farm.dispatch import BuilderRun, collect, dispatch
 from farm.errors import QuorumError
 from farm.quorum import Tally, require_quorum, tally
 from farm.recipe import Recipe
+
+if TYPE_CHECKING:
+    from celery import Celery
+
+    from farm.registry import BuilderInfo
+
+__all__ = ["build", "default_wait", "run_builds"]
 
 console = Console()
 
@@ -47,6 +54,38 @@ def _progress_table(runs: Sequence[BuilderRun], arch: str) -> Table:
             run.error or "",
         )
     return table
+
+
+def default_wait(recipe: Recipe) -> float:
+    """Seconds ``farm build`` waits for results unless told: the recipe's timeout + 5 min."""
+    return recipe.limits.timeout + 300
+
+
+def run_builds(
+    app: Celery,
+    recipe: Recipe,
+    arch: str,
+    builders: Sequence[BuilderInfo],
+    build_id: str,
+    wait: float,
+    *,
+    out: Console = console,
+) -> list[BuilderRun]:
+    """Queue ``recipe`` for ``arch`` on ``builders`` and wait up to ``wait`` seconds for
+    their results, showing a live progress table on ``out``; open runs stay open.
+
+    ``farm build`` does exactly this per architecture, and ``farm bench build`` times it.
+    The wait wakes on each stored task state (:func:`farm.dispatch.collect`); the table
+    also refreshes by itself, so its clocks run between states.
+    """
+    runs = dispatch(app, recipe, arch, builders, build_id)
+    with Live(
+        console=out, refresh_per_second=4, get_renderable=lambda: _progress_table(runs, arch)
+    ) as live:
+        collect(runs, wait, lambda _runs: live.refresh())
+    if not out.is_terminal:
+        out.line()  # Live ends its last table with a newline on terminals only
+    return runs
 
 
 def _agreement_table(
@@ -143,7 +182,6 @@ def build(
 
     import redis
 
-    from farm.dispatch import collect, dispatch
     from farm.errors import ConfigError
     from farm.queue import make_celery
     from farm.recipe import load_recipe
@@ -166,7 +204,7 @@ def build(
     app = make_celery(redis_url)
     build_id = uuid.uuid4().hex
     console.print(f"build [bold]{build_id}[/] of {recipe.label} ({recipe.digest})", highlight=False)
-    wait = timeout if timeout is not None else recipe.limits.timeout + 300
+    wait = timeout if timeout is not None else default_wait(recipe)
     report: dict[str, object] = {
         "build_id": build_id,
         "recipe": recipe.label,
@@ -176,13 +214,7 @@ def build(
     problems: list[str] = []
     arch_reports: dict[str, object] = {}
     for a in arches:
-        runs = dispatch(app, recipe, a, chosen[a], build_id)
-        with Live(_progress_table(runs, a), console=console, refresh_per_second=4) as live:
-
-            def show(rs: Sequence[BuilderRun], a: str = a, live: Live = live) -> None:
-                live.update(_progress_table(rs, a))
-
-            collect(runs, wait, show)
+        runs = run_builds(app, recipe, a, chosen[a], build_id, wait)
         arch_reports[a], problem = _report_arch(recipe, a, runs, count, wait)
         if problem:
             problems.append(problem)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from farm.cli import attestation_cmd
+from farm.cli import _tables, attestation_cmd
 
 __all__ = ["app"]
 
@@ -292,9 +292,10 @@ def submit(
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 3600.0,
 ) -> None:
-    """Ask the coordinator to build RECIPE; with --wait, exit 0 only if every arch is verified."""
-    import time
+    """Ask the coordinator to build RECIPE; with --wait, exit 0 only if every arch is verified.
 
+    --wait follows each build as the coordinator changes it (a long-poll per build).
+    """
     from rich.console import Console
     from rich.live import Live
 
@@ -307,10 +308,8 @@ def submit(
         return
     ids = [b["id"] for b in builds]
     seen: dict[tuple[str, str, int], str] = {}
-    deadline = time.monotonic() + timeout
     with Live(_progress_table(builds), console=console, auto_refresh=False) as live:
-        while True:
-            builds = [client.build(i) for i in ids]
+        for builds in client.follow_builds(ids, timeout):
             for b in builds:
                 for a in b.get("attempts") or []:
                     key = (b["id"], a["builder_id"], a["number"])
@@ -322,9 +321,6 @@ def submit(
                             highlight=False,
                         )
             live.update(_progress_table(builds), refresh=True)
-            if all(b["verdict"] is not None for b in builds) or time.monotonic() > deadline:
-                break
-            time.sleep(1.0)
     console.print()
     problems = []
     for b in builds:
@@ -336,9 +332,9 @@ def submit(
         console.print(f"{b['arch']}: {reason}", highlight=False)
         differ = [o["name"] for o in verdict.get("outputs", []) if o.get("upstream") == "differ"]
         if differ:
+            diffs = client.url(f"/v1/builds/{b['id']}/diffs")
             console.print(
-                f"{b['arch']}: differs from upstream: {', '.join(differ)} "
-                f"(diffoscope: {client.http.base_url}v1/builds/{b['id']}/diffs)",
+                f"{b['arch']}: differs from upstream: {', '.join(differ)} (diffoscope: {diffs})",
                 highlight=False,
             )
         if b["status"] != "verified":
@@ -349,50 +345,90 @@ def submit(
         raise QuorumError("; ".join(problems))
 
 
+def _upstream(build: dict[str, Any]) -> str:
+    match build.get("upstream_matches"):
+        case True:
+            return "matches"
+        case False:
+            return "differs"
+        case _:
+            return "-"
+
+
 @app.command("builds")
 def builds_cmd(
     coordinator: CoordinatorOpt = None,
     status: Annotated[str | None, typer.Option(help="Only builds in this status.")] = None,
     name: Annotated[str | None, typer.Option(help="Only builds of this recipe name.")] = None,
     verdict: Annotated[str | None, typer.Option(help="verified, disputed or failed.")] = None,
-    limit: Annotated[int, typer.Option(help="How many (newest first).")] = 50,
+    limit: Annotated[int, typer.Option(min=1, max=500, help="How many (newest first).")] = 50,
+    wide: _tables.WideOpt = False,
+    as_json: _tables.JsonOpt = False,
 ) -> None:
-    """List builds with their status and verdict."""
-    from rich.console import Console
-    from rich.table import Table
+    """List builds with their status, verdict and whether the rebuild matches upstream.
 
+    --wide adds the verdict's reason, retries and origin, with full ids and times.
+    """
     page = _reader(coordinator).builds(status=status, name=name, verdict=verdict, limit=limit)
-    table = Table("build", "recipe", "arch", "status", "retries", "created", "reason")
+    if as_json:
+        _tables.echo_json(page)
+        return
+    columns = ["build", "recipe", "arch", "status", "upstream", "created"]
+    if wide:
+        columns += ["retries", "origin", "reason"]
+    table = _tables.table(*columns, wide=wide)
     for b in page["items"]:
-        table.add_row(
-            b["id"][:12],
+        row = [
+            b["id"] if wide else _tables.short(b["id"]),
             f"{b['name']} {b['version']}",
             b["arch"],
             b["status"],
-            str(b["retries"]),
-            b["created_at"][:19],
-            b.get("verdict_reason") or b.get("note") or "",
-        )
-    Console().print(table)
-    Console().print(f"{len(page['items'])} of {page['total']} builds")
+            _upstream(b),
+            _tables.when(b["created_at"]) if wide else _tables.ago(b["created_at"]),
+        ]
+        if wide:
+            reason = b.get("verdict_reason") or b.get("note") or ""
+            row += [str(b["retries"]), b["origin"], reason]
+        table.add_row(*row)
+    console = _tables.show(table, wide=wide)
+    console.print(f"{len(page['items'])} of {page['total']} builds", highlight=False)
 
 
 @app.command("builders")
-def builders_cmd(coordinator: CoordinatorOpt = None) -> None:
-    """List enrolled builders: architectures, last seen, builds done, agreement rate."""
-    from rich.console import Console
-    from rich.table import Table
+def builders_cmd(
+    coordinator: CoordinatorOpt = None,
+    wide: _tables.WideOpt = False,
+    as_json: _tables.JsonOpt = False,
+) -> None:
+    """List enrolled builders: architectures, last seen, builds done, agreement rate.
 
-    table = Table("builder", "host", "arches", "approved", "last seen", "builds", "agreement")
-    for b in _reader(coordinator).builders():
+    --wide adds when each was enrolled and its enroll transaction on the ledger, with full
+    ids and times.
+    """
+    builders = _reader(coordinator).builders()
+    if as_json:
+        _tables.echo_json(builders)
+        return
+    columns = ["builder", "host", "arches", "approved", "last seen", "agreed"]
+    if wide:
+        columns += ["enrolled", "ledger"]
+    table = _tables.table(*columns, wide=wide)
+    for b in builders:
         rate = b.get("agreement_rate")
-        table.add_row(
-            b["id"][:16],
+        agreed = f"{b['agreements']}/{b['builds_done']}"
+        row = [
+            b["id"] if wide else _tables.short(b["id"]),
             b["hostname"],
             ",".join(b["arches"]),
             "yes" if b["approved"] else "no",
-            (b.get("last_seen") or "-")[:19],
-            str(b["builds_done"]),
-            "-" if rate is None else f"{rate:.0%}",
-        )
-    Console().print(table)
+            _tables.when(b.get("last_seen")) if wide else _tables.ago(b.get("last_seen")),
+            agreed if rate is None else f"{agreed} {rate:.0%}",
+        ]
+        if wide:
+            index, error = b.get("ledger_index"), b.get("ledger_error")
+            ledger = (
+                f"index {index}" if index is not None else f"refused: {error}" if error else "-"
+            )
+            row += [_tables.when(b.get("enrolled_at")), ledger]
+        table.add_row(*row)
+    _tables.show(table, wide=wide)

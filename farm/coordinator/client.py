@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
+import threading
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -31,7 +33,13 @@ from farm.coordinator.errors import (
 )
 from farm.keys import KeyPair
 
-__all__ = ["CoordinatorClient"]
+__all__ = ["LEGACY_POLL_S", "LONG_POLL_S", "CoordinatorClient"]
+
+#: Seconds one long-poll of a build asks the coordinator to wait for a change. Short
+#: enough that a coordinator stopping gracefully is not held up long by its clients.
+LONG_POLL_S = 10.0
+#: Seconds between reads of a build from a coordinator without long-polls.
+LEGACY_POLL_S = 1.0
 
 _BY_CODE: dict[str, type[CoordinatorError]] = {
     "not_found": NotFoundError,
@@ -65,6 +73,11 @@ class CoordinatorClient:
         self.operator_token = operator_token
         self.clock = clock
 
+    def url(self, path: str) -> str:
+        """The absolute URL of ``path`` on this coordinator, as this client requests it
+        (whether or not its base URL ends with a slash, or has a path of its own)."""
+        return str(self.http.build_request("GET", path).url)
+
     def _send(
         self,
         method: str,
@@ -75,6 +88,23 @@ class CoordinatorClient:
         operator: bool = False,
         content_type: str = "application/json",
     ) -> Any:
+        return self._request(
+            method, path, body, signed=signed, operator=operator, content_type=content_type
+        ).json()
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        body: bytes = b"",
+        *,
+        signed: bool = False,
+        operator: bool = False,
+        content_type: str = "application/json",
+        longer: float = 0.0,
+    ) -> httpx.Response:
+        """Send one request; a success response, or the coordinator's error raised.
+        ``longer`` extends the read timeout (a long-poll)."""
         headers = {"Content-Type": content_type}
         if signed:
             if self.key is None:
@@ -84,12 +114,22 @@ class CoordinatorClient:
             if not self.operator_token:
                 raise AuthenticationError("this client has no operator token")
             headers["Authorization"] = f"Bearer {self.operator_token}"
+        timeout = self.http.timeout
+        if longer and timeout.read is not None:
+            timeout = httpx.Timeout(
+                connect=timeout.connect,
+                read=timeout.read + longer,
+                write=timeout.write,
+                pool=timeout.pool,
+            )
         try:
-            response = self.http.request(method, path, content=body, headers=headers)
+            response = self.http.request(
+                method, path, content=body, headers=headers, timeout=timeout
+            )
         except httpx.HTTPError as exc:
             raise CoordinatorError(f"coordinator unreachable: {exc}") from None
         if response.is_success:
-            return response.json()
+            return response
         try:
             error = response.json()["error"]
             code, message = str(error["code"]), str(error["message"])
@@ -238,3 +278,69 @@ class CoordinatorClient:
         """One build with its results and verdict."""
         result: dict[str, Any] = self._send("GET", f"/v1/builds/{build_id}")
         return result
+
+    def build_when_changed(
+        self, build_id: str, since: str | None, wait: float
+    ) -> tuple[dict[str, Any], str | None]:
+        """The build once it differs from version ``since`` (an ETag this method
+        returned), or unchanged after ``wait`` seconds (a long-poll); with its version.
+
+        The version is None from a coordinator without long-polls, which answers at once.
+        """
+        query = self._query({"wait": wait, "since": since} if since else {})
+        response = self._request("GET", f"/v1/builds/{build_id}{query}", longer=wait)
+        etag = response.headers.get("etag")
+        result: dict[str, Any] = response.json()
+        return result, etag.strip('"') if etag else None
+
+    def follow_builds(
+        self, build_ids: Sequence[str], timeout: float, *, wait: float = LONG_POLL_S
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The builds, then again each time one of them changes, until each has a
+        verdict or ``timeout`` seconds pass.
+
+        Woken by the coordinator (a long-poll per build, each in its own thread); one
+        without long-polls is read every :data:`LEGACY_POLL_S` seconds. A coordinator's
+        error is raised here.
+        """
+        deadline = time.monotonic() + timeout
+        events: queue.Queue[tuple[str, dict[str, Any] | Exception | None]] = queue.Queue()
+        stop = threading.Event()
+
+        def follow(build_id: str) -> None:
+            since: str | None = None
+            try:
+                while not stop.is_set():
+                    left = max(0.0, deadline - time.monotonic())
+                    view, since = self.build_when_changed(build_id, since, min(wait, left))
+                    events.put((build_id, view))
+                    if view.get("verdict") is not None or time.monotonic() >= deadline:
+                        break
+                    if since is None:  # a coordinator without long-polls
+                        stop.wait(min(LEGACY_POLL_S, left))
+            except Exception as exc:  # raised in the caller's thread
+                events.put((build_id, exc))
+            events.put((build_id, None))
+
+        latest: dict[str, dict[str, Any]] = {}
+        following = set(build_ids)
+        threads = [
+            threading.Thread(target=follow, args=(i,), name=f"follow-{i[:12]}", daemon=True)
+            for i in following
+        ]
+        for thread in threads:
+            thread.start()
+        try:
+            while following:
+                build_id, event = events.get()
+                if isinstance(event, Exception):
+                    raise event
+                if event is None:
+                    following.discard(build_id)
+                    continue
+                changed = latest.get(build_id) != event
+                latest[build_id] = event
+                if changed and len(latest) == len(set(build_ids)):
+                    yield [latest[i] for i in build_ids]
+        finally:
+            stop.set()
