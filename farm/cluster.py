@@ -3,6 +3,10 @@
 Used by ``farm up``, by the benchmarks and by the integration tests, so all three run
 the same processes a real deployment runs, only on loopback. Each builder has its own
 home (its own key); they share one fetch cache and one output store.
+
+Every process is started with :func:`~farm._lifetime.die_with_parent` (start them from
+a thread that outlives them), and stopping the cluster also removes the build
+containers its builders left (they carry ``farm.builder-id``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import redis
 
+from farm._lifetime import die_with_parent, remove_containers
 from farm.errors import ConfigError
 from farm.keys import generate_key, load_key, save_key
 from farm.registry import BuilderInfo, list_builders
@@ -105,6 +110,8 @@ class RedisServer:
                 ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, then exec
             )
         client = redis.Redis(port=self.port)
         deadline = time.monotonic() + timeout
@@ -195,6 +202,7 @@ class LocalCluster:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, then exec
             )
 
     def stop_builder(
@@ -237,10 +245,20 @@ class LocalCluster:
             progress(f"{len(up)}/{len(want)} builders ready")
             time.sleep(0.2)
 
-    def stop(self) -> None:
-        """Stop every builder, then Redis."""
+    def stop(self, timeout: float = 20) -> None:
+        """Stop every builder (all at once), remove their build containers, stop Redis.
+
+        A builder in the middle of a build finishes it before it exits (Celery's warm
+        shutdown); after ``timeout`` seconds it is killed, and its container removed.
+        """
         for b in self.builders:
-            self.stop_builder(b)
+            if b.proc is not None and b.proc.poll() is None:
+                b.proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for b in self.builders:
+            self.stop_builder(b, timeout=max(0.1, deadline - time.monotonic()))
+        for b in self.builders:
+            remove_containers({"farm.builder-id": b.builder_id})
         self.redis.stop()
 
 

@@ -15,6 +15,13 @@ and the database (builders already approved are not enrolled again). Processes a
 started with :data:`sys.executable` ``-m farm.cli``, so this module imports none of
 ``builders``, ``ledger`` or ``api``: it talks to them as a deployment does, through
 their command lines and HTTP.
+
+Nothing outlives the farm (:mod:`farm._lifetime`): every process is started in its own
+session (a Ctrl-C reaches only the caller, which stops them in order) with a
+parent-death signal; ``root/farm-up.json`` records what runs, and a watchdog stops it
+all, build containers included, if the caller dies without stopping them. A farm
+started again first stops what such a record still lists, and refuses to start while
+the farm up that wrote it is alive.
 """
 
 from __future__ import annotations
@@ -33,12 +40,15 @@ from typing import Any
 
 import httpx
 
+from farm._lifetime import RunRecord, die_with_parent, port_busy, reap, start_watchdog
 from farm.cluster import LocalCluster, free_port, free_port_range, local_cluster
 from farm.errors import ConfigError, FarmError
 
-__all__ = ["LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
+__all__ = ["RECORD", "LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
 
 FARM = [sys.executable, "-m", "farm.cli"]
+#: The run record's name under the farm's root.
+RECORD = "farm-up.json"
 
 
 class LocalFarmError(FarmError):
@@ -69,11 +79,16 @@ class ManagedProcess:
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start it, appending its output to its log."""
+        """Start it, appending its output to its log; it dies with this thread."""
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
+                self.argv,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, then exec
             )
 
     def alive(self) -> bool:
@@ -92,6 +107,11 @@ class ManagedProcess:
                 return False
 
         wait_until(self.name, up, timeout, self.log_path)
+
+    def terminate(self) -> None:
+        """Send SIGTERM if it runs (:meth:`stop` waits for it)."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
 
     def stop(self, timeout: float = 20) -> None:
         """SIGTERM, then SIGKILL if it does not exit within ``timeout``."""
@@ -129,6 +149,28 @@ class LocalFarm:
     operator_token: str
     cluster: LocalCluster
     processes: list[ManagedProcess] = field(default_factory=list)
+    record: RunRecord | None = None
+
+    def profile(self) -> dict[str, str]:
+        """The settings other ``farm`` commands need to use this farm (see farm.cli.profile)."""
+        return {
+            "FARM_COORDINATOR_URL": self.coordinator_url,
+            "FARM_OPERATOR_TOKEN": self.operator_token,
+            "FARM_DIST_URL": self.dist_url,
+            "FARM_GENESIS": str(self.genesis),
+            "FARM_REDIS_URL": self.cluster.redis.url,
+        }
+
+    def exited(self) -> str | None:
+        """The name of a part that is no longer running, if any."""
+        for p in self.processes:
+            if not p.alive():
+                return p.name
+        for b in self.cluster.builders:
+            if b.proc is None or b.proc.poll() is not None:
+                return f"builder {b.builder_id[:12]}"
+        proc = self.cluster.redis.proc
+        return "Redis" if proc is None or proc.poll() is not None else None
 
     def http(self) -> httpx.Client:
         """A client for the coordinator."""
@@ -174,6 +216,12 @@ def _http_addresses(genesis: Path) -> list[str]:
     return [f"http://{v['http']}" for v in data["validators"]]
 
 
+def _validator_ports(genesis: Path) -> list[list[int]]:
+    """Each validator's ports (peer, HTTP), as the genesis names them."""
+    data = json.loads(genesis.read_text())
+    return [[int(v[k].rsplit(":", 1)[1]) for k in ("p2p", "http")] for v in data["validators"]]
+
+
 def _chain_id(genesis: Path) -> str:
     """The chain id the genesis names (the coordinator signs operator transactions for it)."""
     chain: str = json.loads(genesis.read_text())["chain_id"]
@@ -213,15 +261,30 @@ def local_farm(
     builders: int = 3,
     report: Callable[[str], None] = lambda _: None,
 ) -> Iterator[LocalFarm]:
-    """Start every part of a farm under ``root``; stop them all on exit."""
+    """Start every part of a farm under ``root``; stop them all on exit.
+
+    First stops whatever an earlier run under ``root`` left running (its record lists
+    it); raises ConfigError if that run's ``farm up`` is still alive, or if another
+    program holds a validator's port. Start it from a thread that lives as long as the
+    farm (the main thread): the processes die with the thread that started them.
+    """
     if validators < 1 or builders < 1:
         raise ConfigError("a local farm needs at least one validator and one builder")
     root.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
+    record_path = root / RECORD
+    if reap(record_path, report=report):
+        report("some ports of the earlier run are still in use")
     with ExitStack() as stack:
+        record = RunRecord.create(record_path)
+        watchdog = start_watchdog(record, root / "watchdog.log")
+        stack.callback(_release_watchdog, watchdog)
+        stack.callback(record_path.unlink, missing_ok=True)  # before the watchdog looks
         processes: list[ManagedProcess] = []
 
         def stop_all() -> None:
+            for p in reversed(processes):
+                p.terminate()
             for p in reversed(processes):
                 p.stop()
 
@@ -231,18 +294,7 @@ def local_farm(
         genesis = _ledger(root / "ledger", validators, env)
         ledger_urls = _http_addresses(genesis)
         report(f"starting {validators} ledger validators")
-        for i in range(validators):
-            p = ManagedProcess(
-                f"validator v{i}",
-                [*FARM, "ledger", "run", "--dir", str(root / "ledger" / f"v{i}"),
-                 "--genesis", str(genesis)],
-                root / "ledger" / f"v{i}.log",
-                env,
-            )  # fmt: skip
-            p.start()
-            processes.append(p)
-        for p, url in zip(processes, ledger_urls, strict=True):
-            p.wait_http(f"{url}/v1/status")
+        _start_validators(genesis, validators, env, processes, record)
 
         # The coordinator's database and tokens, Redis and the builders (not yet started).
         db_url = f"sqlite:///{root / 'coordinator.db'}"
@@ -258,6 +310,7 @@ def local_farm(
                 start=False,
             )
         )
+        record.started("Redis", cluster.redis.proc, [cluster.redis.port])
 
         report(f"starting the coordinator at {url}")
         serve = ManagedProcess(
@@ -280,8 +333,7 @@ def local_farm(
                 "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
             },
         )  # fmt: skip
-        serve.start()
-        processes.append(serve)
+        _start(serve, processes, record, [port])
         serve.wait_http(f"{url}/v1/builders")
 
         approved = _approved(url)
@@ -297,6 +349,8 @@ def local_farm(
                     "--operator-token", operator_token, env=env,
                 )  # fmt: skip
             cluster.start_builder(b)
+            record.started(f"builder {b.builder_id[:12]}", b.proc)
+            record.add_containers({"farm.builder-id": b.builder_id})
         cluster.wait_ready(timeout=60)
 
         dist_port = free_port()
@@ -312,8 +366,7 @@ def local_farm(
             root / "dist.log",
             env,
         )  # fmt: skip
-        dist.start()
-        processes.append(dist)
+        _start(dist, processes, record, [dist_port])
         dist.wait_http(f"{dist_url}/simple/")
 
         yield LocalFarm(
@@ -325,4 +378,59 @@ def local_farm(
             operator_token=operator_token,
             cluster=cluster,
             processes=processes,
+            record=record,
         )
+
+
+def _start_validators(
+    genesis: Path,
+    validators: int,
+    env: dict[str, str],
+    processes: list[ManagedProcess],
+    record: RunRecord,
+) -> None:
+    """Start the validators the genesis names (their ports must be free); wait for them."""
+    ports = _validator_ports(genesis)
+    if len(ports) != validators:
+        raise ConfigError(
+            f"this farm's chain ({genesis}) has {len(ports)} validators, not {validators}"
+        )
+    busy = [port for pair in ports for port in pair if port_busy(port)]
+    if busy:
+        raise ConfigError(
+            f"port(s) {', '.join(map(str, busy))} of this farm's validators "
+            f"({genesis}) are in use by another program"
+        )
+    started = []
+    for i, (url, own) in enumerate(zip(_http_addresses(genesis), ports, strict=True)):
+        p = ManagedProcess(
+            f"validator v{i}",
+            [*FARM, "ledger", "run", "--dir", str(genesis.parent / f"v{i}"),
+             "--genesis", str(genesis)],
+            genesis.parent / f"v{i}.log",
+            env,
+        )  # fmt: skip
+        _start(p, processes, record, own)
+        started.append((p, url))
+    for p, url in started:
+        p.wait_http(f"{url}/v1/status")
+
+
+def _start(
+    p: ManagedProcess, processes: list[ManagedProcess], record: RunRecord, ports: list[int]
+) -> None:
+    """Start ``p``, to be stopped with the farm, and record it."""
+    p.start()
+    processes.append(p)
+    record.started(p.name, p.proc, ports)
+
+
+def _release_watchdog(watchdog: subprocess.Popen[bytes]) -> None:
+    """Tell the watchdog the farm stopped in order (the record is gone), and reap it."""
+    if watchdog.stdin is not None:
+        watchdog.stdin.close()
+    try:
+        watchdog.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        watchdog.kill()
+        watchdog.wait()

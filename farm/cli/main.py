@@ -6,7 +6,9 @@ import sys
 
 import typer
 
+from farm.cli import profile
 from farm.cli._errors import run_cli
+from farm.cli._help import ReflowGroup
 
 app = typer.Typer(
     name="farm",
@@ -14,6 +16,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    cls=ReflowGroup,  # help reads as paragraphs at any width (see farm.cli._help)
 )
 
 
@@ -67,4 +70,5 @@ def version() -> None:
 
 def main() -> None:
     """Console entry point: run the app, mapping farm errors to one line and exit 1."""
+    profile.apply_profile()  # defaults left by `farm up --keep-running`
     sys.exit(run_cli(app))

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -18,6 +23,8 @@ console = Console()
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_SCRIPT = REPO / "deploy" / "builder-image" / "build.sh"
 DEFAULT_RECIPE = REPO / "recipes" / "iniconfig" / "2.0.0.yaml"
+#: The signals that stop ``farm up`` in order (SIGKILL is left to the watchdog).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 def ensure_image(digest: str) -> None:
@@ -82,10 +89,34 @@ def recipe_for_this_host(recipe: Path, work: Path) -> Path:
         return copy
 
 
+def _stop_on_signals() -> list[int]:
+    """SIGINT, SIGTERM and SIGHUP all become one KeyboardInterrupt: the orderly stop.
+
+    A second signal while the farm stops is only acknowledged, so that it cannot cut
+    the stop short and leave processes behind. Returns the list the signals received
+    are appended to.
+    """
+    received: list[int] = []
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        stopping = bool(received)
+        received.append(signum)
+        if stopping:
+            with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+                console.print(f"{signal.Signals(signum).name}: already stopping the farm")
+            return
+        raise KeyboardInterrupt
+
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    return received
+
+
 def up(
     recipe: Annotated[
-        Path, typer.Argument(metavar="RECIPE", help="Recipe to build (default: a shipped one).")
-    ] = DEFAULT_RECIPE,
+        Path | None,
+        typer.Argument(metavar="RECIPE", help="Recipe to build (default: a shipped one)."),
+    ] = None,
     builders: Annotated[int, typer.Option("--builders", "-n", help="Local builder workers.")] = 3,
     validators: Annotated[int, typer.Option(help="Local ledger validators (n = 3f+1).")] = 4,
     root: Annotated[
@@ -93,7 +124,18 @@ def up(
     ] = Path.home() / ".farm" / "local",
     keep_running: Annotated[
         bool,
-        typer.Option(help="Leave the farm running after the artifact is served, until Ctrl-C."),
+        typer.Option(
+            help="Leave the farm running after the artifact is served, until Ctrl-C "
+            "(or SIGTERM/SIGHUP); other farm commands use it through the profile ROOT/env."
+        ),
+    ] = False,
+    no_recipe: Annotated[
+        bool,
+        typer.Option(
+            "--no-recipe",
+            help="Take no recipe through: start the farm and keep it running "
+            "(implies --keep-running).",
+        ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each stage.")] = 900,
 ) -> None:
@@ -105,28 +147,88 @@ def up(
     they agree the coordinator commits the attestation to the ledger; the distribution
     node follows the ledger and serves the verified artifact with its proof, also as a
     pip index. State persists under --root.
+
+    Ctrl-C, SIGTERM and SIGHUP stop every part in order; if farm up itself is killed,
+    its parts die with it and a watchdog removes what is left (build containers, the
+    profile). A later farm up first stops whatever a crashed run left behind.
     """
+    from farm.errors import ConfigError
     from farm.localfarm import local_farm
     from farm.recipe import load_recipe
 
-    recipe = recipe_for_this_host(recipe, root)
-    r = load_recipe(recipe)
-    console.print(f"[bold]farm up[/]: {r.name} {r.version} under {root}")
-    with local_farm(
-        root,
-        validators=validators,
-        builders=builders,
-        report=lambda line: console.print(f"  {line}", highlight=False),
-    ) as farm:
-        _take_through(farm, recipe, r.name, r.version, timeout)
-        if keep_running:
-            console.print("the farm is running; Ctrl-C stops it")
-            try:
-                while all(p.alive() for p in farm.processes):
-                    time.sleep(1)
-            except KeyboardInterrupt:
-                pass
-            console.print("stopping")
+    if no_recipe and recipe is not None:
+        raise ConfigError("give RECIPE or --no-recipe, not both")
+    received = _stop_on_signals()
+    target: tuple[Path, str, str] | None = None
+    if no_recipe:
+        console.print(f"[bold]farm up[/]: the farm under {root}, no recipe")
+    else:
+        path = recipe_for_this_host(recipe or DEFAULT_RECIPE, root)
+        r = load_recipe(path)
+        target = (path, r.name, r.version)
+        console.print(f"[bold]farm up[/]: {r.name} {r.version} under {root}")
+    try:
+        with local_farm(
+            root,
+            validators=validators,
+            builders=builders,
+            report=lambda line: console.print(f"  {line}", highlight=False),
+        ) as farm:
+            keep = keep_running or no_recipe
+            with _profile_left(farm) if keep else contextlib.nullcontext():
+                if target is not None:
+                    _take_through(farm, *target, timeout)
+                if keep:
+                    _run_until_stopped(farm)
+    except KeyboardInterrupt:
+        with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
+            console.print("the farm is stopped")
+        # The shell's convention: 128 + the signal that stopped it (130 for Ctrl-C).
+        raise SystemExit(128 + (received[0] if received else signal.SIGINT)) from None
+
+
+@contextlib.contextmanager
+def _profile_left(farm: LocalFarm) -> Iterator[Path]:
+    """The profile other farm commands read, for the duration of the block."""
+    from farm.cli.profile import DEFAULT_PROFILE, write_profile
+
+    path = farm.root / "env"
+    if farm.record is not None:
+        farm.record.add_file(path)
+    write_profile(
+        path,
+        farm.profile(),
+        f"Written by farm up (pid {os.getpid()}) for the farm under {farm.root};\n"
+        "removed when it stops. Every farm command reads it (flags and the environment\n"
+        "win); a shell can source it.",
+    )
+    default = path.resolve() == DEFAULT_PROFILE.expanduser().resolve()
+    console.print(
+        f"[bold]the farm is up[/]; its settings are in {path} (0600), which every farm "
+        f"command reads{'' if default else ' once you export FARM_PROFILE=' + str(path)}:\n"
+        "  farm submit recipes/NAME/VERSION.yaml --wait    rebuild a recipe\n"
+        "  farm builds  |  farm builders  |  farm attestations NAME\n"
+        "  farm pull NAME==VERSION                         download and verify\n"
+        f"  pip install --index-url {farm.dist_url}/simple/ NAME==VERSION",
+        highlight=False,
+    )
+    try:
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def _run_until_stopped(farm: LocalFarm) -> None:
+    """Wait for Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt) or a part that exits."""
+    from farm.localfarm import LocalFarmError
+
+    console.print(
+        f"the farm is running; Ctrl-C (or kill {os.getpid()}) stops it and removes the profile",
+        highlight=False,
+    )
+    while (gone := farm.exited()) is None:
+        time.sleep(1)
+    raise LocalFarmError(f"{gone} exited; stopping the farm (logs under {farm.root})")
 
 
 def _take_through(farm: LocalFarm, recipe: Path, name: str, version: str, timeout: float) -> None:
