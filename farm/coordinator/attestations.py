@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, TypedDict, Unpack
 
 import orjson
-from sqlalchemy import Text, cast, func
+from sqlalchemy import Select, Table, Text, cast, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
@@ -43,9 +43,36 @@ class Filters(TypedDict, total=False):
     offset: int
 
 
-_COLUMNS = [c for c in Attestation.__table__.columns if c.name != "bundle"]  # type: ignore[attr-defined]
+_TABLE: Table = Attestation.__table__  # type: ignore[attr-defined]
+_COLUMNS = [c for c in _TABLE.columns if c.name != "bundle"]
 _BUNDLE_TEXT = cast(col(Attestation.bundle), Text).label("bundle")
 """The bundle as the database holds it (JSON text): a page is sent without parsing it."""
+
+
+def _page_query(where: Sequence[Any], limit: int, offset: int) -> Select[Any]:
+    """The rows of one page, newest first.
+
+    The first page is read straight off the filter's index; a later one is a deferred
+    join: its keys are chosen first (``ORDER BY``/``OFFSET``/``LIMIT`` on the key
+    columns, which the list's indexes cover), then only those ``limit`` rows are read
+    whole. Read whole in one ``ORDER BY … OFFSET`` query, PostgreSQL fetches the TOASTed
+    bundle of every row it skips and converts it to text (about 50 ms at offset 5,000
+    of 7 kB bundles; 1.5 ms this way). At offset 0 the join would only add a primary key
+    lookup per row."""
+    submitted_at, tx = col(Attestation.submitted_at), col(Attestation.tx_id)
+    rows = select_columns(*_COLUMNS, _BUNDLE_TEXT)
+    if offset == 0:
+        return rows.where(*where).order_by(submitted_at.desc(), tx).limit(limit)
+    keys = (
+        select_columns(tx, submitted_at)
+        .where(*where)
+        .order_by(submitted_at.desc(), tx)
+        .offset(offset)
+        .limit(limit)
+        .subquery("page")
+    )
+    joined = rows.join_from(_TABLE, keys, tx == keys.c.tx_id)
+    return joined.order_by(keys.c.submitted_at.desc(), keys.c.tx_id)
 
 
 def _rows(session: Session, where: Sequence[Any], limit: int, offset: int) -> list[dict[str, Any]]:
@@ -53,9 +80,7 @@ def _rows(session: Session, where: Sequence[Any], limit: int, offset: int) -> li
     bundle still JSON text; artifacts and revocations are read in one query each (a page
     costs three queries, not two per attestation). No ORM objects are made: at 50 rows of
     7 kB bundles they would cost more than the queries."""
-    query = select_columns(*_COLUMNS, _BUNDLE_TEXT).where(*where)
-    ordered = query.order_by(col(Attestation.submitted_at).desc(), col(Attestation.tx_id))
-    rows = [dict(r._mapping) for r in session.execute(ordered.offset(offset).limit(limit))]
+    rows = [dict(r._mapping) for r in session.execute(_page_query(where, limit, offset))]
     by_tx: dict[str, list[tuple[str, str]]] = {r["tx_id"]: [] for r in rows}
     if by_tx:
         arts = select_columns(
