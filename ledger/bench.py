@@ -53,6 +53,13 @@ from rich.console import Console
 from rich.table import Table
 
 from farm.cluster import free_port_range
+from ledger.bench_explain import (
+    ProcSample,
+    Submit,
+    explain_light,
+    print_explanation,
+    proc_sample,
+)
 
 __all__ = ["BenchNet", "HttpConn", "bench_ledger", "make_attest_txs"]
 
@@ -321,6 +328,10 @@ class BenchNet:
                 total += (int(fields[11]) + int(fields[12])) / tick
         return total
 
+    def proc_samples(self) -> list[ProcSample]:
+        """Each validator's CPU, run-queue wait and context switches (Linux /proc)."""
+        return [proc_sample(p.pid) for p in self.procs]
+
     def check_alive(self) -> None:
         """Raise if a validator process has exited."""
         for i, p in enumerate(self.procs):
@@ -350,25 +361,48 @@ async def _sizes(conns: Sequence[HttpConn]) -> list[int]:
 # ---------------------------------------------------------------------- phases
 
 
-async def _submit(conn: HttpConn, tx: bytes) -> None:
+async def _submit(conn: HttpConn, tx: bytes) -> bytes:
+    """POST one transaction; the answer's body (raises RuntimeError unless 200)."""
     code, body = await conn.request("POST", "/v1/tx", tx)
     if code != 200:
         raise RuntimeError(f"submit refused ({code}): {body[:300]!r}")
+    return body
 
 
-async def _light(net: BenchNet, txs: Sequence[bytes]) -> list[float]:
-    """Latencies (s) of one-at-a-time submits, round-robin over the validators."""
+async def _light(net: BenchNet, txs: Sequence[bytes]) -> list[Submit]:
+    """One-at-a-time submits, round-robin over the validators (times from
+    ``time.monotonic``, the clock the validators' phase times use)."""
     conns = [HttpConn("127.0.0.1", net.http_port(i)) for i in range(net.n)]
     out = []
     try:
         for k, tx in enumerate(txs):
-            t0 = time.perf_counter()
-            await _submit(conns[k % net.n], tx)
-            out.append(time.perf_counter() - t0)
+            t0 = time.monotonic()
+            body = await _submit(conns[k % net.n], tx)
+            t1 = time.monotonic()
+            out.append(Submit(k % net.n, t0, t1, int(json.loads(body)["height"])))
     finally:
         for c in conns:
             await c.close()
     return out
+
+
+async def _metrics(net: BenchNet, since: int = 0) -> list[dict[str, Any] | None]:
+    """Every validator's ``GET /v1/metrics`` (None where it does not answer)."""
+
+    async def one(i: int) -> dict[str, Any] | None:
+        conn = HttpConn("127.0.0.1", net.http_port(i))
+        try:
+            code, body = await asyncio.wait_for(
+                conn.request("GET", f"/v1/metrics?since={since}"), 30.0
+            )
+        except (OSError, HttpError, TimeoutError, asyncio.IncompleteReadError):
+            return None
+        finally:
+            await conn.close()
+        value: dict[str, Any] = json.loads(body)
+        return value if code == 200 else None
+
+    return list(await asyncio.gather(*(one(i) for i in range(net.n))))
 
 
 def _check_ms_per_tx(genesis: Path, enroll: Sequence[bytes], txs: Sequence[bytes]) -> float:
@@ -531,13 +565,19 @@ async def _run(
     )
     light_txs, warm_txs = first[:light], first[light:]
 
-    await _light(net, light_txs[:10])  # connections, caches, first blocks
-    lat = sorted(await _light(net, light_txs[10:]))
+    warmed = await _light(net, light_txs[:10])  # connections, caches, first blocks
+    metrics0, procs0, own0 = await _metrics(net), net.proc_samples(), time.process_time()
+    submits = await _light(net, light_txs[10:])
+    own1, procs1 = time.process_time(), net.proc_samples()
+    metrics1 = await _metrics(net, since=warmed[-1].height)
     net.check_alive()
+    lat = sorted(s.answered - s.sent for s in submits)
     console.print(f"light load: p50 {_pct(lat, 50) * 1000:.1f} ms over {len(lat)} submits")
+    cpus = os.cpu_count() or 1
+    explained = explain_light(submits, metrics0, metrics1, procs0, procs1, own1 - own0, cpus)
+    print_explanation(console, validators, cpus, explained)
 
     check_ms = _check_ms_per_tx(net.root / "genesis.json", enroll, warm_txs[:400])
-    cpus = os.cpu_count() or 1
     ceiling = cpus * 1000 / (validators * check_ms)
     console.print(
         f"checking one attest tx: {check_ms:.3f} ms CPU; {validators} validators on {cpus} "
@@ -588,6 +628,7 @@ async def _run(
         "cpus": cpus,
         "check_ms_per_tx": round(check_ms, 3),
         "validation_ceiling_tx_per_s": round(ceiling, 1),
+        "light": explained,
     }
 
 

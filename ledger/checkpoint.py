@@ -47,11 +47,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -578,6 +580,20 @@ class _Judged:
     known: int
 
 
+@functools.lru_cache(maxsize=64)
+def _key_table(
+    keys: tuple[tuple[str, bytes], ...],
+) -> Mapping[tuple[str, bytes], tuple[bytes, bool]]:
+    """(name, key ID) → (raw key, is a cosignature key) for both signature types of
+    every (name, raw key); cached, since a validator judges every co-signature its
+    peers send against the same genesis keys (an invalid name raises, uncached)."""
+    table: dict[tuple[str, bytes], tuple[bytes, bool]] = {}
+    for name, raw in keys:
+        table[(name, key_id(name, raw))] = (raw, False)
+        table[(name, cosignature_key_id(name, raw))] = (raw, True)
+    return MappingProxyType(table)
+
+
 def _judge(note: SignedNote, known: Mapping[str, PublicKeyLike]) -> _Judged:
     """Verify every signature line of ``note`` made by a key in ``known``.
 
@@ -585,11 +601,7 @@ def _judge(note: SignedNote, known: Mapping[str, PublicKeyLike]) -> _Judged:
     the newest valid one per key is kept, so a line with a later time is verified even
     when the key already has a valid one.
     """
-    by_name_and_id: dict[tuple[str, bytes], tuple[bytes, bool]] = {}
-    for name, public_key in known.items():
-        raw = _raw_public_key(public_key)
-        by_name_and_id[(name, key_id(name, raw))] = (raw, False)
-        by_name_and_id[(name, cosignature_key_id(name, raw))] = (raw, True)
+    by_name_and_id = _key_table(tuple((n, _raw_public_key(k)) for n, k in known.items()))
     body = note.text.encode("utf-8")
     valid: dict[bytes, str] = {}
     failed: dict[bytes, str] = {}

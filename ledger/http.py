@@ -12,6 +12,7 @@ Routes::
     GET  /v1/evidence?validator=&start=&limit=
                                         equivocations this validator saw
     GET  /v1/status                     height, log size, connected peers, evidence count
+    GET  /v1/metrics?since=             counters and per-height phase times (ledger.metrics)
 
 Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``
 (:func:`_error_body`); the mapping from errors to statuses is :class:`ApiError` as
@@ -211,6 +212,10 @@ def _add_reads(app: FastAPI, node: Node) -> None:
     @app.get("/v1/status")
     async def status() -> dict[str, Any]:
         return node.status()
+
+    @app.get("/v1/metrics")
+    async def metrics(since: int = 0) -> dict[str, Any]:
+        return node.metrics_snapshot(since)
 
 
 def _add_submit(app: FastAPI, node: Node) -> None:

@@ -151,6 +151,9 @@ class Network:
         self._server: asyncio.Server | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
+        self.frames_sent = 0
+        self.bytes_sent = 0
+        """Frames (and their bytes) queued to peers so far (not those dropped)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -203,6 +206,9 @@ class Network:
             out.queue.put_nowait(raw)
         except asyncio.QueueFull:
             out.dropped += 1
+            return
+        self.frames_sent += 1
+        self.bytes_sent += len(raw)
 
     def broadcast(self, raw: bytes, exclude: tuple[str, ...] = ()) -> None:
         """Queue a frame for every peer not in ``exclude``."""

@@ -69,7 +69,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm.errors import ConfigError
 from farm.keys import KeyPair
-from ledger.block import Block, CommitCertificate, ValidatorSet
+from ledger.block import Block, CommitCertificate, ValidatorSet, VoteKind
 from ledger.checkpoint import (
     MAX_CLOCK_SKEW,
     Checkpoint,
@@ -85,14 +85,17 @@ from ledger.consensus import (
     Consensus,
     Decide,
     Effect,
+    Proposal,
     ScheduleTimeout,
     Timeout,
+    Vote,
     message_from_json,
     message_kind,
 )
 from ledger.errors import CheckpointError, ConsensusError, LedgerError, StorageError
 from ledger.genesis import Genesis, genesis_hash
 from ledger.mempool import Mempool
+from ledger.metrics import NodeMetrics, TimedGuard
 from ledger.network import Network, PeerInfo, decode_frame, encode_frame
 from ledger.settings import NodeSettings
 from ledger.state import LedgerState
@@ -256,12 +259,13 @@ class Node:
 
         self.mempool = Mempool(settings.max_mempool_txs)
         self.guard = SqliteVoteGuard(settings.guard_path)
+        self.metrics = NodeMetrics()
         self.consensus = _ResumingConsensus(
             self.name,
             self._key,
             self.validators,
             self,
-            self.guard,
+            TimedGuard(self.guard, self.metrics),
             timeouts=settings.timeouts(),
         )
         self.consensus.resume = _resume_point(settings.guard_path, self.store, self.height + 1)
@@ -294,6 +298,7 @@ class Node:
     def _load_checkpoint(self) -> None:
         """Resume from the latest stored checkpoint and its co-signatures."""
         self._pending: dict[int, _Cosigned] = {}  # size → co-signatures, until trusted
+        self._last_checkpoint: Checkpoint | None = None  # see _checkpoint
         self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
         self._signed_size = -1
         self._last_cosign = time.monotonic()
@@ -414,7 +419,8 @@ class Node:
         key = (c.height, c.locked_round)
         if c.locked_value is None or c.locked_round < 0 or key == self._saved_lock:
             return
-        self.store.set_lock(c.height, c.locked_round, c.locked_value)
+        with self.metrics.disk():
+            self.store.set_lock(c.height, c.locked_round, c.locked_value)
         self._saved_lock = key
 
     def _keep_evidence(self) -> None:
@@ -447,6 +453,7 @@ class Node:
                 self._seen(digest)
                 self._keep_frame(effect.message.height, digest, raw)
                 self.net.broadcast(raw)
+                self._mark_sent(effect.message)
             elif isinstance(effect, ScheduleTimeout):
                 self._timers = [t for t in self._timers if not t.cancelled()][-64:]
                 self._timers.append(
@@ -455,10 +462,20 @@ class Node:
             elif isinstance(effect, Decide):
                 self.commit(effect.block, effect.certificate)
 
+    def _mark_sent(self, msg: Proposal | Vote) -> None:
+        """Phase times (:mod:`ledger.metrics`): our proposal, or our precommit for a
+        value (we saw 2f+1 prevotes for it), left."""
+        if isinstance(msg, Proposal):
+            self.metrics.mark(msg.height, "proposal")
+        elif msg.kind is VoteKind.PRECOMMIT and msg.block_hash is not None:
+            self.metrics.mark(msg.height, "polka")
+
     def _on_timeout(self, timeout: Timeout) -> None:
         if timeout.height != self.height + 1:
             return  # a height catch-up has committed meanwhile
-        self._perform(self.consensus.on_timeout(timeout))
+        effects = self.consensus.on_timeout(timeout)
+        self.metrics.timeout(str(timeout.kind), bool(effects))
+        self._perform(effects)
 
     def _start_height(self) -> None:
         """Start consensus for the next height unless it runs already."""
@@ -468,6 +485,7 @@ class Node:
         if self._started or self.syncing:
             return
         self._started = True
+        self.metrics.mark(self.height + 1, "start")
         self._perform(self.consensus.start(self.height + 1))
 
     def _wake(self, *, now: bool = False) -> None:
@@ -492,8 +510,10 @@ class Node:
                 return
             raise ConsensusError(f"cannot commit height {block.height} on {self.height}")
         first = self.state.size
+        self.metrics.decided(block.height, cert.round, len(block.txs), block.log_size)
         summaries = [self.state.summary(tx) for tx in block.txs]
-        self.store.commit_block(block, cert, first, summaries)
+        with self.metrics.disk():
+            self.store.commit_block(block, cert, first, summaries)
         ids = []
         for tx in block.txs:
             tid = tx_id(tx)
@@ -512,6 +532,7 @@ class Node:
                     fut.set_result(CommitInfo(index, block.height))
         self._started = False
         self.last_progress = time.monotonic()
+        self.metrics.mark(block.height, "stored")
         if block.height % 64 == 0:  # each prune is an fsync: not every height
             with contextlib.suppress(LedgerError):
                 self.guard.prune(block.height - 2)
@@ -552,9 +573,16 @@ class Node:
 
     def _checkpoint(self, size: int) -> Checkpoint:
         """The checkpoint of our log at ``size``: its root and the revoked set it
-        commits to (:mod:`ledger.revoked_set`); every honest validator makes the same."""
+        commits to (:mod:`ledger.revoked_set`); every honest validator makes the same.
+        The log is append-only, so the checkpoint of a size is built once: the last
+        one is kept (each peer's co-signature of it is compared with it)."""
+        last = self._last_checkpoint
+        if last is not None and last.size == size:
+            return last
         revoked = self.state.revoked_set(size)
-        return Checkpoint(self.chain_id, size, self.state.log.root(size), (revoked.extension(),))
+        cp = Checkpoint(self.chain_id, size, self.state.log.root(size), (revoked.extension(),))
+        self._last_checkpoint = cp
+        return cp
 
     async def _cosign_loop(self) -> None:
         """Re-cosign whenever nothing was co-signed for ``cosign_interval`` seconds."""
@@ -629,7 +657,8 @@ class Node:
 
     def _put_checkpoint(self, size: int, note: str) -> None:
         """Store the signed note for ``size`` (the latest) and keep it at hand."""
-        self.store.put_checkpoint(size, note)
+        with self.metrics.disk():
+            self.store.put_checkpoint(size, note)
         if self._latest_note is None or size >= self._latest_note[0]:
             self._latest_note = (size, note)
 
@@ -641,6 +670,7 @@ class Node:
         """``entry`` has 2f+1 co-signatures: store it as the latest checkpoint."""
         self._put_checkpoint(size, entry.render())
         self.checkpoint_size = size
+        self.metrics.checkpoint(size)
         self._trusted = entry
         self._trusted_time = entry.time(self._threshold)
         for s in [s for s in self._pending if s <= size]:
@@ -698,6 +728,7 @@ class Node:
         if raw.startswith(_CONSENSUS_PREFIX):
             digest = hashlib.sha256(raw).digest()
             if self._seen(digest):
+                self.metrics.frame_in("c-dup", len(raw))
                 return
         try:
             frame = decode_frame(raw)
@@ -709,9 +740,13 @@ class Node:
             if digest is None:
                 digest = hashlib.sha256(raw).digest()
                 if self._seen(digest):
+                    self.metrics.frame_in("c-dup", len(raw))
                     return
+            self.metrics.frame_in("c", len(raw))
             self._on_consensus(peer, frame, raw, digest)
-        elif kind == "txs":
+            return
+        self.metrics.frame_in(str(kind), len(raw))
+        if kind == "txs":
             self._on_txs_frame(frame)
         elif kind == "cosig":
             note = frame.get("note")
@@ -745,6 +780,8 @@ class Node:
         before = stats.accepted + stats.buffered
         effects = self.consensus.on_message(msg)
         if stats.accepted + stats.buffered > before:
+            if isinstance(msg, Proposal) and msg.height == self.height + 1:
+                self.metrics.mark(msg.height, "proposal")
             self._last_heard = time.monotonic()
             self.net.broadcast(raw, exclude=(peer, msg.sender))
             self._keep_frame(msg.height, digest, raw)
@@ -883,6 +920,12 @@ class Node:
         if len(self.mempool) or self._max_seen_height > self.height:
             self._wake(now=True)
 
+    def metrics_snapshot(self, since: int = 0) -> dict[str, Any]:
+        """What GET /v1/metrics shows (:meth:`ledger.metrics.NodeMetrics.snapshot`)."""
+        return self.metrics.snapshot(
+            frames_out=self.net.frames_sent, bytes_out=self.net.bytes_sent, since=since
+        )
+
     def status(self) -> dict[str, Any]:
         """What GET /v1/status shows."""
         return {
@@ -957,6 +1000,7 @@ async def serve(settings: NodeSettings) -> None:
     lock = _lock_dir(settings.dir)
     node = Node(settings, genesis, load_key(settings.key_path))
     _tune_gc()
+    node.metrics.watch_gc()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
