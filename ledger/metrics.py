@@ -1,7 +1,7 @@
 """What one validator process counts about itself, served by ``GET /v1/metrics``.
 
 Counters and timings that explain a validator's latency and CPU, read by ``farm bench
-ledger`` (:mod:`ledger.bench`) before and after a phase of load:
+ledger`` (:mod:`farm.bench.ledger`) before and after a phase of load:
 
 * frames received, by kind, and how many consensus frames were relayed copies of a
   message already seen (dropped by digest); frames and bytes queued to peers (counted

@@ -1,7 +1,7 @@
 """``farm serve`` (the coordinator's API) and ``farm operator`` (tokens, approval);
 ``farm attestations`` and ``farm revoke`` come from ``farm.cli.attestation_cmd``.
 
-The API itself lives in ``api.coordinator``; ``farm`` does not import ``api``, so
+The API itself lives in ``api.coordinator.app``; ``farm`` does not import ``api``, so
 ``serve`` hands uvicorn the factory by name.
 """
 
@@ -167,7 +167,7 @@ def serve(
         os.environ["FARM_COORDINATOR_OPERATOR_KEY"] = str(operator_key.resolve())
         os.environ["FARM_COORDINATOR_LEDGER_CHAIN"] = ledger_chain
     uvicorn.run(
-        "api.coordinator:create_app_from_env",
+        "api.coordinator.app:create_app_from_env",
         factory=True,
         host=host,
         port=port,

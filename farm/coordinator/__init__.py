@@ -10,7 +10,7 @@ artifact), ``attestations`` and ``revocations`` (what the ledger committed, and
 withdrawals of it), ``ledger_client`` (transactions to, and reads from, the
 validators), ``settings``; ``client`` is the HTTP client builders and operators use;
 ``throwaway_pg`` starts a local PostgreSQL for benchmarks and tests.
-The schema's history is ``migrations`` (Alembic). The HTTP API is ``api.coordinator``.
+The schema's history is ``migrations`` (Alembic). The HTTP API is ``api.coordinator.app``.
 """
 
 from __future__ import annotations

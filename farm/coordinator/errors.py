@@ -13,7 +13,7 @@ The tree::
     ├── BadRequestError          a well-formed request that cannot be answered as asked
     └── LedgerUnavailableError   no ledger validator answered a read
 
-The API maps each to one HTTP status (``api.coordinator``), the CLI to one line.
+The API maps each to one HTTP status (``api.coordinator.app``), the CLI to one line.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ from ledger.verify import (
     verify_consistency,
     verify_inclusion,
 )
-from tests.integration.ledger_testnet import LedgerTestnet, wait_for
+from tests.support.ledger_testnet import LedgerTestnet, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

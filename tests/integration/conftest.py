@@ -17,7 +17,7 @@ import uvicorn
 import yaml
 
 from farm.cluster import LocalCluster, local_cluster
-from tests.integration.ledger_testnet import LedgerTestnet
+from tests.support.ledger_testnet import LedgerTestnet
 
 REPO = Path(__file__).resolve().parents[2]
 

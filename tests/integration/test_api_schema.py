@@ -46,7 +46,7 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from api.coordinator import create_app
+from api.coordinator.app import create_app
 from farm.cluster import free_port
 from farm.coordinator import service
 from farm.coordinator.auth import sign_request
@@ -55,8 +55,8 @@ from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
-from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.test_coordinator_loop import Serve, wait_for
+from tests.support.ledger_testnet import LedgerTestnet
 from tests.unit.farm.coordinator._world import GOOD, envelope, recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

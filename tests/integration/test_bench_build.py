@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from builders.bench import bench_build
+from farm.bench.build import bench_build
 from farm.cli import build_cmd
 from farm.cluster import local_cluster
 from farm.dispatch import BuilderRun

@@ -20,8 +20,8 @@ import pytest
 
 from ledger.state import LedgerState
 from tests.integration.conftest import REPO
-from tests.unit.farm._attest_fixtures import ARCH, World
-from tests.unit.ledger._ledger_fixtures import attests, enroll_all, genesis_for
+from tests.support.attest_world import ARCH, World
+from tests.support.ledger_fixtures import attests, enroll_all, genesis_for
 
 pytestmark = [pytest.mark.slow]
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import text
 
-from api.bench_load import analyze, make_attestations, store_attestations
+from farm.bench.api_load import analyze, make_attestations, store_attestations
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.throwaway_pg import have_postgres, scratch_database, throwaway_postgres
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from sqlmodel import Session
 
-from api.coordinator import BUILD_RECHECK_S, create_app
+from api.coordinator.app import BUILD_RECHECK_S, create_app
 from farm.cluster import redis_server
 from farm.coordinator import service
 from farm.coordinator.client import CoordinatorClient

@@ -28,7 +28,7 @@ from ledger.genesis import load_genesis
 from ledger.network import encode_frame
 from ledger.revoked_set import commitment_of
 from ledger.transactions import make_enroll
-from tests.integration.ledger_testnet import LedgerTestnet, speak_as, wait_for
+from tests.support.ledger_testnet import LedgerTestnet, speak_as, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

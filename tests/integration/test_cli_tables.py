@@ -4,7 +4,7 @@ A real coordinator (uvicorn on a loopback port) holds realistic data: builders e
 over HTTP with real keys, builds of the shipped iniconfig 2.0.0 recipe and of a demo
 recipe decided from real signed results (one verified but differing from upstream,
 one matching upstream, one disputed, one pending), and signed attestations with their
-ledger receipts (``api.bench_load``), one artifact revoked. The commands run as a user
+ledger receipts (``farm.bench.api_load``), one artifact revoked. The commands run as a user
 runs them, at COLUMNS=80: every name, short id and short digest must show whole, with
 no ellipsis; ``--wide`` shows the full ids; ``--json`` parses.
 """
@@ -22,8 +22,8 @@ import pytest
 from sqlmodel import Session
 from typer.testing import CliRunner
 
-from api.bench_load import make_attestations, store_attestations
-from api.coordinator import create_app
+from api.coordinator.app import create_app
+from farm.bench.api_load import make_attestations, store_attestations
 from farm.cli.main import app
 from farm.coordinator import service
 from farm.coordinator.client import CoordinatorClient

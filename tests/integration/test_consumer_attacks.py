@@ -2,7 +2,7 @@
 
 The node is a real HTTP server (uvicorn in a thread) serving crafted answers; the
 evidence behind them is real (keys, DSSE envelopes, Merkle log, cosigned checkpoints,
-see tests/unit/api/consumer/_evidence.py). Each attack must end in exit status 1, one
+see tests/support/evidence.py). Each attack must end in exit status 1, one
 line that names the artifact and the failure, and nothing written.
 """
 
@@ -18,14 +18,14 @@ from typing import Any
 
 import pytest
 
-from api.consumer.client import MAX_JSON
-from api.dist.models import ArtifactEvidence, PackageRelease
 from farm.cli._errors import run_cli
 from farm.cli.main import app
+from farm.consumer.client import MAX_JSON
+from farm.evidence import ArtifactEvidence, PackageRelease
 from ledger.genesis import save_genesis
 from tests.integration.conftest import serve
-from tests.unit.api.consumer._evidence import BLOB, SHA, MiniLedger
-from tests.unit.farm._attest_fixtures import WHEEL
+from tests.support.attest_world import WHEEL
+from tests.support.evidence import BLOB, SHA, MiniLedger
 
 Send = Any
 Receive = Any

@@ -22,7 +22,6 @@ from farm.coordinator.staging import Staging
 from farm.keys import generate_key
 from ledger.genesis import load_genesis
 from ledger.transactions import make_enroll, make_revoke
-from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.test_dist_node import (
     Proc,
     World,
@@ -33,6 +32,7 @@ from tests.integration.test_dist_node import (
     wait_for,
     wheel_bytes,
 )
+from tests.support.ledger_testnet import LedgerTestnet
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

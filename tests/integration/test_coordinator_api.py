@@ -17,7 +17,7 @@ from fastapi.routing import APIRoute
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
-from api.coordinator import create_app
+from api.coordinator.app import create_app
 from api.errors import ErrorBody
 from farm.coordinator import service
 from farm.coordinator.auth import sign_request
@@ -33,9 +33,9 @@ from farm.coordinator.errors import (
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
-from tests._postgres import have_postgres, postgres_server
 from tests.integration.conftest import serve
 from tests.integration.openapi_checks import assert_one_error_body
+from tests.support.postgres import have_postgres, postgres_server
 from tests.unit.farm.coordinator._world import BAD, GOOD, envelope, recipe, sha
 
 

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from sqlmodel import Session
 
-from api.coordinator import create_app
+from api.coordinator.app import create_app
 from farm.coordinator import service
 from farm.coordinator.db import make_engine
 from farm.coordinator.models import utcnow

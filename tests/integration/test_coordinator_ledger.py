@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from api.coordinator import create_app
+from api.coordinator.app import create_app
 from farm.attestation import AttestationBundle
 from farm.cluster import LocalCluster, free_port, local_cluster
 from farm.coordinator import service
@@ -34,8 +34,8 @@ from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import load_genesis
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from tests.integration.conftest import serve, write_recipe
-from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
+from tests.support.ledger_testnet import LedgerTestnet
 from tests.unit.farm.coordinator._world import sha
 from tests.unit.farm.coordinator.test_upstream import file_server
 

@@ -34,11 +34,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from api.dist.models import ArtifactEvidence, PackageRelease
 from api.errors import ErrorBody
 from farm.attestation import AttestationBundle, build_bundle, verify_bundle
 from farm.cluster import free_port
 from farm.coordinator.staging import Staging
+from farm.evidence import ArtifactEvidence, PackageRelease
 from farm.keys import KeyPair, generate_key, public_key_from_dict
 from farm.result import BuildPredicate, OutputDigest, sign_result
 from farm.transactions import decode_tx
@@ -47,8 +47,8 @@ from ledger.genesis import Genesis, load_genesis
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.transactions import EnrollTx, make_attest, make_enroll, make_revoke
 from ledger.verify import AbsenceProof, commitment_of, verify_absent
-from tests.integration.ledger_testnet import LedgerTestnet
 from tests.integration.openapi_checks import assert_one_error_body
+from tests.support.ledger_testnet import LedgerTestnet
 
 T = TypeVar("T")
 FARM = [sys.executable, "-m", "farm.cli"]
@@ -650,8 +650,8 @@ def test_a_lying_validator_is_refused(world: World, mode: str) -> None:
 
 
 def test_every_route_is_read_only(world: World, dist: Proc) -> None:
-    from api.dist.app import create_app
-    from api.dist.settings import DistSettings
+    from api.distribution.app import create_app
+    from api.distribution.settings import DistSettings
 
     app = create_app(
         DistSettings(

@@ -25,7 +25,7 @@ from ledger.consensus import Vote, sign_vote
 from ledger.genesis import load_genesis
 from ledger.network import encode_frame
 from ledger.verify import verify_equivocation
-from tests.integration.ledger_testnet import START_TIMEOUT, LedgerTestnet, speak_as, wait_for
+from tests.support.ledger_testnet import START_TIMEOUT, LedgerTestnet, speak_as, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

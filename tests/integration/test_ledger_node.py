@@ -24,7 +24,7 @@ from ledger.errors import CheckpointError
 from ledger.genesis import load_genesis
 from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.transactions import make_attest, make_enroll, make_revoke, tx_id
-from tests.integration.ledger_testnet import FARM, LedgerTestnet, wait_for
+from tests.support.ledger_testnet import FARM, LedgerTestnet, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 

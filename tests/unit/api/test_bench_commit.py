@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from api.bench_commit import CommitRun, commit_overhead
+from farm.bench.api_commit import CommitRun, commit_overhead
 
 
 def _run(bare: float, total: float, container: float = 0.0) -> CommitRun:

@@ -11,7 +11,7 @@ import pytest
 
 from builders.errors import OutputError
 from builders.store import ContentStore
-from tests.unit.farm._store_fixtures import write_old_layout
+from tests.support.store_fixtures import write_old_layout
 
 
 def sha(data: bytes) -> str:

@@ -22,7 +22,7 @@ from farm.canonical import canonical_json
 from farm.errors import FarmError, QuorumError, SignatureError
 from farm.keys import KeyPair, generate_key
 from farm.result import PAYLOAD_TYPE
-from tests.unit.farm._attest_fixtures import ARCH, BUILD, IMAGE, RECIPE, SHA, WHEEL, World, result
+from tests.support.attest_world import ARCH, BUILD, IMAGE, RECIPE, SHA, WHEEL, World, result
 
 
 @pytest.fixture(scope="module")

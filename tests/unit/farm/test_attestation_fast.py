@@ -20,7 +20,7 @@ from farm.attestation.verify import _verify_bundle_checked
 from farm.errors import FarmError
 from farm.keys import KeyPair
 from farm.result import PAYLOAD_TYPE, ResultStatement
-from tests.unit.farm._attest_fixtures import World
+from tests.support.attest_world import World
 
 W = World()
 BASE: dict[str, Any] = W.bundle().model_dump()

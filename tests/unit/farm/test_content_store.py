@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from farm.content_store import ContentStore, is_sha256_hex
 from farm.errors import ContentError, DigestMismatchError
-from tests.unit.farm._store_fixtures import write_old_layout
+from tests.support.store_fixtures import write_old_layout
 
 
 def sha(data: bytes) -> str:

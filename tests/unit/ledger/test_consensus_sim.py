@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ledger.consensus import Step
-from ledger.sim import Behaviour, NetworkConfig, Partition, SimResult, Simulation
+from tests.support.ledger_sim import Behaviour, NetworkConfig, Partition, SimResult, Simulation
 
 HEIGHTS = 3
 LIVENESS_BOUND = 120.0  # simulated seconds after GST (the worst of 1,300 explored runs: ~25 s)

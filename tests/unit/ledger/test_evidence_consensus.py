@@ -5,7 +5,7 @@ from __future__ import annotations
 from ledger.block import Block, ValidatorSet, VoteKind
 from ledger.consensus import Consensus, Equivocation
 from ledger.vote_guard import MemoryVoteGuard
-from tests.unit.ledger._evidence_fixtures import KEYS, block, proposal, value, vote
+from tests.support.equivocation import KEYS, block, proposal, value, vote
 
 VS = ValidatorSet.of([(v, k.public_key()) for v, k in KEYS.items()])
 

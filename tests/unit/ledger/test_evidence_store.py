@@ -14,7 +14,7 @@ from ledger.consensus import Equivocation, Proposal, message_from_json
 from ledger.errors import StorageError
 from ledger.storage import EVIDENCE_PER_VALIDATOR, LedgerStore
 from ledger.verify import verify_equivocation
-from tests.unit.ledger._evidence_fixtures import (
+from tests.support.equivocation import (
     PUBLIC,
     block,
     double_vote,

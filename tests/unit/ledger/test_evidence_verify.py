@@ -12,7 +12,7 @@ from ledger.block import VoteKind
 from ledger.consensus import Equivocation, Message
 from ledger.errors import ConsensusError
 from ledger.verify import verify_equivocation
-from tests.unit.ledger._evidence_fixtures import PUBLIC, double_vote, proposal, value, vote
+from tests.support.equivocation import PUBLIC, double_vote, proposal, value, vote
 
 
 def record(first: Message, second: Message, validator: str = "v1", **extra: Any) -> dict[str, Any]:

@@ -18,8 +18,8 @@ from ledger.genesis import Genesis
 from ledger.merkle import MerkleLog, hash_leaf
 from ledger.state import LedgerState, _Attested
 from ledger.transactions import make_attest, make_enroll, make_retire, make_revoke, tx_id
-from tests.unit.farm._attest_fixtures import BUILD, RECIPE, SHA, WHEEL, World, result
-from tests.unit.ledger._ledger_fixtures import CHAIN, attests, genesis_for
+from tests.support.attest_world import BUILD, RECIPE, SHA, WHEEL, World, result
+from tests.support.ledger_fixtures import CHAIN, attests, genesis_for
 
 
 def short(hex_id: str) -> str:

@@ -22,8 +22,8 @@ from ledger.merkle import EMPTY_ROOT
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore, certificate_from_json
 from ledger.transactions import make_retire, make_revoke, summarize_tx, tx_id
-from tests.unit.farm._attest_fixtures import World
-from tests.unit.ledger._ledger_fixtures import CHAIN, attests, enroll_all, genesis_for
+from tests.support.attest_world import World
+from tests.support.ledger_fixtures import CHAIN, attests, enroll_all, genesis_for
 
 REPO = Path(__file__).resolve().parents[3]
 

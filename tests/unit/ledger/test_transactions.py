@@ -26,8 +26,8 @@ from ledger.transactions import (
     tx_id,
     verify_operator_signature,
 )
-from tests.unit.farm._attest_fixtures import SHA, World
-from tests.unit.ledger._ledger_fixtures import CHAIN, genesis_for
+from tests.support.attest_world import SHA, World
+from tests.support.ledger_fixtures import CHAIN, genesis_for
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from farm.coordinator.db import create_tables, make_engine
-from tests._postgres import have_postgres, postgres_server
+from tests.support.postgres import have_postgres, postgres_server
 
 
 @pytest.fixture(scope="session")

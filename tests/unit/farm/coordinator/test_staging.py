@@ -10,7 +10,7 @@ import pytest
 
 from farm.coordinator.errors import NotFoundError, StagingError
 from farm.coordinator.staging import Staging, check_digest
-from tests.unit.farm._store_fixtures import write_old_layout
+from tests.support.store_fixtures import write_old_layout
 
 
 def sha(data: bytes) -> str:
