@@ -23,7 +23,8 @@ enroll again, retire again) distinct.
 
 This module builds and parses transactions only; signature checks against the
 genesis operators and whether a transaction fits the state are the ledger's job
-(:mod:`ledger.transactions`, :mod:`ledger.state`), which re-exports these names.
+(:mod:`ledger.transactions`, :mod:`ledger.state`). This is the only definition of
+the transaction types: everyone imports them from here.
 """
 
 from __future__ import annotations

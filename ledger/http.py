@@ -46,7 +46,7 @@ import contextlib
 import json
 import socket
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -55,11 +55,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farm.errors import ConfigError
+from farm.transactions import tx_id
 from ledger.errors import LedgerError
-from ledger.transactions import tx_id
-
-if TYPE_CHECKING:
-    from ledger.node import Node
+from ledger.ports import ServedLedger
 
 __all__ = ["ApiError", "HttpServer", "make_app"]
 
@@ -97,7 +95,7 @@ def _tx_from_body(body: bytes, content_type: str) -> bytes:
     return body
 
 
-def make_app(node: Node) -> FastAPI:
+def make_app(node: ServedLedger) -> FastAPI:
     """The API of ``node``."""
     app = FastAPI(title="farm ledger validator", version="1", docs_url=None, redoc_url=None)
     _add_error_handlers(app)
@@ -106,7 +104,7 @@ def make_app(node: Node) -> FastAPI:
     return app
 
 
-def _latest_note(node: Node) -> tuple[int, str] | None:
+def _latest_note(node: ServedLedger) -> tuple[int, str] | None:
     return node.latest_note()
 
 
@@ -128,7 +126,7 @@ def _add_error_handlers(app: FastAPI) -> None:
         return _error(exc.status_code, "http_error", str(exc.detail))
 
 
-def _add_reads(app: FastAPI, node: Node) -> None:
+def _add_reads(app: FastAPI, node: ServedLedger) -> None:
     """Blocks, entries, checkpoints, proofs, evidence, status."""
 
     def entry_body(index: int) -> dict[str, Any]:
@@ -218,7 +216,7 @@ def _add_reads(app: FastAPI, node: Node) -> None:
         return node.metrics_snapshot(since)
 
 
-def _add_submit(app: FastAPI, node: Node) -> None:
+def _add_submit(app: FastAPI, node: ServedLedger) -> None:
     """POST /v1/tx (also answered, without FastAPI's routing, by :class:`_SubmitFirst`)."""
 
     @app.post("/v1/tx")
@@ -227,7 +225,9 @@ def _add_submit(app: FastAPI, node: Node) -> None:
         return await submit_tx(node, body, request.headers.get("content-type", ""))
 
 
-async def _committed_answer(node: Node, tid: str, index: int, height: int) -> dict[str, Any]:
+async def _committed_answer(
+    node: ServedLedger, tid: str, index: int, height: int
+) -> dict[str, Any]:
     await node.wait_checkpoint(index + 1, node.settings.checkpoint_wait)
     cp = _latest_note(node)
     size = cp[0] if cp is not None and cp[0] > index else node.state.size
@@ -242,7 +242,7 @@ async def _committed_answer(node: Node, tid: str, index: int, height: int) -> di
     }
 
 
-async def submit_tx(node: Node, body: bytes, content_type: str) -> dict[str, Any]:
+async def submit_tx(node: ServedLedger, body: bytes, content_type: str) -> dict[str, Any]:
     """What POST /v1/tx answers for ``body``; raises ApiError for every refusal."""
     tx = _tx_from_body(body, content_type)
     if len(tx) > node.settings.max_tx_bytes:
@@ -284,7 +284,7 @@ class _SubmitFirst:
     a request whose body exceeds the largest transaction is refused as it arrives.
     """
 
-    def __init__(self, node: Node, app: FastAPI) -> None:
+    def __init__(self, node: ServedLedger, app: FastAPI) -> None:
         self.node = node
         self.app = app
 
@@ -355,7 +355,7 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """The API bound to ``host:port``, served as a task of the running loop."""
 
-    def __init__(self, node: Node, host: str, port: int) -> None:
+    def __init__(self, node: ServedLedger, host: str, port: int) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

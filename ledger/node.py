@@ -69,6 +69,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm.errors import ConfigError
 from farm.keys import KeyPair
+from farm.transactions import tx_id
 from ledger.block import Block, CommitCertificate, ValidatorSet, VoteKind
 from ledger.checkpoint import (
     MAX_CLOCK_SKEW,
@@ -80,30 +81,20 @@ from ledger.checkpoint import (
     parse_note,
     signature_threshold,
 )
-from ledger.consensus import (
-    Broadcast,
-    Consensus,
-    Decide,
-    Effect,
-    Proposal,
-    ScheduleTimeout,
-    Timeout,
-    Vote,
-    message_from_json,
-    message_kind,
-)
+from ledger.consensus import Broadcast, Consensus, Decide, Effect, ScheduleTimeout, Timeout
 from ledger.errors import CheckpointError, ConsensusError, LedgerError, StorageError
 from ledger.genesis import Genesis, genesis_hash
 from ledger.mempool import Mempool
+from ledger.messages import Proposal, Vote, message_from_json, message_kind
 from ledger.metrics import NodeMetrics, TimedGuard
 from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+from ledger.ports import CommitInfo
 from ledger.settings import NodeSettings
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore
-from ledger.transactions import tx_id
 from ledger.vote_guard import SqliteVoteGuard
 
-__all__ = ["CommitInfo", "Node", "note_size", "serve", "split_hostport"]
+__all__ = ["Node", "note_size", "serve", "split_hostport"]
 
 log = logging.getLogger(__name__)
 
@@ -114,14 +105,6 @@ _CONSENSUS_PREFIX = b'{"t":"c",'  # how encode_frame starts a consensus frame
 EARLY_COSIGS = 4_096
 MAX_GOSSIP_BATCH = 256
 """Most transactions in one gossip frame."""
-
-
-@dataclass(frozen=True)
-class CommitInfo:
-    """Where a committed transaction landed."""
-
-    index: int
-    height: int
 
 
 @dataclass

@@ -19,16 +19,13 @@ root matches our log at that size. Finally the node joins consensus at the next 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
 import httpx
 
 from ledger.block import Block, CommitCertificate, verify_commit_certificate
 from ledger.errors import ConsensusError, LedgerError
+from ledger.ports import CatchUpTarget
 from ledger.storage import certificate_from_json
-
-if TYPE_CHECKING:
-    from ledger.node import Node
 
 __all__ = ["BATCH", "catch_up", "verify_fetched"]
 
@@ -38,7 +35,7 @@ BATCH = 64
 """Blocks asked for per request."""
 
 
-def verify_fetched(node: Node, block: Block, cert: CommitCertificate) -> None:
+def verify_fetched(node: CatchUpTarget, block: Block, cert: CommitCertificate) -> None:
     """Check a fetched block against the node's validators, chain and state.
 
     Raises:
@@ -53,7 +50,7 @@ def verify_fetched(node: Node, block: Block, cert: CommitCertificate) -> None:
         raise ConsensusError(f"fetched block {block.height} is invalid: {reason}")
 
 
-async def _fetch_from(node: Node, client: httpx.AsyncClient, peer: str) -> None:
+async def _fetch_from(node: CatchUpTarget, client: httpx.AsyncClient, peer: str) -> None:
     base = f"http://{node.http_addr[peer]}"
     while node.height < node.peer_heights.get(peer, 0):
         r = await client.get(f"{base}/v1/blocks", params={"start": node.height + 1, "limit": BATCH})
@@ -78,7 +75,7 @@ async def _fetch_from(node: Node, client: httpx.AsyncClient, peer: str) -> None:
                 log.info("checkpoint from %s not kept: %s", peer, exc)
 
 
-async def catch_up(node: Node) -> None:
+async def catch_up(node: CatchUpTarget) -> None:
     """Fetch, verify and commit missed blocks from the peers that are ahead, best
     first; a peer that fails or lies is skipped. Always hands back to consensus."""
     start = node.height

@@ -1,12 +1,10 @@
-"""Ledger transactions and their wire form.
+"""What only validators need of transactions: the operator signature check against
+the genesis operators and the light summary used by storage and replay.
 
-The transaction models and their encoding live in :mod:`farm.transactions` (the
-coordinator builds transactions without importing the ledger); this module
-re-exports them and adds what only validators need: the operator signature check
-against the genesis operators and the light summary used by storage and replay.
-
-Whether a transaction fits the state (enrolled keys, duplicates, what is attested)
-is :mod:`ledger.state`'s job.
+The transaction models and their wire form are defined once, in :mod:`farm.transactions`
+(the coordinator builds transactions without importing the ledger). Whether a
+transaction fits the state (enrolled keys, duplicates, what is attested) is
+:mod:`ledger.state`'s job.
 """
 
 from __future__ import annotations
@@ -20,43 +18,12 @@ from securesystemslib.exceptions import UnverifiedSignatureError, VerificationEr
 from securesystemslib.signer import Signature, SSlibKey
 
 from farm.transactions import (
-    MAX_TX_BYTES,
-    AttestTx,
-    EnrollTx,
     OperatorTx,
-    RetireTx,
-    RevokeTx,
-    Transaction,
-    decode_tx,
-    encode_tx,
-    make_attest,
-    make_enroll,
-    make_retire,
-    make_revoke,
     signed_bytes,
-    tx_id,
 )
 from ledger.errors import TransactionError
 
-__all__ = [
-    "MAX_TX_BYTES",
-    "AttestTx",
-    "EnrollTx",
-    "OperatorTx",
-    "RetireTx",
-    "RevokeTx",
-    "Transaction",
-    "decode_tx",
-    "encode_tx",
-    "make_attest",
-    "make_enroll",
-    "make_retire",
-    "make_revoke",
-    "signed_bytes",
-    "summarize_tx",
-    "tx_id",
-    "verify_operator_signature",
-]
+__all__ = ["summarize_tx", "verify_operator_signature"]
 
 
 def verify_operator_signature(

@@ -76,15 +76,9 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
-from ledger.consensus import (
-    Equivocation,
-    Message,
-    message_from_json,
-    message_kind,
-    message_value,
-)
 from ledger.errors import ConsensusError
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
+from ledger.messages import Equivocation, Message, message_from_json, message_kind, message_value
 from ledger.revoked_set import AbsenceProof, commitment_of, verify_absent
 
 __all__ = [

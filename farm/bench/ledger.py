@@ -98,7 +98,7 @@ def _attest_range(
     from farm.attestation import build_bundle
     from farm.keys import KeyPair
     from farm.result import BuildPredicate, OutputDigest, sign_result
-    from ledger.transactions import make_attest
+    from farm.transactions import make_attest
 
     def key(pem: bytes) -> KeyPair:
         private = load_pem_private_key(pem, password=None)
@@ -531,8 +531,8 @@ async def _run(
     workers: int,
 ) -> dict[str, Any]:
     from farm.keys import generate_key, load_key
+    from farm.transactions import make_enroll
     from ledger.genesis import load_genesis
-    from ledger.transactions import make_enroll
 
     conns = [HttpConn("127.0.0.1", net.http_port(i)) for i in range(net.n)]
 

@@ -39,10 +39,10 @@ import httpx
 import pytest
 
 from farm.keys import generate_key
+from farm.transactions import make_enroll, tx_id
 from ledger.block import Block, CommitCertificate, verify_commit_certificate
 from ledger.genesis import Genesis, load_genesis
 from ledger.storage import certificate_from_json
-from ledger.transactions import make_enroll, tx_id
 from ledger.verify import (
     Checkpoint,
     hash_leaf,

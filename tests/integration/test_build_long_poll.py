@@ -21,7 +21,8 @@ import pytest
 import yaml
 from sqlmodel import Session
 
-from api.coordinator.app import BUILD_RECHECK_S, create_app
+from api.coordinator.app import create_app
+from api.coordinator.routes.builds import BUILD_RECHECK_S
 from farm.cluster import redis_server
 from farm.coordinator import service
 from farm.coordinator.client import CoordinatorClient

@@ -17,6 +17,7 @@ import time
 import pytest
 
 from farm.keys import generate_key, load_key
+from farm.transactions import make_enroll
 from ledger.checkpoint import (
     Checkpoint,
     cosign_checkpoint,
@@ -27,7 +28,6 @@ from ledger.checkpoint import (
 from ledger.genesis import load_genesis
 from ledger.network import encode_frame
 from ledger.revoked_set import commitment_of
-from ledger.transactions import make_enroll
 from tests.support.ledger_testnet import LedgerTestnet, speak_as, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

@@ -20,8 +20,8 @@ import pytest
 
 from farm.coordinator.staging import Staging
 from farm.keys import generate_key
+from farm.transactions import make_enroll, make_revoke
 from ledger.genesis import load_genesis
-from ledger.transactions import make_enroll, make_revoke
 from tests.integration.test_dist_node import (
     Proc,
     World,

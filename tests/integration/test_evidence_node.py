@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farm.keys import load_key
 from ledger.block import VoteKind
-from ledger.consensus import Vote, sign_vote
 from ledger.genesis import load_genesis
+from ledger.messages import Vote, sign_vote
 from ledger.network import encode_frame
 from ledger.verify import verify_equivocation
 from tests.support.ledger_testnet import START_TIMEOUT, LedgerTestnet, speak_as, wait_for

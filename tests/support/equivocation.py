@@ -7,7 +7,7 @@ import hashlib
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.block import Block, VoteKind
-from ledger.consensus import Equivocation, Proposal, Vote, sign_proposal, sign_vote
+from ledger.messages import Equivocation, Proposal, Vote, sign_proposal, sign_vote
 
 
 def _key(i: int) -> Ed25519PrivateKey:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from farm.transactions import make_attest, make_enroll
 from ledger.genesis import Genesis, ValidatorInfo
-from ledger.transactions import make_attest, make_enroll
 from tests.support.attest_world import World
 
 CHAIN = "farm-test"

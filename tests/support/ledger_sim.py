@@ -35,13 +35,11 @@ from ledger.consensus import (
     ConsensusStats,
     Decide,
     Effect,
-    Message,
-    Proposal,
     ScheduleTimeout,
     Timeout,
     TimeoutConfig,
-    Vote,
 )
+from ledger.messages import Message, Proposal, Vote
 from ledger.vote_guard import MemoryVoteGuard
 
 __all__ = [

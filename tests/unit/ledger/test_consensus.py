@@ -21,20 +21,15 @@ from ledger.consensus import (
     Consensus,
     Decide,
     Effect,
-    Message,
-    Proposal,
     ScheduleTimeout,
     Step,
     Timeout,
     TimeoutConfig,
     TimeoutKind,
-    Vote,
     VoteGuard,
-    message_from_json,
-    sign_proposal,
-    sign_vote,
 )
 from ledger.errors import ConsensusError, DoubleSignError
+from ledger.messages import Message, Proposal, Vote, message_from_json, sign_proposal, sign_vote
 from ledger.vote_guard import MemoryVoteGuard, SqliteVoteGuard
 
 PREVOTE, PRECOMMIT = VoteKind.PREVOTE, VoteKind.PRECOMMIT

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ledger.block import Block, ValidatorSet, VoteKind
-from ledger.consensus import Consensus, Equivocation
+from ledger.consensus import Consensus
+from ledger.messages import Equivocation
 from ledger.vote_guard import MemoryVoteGuard
 from tests.support.equivocation import KEYS, block, proposal, value, vote
 

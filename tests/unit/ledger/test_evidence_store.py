@@ -10,8 +10,8 @@ import pytest
 from farm.canonical import canonical_json
 from ledger import storage
 from ledger.block import VoteKind
-from ledger.consensus import Equivocation, Proposal, message_from_json
 from ledger.errors import StorageError
+from ledger.messages import Equivocation, Proposal, message_from_json
 from ledger.storage import EVIDENCE_PER_VALIDATOR, LedgerStore
 from ledger.verify import verify_equivocation
 from tests.support.equivocation import (

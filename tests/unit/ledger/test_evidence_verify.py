@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from ledger.block import VoteKind
-from ledger.consensus import Equivocation, Message
 from ledger.errors import ConsensusError
+from ledger.messages import Equivocation, Message
 from ledger.verify import verify_equivocation
 from tests.support.equivocation import PUBLIC, double_vote, proposal, value, vote
 

@@ -8,7 +8,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.block import Block, ValidatorSet, VoteKind
-from ledger.consensus import Broadcast, Proposal, ScheduleTimeout, Vote, sign_proposal
+from ledger.consensus import Broadcast, ScheduleTimeout
+from ledger.messages import Proposal, Vote, sign_proposal
 from ledger.node import _resume_point, _ResumingConsensus
 from ledger.vote_guard import SqliteVoteGuard
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 from farm.canonical import canonical_json
+from farm.transactions import make_retire, make_revoke, tx_id
 from ledger.block import Block, CommitCertificate, CommitSig
 from ledger.errors import StorageError
 from ledger.genesis import Genesis, save_genesis
 from ledger.merkle import EMPTY_ROOT
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore, certificate_from_json
-from ledger.transactions import make_retire, make_revoke, summarize_tx, tx_id
+from ledger.transactions import summarize_tx
 from tests.support.attest_world import World
 from tests.support.ledger_fixtures import CHAIN, attests, enroll_all, genesis_for
 
@@ -335,7 +336,7 @@ CHILD = textwrap.dedent(
     from ledger.genesis import load_genesis
     from ledger.merkle import hash_leaf
     from ledger.storage import LedgerStore
-    from ledger.transactions import tx_id
+    from farm.transactions import tx_id
     from tests.unit.ledger.test_storage import cert_for, fake_attest, next_block
 
     genesis = load_genesis(Path(sys.argv[1]))

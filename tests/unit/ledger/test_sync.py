@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from ledger.block import Block, CommitCertificate, CommitSig, ValidatorSet, VoteKind
-from ledger.consensus import sign_vote
 from ledger.errors import ConsensusError
+from ledger.messages import sign_vote
 from ledger.sync import verify_fetched
 
 

@@ -10,9 +10,7 @@ import pytest
 from farm.canonical import canonical_json
 from farm.errors import ConfigError
 from farm.keys import generate_key
-from ledger.errors import TransactionError
-from ledger.genesis import Genesis, genesis_hash, load_genesis, save_genesis
-from ledger.transactions import (
+from farm.transactions import (
     AttestTx,
     EnrollTx,
     RetireTx,
@@ -22,10 +20,11 @@ from ledger.transactions import (
     make_enroll,
     make_retire,
     make_revoke,
-    summarize_tx,
     tx_id,
-    verify_operator_signature,
 )
+from ledger.errors import TransactionError
+from ledger.genesis import Genesis, genesis_hash, load_genesis, save_genesis
+from ledger.transactions import summarize_tx, verify_operator_signature
 from tests.support.attest_world import SHA, World
 from tests.support.ledger_fixtures import CHAIN, genesis_for
 

@@ -10,7 +10,7 @@ import pytest
 from api.distribution.blobs import BlobStore
 from api.distribution.catalog import entries_of_attest
 from api.distribution.errors import MirrorError
-from ledger.transactions import make_attest
+from farm.transactions import make_attest
 from tests.support.attest_world import SHA, WHEEL, World
 from tests.support.ledger_fixtures import enroll_all
 from tests.support.store_fixtures import write_old_layout

@@ -1,7 +1,9 @@
-"""Benchmark of the ledger application layer (not a test).
+"""A profiling aid for developers: the ledger application layer alone, in this process,
+built on the test fixtures (not a benchmark: ``farm bench ledger`` times what users get,
+and reports the check cost per transaction itself).
 
-Run: ``.venv/bin/python -m farm.bench.ledger_state [N]``. Prints one JSON line:
-``check_ms`` (first check of a real attest tx: decode + 4 signatures),
+Run ``.venv/bin/python -m tests.support.profile_ledger_state [N]``; it prints one JSON
+line: ``check_ms`` (first check of a real attest tx: decode + 4 signatures),
 ``check_cached_ms`` (the same tx again, as at commit after proposal),
 ``check_block_ms_per_tx`` and ``root_after_ms`` for a 500-tx block over an N-entry
 state, ``commit_ms_per_block`` (a 1000-tx block into SQLite, fsynced),
@@ -16,10 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from farm.transactions import tx_id
 from ledger.merkle import hash_leaf
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore
-from ledger.transactions import tx_id
 from tests.support.attest_world import World
 from tests.support.ledger_fixtures import attests, enroll_all, genesis_for
 from tests.unit.ledger.test_storage import cert_for, fake_attest, next_block

@@ -1,0 +1,173 @@
+"""The coordinator process's runtime: its settings, database, staging store and the
+background services it owns (report worker, scheduler, ledger publisher, recipe
+follower), started and stopped with the app's lifespan. Routes reach it through
+:func:`api.coordinator.deps.runtime` and only wake services; they never own them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from fastapi import FastAPI
+from sqlalchemy.engine import Engine
+
+from farm.coordinator.auth import ReplayCache
+from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher
+from farm.coordinator.recipes_repo import RecipeFollower
+from farm.coordinator.report_worker import ReportWorker
+from farm.coordinator.scheduler import Scheduler, SchedulerConfig
+from farm.coordinator.settings import CoordinatorSettings
+from farm.coordinator.staging import Staging
+from farm.diffoscope import DiffoscopeLimits
+from farm.errors import ConfigError
+from farm.keys import load_key
+
+__all__ = ["Runtime", "lifespan", "make_runtime", "result_arrived"]
+
+
+@dataclass
+class Runtime:
+    """One coordinator process: what its routes read and the services it runs."""
+
+    settings: CoordinatorSettings
+    engine: Engine
+    staging: Staging
+    replay: ReplayCache
+    clock: Callable[[], datetime]
+    reports: ReportWorker
+    follower: RecipeFollower | None = None
+    publisher: LedgerPublisher | None = None
+    scheduler: Scheduler | None = None
+    ledger: LedgerClient | None = None
+    """Reads of the validators (checkpoint, proofs, status), when a ledger is set."""
+    stop: threading.Event = field(default_factory=threading.Event)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+
+def make_runtime(
+    settings: CoordinatorSettings, engine: Engine, clock: Callable[[], datetime]
+) -> Runtime:
+    """The runtime for ``settings``; services start only with the app's lifespan."""
+    staging = Staging(settings.staging_dir)
+    limits = DiffoscopeLimits(timeout=settings.diffoscope_timeout)
+    worker = ReportWorker(engine, staging, settings.reports_dir, limits)
+    state = Runtime(settings, engine, staging, ReplayCache(), clock, worker)
+    if settings.recipes_repo:
+        state.follower = RecipeFollower(
+            engine,
+            settings.recipes_repo,
+            settings.recipes_checkout,
+            branch=settings.recipes_branch,
+            interval=settings.recipes_poll,
+        )
+    if settings.ledger_urls:
+        state.publisher = make_publisher(state)
+        state.ledger = LedgerClient(state.publisher.client.urls)
+    return state
+
+
+def make_publisher(state: Runtime) -> LedgerPublisher:
+    """The ledger publisher, with the coordinator and operator keys the settings name."""
+    settings = state.settings
+    if settings.coordinator_key is None or settings.operator_key is None:
+        raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+    if settings.ledger_chain is None:
+        raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger's genesis)")
+    urls = [u.strip() for u in (settings.ledger_urls or "").split(",") if u.strip()]
+    return LedgerPublisher(
+        state.engine,
+        LedgerClient(urls),
+        load_key(settings.coordinator_key),
+        load_key(settings.operator_key),
+        state.clock,
+        settings.ledger_chain,
+    )
+
+
+def start_background(state: Runtime) -> None:
+    """The report worker, the scheduler (with a broker), the ledger publisher (with
+    validators) and the recipe follower (with a repository)."""
+    settings = state.settings
+    state.threads.append(
+        threading.Thread(
+            target=state.reports.run, args=(state.stop,), name="farm-reports", daemon=True
+        )
+    )
+    if settings.redis_url:
+        from farm.coordinator.celery_dispatch import CeleryDispatcher
+
+        config = SchedulerConfig(
+            allow_same_host=settings.allow_same_host,
+            timeout_margin=settings.timeout_margin,
+            max_retries=settings.max_retries,
+            heartbeat_within=settings.heartbeat_within,
+        )
+        scheduler = state.scheduler = Scheduler(
+            state.engine,
+            state.staging,
+            CeleryDispatcher(settings.redis_url),
+            config,
+            state.clock,
+            on_verified=state.publisher.wake if state.publisher is not None else None,
+            on_reports=state.reports.submit,
+        )
+        state.threads.append(
+            threading.Thread(
+                target=scheduler.run,
+                args=(state.stop, settings.schedule_interval),
+                name="farm-scheduler",
+                daemon=True,
+            )
+        )
+    if state.publisher is not None:
+        state.threads.append(
+            threading.Thread(
+                target=state.publisher.run,
+                args=(state.stop, settings.ledger_interval),
+                name="farm-ledger",
+                daemon=True,
+            )
+        )
+    if state.follower is not None:
+        state.threads.append(
+            threading.Thread(
+                target=state.follower.run, args=(state.stop,), name="farm-recipes", daemon=True
+            )
+        )
+    for thread in state.threads:
+        thread.start()
+
+
+def stop_background(state: Runtime) -> None:
+    state.stop.set()
+    if state.follower is not None:
+        state.follower.wake()
+    if state.publisher is not None:
+        state.publisher.wake()
+    if state.scheduler is not None:
+        state.scheduler.wake()
+    for thread in state.threads:
+        thread.join(timeout=10)
+    if state.ledger is not None:
+        state.ledger.close()
+
+
+@asynccontextmanager
+async def lifespan(state: Runtime, _: FastAPI) -> AsyncIterator[None]:
+    start_background(state)
+    try:
+        yield
+    finally:
+        stop_background(state)
+
+
+def result_arrived(state: Runtime, build_status: str) -> None:
+    """A result was recorded: the scheduler settles it now, the publisher attests now."""
+    if state.scheduler is not None:
+        state.scheduler.wake()
+    if build_status == "verified" and state.publisher is not None:
+        state.publisher.wake()
