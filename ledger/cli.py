@@ -201,7 +201,7 @@ def run(
 
     import uvloop
 
-    from ledger.node import serve
+    from ledger.process import serve
     from ledger.settings import NodeSettings
 
     logging.getLogger().setLevel(log_level.upper())

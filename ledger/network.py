@@ -44,7 +44,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from farm.errors import ConfigError
 
-__all__ = ["MAX_FRAME", "Network", "PeerInfo", "decode_frame", "encode_frame", "hello_bytes"]
+__all__ = [
+    "MAX_FRAME",
+    "Network",
+    "PeerInfo",
+    "decode_frame",
+    "encode_frame",
+    "hello_bytes",
+    "split_hostport",
+]
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +65,14 @@ _HEADER = struct.Struct(">I")
 
 FrameHandler = Callable[[str, bytes], None]
 """Called with (authenticated peer name, raw JSON bytes of the frame)."""
+
+
+def split_hostport(value: str) -> tuple[str, int]:
+    """``"host:port"`` → (host, port); raises ConfigError."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(f"{value!r} is not host:port")
+    return host, int(port)
 
 
 @dataclass(frozen=True)

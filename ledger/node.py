@@ -3,31 +3,28 @@
 Everything runs on one asyncio loop, so the state machine, the application state, the
 store and the mempool are only ever touched by one piece of code at a time:
 
-- frames from peers (:mod:`ledger.network`) are handled synchronously as they arrive:
-  consensus messages go to :meth:`Consensus.on_message` and, when the machine accepts
-  them (into its log or its future-height buffer), are relayed once to every other
-  peer (the paper's gossip assumption); transactions (gossiped in batches: those
-  admitted in one turn of the loop share a frame) are checked and go to the mempool; checkpoint
-  co-signatures are checked and merged; status frames tell us who is ahead;
+- frames from peers (:mod:`ledger.network`) are handled synchronously as they arrive
+  (:mod:`ledger.gossip`): consensus messages go to :meth:`Consensus.on_message` and,
+  when the machine accepts them (into its log or its future-height buffer), are
+  relayed once to every other peer (the paper's gossip assumption); transactions
+  (gossiped in batches: those admitted in one turn of the loop share a frame) are
+  checked and go to the mempool; checkpoint co-signatures are checked and merged
+  (:mod:`ledger.cosigning`); status frames tell us who is ahead;
 - ``ScheduleTimeout`` becomes ``loop.call_later``; ``Broadcast`` is queued to every
   peer (the machine has already persisted the vote through the vote guard, so a vote
   is on disk before it can leave); ``Decide`` commits the block atomically in the
   store, applies it to the state, answers the waiting submitters, co-signs the new
   checkpoint with the current time (C2SP cosignature/v1) and gossips the co-signature.
 
-Checkpoint text: origin, size, root and one extension line committing to the set of
-revoked artifacts at that size (:mod:`ledger.revoked_set`), so a node serving
-artifacts can prove one is *not* revoked. A peer's co-signature (or a fetched note)
-is merged only if its text is byte for byte the one this validator makes for that size.
+Checkpoint text and freshness (re-cosigning an idle ledger's latest checkpoint,
+merging peers' fresher co-signatures): see :mod:`ledger.cosigning`. Process set-up
+(directory lock, garbage collector, :func:`ledger.process.serve`): see
+:mod:`ledger.process`.
 
-Checkpoint freshness: a validator also re-cosigns its latest checkpoint whenever it
-has not co-signed anything for ``cosign_interval`` seconds, and merges its peers'
-fresher co-signatures (one per validator, the newest) into the trusted note it serves,
-storing it again when the time that 2f+1 validators vouch for moves forward. So an idle
-ledger's checkpoint stays fresh, and one that cannot get 2f+1 validators to co-sign
-(halted, or cut off) visibly ages; clients refuse it with
-:func:`ledger.checkpoint.verify_fresh_checkpoint`. The re-cosigning also re-sends a
-co-signature a peer may have missed.
+The node itself is the wiring: it owns the store, the state, the mempool, the vote
+guard, the machine and the network, hands frames to its :class:`~ledger.gossip.Gossip`
+and checkpoints to its :class:`~ledger.cosigning.Cosigner`, and answers the HTTP layer
+and catch-up (:mod:`ledger.ports`).
 
 Idle policy (no empty blocks): after a commit the next height starts at once when
 the mempool holds transactions, or as soon as a transaction or a consensus message
@@ -60,10 +57,8 @@ import contextlib
 import hashlib
 import logging
 import time
-from collections import OrderedDict
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -71,79 +66,24 @@ from farm.errors import ConfigError
 from farm.keys import KeyPair
 from farm.transactions import tx_id
 from ledger.block import Block, CommitCertificate, ValidatorSet, VoteKind
-from ledger.checkpoint import (
-    MAX_CLOCK_SKEW,
-    Checkpoint,
-    NoteSignature,
-    SignedNote,
-    cosign_checkpoint,
-    cosignatures,
-    parse_note,
-    signature_threshold,
-)
 from ledger.consensus import Broadcast, Consensus, Decide, Effect, ScheduleTimeout, Timeout
-from ledger.errors import CheckpointError, ConsensusError, LedgerError, StorageError
+from ledger.cosigning import Cosigner
+from ledger.errors import ConsensusError, LedgerError, StorageError
 from ledger.genesis import Genesis, genesis_hash
+from ledger.gossip import Gossip
 from ledger.mempool import Mempool
-from ledger.messages import Proposal, Vote, message_from_json, message_kind
+from ledger.messages import Message, Proposal, Vote
 from ledger.metrics import NodeMetrics, TimedGuard
-from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+from ledger.network import Network, PeerInfo, encode_frame, split_hostport
 from ledger.ports import CommitInfo
 from ledger.settings import NodeSettings
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore
 from ledger.vote_guard import SqliteVoteGuard
 
-__all__ = ["Node", "note_size", "serve", "split_hostport"]
+__all__ = ["Node"]
 
 log = logging.getLogger(__name__)
-
-RELAY_CACHE = 50_000
-REPLAY_FRAMES = 1024
-"""Consensus frames of the current height kept to send again (see :meth:`Node._replay`)."""
-_CONSENSUS_PREFIX = b'{"t":"c",'  # how encode_frame starts a consensus frame
-EARLY_COSIGS = 4_096
-MAX_GOSSIP_BATCH = 256
-"""Most transactions in one gossip frame."""
-
-
-@dataclass
-class _Cosigned:
-    """The verified co-signatures of one checkpoint text: the newest per validator."""
-
-    text: str
-    sigs: dict[str, tuple[int, NoteSignature]]
-
-    def add(self, name: str, stamp: int, sig: NoteSignature) -> bool:
-        """Keep ``sig`` unless ``name`` already co-signed at ``stamp`` or later."""
-        old = self.sigs.get(name)
-        if old is not None and old[0] >= stamp:
-            return False
-        self.sigs[name] = (stamp, sig)
-        return True
-
-    def time(self, threshold: int) -> int:
-        """The newest time ``threshold`` validators vouch for (0: not enough of them)."""
-        times = sorted((t for t, _ in self.sigs.values()), reverse=True)
-        return times[threshold - 1] if len(times) >= threshold else 0
-
-    def render(self) -> str:
-        """The signed note, signature lines in validator-name order."""
-        lines = tuple(self.sigs[name][1] for name in sorted(self.sigs))
-        return SignedNote(self.text, lines).render()
-
-
-def note_size(note: str) -> int:
-    """The tree size of a checkpoint note (no signature checked)."""
-    return Checkpoint.from_body(parse_note(note).text).size
-
-
-def split_hostport(value: str) -> tuple[str, int]:
-    """``"host:port"`` → (host, port); raises ConfigError."""
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"{value!r} is not host:port")
-    return host, int(port)
 
 
 class _ResumingConsensus(Consensus):
@@ -229,7 +169,6 @@ class Node:
         self.name = self.info.name
         self._key = key.private
         self._keys: dict[str, Ed25519PublicKey] = self.validators.keys
-        self._threshold = signature_threshold(self.validators.n)
 
         settings.dir.mkdir(parents=True, exist_ok=True)
         self.store = LedgerStore(settings.store_path, genesis)
@@ -256,16 +195,19 @@ class Node:
         self._started = False
         self._max_seen_height = 0
         self._own_blocks: set[bytes] = set()
-        self._relayed: OrderedDict[bytes, None] = OrderedDict()
-        # Consensus frames of the current height that we sent or accepted, to send again
-        # to a peer that (re)connects and to everyone while the height is stalled.
-        self._height_frames: OrderedDict[bytes, bytes] = OrderedDict()
-        self._last_replay = 0.0
-        self._last_heard = 0.0  # when a consensus message last got through to the machine
-        self._gossip: list[str] = []  # hex of admitted transactions not yet gossiped
         self._commit_waiters: dict[str, list[asyncio.Future[CommitInfo]]] = {}
-        self._checkpoint_waiters: list[tuple[int, asyncio.Future[None]]] = []
-        self._load_checkpoint()
+        self.cosigner = Cosigner(
+            name=self.name,
+            key=self._key,
+            validators=self.validators,
+            chain_id=self.chain_id,
+            store=self.store,
+            state=self.state,
+            metrics=self.metrics,
+            broadcast=self._broadcast,
+            cosign_interval=settings.cosign_interval,
+        )
+        self.gossip = Gossip(self, settings, self.metrics, self.cosigner.on_cosig)
         self.peer_heights: dict[str, int] = {}
         self.last_progress = time.monotonic()
         self.syncing = False
@@ -278,25 +220,6 @@ class Node:
         self.http_addr = {v.name: v.http for v in genesis.validators}
         self.net = self._make_network()
 
-    def _load_checkpoint(self) -> None:
-        """Resume from the latest stored checkpoint and its co-signatures."""
-        self._pending: dict[int, _Cosigned] = {}  # size → co-signatures, until trusted
-        self._last_checkpoint: Checkpoint | None = None  # see _checkpoint
-        self._early: dict[int, list[str]] = {}  # co-signatures for sizes we lack yet
-        self._signed_size = -1
-        self._last_cosign = time.monotonic()
-        self._trusted: _Cosigned | None = None  # the checkpoint at checkpoint_size
-        self._trusted_time = 0
-        self.checkpoint_size = -1
-        note = self.store.latest_checkpoint()
-        self._latest_note: tuple[int, str] | None = None  # (size, note) as stored
-        if note is not None:
-            self._latest_note = (note_size(note), note)
-            parsed = parse_note(note)
-            self.checkpoint_size = note_size(note)
-            self._trusted = _Cosigned(parsed.text, cosignatures(parsed, self._keys))
-            self._trusted_time = self._trusted.time(self._threshold)
-
     def _make_network(self) -> Network:
         peers = []
         for v in self.genesis.validators:
@@ -308,10 +231,14 @@ class Node:
             self._key,
             split_hostport(self.info.p2p),
             peers,
-            self._on_frame,
+            self.gossip.on_frame,
             reconnect_max=self.settings.reconnect_max,
-            on_connected=self._on_peer_connected,
+            on_connected=self.gossip.on_peer_connected,
         )
+
+    def _broadcast(self, raw: bytes) -> None:
+        """Send one frame to every peer (the co-signer's way out)."""
+        self.net.broadcast(raw)
 
     # ------------------------------------------------------------------ start-up
 
@@ -320,7 +247,7 @@ class Node:
         await self.net.start()
         loop = asyncio.get_running_loop()
         self._status_task = loop.create_task(self._status_loop())
-        self._cosign_task = loop.create_task(self._cosign_loop())
+        self._cosign_task = loop.create_task(self.cosigner.cosign_loop())
         log.info(
             "%s: chain %s, height %d, log size %d",
             self.name,
@@ -422,7 +349,7 @@ class Node:
             except StorageError as exc:
                 log.error("cannot store evidence against %s: %s", ev.validator, exc)
 
-    def _perform(self, effects: list[Effect]) -> None:
+    def perform(self, effects: list[Effect]) -> None:
         """Carry out what one event of the machine produced (every event's effects
         pass here, so this is also where its evidence is stored)."""
         self._keep_evidence()
@@ -433,8 +360,8 @@ class Node:
             if isinstance(effect, Broadcast):
                 raw = encode_frame({"t": "c", "m": effect.message.to_json()})
                 digest = hashlib.sha256(raw).digest()
-                self._seen(digest)
-                self._keep_frame(effect.message.height, digest, raw)
+                self.gossip.seen(digest)
+                self.gossip.keep_frame(effect.message.height, digest, raw)
                 self.net.broadcast(raw)
                 self._mark_sent(effect.message)
             elif isinstance(effect, ScheduleTimeout):
@@ -458,7 +385,7 @@ class Node:
             return  # a height catch-up has committed meanwhile
         effects = self.consensus.on_timeout(timeout)
         self.metrics.timeout(str(timeout.kind), bool(effects))
-        self._perform(effects)
+        self.perform(effects)
 
     def _start_height(self) -> None:
         """Start consensus for the next height unless it runs already."""
@@ -469,9 +396,9 @@ class Node:
             return
         self._started = True
         self.metrics.mark(self.height + 1, "start")
-        self._perform(self.consensus.start(self.height + 1))
+        self.perform(self.consensus.start(self.height + 1))
 
-    def _wake(self, *, now: bool = False) -> None:
+    def wake(self, *, now: bool = False) -> None:
         """There is work: start the next height (after ``batch_wait`` unless ``now``)."""
         if self._started or self.syncing or self._start_handle is not None:
             return
@@ -507,7 +434,7 @@ class Node:
         self.height = block.height
         self.last_hash = block.hash()
         self._own_blocks.clear()
-        self._height_frames.clear()
+        self.gossip.forget_height()
         self.mempool.remove(t for t, _ in ids)
         for tid, index in ids:
             for fut in self._commit_waiters.pop(tid, []):
@@ -520,9 +447,9 @@ class Node:
             with contextlib.suppress(LedgerError):
                 self.guard.prune(block.height - 2)
         log.debug("committed height %d: %d txs, log size %d", block.height, len(ids), first)
-        self._cosign()
+        self.cosigner.cosign()
         if len(self.mempool) or self._max_seen_height > self.height:
-            self._wake(now=self._max_seen_height > self.height)
+            self.wake(now=self._max_seen_height > self.height)
 
     def _drop(self, tid: str, reason: str) -> None:
         """A pending transaction turned invalid: forget it and tell its submitters."""
@@ -533,311 +460,42 @@ class Node:
 
     # ------------------------------------------------------------------ checkpoints
 
-    def _cosign(self, *, refresh: bool = False) -> None:
-        """Co-sign our latest checkpoint with the current time and gossip it: after a
-        commit (a size not signed yet), or with ``refresh`` to vouch again that it is
-        still the latest."""
-        size = self.state.size
-        if size == 0 or (size <= self._signed_size and not refresh):
-            return
-        first_time = size > self._signed_size
-        self._signed_size = size
-        self._last_cosign = time.monotonic()
-        checkpoint = self._checkpoint(size)
-        stamp = int(time.time())
-        note = cosign_checkpoint(checkpoint, self.name, self._key, stamp)
-        self._add_cosig(size, checkpoint.body(), self.name, stamp, parse_note(note).signatures[0])
-        self.net.broadcast(encode_frame({"t": "cosig", "note": note}))
-        if first_time:
-            for early in self._early.pop(size, []):
-                self._on_cosig(early)
-            for s in [s for s in self._early if s < size]:
-                del self._early[s]
-
-    def _checkpoint(self, size: int) -> Checkpoint:
-        """The checkpoint of our log at ``size``: its root and the revoked set it
-        commits to (:mod:`ledger.revoked_set`); every honest validator makes the same.
-        The log is append-only, so the checkpoint of a size is built once: the last
-        one is kept (each peer's co-signature of it is compared with it)."""
-        last = self._last_checkpoint
-        if last is not None and last.size == size:
-            return last
-        revoked = self.state.revoked_set(size)
-        cp = Checkpoint(self.chain_id, size, self.state.log.root(size), (revoked.extension(),))
-        self._last_checkpoint = cp
-        return cp
-
-    async def _cosign_loop(self) -> None:
-        """Re-cosign whenever nothing was co-signed for ``cosign_interval`` seconds."""
-        interval = self.settings.cosign_interval
-        while True:
-            due = self._last_cosign + interval - time.monotonic()
-            if due > 0:
-                await asyncio.sleep(due)
-                continue
-            self._cosign(refresh=True)
-            self._last_cosign = time.monotonic()
-
-    def _on_cosig(self, note: str) -> None:
-        try:
-            parsed = parse_note(note)
-            cp = Checkpoint.from_body(parsed.text)
-        except CheckpointError as exc:
-            log.info("malformed co-signature: %s", exc)
-            return
-        if cp.origin != self.chain_id or cp.size < self.checkpoint_size:
-            return
-        if cp.size > self.state.size:
-            waiting = self._early.get(cp.size, [])
-            if len(self._early) < EARLY_COSIGS and len(waiting) < 2 * self.validators.n:
-                self._early.setdefault(cp.size, waiting).append(note)
-            return
-        mine = self._checkpoint(cp.size)
-        if cp.root_hash != mine.root_hash:
-            log.warning("co-signature for size %d with a root that is not ours", cp.size)
-            return
-        if parsed.text != mine.body():
-            # Same root, other text (extension lines): merged with ours it would be a
-            # signature that does not verify over the note it sits in.
-            log.warning("co-signature for size %d of a text that is not ours", cp.size)
-            return
-        self._on_own_root_cosig(cp.size, parsed)
-
-    def _on_own_root_cosig(self, size: int, parsed: SignedNote) -> None:
-        """A peer's co-signature of our own checkpoint at ``size``: merge it if it is
-        one valid, not future-dated cosignature/v1 by a validator."""
-        if len(parsed.signatures) != 1:
-            return  # peers send their own signature only
-        found = cosignatures(parsed, self._keys)
-        if len(found) != 1:
-            return
-        name, (stamp, sig) = found.popitem()
-        if stamp > time.time() + MAX_CLOCK_SKEW:
-            log.info("co-signature by %s dated %d s ahead: ignored", name, stamp - time.time())
-            return
-        self._add_cosig(size, parsed.text, name, stamp, sig)
-
-    def _add_cosig(self, size: int, text: str, name: str, stamp: int, sig: NoteSignature) -> None:
-        """Merge a verified co-signature of the checkpoint ``text`` at ``size``; store
-        the note once 2f+1 distinct validators signed it, and again whenever fresher
-        co-signatures advance the time 2f+1 of them vouch for."""
-        trusted = self._trusted
-        if size == self.checkpoint_size and trusted is not None:
-            if trusted.add(name, stamp, sig):
-                when = trusted.time(self._threshold)
-                if when > self._trusted_time:
-                    self._trusted_time = when
-                    self._put_checkpoint(size, trusted.render())
-            return
-        if size < self.checkpoint_size:
-            return
-        entry = self._pending.setdefault(size, _Cosigned(text, {}))
-        entry.add(name, stamp, sig)
-        if len(entry.sigs) >= self._threshold:
-            self._trust(size, entry)
-        while len(self._pending) > 256:
-            del self._pending[min(self._pending)]
-
-    def _put_checkpoint(self, size: int, note: str) -> None:
-        """Store the signed note for ``size`` (the latest) and keep it at hand."""
-        with self.metrics.disk():
-            self.store.put_checkpoint(size, note)
-        if self._latest_note is None or size >= self._latest_note[0]:
-            self._latest_note = (size, note)
+    @property
+    def checkpoint_size(self) -> int:
+        """The size of the latest trusted checkpoint (-1: none yet)."""
+        return self.cosigner.checkpoint_size
 
     def latest_note(self) -> tuple[int, str] | None:
         """(tree size, signed note) of the latest stored checkpoint, if any."""
-        return self._latest_note
-
-    def _trust(self, size: int, entry: _Cosigned) -> None:
-        """``entry`` has 2f+1 co-signatures: store it as the latest checkpoint."""
-        self._put_checkpoint(size, entry.render())
-        self.checkpoint_size = size
-        self.metrics.checkpoint(size)
-        self._trusted = entry
-        self._trusted_time = entry.time(self._threshold)
-        for s in [s for s in self._pending if s <= size]:
-            del self._pending[s]
-        waiting = self._checkpoint_waiters
-        self._checkpoint_waiters = [(s, f) for s, f in waiting if s > size]
-        for s, fut in waiting:
-            if s <= size and not fut.done():
-                fut.set_result(None)
+        return self.cosigner.latest_note()
 
     def store_checkpoint(self, note: str) -> bool:
         """Keep a trusted checkpoint fetched from a peer if it matches our log (or its
         fresher co-signatures, for the checkpoint we already trust)."""
-        parsed = parse_note(note)
-        cp = Checkpoint.from_body(parsed.text)
-        if cp.origin != self.chain_id:
-            return False
-        if cp.size < self.checkpoint_size or cp.size > self.state.size:
-            return False
-        if parsed.text != self._checkpoint(cp.size).body():
-            return False  # another root, or another revoked set, than ours at that size
-        found = cosignatures(parsed, self._keys)
-        if len(found) < self._threshold and cp.size > self.checkpoint_size:
-            return False
-        before = (self.checkpoint_size, self._trusted_time)
-        for name, (stamp, sig) in found.items():
-            if stamp <= time.time() + MAX_CLOCK_SKEW:
-                self._add_cosig(cp.size, parsed.text, name, stamp, sig)
-        return (self.checkpoint_size, self._trusted_time) != before
+        return self.cosigner.store_checkpoint(note)
 
     async def wait_checkpoint(self, size: int, timeout: float) -> None:
         """Wait until a co-signed checkpoint covers ``size`` entries (or time out)."""
-        if self.checkpoint_size >= size:
-            return
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._checkpoint_waiters.append((size, fut))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(fut, timeout)
+        await self.cosigner.wait_checkpoint(size, timeout)
 
     # ------------------------------------------------------------------ network input
 
-    def _seen(self, digest: bytes) -> bool:
-        """Remember a frame digest; True if it was already there."""
-        if digest in self._relayed:
-            return True
-        self._relayed[digest] = None
-        if len(self._relayed) > RELAY_CACHE:
-            self._relayed.popitem(last=False)
-        return False
+    @property
+    def started(self) -> bool:
+        """Consensus runs for the next height."""
+        return self._started
 
-    def _on_frame(self, peer: str, raw: bytes) -> None:
-        # Relayed copies of a consensus message are byte-identical: drop them before
-        # parsing (a proposal can be megabytes of JSON).
-        digest = None
-        if raw.startswith(_CONSENSUS_PREFIX):
-            digest = hashlib.sha256(raw).digest()
-            if self._seen(digest):
-                self.metrics.frame_in("c-dup", len(raw))
-                return
-        try:
-            frame = decode_frame(raw)
-        except ValueError as exc:
-            log.info("bad frame from %s: %s", peer, exc)
-            return
-        kind = frame["t"]
-        if kind == "c":
-            if digest is None:
-                digest = hashlib.sha256(raw).digest()
-                if self._seen(digest):
-                    self.metrics.frame_in("c-dup", len(raw))
-                    return
-            self.metrics.frame_in("c", len(raw))
-            self._on_consensus(peer, frame, raw, digest)
-            return
-        self.metrics.frame_in(str(kind), len(raw))
-        if kind == "txs":
-            self._on_txs_frame(frame)
-        elif kind == "cosig":
-            note = frame.get("note")
-            if isinstance(note, str):
-                self._on_cosig(note)
-        elif kind == "status":
-            h = frame.get("height")
-            if isinstance(h, int):
-                self.peer_heights[peer] = h
-                self._maybe_sync()
-
-    def _on_consensus(self, peer: str, frame: dict[str, Any], raw: bytes, digest: bytes) -> None:
-        try:
-            msg = message_from_json(frame["m"])
-        except (ConsensusError, KeyError, TypeError) as exc:
-            log.info("bad consensus message from %s: %s", peer, exc)
-            return
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug(
-                "%s h%d r%d from %s via %s",
-                message_kind(msg),
-                msg.height,
-                msg.round,
-                msg.sender,
-                peer,
-            )
+    def deliver(self, msg: Message) -> tuple[bool, list[Effect]]:
+        """Hand a peer's consensus message to the machine (:mod:`ledger.gossip` calls
+        this): whether the machine accepted it (into its log or its future-height
+        buffer), and the effects to perform."""
         self._max_seen_height = max(self._max_seen_height, msg.height)
         if msg.height == self.height + 1 and not self._started:
-            self._wake(now=True)
+            self.wake(now=True)
         stats = self.consensus.stats
         before = stats.accepted + stats.buffered
         effects = self.consensus.on_message(msg)
-        if stats.accepted + stats.buffered > before:
-            if isinstance(msg, Proposal) and msg.height == self.height + 1:
-                self.metrics.mark(msg.height, "proposal")
-            self._last_heard = time.monotonic()
-            self.net.broadcast(raw, exclude=(peer, msg.sender))
-            self._keep_frame(msg.height, digest, raw)
-        self._perform(effects)
-        if msg.height > self.height + 1:
-            self._maybe_sync()
-
-    def _on_txs_frame(self, frame: dict[str, Any]) -> None:
-        """Transactions a peer admitted: check each on our state, keep the valid ones."""
-        batch = frame.get("txs")
-        if not isinstance(batch, list) or len(batch) > MAX_GOSSIP_BATCH:
-            return
-        added = False
-        for hexed in batch:
-            if not isinstance(hexed, str) or len(hexed) > 2 * self.settings.max_tx_bytes:
-                continue
-            try:
-                tx = bytes.fromhex(hexed)
-            except ValueError:
-                continue
-            tid = tx_id(tx)
-            if self.state.index_of(tid) is not None or tid in self.mempool:
-                continue
-            if self.state.check(tx) is None and self.mempool.add(tid, tx):
-                added = True
-        if added:
-            self._wake()
-
-    def _keep_frame(self, height: int, digest: bytes, raw: bytes) -> None:
-        """Remember a consensus frame of the height being decided (others are not
-        kept: a peer behind by a height catches up on blocks, not on votes)."""
-        if height != self.height + 1:
-            return
-        self._height_frames[digest] = raw
-        if len(self._height_frames) > REPLAY_FRAMES:
-            self._height_frames.popitem(last=False)
-
-    def _on_peer_connected(self, peer: str) -> None:
-        """A peer we send to (re)connected: it missed whatever was sent meanwhile, and
-        Tendermint's rounds advance only on 2f+1 messages, so with one validator down a
-        single lost vote would stall the height. Send it this height's messages again
-        (the gossip the algorithm assumes); it drops those it already has by digest."""
-        for raw in self._height_frames.values():
-            self.net.send(peer, raw)
-
-    def _replay(self) -> None:
-        """The height is stalled (nothing committed and no new consensus message for
-        ``sync_after``): send this height's messages to every peer again (a frame can
-        be lost on a live connection too, when a peer's send queue was full). A height
-        that is slow but moving is left alone: a resent proposal is megabytes."""
-        now = time.monotonic()
-        if not self._started or self.syncing:
-            return
-        quiet_since = max(self.last_progress, self._last_heard, self._last_replay)
-        if now - quiet_since < self.settings.sync_after:
-            return
-        self._last_replay = now
-        for raw in self._height_frames.values():
-            self.net.broadcast(raw)
-
-    def _gossip_tx(self, tx: bytes) -> None:
-        """Send ``tx`` to every peer, in one frame with the others admitted meanwhile:
-        the batch leaves at the end of this turn of the loop (no added delay)."""
-        if not self._gossip:
-            asyncio.get_running_loop().call_soon(self._flush_gossip)
-        self._gossip.append(tx.hex())
-        if len(self._gossip) >= MAX_GOSSIP_BATCH:
-            self._flush_gossip()
-
-    def _flush_gossip(self) -> None:
-        if self._gossip:
-            self.net.broadcast(encode_frame({"t": "txs", "txs": self._gossip}))
-            self._gossip = []
+        return stats.accepted + stats.buffered > before, effects
 
     # ------------------------------------------------------------------ submission
 
@@ -867,9 +525,9 @@ class Node:
         if tid not in self.mempool:
             if not self.mempool.add(tid, tx):
                 raise LedgerError("the mempool is full; try again later")
-            self._gossip_tx(tx)
+            self.gossip.gossip_tx(tx)
         self._commit_waiters.setdefault(tid, []).append(fut)
-        self._wake()
+        self.wake()
         return tid, fut
 
     # ------------------------------------------------------------------ catch-up
@@ -879,11 +537,11 @@ class Node:
             self.net.broadcast(
                 encode_frame({"t": "status", "height": self.height, "size": self.state.size})
             )
-            self._maybe_sync()
-            self._replay()
+            self.maybe_sync()
+            self.gossip.replay()
             await asyncio.sleep(self.settings.status_interval)
 
-    def _maybe_sync(self) -> None:
+    def maybe_sync(self) -> None:
         """Fetch blocks when a peer is ahead and we are not getting there ourselves."""
         if self.syncing:
             return
@@ -901,7 +559,7 @@ class Node:
         """Called by catch-up when it is done: join consensus at the next height."""
         self.syncing = False
         if len(self.mempool) or self._max_seen_height > self.height:
-            self._wake(now=True)
+            self.wake(now=True)
 
     def metrics_snapshot(self, since: int = 0) -> dict[str, Any]:
         """What GET /v1/metrics shows (:meth:`ledger.metrics.NodeMetrics.snapshot`)."""
@@ -924,81 +582,3 @@ class Node:
             "syncing": self.syncing,
             "evidence": self.store.evidence_count(),
         }
-
-
-def _lock_dir(path: Path) -> IO[bytes]:
-    """Hold an exclusive lock on the validator's directory for the process's life.
-
-    Raises:
-        ConfigError: another process already runs a validator from ``path``.
-    """
-    import fcntl
-
-    handle = (path / "lock").open("ab")
-    try:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        handle.close()
-        raise ConfigError(f"{path}: another validator process is running from here") from None
-    return handle
-
-
-GC_THRESHOLDS = (50_000, 20, 100)
-"""Cyclic garbage collector thresholds of a validator process (CPython's are 700, 10,
-10): checking a transaction allocates hundreds of short-lived containers (parsed JSON,
-pydantic models), so at the defaults a young collection runs every transaction or
-two and the collector took about 8% of the CPU of validation; these thresholds make
-it a few percent. Little that the hot path allocates is cyclic, so memory is not held
-noticeably longer."""
-
-
-def _tune_gc() -> None:
-    """Move what start-up built (the replayed state) out of the collector's sight and
-    collect less often (:data:`GC_THRESHOLDS`)."""
-    import gc
-
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
-
-
-async def serve(settings: NodeSettings) -> None:
-    """Run one validator until SIGTERM or SIGINT, then shut down cleanly.
-
-    Raises:
-        ConfigError / SigningKeyError: a missing key, a genesis that does not name it,
-            a store of another genesis, an address in use.
-    """
-    import signal
-
-    from farm.keys import load_key
-    from ledger.genesis import load_genesis
-    from ledger.http import HttpServer
-
-    genesis = load_genesis(settings.genesis)
-    if not settings.key_path.exists():
-        raise ConfigError(
-            f"{settings.key_path}: no validator key there (make one with `farm ledger init`)"
-        )
-    lock = _lock_dir(settings.dir)
-    node = Node(settings, genesis, load_key(settings.key_path))
-    _tune_gc()
-    node.metrics.watch_gc()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    http: HttpServer | None = None
-    try:
-        host, port = split_hostport(node.info.http)
-        http = HttpServer(node, host, port)
-        await node.start()
-        http.start()
-        log.info("%s: p2p %s, http %s", node.name, node.info.p2p, node.info.http)
-        await stop.wait()
-        log.info("%s: shutting down at height %d", node.name, node.height)
-    finally:
-        if http is not None:
-            await http.close()
-        await node.close()
-        lock.close()

@@ -98,7 +98,17 @@ def test_the_consumer_needs_no_server_and_no_consensus(graph: dict[str, set[str]
         m
         for m in reach
         if m.startswith(("api", "farm.bench", "farm.coordinator", "builders"))
-        or m in {"ledger.consensus", "ledger.node", "ledger.http", "ledger.sync", "ledger.network"}
+        or m
+        in {
+            "ledger.consensus",
+            "ledger.node",
+            "ledger.http",
+            "ledger.sync",
+            "ledger.network",
+            "ledger.gossip",
+            "ledger.cosigning",
+            "ledger.process",
+        }
     )
     assert forbidden == []
 
