@@ -9,7 +9,8 @@ Three layers, from the most immediate to the last resort:
 - The run record (:class:`RunRecord`, a JSON file beside the farm's state): who started
   the farm, every process it started (pid, start time, command line), the ports they
   listen on, the labels of the containers its builders run and the files to remove
-  (the profile). It is rewritten after every start and removed after an orderly stop.
+  (the profile). It is rewritten after every start (a part that :mod:`farm.supervise`
+  restarts included) and removed after an orderly stop.
 - The watchdog (:func:`start_watchdog`): a small process in its own session holding the
   read end of a pipe whose write end only ``farm up`` has. End of file means ``farm up``
   is gone, even by SIGKILL; the watchdog then :func:`reap` s what the record lists:
@@ -134,6 +135,8 @@ class RunRecord:
     ports: list[int] = field(default_factory=list)
     container_labels: list[dict[str, str]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    #: What ``farm up --status`` shows of each part, by name (see farm.supervise).
+    parts: dict[str, dict[str, object]] = field(default_factory=dict)
 
     @classmethod
     def create(cls, path: Path) -> RunRecord:
@@ -156,6 +159,7 @@ class RunRecord:
                 ports=[int(p) for p in data["ports"]],
                 container_labels=[dict(labels) for labels in data["container_labels"]],
                 files=[str(f) for f in data["files"]],
+                parts={str(k): dict(v) for k, v in data.get("parts", {}).items()},
             )
         except (OSError, ValueError, KeyError, TypeError):
             return None
@@ -175,6 +179,11 @@ class RunRecord:
         with contextlib.suppress(ConfigError):  # it died already: nothing to undo
             self.processes.append(Started.of(name, proc.pid, argv))
         self.save()
+
+    def restarted(self, name: str, proc: subprocess.Popen[bytes]) -> None:
+        """Record ``proc`` in place of the process recorded as ``name``, and save."""
+        self.processes = [p for p in self.processes if p.name != name]
+        self.started(name, proc)
 
     def add_containers(self, labels: Mapping[str, str]) -> None:
         """Record that containers carrying all of ``labels`` belong to this farm."""

@@ -32,6 +32,7 @@ from farm.keys import generate_key, load_key, save_key
 from farm.registry import BuilderInfo, list_builders
 
 __all__ = [
+    "BuilderProcess",
     "LocalCluster",
     "RedisServer",
     "free_port",

@@ -21,7 +21,8 @@ session (a Ctrl-C reaches only the caller, which stops them in order) with a
 parent-death signal; ``root/farm-up.json`` records what runs, and a watchdog stops it
 all, build containers included, if the caller dies without stopping them. A farm
 started again first stops what such a record still lists, and refuses to start while
-the farm up that wrote it is alive.
+the farm up that wrote it is alive. :attr:`LocalFarm.parts` lets the caller restart a
+part that exits (:mod:`farm.supervise`), with the same command line and state.
 """
 
 from __future__ import annotations
@@ -41,8 +42,16 @@ from typing import Any
 import httpx
 
 from farm._lifetime import RunRecord, die_with_parent, port_busy, reap, start_watchdog
-from farm.cluster import LocalCluster, free_port, free_port_range, local_cluster
+from farm.cluster import (
+    BuilderProcess,
+    LocalCluster,
+    RedisServer,
+    free_port,
+    free_port_range,
+    local_cluster,
+)
 from farm.errors import ConfigError, FarmError
+from farm.supervise import Part
 
 __all__ = ["RECORD", "LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
 
@@ -150,6 +159,8 @@ class LocalFarm:
     cluster: LocalCluster
     processes: list[ManagedProcess] = field(default_factory=list)
     record: RunRecord | None = None
+    #: Every part, as :class:`farm.supervise.Supervisor` restarts them.
+    parts: list[Part] = field(default_factory=list)
 
     def profile(self) -> dict[str, str]:
         """The settings other ``farm`` commands need to use this farm (see farm.cli.profile)."""
@@ -294,7 +305,10 @@ def local_farm(
         genesis = _ledger(root / "ledger", validators, env)
         ledger_urls = _http_addresses(genesis)
         report(f"starting {validators} ledger validators")
-        _start_validators(genesis, validators, env, processes, record)
+        parts = [
+            _part(p, "validator", url, "/v1/status")
+            for p, url in _start_validators(genesis, validators, env, processes, record)
+        ]
 
         # The coordinator's database and tokens, Redis and the builders (not yet started).
         db_url = f"sqlite:///{root / 'coordinator.db'}"
@@ -311,6 +325,7 @@ def local_farm(
             )
         )
         record.started("Redis", cluster.redis.proc, [cluster.redis.port])
+        parts.append(_redis_part(cluster.redis))
 
         report(f"starting the coordinator at {url}")
         serve = ManagedProcess(
@@ -335,23 +350,9 @@ def local_farm(
         )  # fmt: skip
         _start(serve, processes, record, [port])
         serve.wait_http(f"{url}/v1/builders")
+        parts.append(_part(serve, "coordinator", url, "/v1/builders"))
 
-        approved = _approved(url)
-        for b, secret in zip(cluster.builders, enrollment, strict=True):
-            if b.builder_id not in approved:
-                report(f"enrolling builder {b.builder_id[:12]} and approving it")
-                run_farm(
-                    "builder", "enroll", "--coordinator", url, "--token", secret,
-                    "--home", str(b.home), env=env,
-                )  # fmt: skip
-                run_farm(
-                    "operator", "approve", b.builder_id, "--coordinator", url,
-                    "--operator-token", operator_token, env=env,
-                )  # fmt: skip
-            cluster.start_builder(b)
-            record.started(f"builder {b.builder_id[:12]}", b.proc)
-            record.add_containers({"farm.builder-id": b.builder_id})
-        cluster.wait_ready(timeout=60)
+        parts += _start_builders(cluster, enrollment, url, operator_token, env, record, report)
 
         dist_port = free_port()
         dist_url = f"http://127.0.0.1:{dist_port}"
@@ -368,6 +369,7 @@ def local_farm(
         )  # fmt: skip
         _start(dist, processes, record, [dist_port])
         dist.wait_http(f"{dist_url}/simple/")
+        parts.append(_part(dist, "distribution node", dist_url, "/simple/"))
 
         yield LocalFarm(
             root=root,
@@ -379,6 +381,7 @@ def local_farm(
             cluster=cluster,
             processes=processes,
             record=record,
+            parts=parts,
         )
 
 
@@ -388,8 +391,11 @@ def _start_validators(
     env: dict[str, str],
     processes: list[ManagedProcess],
     record: RunRecord,
-) -> None:
-    """Start the validators the genesis names (their ports must be free); wait for them."""
+) -> list[tuple[ManagedProcess, str]]:
+    """Start the validators the genesis names (their ports must be free); wait for them.
+
+    Returns each validator's process and HTTP URL.
+    """
     ports = _validator_ports(genesis)
     if len(ports) != validators:
         raise ConfigError(
@@ -414,6 +420,38 @@ def _start_validators(
         started.append((p, url))
     for p, url in started:
         p.wait_http(f"{url}/v1/status")
+    return started
+
+
+def _start_builders(
+    cluster: LocalCluster,
+    enrollment: list[str],
+    url: str,
+    operator_token: str,
+    env: dict[str, str],
+    record: RunRecord,
+    report: Callable[[str], None],
+) -> list[Part]:
+    """Enroll the builders not yet approved, start them all and wait until they announce."""
+    approved = _approved(url)
+    parts = []
+    for b, secret in zip(cluster.builders, enrollment, strict=True):
+        if b.builder_id not in approved:
+            report(f"enrolling builder {b.builder_id[:12]} and approving it")
+            run_farm(
+                "builder", "enroll", "--coordinator", url, "--token", secret,
+                "--home", str(b.home), env=env,
+            )  # fmt: skip
+            run_farm(
+                "operator", "approve", b.builder_id, "--coordinator", url,
+                "--operator-token", operator_token, env=env,
+            )  # fmt: skip
+        cluster.start_builder(b)
+        record.started(f"builder {b.builder_id[:12]}", b.proc)
+        record.add_containers({"farm.builder-id": b.builder_id})
+        parts.append(_builder_part(cluster, b))
+    cluster.wait_ready(timeout=60)
+    return parts
 
 
 def _start(
@@ -423,6 +461,37 @@ def _start(
     p.start()
     processes.append(p)
     record.started(p.name, p.proc, ports)
+
+
+def _part(p: ManagedProcess, kind: str, url: str, ready_path: str) -> Part:
+    """``p`` as a part the supervisor restarts, ready when ``url + ready_path`` answers."""
+    return Part(p.name, kind, p.log_path, url, {"http": url + ready_path}, lambda: p.proc, p.start)
+
+
+def _redis_part(server: RedisServer) -> Part:
+    """The cluster's Redis as a part: same port, same append-only file when restarted."""
+    return Part(
+        "Redis",
+        "redis",
+        server.data_dir / "redis.log",
+        server.url,
+        {"redis": server.url},
+        lambda: server.proc,
+        server.start,
+    )
+
+
+def _builder_part(cluster: LocalCluster, b: BuilderProcess) -> Part:
+    """Builder ``b`` as a part: ready while it announces itself in the cluster's Redis."""
+    return Part(
+        f"builder {b.builder_id[:12]}",
+        "builder",
+        b.log_path,
+        "",
+        {"builder": b.builder_id, "redis": cluster.redis.url},
+        lambda: b.proc,
+        lambda: cluster.start_builder(b),
+    )
 
 
 def _release_watchdog(watchdog: subprocess.Popen[bytes]) -> None:

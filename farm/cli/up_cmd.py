@@ -138,6 +138,14 @@ def up(
         ),
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for each stage.")] = 900,
+    status: Annotated[
+        bool,
+        typer.Option(
+            "--status",
+            help="Start nothing: show each part of the farm running under --root (address, "
+            "pid, uptime, restarts, whether it answers); exit 1 if none runs there.",
+        ),
+    ] = False,
 ) -> None:
     """Run the whole farm on this machine and take RECIPE through it.
 
@@ -151,6 +159,11 @@ def up(
     Ctrl-C, SIGTERM and SIGHUP stop every part in order; if farm up itself is killed,
     its parts die with it and a watchdog removes what is left (build containers, the
     profile). A later farm up first stops whatever a crashed run left behind.
+
+    While it runs, a part that exits (a validator, Redis, a builder, the coordinator,
+    the distribution node) is reported and restarted with its state after a backoff
+    (0.5 s doubling to 8 s); one that exits again after 5 restarts within 60 s is left
+    down, and farm up says what the farm can still do. farm up --status shows the parts.
     """
     from farm.errors import ConfigError
     from farm.localfarm import local_farm
@@ -158,6 +171,13 @@ def up(
 
     if no_recipe and recipe is not None:
         raise ConfigError("give RECIPE or --no-recipe, not both")
+    if status:
+        if recipe is not None or no_recipe or keep_running:
+            raise ConfigError(
+                "--status starts nothing: give it no RECIPE, --no-recipe or --keep-running"
+            )
+        _show_status(root)
+        return
     received = _stop_on_signals()
     target: tuple[Path, str, str] | None = None
     if no_recipe:
@@ -219,16 +239,55 @@ def _profile_left(farm: LocalFarm) -> Iterator[Path]:
 
 
 def _run_until_stopped(farm: LocalFarm) -> None:
-    """Wait for Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt) or a part that exits."""
-    from farm.localfarm import LocalFarmError
+    """Restart the parts that exit until Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt)."""
+    from farm.supervise import Supervisor
 
+    supervisor = Supervisor(
+        farm.parts,
+        farm.record,
+        lambda line: console.print(f"  {line}", highlight=False, soft_wrap=True),
+    )
     console.print(
-        f"the farm is running; Ctrl-C (or kill {os.getpid()}) stops it and removes the profile",
+        f"the farm is running; Ctrl-C (or kill {os.getpid()}) stops it and removes the profile; "
+        f"farm up --status --root {farm.root} shows its parts",
         highlight=False,
     )
-    while (gone := farm.exited()) is None:
-        time.sleep(1)
-    raise LocalFarmError(f"{gone} exited; stopping the farm (logs under {farm.root})")
+    while True:
+        supervisor.step()
+        time.sleep(0.2)
+
+
+def _show_status(root: Path) -> None:
+    """Print each part of the farm under ``root``; ConfigError if none runs there."""
+    from farm.localfarm import RECORD
+    from farm.supervise import farm_status
+
+    parts = farm_status(root / RECORD)
+    lines = [("PART", "ADDRESS", "PID", "UPTIME", "RESTARTS", "STATE", "READY")]
+    for p in parts:
+        state = p.state if not p.last_exit else f"{p.state} (last: {p.last_exit})"
+        lines.append(
+            (
+                p.name,
+                p.address or "-",
+                str(p.pid) if p.pid is not None else "-",
+                _duration(p.uptime),
+                str(p.restarts),
+                state,
+                "yes" if p.ready else "no",
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    for line in lines:
+        cells = [cell.ljust(w) for cell, w in zip(line, widths, strict=False)]
+        console.print("  ".join([*cells, line[-1]]), highlight=False, soft_wrap=True)
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = int(seconds)
+    return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
 def _take_through(farm: LocalFarm, recipe: Path, name: str, version: str, timeout: float) -> None:
