@@ -172,17 +172,6 @@ class LocalFarm:
             "FARM_REDIS_URL": self.cluster.redis.url,
         }
 
-    def exited(self) -> str | None:
-        """The name of a part that is no longer running, if any."""
-        for p in self.processes:
-            if not p.alive():
-                return p.name
-        for b in self.cluster.builders:
-            if b.proc is None or b.proc.poll() is not None:
-                return f"builder {b.builder_id[:12]}"
-        proc = self.cluster.redis.proc
-        return "Redis" if proc is None or proc.poll() is not None else None
-
     def http(self) -> httpx.Client:
         """A client for the coordinator."""
         return httpx.Client(base_url=self.coordinator_url, timeout=30)
