@@ -12,10 +12,8 @@ containers its builders left (they carry ``farm.builder-id``).
 from __future__ import annotations
 
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +27,7 @@ import redis
 from farm._lifetime import die_with_parent, remove_containers
 from farm.errors import ConfigError
 from farm.keys import generate_key, load_key, save_key
+from farm.ports import free_port, free_port_range
 from farm.registry import BuilderInfo, list_builders
 
 __all__ = [
@@ -40,33 +39,6 @@ __all__ = [
     "local_cluster",
     "redis_server",
 ]
-
-
-def free_port() -> int:
-    """An unused TCP port on 127.0.0.1."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def free_port_range(count: int) -> int:
-    """A port P such that P .. P+count-1 are free on 127.0.0.1 right now."""
-    for _ in range(200):
-        base = random.randrange(20_000, 60_000 - count)
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + count):
-                s = socket.socket()
-                s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                s.bind(("127.0.0.1", port))
-                socks.append(s)
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-        return base
-    raise ConfigError("found no free range of ports on 127.0.0.1")
 
 
 @dataclass

@@ -59,6 +59,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from farm.ports import free_port as _free_port
+
 __all__ = ["bench_dist"]
 
 console = Console(stderr=True)
@@ -80,12 +82,6 @@ def _wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -
         time.sleep(delay)
         delay = min(delay * 1.5, 0.5)
     raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _get_ok(url: str) -> bool:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -27,6 +26,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from farm.errors import ConfigError
+from farm.ports import free_port as _free_port
 
 __all__ = ["have_postgres", "scratch_database", "server_url", "throwaway_postgres"]
 
@@ -50,12 +50,6 @@ def _tool(name: str) -> str | None:
 def have_postgres() -> bool:
     """Whether ``initdb`` and ``pg_ctl`` are on this machine."""
     return _tool("initdb") is not None and _tool("pg_ctl") is not None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _user_exists(name: str) -> bool:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -12,6 +11,7 @@ from pathlib import Path
 import httpx
 
 from farm.keys import generate_key, save_key
+from farm.ports import free_port
 
 FARM = [sys.executable, "-m", "farm.cli"]
 
@@ -22,12 +22,6 @@ def farm(*args: str, env: dict[str, str]) -> str:
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout.strip()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_serve_token_enroll_approve(tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ from pydantic import ValidationError
 
 from builders.errors import FetchError
 from builders.fetch import Fetcher, FetchLimits, git_tree_id
+from farm.ports import free_port
 from farm.recipe import ArchiveSource, GitSource, PypiDependency, PypiSource
 
 COMMIT_TIME = 1_700_000_000
@@ -166,9 +167,7 @@ def test_git_mirror_fetches_new_commits(
 
 @pytest.fixture
 def git_daemon(upstream: Upstream) -> Iterator[str]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     proc = subprocess.Popen(
         [
             "git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1",

@@ -162,7 +162,28 @@ class LedgerTestnet:
                 s = self.status(i)
                 return s is not None and len(s["peers"]) == self.n - 1
 
-            wait_for(f"v{i} to connect to its peers", connected, START_TIMEOUT)
+            try:
+                wait_for(f"v{i} to connect to its peers", connected, START_TIMEOUT)
+            except AssertionError as e:
+                raise AssertionError(f"{e}\n{self.describe()}") from None
+
+    def describe(self) -> str:
+        """Each validator's process state and the end of its log (for a failed wait)."""
+        lines = []
+        for i in range(self.n):
+            p = self.procs.get(i)
+            state = (
+                "not started"
+                if p is None
+                else f"exit {p.poll()}"
+                if p.poll() is not None
+                else "running"
+            )
+            log = self.root / f"v{i}.log"
+            tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+            lines.append(f"--- v{i} ({state}, ports {self.p2p_port(i)}/{self.http_port(i)}):")
+            lines += [f"    {t}" for t in tail]
+        return "\n".join(lines)
 
     def running(self, i: int) -> bool:
         """Whether validator ``i``'s process is alive (paused counts as alive)."""

@@ -9,14 +9,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farm.errors import ConfigError
+from farm.ports import free_port as _free_port
 from ledger.mempool import Mempool
 from ledger.network import Network, PeerInfo, decode_frame, encode_frame
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _mesh(
