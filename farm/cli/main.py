@@ -26,38 +26,60 @@ bench_app = typer.Typer(
 )
 
 
-def _register() -> None:
+def _register(argv: list[str]) -> None:
     """Add farm's own commands, then those other packages offer through entry points.
 
     ``farm`` imports none of ``builders``, ``ledger`` or ``api``: they plug their
     commands in (entry point groups ``farm.commands`` for command groups,
-    ``farm.command`` for single top-level commands, and ``farm.bench``).
+    ``farm.command`` for single top-level commands, and ``farm.bench``). Only what the
+    command line names is imported: ``farm ledger run`` loads the ledger's commands and
+    not the coordinator's, ``farm bench api`` that bench alone; ``farm`` or
+    ``farm --help`` alone loads everything to list it.
     """
     from importlib.metadata import entry_points
 
-    # `farm pull` / `farm verify` load only their own command: the rest of the CLI costs
-    # seconds of imports, which would dominate verifying a file.
+    first = argv[1] if len(argv) > 1 else ""
     single = {ep.name: ep for ep in entry_points(group="farm.command")}
-    if len(sys.argv) > 1 and sys.argv[1] in single:
-        app.command(sys.argv[1])(single[sys.argv[1]].load())
+    groups = {ep.name: ep for ep in entry_points(group="farm.commands")}
+    benches = {ep.name: ep for ep in entry_points(group="farm.bench")}
+    if first in single:  # farm pull / farm verify: a file's check must not wait on imports
+        app.command(first)(single[first].load())
         return
-
+    if first in groups:
+        app.add_typer(groups[first].load(), name=first)
+        return
+    if first == "bench":
+        wanted = argv[2] if len(argv) > 2 and argv[2] in benches else None
+        for ep in sorted(benches.values(), key=lambda e: e.name):
+            if wanted in (None, ep.name):
+                bench_app.command(ep.name)(ep.load())
+        app.add_typer(bench_app, name="bench")
+        return
     from farm.cli import build_cmd, coordinator_cmd, recipe_cmd, up_cmd
 
     app.add_typer(recipe_cmd.app, name="recipe")
     app.add_typer(coordinator_cmd.app)  # farm serve, farm operator
     app.command("build")(build_cmd.build)
     app.command("up")(up_cmd.up)
-    for ep in sorted(entry_points(group="farm.commands"), key=lambda e: e.name):
-        app.add_typer(ep.load(), name=ep.name)
-    for ep in sorted(entry_points(group="farm.command"), key=lambda e: e.name):
-        app.command(ep.name)(ep.load())
-    for ep in sorted(entry_points(group="farm.bench"), key=lambda e: e.name):
-        bench_app.command(ep.name)(ep.load())
+    for name, ep in sorted(groups.items()):
+        app.add_typer(ep.load(), name=name)
+    for name, ep in sorted(single.items()):
+        app.command(name)(ep.load())
+    for name, ep in sorted(benches.items()):
+        bench_app.command(name)(ep.load())
     app.add_typer(bench_app, name="bench")
 
 
-_register()
+def _own_argv() -> list[str]:
+    """``sys.argv`` when this process is the ``farm`` command; otherwise (a test importing
+    the app) no arguments, so every command is registered."""
+    prog = sys.argv[0].replace("\\", "/") if sys.argv else ""
+    if prog.rsplit("/", 1)[-1] == "farm" or prog.endswith("farm/cli/__main__.py"):
+        return sys.argv
+    return []
+
+
+_register(_own_argv())
 
 
 @app.command()
