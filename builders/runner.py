@@ -17,6 +17,11 @@ The container, and what it guarantees:
   pins, still apply);
 * the build runs as uid/gid 1000 as ``/bin/sh -euc SCRIPT``.
 
+Variation (``farm recipe check``, :mod:`builders.local_build`): a :class:`RunSpec` may
+set another hostname, a starting umask, a CPU count (cpuset) and a clock offset
+(libfaketime, only if the image carries it). Builders leave them at their defaults,
+and none of them overrides what the recipe sets (its env, its limits, its own umask).
+
 How it runs: the container's main process is Docker's init (tini) keeping a ``sleep``
 alive, as uid 65534 so that the build (uid 1000) cannot signal it; tini also reaps the
 build's orphans so their process slots come back. The build is an ``exec`` of
@@ -54,6 +59,7 @@ import contextlib
 import hashlib
 import io
 import logging
+import math
 import os
 import re
 import tarfile
@@ -113,6 +119,11 @@ _KEEPER_SLACK = 300
 _SETTLE_SCRIPT = "kill -9 -1 2>/dev/null; kill -9 -1 2>/dev/null; df -P -k /out | tail -n 1"
 #: Runs ``/bin/sh -euc SCRIPT`` with stderr joined to stdout, so the log keeps their order.
 _BUILD_WRAPPER = 'exec /bin/sh -euc "$1" 2>&1'
+#: Prints the image's libfaketime, if it has one.
+_FIND_FAKETIME = (
+    'for f in /usr/lib/*/faketime/libfaketime.so.1; do [ -f "$f" ] && echo "$f" && exit 0; done; '
+    "exit 1"
+)
 _DockerFailure = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
@@ -136,6 +147,20 @@ class RunSpec:
     """Debian architecture name, e.g. ``amd64``."""
     labels: Mapping[str, str]
     """Container labels, e.g. ``farm.build-id``; :func:`remove_stale` finds containers by them."""
+    # Variation of what a recipe leaves open (builders.local_build.Variation); the
+    # defaults are what every builder runs under. None of them overrides the recipe.
+    hostname: str = "farm-build"
+    """The container's hostname."""
+    umask: int | None = None
+    """The umask the build command starts with; ``None`` keeps Docker's exec default, 022.
+    A command that sets its own umask overrides it."""
+    time_offset_s: int = 0
+    """Seconds added to the build's wall clock, through libfaketime (``LD_PRELOAD``) when the
+    image has ``/usr/lib/*/faketime/libfaketime.so.1`` and the recipe's env sets neither
+    ``LD_PRELOAD`` nor ``FAKETIME``; otherwise not applied (:attr:`RunOutcome.clock_offset_s`)."""
+    cpus: float | None = None
+    """Confine the build to the first ``ceil(cpus)`` CPUs of the host (what ``nproc`` sees),
+    with a quota of at most ``cpus``; ``None``: every CPU, the recipe's quota."""
 
 
 @dataclass(frozen=True)
@@ -158,6 +183,8 @@ class RunOutcome:
     """sha256 hex of :attr:`log`."""
     output_dir: Path
     """Host directory holding what the build left in ``/out``; empty unless it succeeded."""
+    clock_offset_s: int = 0
+    """The wall-clock shift actually applied (0 when the image has no libfaketime)."""
 
 
 class _LogSink:
@@ -220,20 +247,45 @@ def _out_tmpfs(limits: Limits) -> tuple[int, int]:
     return size, size // _PAGE + 1024
 
 
+def _cpu_quota(spec: RunSpec) -> tuple[float, str | None]:
+    """The CPU quota and, under a CPU-count variation, the cpuset (``"0"``, ``"0,1"``)."""
+    cpus = min(spec.limits.cpus, float(os.cpu_count() or 1))
+    if spec.cpus is None:
+        return cpus, None
+    host = sorted(os.sched_getaffinity(0))
+    n = max(1, min(len(host), math.ceil(spec.cpus)))
+    return min(cpus, spec.cpus, float(n)), ",".join(str(c) for c in host[:n])
+
+
+def _clock_env(container: Container, spec: RunSpec) -> dict[str, str]:
+    """The environment that shifts the build's clock by ``spec.time_offset_s``, if it can."""
+    if spec.time_offset_s == 0 or {"LD_PRELOAD", "FAKETIME"} & set(spec.env):
+        return {}
+    code, out, _ = _exec(container, ["/bin/sh", "-c", _FIND_FAKETIME])
+    lib = out.decode("utf-8", "replace").strip()
+    if code != 0 or not lib.startswith("/"):
+        return {}
+    return {
+        "LD_PRELOAD": lib,
+        "FAKETIME": f"{spec.time_offset_s:+d}",  # no suffix: seconds
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # timeouts and sleeps keep real time
+    }
+
+
 def _create(client: docker.DockerClient, spec: RunSpec) -> Container:
     limits = spec.limits
     out_size, out_inodes = _out_tmpfs(limits)
     mounts = [Mount("/src", str(spec.source_dir.resolve()), type="bind", read_only=True)]
     if spec.deps_dir is not None:
         mounts.append(Mount("/deps", str(spec.deps_dir.resolve()), type="bind", read_only=True))
-    cpus = min(limits.cpus, float(os.cpu_count() or 1))
+    cpus, cpuset = _cpu_quota(spec)
     return client.containers.create(
         image=spec.image,
         command=["sleep", str(limits.timeout + _KEEPER_SLACK)],
         init=True,
         user=_KEEPER_USER,
         environment=_environment(spec.env),
-        hostname="farm-build",
+        hostname=spec.hostname,
         working_dir="/",
         labels={**spec.labels, HERMETIC_LABEL: "1"},
         platform=docker_platform(spec.arch),
@@ -242,6 +294,7 @@ def _create(client: docker.DockerClient, spec: RunSpec) -> Container:
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
         nano_cpus=int(cpus * 1e9),
+        cpuset_cpus=cpuset,
         mem_limit=limits.memory,
         memswap_limit=limits.memory,
         pids_limit=limits.pids,
@@ -503,12 +556,15 @@ def _wait(api: Any, exec_id: str, sink: _LogSink, deadline: float) -> int | None
 def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutcome:
     api = container.client.api  # type: ignore[union-attr]
     created = time.time()
-    code, _, err = _exec(container, ["/bin/sh", "-c", 'mkdir -p "$HOME"'])
+    umask = "" if spec.umask is None else f"umask {spec.umask:04o}; "
+    code, _, err = _exec(container, ["/bin/sh", "-c", umask + 'mkdir -p "$HOME"'])
     if code != 0:
         raise SandboxError(f"image {spec.image} cannot run /bin/sh as uid 1000: {err!r}")
+    clock = _clock_env(container, spec)
     exec_id = api.exec_create(
         container.id,
-        ["/bin/sh", "-c", _BUILD_WRAPPER, "sh", spec.script],
+        ["/bin/sh", "-c", umask + _BUILD_WRAPPER, "sh", spec.script],
+        environment=clock or None,
         stdout=True,
         stderr=True,
         stdin=False,
@@ -560,6 +616,7 @@ def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutc
         log_truncated=truncated,
         log_sha256=hashlib.sha256(log).hexdigest(),
         output_dir=output_dir,
+        clock_offset_s=spec.time_offset_s if clock else 0,
     )
 
 

@@ -1,4 +1,4 @@
-"""``farm recipe``: lint recipes, export the schema, print digests."""
+"""``farm recipe``: lint and check recipes, export the schema, print digests."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from farm.recipe import Recipe, load_recipe
 from farm.recipe_lint import lint_paths
 
 app = typer.Typer(
-    help="Work with recipes: lint them, export their schema, print digests.", no_args_is_help=True
+    help="Work with recipes: lint and check them, export their schema, print digests.",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -50,6 +51,42 @@ def lint(
 
 
 @app.command()
+def check(
+    paths: Annotated[
+        list[Path], typer.Argument(help="Recipe files, or directories of recipe files.")
+    ],
+    work: Annotated[
+        Path | None,
+        typer.Option(
+            help="Keep the builds' outputs and diffoscope's reports here (absent or empty); "
+            "default: a temporary directory, removed at the end."
+        ),
+    ] = None,
+    cache: Annotated[
+        Path | None,
+        typer.Option(help="Fetch cache (default: the builder's, FARM_CACHE_DIR)."),
+    ] = None,
+) -> None:
+    """Lint each recipe, build it twice here under different variation, compare.
+
+    What a recipe pull request's CI runs. Each recipe is built in its pinned image
+    exactly as builders build it, twice: under hostname farm-check-a, umask 022, all
+    CPUs, then farm-check-b, umask 077, one CPU and a clock 400 days ahead (applied only
+    if the image has libfaketime; farm's builder image has not, so the second build just
+    runs later). Prints one line per recipe: verified; differs from upstream (with
+    diffoscope's list of differing members); not deterministic (idem, between the two
+    builds); or failed (lint problem, build failure, image missing).
+
+    Exit status: 0 when every recipe is deterministic, including one that is
+    deterministic but differs from upstream (reported, not refused); 1 when any recipe
+    is not deterministic or fails; 2 for a usage error.
+    """
+    from farm.cli.recipe_check_cmd import run_check
+
+    raise typer.Exit(run_check(paths, work=work, cache=cache, console=console))
+
+
+@app.command()
 def schema(
     output: Annotated[Path, typer.Option(help="Where to write the schema.")] = SCHEMA_PATH,
     check: Annotated[
@@ -80,3 +117,4 @@ def show(path: Annotated[Path, typer.Argument(help="A recipe file.")]) -> None:
     recipe = load_recipe(path)
     console.print_json(json.dumps(recipe.canonical_form()))
     console.print(f"digest: {recipe.digest}", highlight=False)
+
