@@ -11,7 +11,7 @@ Standard library only: it runs under the host's python3, outside farm's virtuale
 Usage::
 
     docker_archive.py --layer rootfs.tar --epoch N --tag farm-builder:bookworm \\
-        --id-file ID [--archive OUT.tar | --archive -] [--no-archive]
+        --id-file ID [--archive OUT.tar | --archive -] [--config CONFIG.json]
 
 Writes the archive to --archive ("-" is stdout, for ``| docker load``) and the image
 ID (``sha256:<hex>``) to --id-file.
@@ -46,23 +46,31 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def image_config(diff_id: str, epoch: int) -> dict[str, Any]:
+BUILDER_CONFIG: dict[str, Any] = {
+    "Env": [ENV_PATH],
+    "User": "1000:1000",
+    "WorkingDir": "/src",
+    "Cmd": ["/bin/bash"],
+    "Labels": {"org.opencontainers.image.title": "farm-builder:bookworm"},
+}
+BUILDER_CREATED_BY = "farm deploy/builder-image/build.sh (mmdebstrap)"
+
+
+def image_config(
+    diff_id: str,
+    epoch: int,
+    config: dict[str, Any] | None = None,
+    created_by: str = BUILDER_CREATED_BY,
+) -> dict[str, Any]:
+    """The image config; ``config`` (Env, User, Cmd, ...) defaults to the builder image's."""
     created = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return {
         "architecture": "amd64",
         "os": "linux",
         "created": created,
-        "config": {
-            "Env": [ENV_PATH],
-            "User": "1000:1000",
-            "WorkingDir": "/src",
-            "Cmd": ["/bin/bash"],
-            "Labels": {"org.opencontainers.image.title": "farm-builder:bookworm"},
-        },
+        "config": BUILDER_CONFIG if config is None else config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
-        "history": [
-            {"created": created, "created_by": "farm deploy/builder-image/build.sh (mmdebstrap)"}
-        ],
+        "history": [{"created": created, "created_by": created_by}],
     }
 
 
@@ -103,10 +111,22 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--id-file", type=Path, required=True, help="where the image ID goes")
     parser.add_argument("--layer-sha-file", type=Path, help="where the layer's sha256 goes")
     parser.add_argument("--archive", help="output path, or - for stdout")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="JSON file {'config': {...}, 'created_by': '...'} replacing the builder "
+        "image's config (Env, User, WorkingDir, Entrypoint, Cmd, Labels)",
+    )
     args = parser.parse_args(argv)
 
     diff_id = sha256_file(args.layer)
-    config = canonical_json(image_config(diff_id, args.epoch))
+    if args.config is not None:
+        given = json.loads(args.config.read_text())
+        config = canonical_json(
+            image_config(diff_id, args.epoch, given["config"], given["created_by"])
+        )
+    else:
+        config = canonical_json(image_config(diff_id, args.epoch))
     config_hex = hashlib.sha256(config).hexdigest()
     if args.layer_sha_file is not None:
         args.layer_sha_file.write_text(f"{diff_id}  {args.layer.name}\n")
