@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from farm.cli.infer_cmd import new
 from farm.errors import RecipeError
 from farm.recipe import Recipe, load_recipe
 from farm.recipe_lint import lint_paths
@@ -118,3 +119,5 @@ def show(path: Annotated[Path, typer.Argument(help="A recipe file.")]) -> None:
     console.print_json(json.dumps(recipe.canonical_form()))
     console.print(f"digest: {recipe.digest}", highlight=False)
 
+
+app.command("new")(new)  # farm recipe new NAME==VERSION (farm/cli/infer_cmd.py)
