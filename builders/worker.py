@@ -1,8 +1,9 @@
 """``farm builder run``: one builder host as a Celery worker on its own queue.
 
 Runs the ``solo`` pool, one build at a time, in this process: a worker killed with
-SIGKILL takes its build with it, and the unacknowledged task is delivered again once
-the visibility timeout has passed. Announces itself to the registry every few seconds
+SIGKILL takes its build with it, and the unacknowledged task is delivered again when
+the builder starts again (:mod:`builders.requeue`), or else once the visibility
+timeout has passed. Announces itself to the registry every few seconds
 with the architectures it can really build.
 """
 
@@ -23,6 +24,7 @@ from builders.build import BuildContext
 from builders.delivery import CoordinatorLink
 from builders.fetch import Fetcher
 from builders.identity import load_identity
+from builders.requeue import requeue_interrupted
 from builders.runner import remove_stale
 from builders.settings import BuilderSettings
 from builders.store import ContentStore
@@ -104,6 +106,9 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
         progress=logger.info,
     )
     app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
+    # No other live process serves this identity (checked above): a task its queue
+    # still has unacknowledged was taken by a killed process of this builder.
+    requeue_interrupted(app, queue_for(key.keyid))
     link = (
         CoordinatorLink(settings.coordinator_url, key, attempts=settings.delivery_attempts)
         if settings.coordinator_url

@@ -10,6 +10,11 @@ Parts, in the order they start (all on loopback, each with its log under ``root`
   enroll transactions to the ledger;
 - the read-only distribution node (``farm dist serve``), which follows the ledger.
 
+Given ``follow`` (a recipe repository and branch), the coordinator follows it
+(``--recipes-repo``, polled every :data:`FOLLOW_POLL` seconds): every recipe on the
+branch is built once, and one committed while the farm runs is built, attested and
+served with no other command.
+
 Everything persists under ``root``: a second run reuses the chain, the builder keys
 and the database (builders already approved are not enrolled again). Processes are
 started with :data:`sys.executable` ``-m farm.cli``, so this module imports none of
@@ -41,7 +46,14 @@ from typing import Any
 
 import httpx
 
-from farm._lifetime import RunRecord, die_with_parent, port_busy, reap, start_watchdog
+from farm._lifetime import (
+    RunRecord,
+    die_with_parent,
+    port_busy,
+    reap,
+    remove_containers,
+    start_watchdog,
+)
 from farm.cluster import (
     BuilderProcess,
     LocalCluster,
@@ -58,6 +70,8 @@ __all__ = ["RECORD", "LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
 FARM = [sys.executable, "-m", "farm.cli"]
 #: The run record's name under the farm's root.
 RECORD = "farm-up.json"
+#: Seconds between two polls of a followed recipe repository (a local clone is cheap).
+FOLLOW_POLL = 2.0
 
 
 class LocalFarmError(FarmError):
@@ -177,13 +191,34 @@ class LocalFarm:
         return httpx.Client(base_url=self.coordinator_url, timeout=30)
 
     def committed_attestations(self, name: str, version: str) -> list[dict[str, Any]]:
-        """The coordinator's committed attestations of ``name`` ``version``."""
-        with self.http() as client:
-            response = client.get("/v1/attestations", params={"name": name, "version": version})
+        """The coordinator's committed attestations of ``name`` ``version``.
+
+        Empty while the coordinator does not answer (it may be restarting).
+        """
+        try:
+            with self.http() as client:
+                response = client.get("/v1/attestations", params={"name": name, "version": version})
+        except httpx.HTTPError:
+            return []
         if response.status_code != 200:
             return []
         items: list[dict[str, Any]] = response.json()["items"]
         return [a for a in items if a.get("ledger_index") is not None]
+
+    def builds(self, name: str, version: str) -> list[dict[str, Any]] | None:
+        """The coordinator's builds of ``name`` ``version``, newest first.
+
+        None while the coordinator does not answer (it may be restarting).
+        """
+        try:
+            with self.http() as client:
+                response = client.get("/v1/builds", params={"name": name, "limit": 100})
+        except httpx.HTTPError:
+            return None
+        if response.status_code != 200:
+            return None
+        items: list[dict[str, Any]] = response.json()["items"]
+        return [b for b in items if b.get("version") == version]
 
     def dist_serves(self, name: str, version: str) -> dict[str, Any] | None:
         """What the distribution node serves for ``name`` ``version``, once it has it all."""
@@ -260,8 +295,11 @@ def local_farm(
     validators: int = 4,
     builders: int = 3,
     report: Callable[[str], None] = lambda _: None,
+    follow: tuple[str, str] | None = None,
 ) -> Iterator[LocalFarm]:
     """Start every part of a farm under ``root``; stop them all on exit.
+
+    ``follow`` (a repository path or URL, and a branch): the coordinator follows it.
 
     First stops whatever an earlier run under ``root`` left running (its record lists
     it); raises ConfigError if that run's ``farm up`` is still alive, or if another
@@ -337,6 +375,10 @@ def local_farm(
                 "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
             },
         )  # fmt: skip
+        if follow is not None:
+            serve.argv += ["--recipes-repo", follow[0], "--recipes-poll", str(FOLLOW_POLL)]
+            serve.env["FARM_COORDINATOR_RECIPES_BRANCH"] = follow[1]
+            serve.env["FARM_COORDINATOR_RECIPES_CHECKOUT"] = str(root / "recipes-checkout")
         _start(serve, processes, record, [port])
         serve.wait_http(f"{url}/v1/builders")
         parts.append(_part(serve, "coordinator", url, "/v1/builders"))
@@ -438,7 +480,7 @@ def _start_builders(
         cluster.start_builder(b)
         record.started(f"builder {b.builder_id[:12]}", b.proc)
         record.add_containers({"farm.builder-id": b.builder_id})
-        parts.append(_builder_part(cluster, b))
+        parts.append(_builder_part(cluster, b, report))
     cluster.wait_ready(timeout=60)
     return parts
 
@@ -470,16 +512,29 @@ def _redis_part(server: RedisServer) -> Part:
     )
 
 
-def _builder_part(cluster: LocalCluster, b: BuilderProcess) -> Part:
-    """Builder ``b`` as a part: ready while it announces itself in the cluster's Redis."""
+def _builder_part(cluster: LocalCluster, b: BuilderProcess, report: Callable[[str], None]) -> Part:
+    """Builder ``b`` as a part: ready while it announces itself in the cluster's Redis.
+
+    Restarting it first removes the build containers its dead process left (a build
+    killed in the middle keeps its container running); the restarted builder then takes
+    the interrupted build again from its queue.
+    """
+    name = f"builder {b.builder_id[:12]}"
+
+    def restart() -> None:
+        removed = remove_containers({"farm.builder-id": b.builder_id})
+        if removed:
+            report(f"{name}: removed {removed} build container(s) its killed process left")
+        cluster.start_builder(b)
+
     return Part(
-        f"builder {b.builder_id[:12]}",
+        name,
         "builder",
         b.log_path,
         "",
         {"builder": b.builder_id, "redis": cluster.redis.url},
         lambda: b.proc,
-        lambda: cluster.start_builder(b),
+        restart,
     )
 
 

@@ -26,6 +26,9 @@ app.add_typer(operator_app, name="operator")
 app.command("attestations")(attestation_cmd.attestations)
 app.command("revoke")(attestation_cmd.revoke)
 
+#: Characters of a commit sha shown by default (as ``git log --oneline`` does).
+COMMIT_SHORT = 8
+
 #: Same default as ``farm.coordinator.db`` (not imported here: it loads SQLAlchemy).
 DEFAULT_DB_URL = "sqlite:///farm-coordinator.db"
 
@@ -367,7 +370,9 @@ def builds_cmd(
 ) -> None:
     """List builds with their status, verdict and whether the rebuild matches upstream.
 
-    --wide adds the verdict's reason, retries and origin, with full ids and times.
+    A build the recipe follower asked for shows the commit that brought its recipe
+    (``@`` and a short sha after the recipe). --wide adds the verdict's reason, retries,
+    origin and that commit, with full ids and times.
     """
     page = _reader(coordinator).builds(status=status, name=name, verdict=verdict, limit=limit)
     if as_json:
@@ -375,12 +380,13 @@ def builds_cmd(
         return
     columns = ["build", "recipe", "arch", "status", "upstream", "created"]
     if wide:
-        columns += ["retries", "origin", "reason"]
+        columns += ["retries", "origin", "commit", "reason"]
     table = _tables.table(*columns, wide=wide)
     for b in page["items"]:
+        commit = b.get("commit")
         row = [
             b["id"] if wide else _tables.short(b["id"]),
-            f"{b['name']} {b['version']}",
+            f"{b['name']} {b['version']}" + (f" @{commit[:COMMIT_SHORT]}" if commit else ""),
             b["arch"],
             b["status"],
             _upstream(b),
@@ -388,10 +394,49 @@ def builds_cmd(
         ]
         if wide:
             reason = b.get("verdict_reason") or b.get("note") or ""
-            row += [str(b["retries"]), b["origin"], reason]
+            row += [str(b["retries"]), b["origin"], commit or "-", reason]
         table.add_row(*row)
     console = _tables.show(table, wide=wide)
     console.print(f"{len(page['items'])} of {page['total']} builds", highlight=False)
+
+
+@app.command("recipes")
+def recipes_cmd(
+    coordinator: CoordinatorOpt = None,
+    wide: _tables.WideOpt = False,
+    as_json: _tables.JsonOpt = False,
+) -> None:
+    """List the recipes of the repository the coordinator follows, with their status.
+
+    scheduled: a build exists for the recipe's digest (its latest verdict is shown);
+    lint_failed: the file does not lint clean; refused_changed: the file changes an
+    attested name and version in place (a new version needs a new file). The problems
+    of each follow the table. --wide adds full digests, commits and times.
+    """
+    recipes = _reader(coordinator).recipes()
+    if as_json:
+        _tables.echo_json(recipes)
+        return
+    columns = ["recipe", "status", "verdict", "commit"]
+    if wide:
+        columns += ["path", "digest", "seen"]
+    table = _tables.table(*columns, wide=wide)
+    for r in recipes:
+        label = f"{r['name']} {r['version']}" if r.get("name") else r["path"]
+        row = [
+            label,
+            r["status"],
+            r.get("last_verdict") or "-",
+            r["commit"] if wide else r["commit"][:COMMIT_SHORT],
+        ]
+        if wide:
+            row += [r["path"], r.get("digest") or "-", _tables.when(r["seen_at"])]
+        table.add_row(*row)
+    console = _tables.show(table, wide=wide)
+    for r in recipes:
+        for problem in r.get("problems") or []:
+            console.print(f"{r['path']}: {problem}", highlight=False, soft_wrap=True)
+    console.print(f"{len(recipes)} recipes", highlight=False)
 
 
 @app.command("builders")

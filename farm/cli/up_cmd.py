@@ -7,7 +7,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,7 +16,9 @@ import typer
 from rich.console import Console
 
 if TYPE_CHECKING:
+    from farm.cli import _follow
     from farm.localfarm import LocalFarm
+    from farm.supervise import Supervisor
 
 console = Console()
 
@@ -146,6 +148,27 @@ def up(
             "pid, uptime, restarts, whether it answers); exit 1 if none runs there.",
         ),
     ] = False,
+    recipes_repo: Annotated[
+        str | None,
+        typer.Option(
+            "--recipes-repo",
+            metavar="PATH_OR_URL",
+            help="The recipe repository the farm follows while it keeps running "
+            "(default: the git repository of the current directory, if it has recipes/).",
+        ),
+    ] = None,
+    recipes_branch: Annotated[
+        str | None,
+        typer.Option(
+            "--recipes-branch",
+            help="The branch to follow (default: a local repository's current branch, "
+            "otherwise main).",
+        ),
+    ] = None,
+    no_follow: Annotated[
+        bool,
+        typer.Option("--no-follow", help="Follow no recipe repository while the farm runs."),
+    ] = False,
 ) -> None:
     """Run the whole farm on this machine and take RECIPE through it.
 
@@ -160,10 +183,20 @@ def up(
     its parts die with it and a watchdog removes what is left (build containers, the
     profile). A later farm up first stops whatever a crashed run left behind.
 
-    While it runs, a part that exits (a validator, Redis, a builder, the coordinator,
-    the distribution node) is reported and restarted with its state after a backoff
-    (0.5 s doubling to 8 s); one that exits again after 5 restarts within 60 s is left
-    down, and farm up says what the farm can still do. farm up --status shows the parts.
+    While it runs (taking RECIPE through included), a part that exits (a validator,
+    Redis, a builder, the coordinator, the distribution node) is reported and restarted
+    with its state after a backoff (0.5 s doubling to 8 s): a builder killed mid-build
+    builds again, the coordinator resumes the builds in flight. One that exits again
+    after 5 restarts within 60 s is left down, and farm up says what the farm can still
+    do. farm up --status shows the parts.
+
+    While it keeps running (--keep-running, --no-recipe) the farm follows a recipe
+    repository: the git repository of the current directory (its current branch) if it
+    has a recipes/ folder, or --recipes-repo. Every recipe on the branch is built once,
+    and a recipe committed while the farm runs is built, attested and served with no
+    other command (polled every 2 s); farm builds shows the commit that brought it.
+    Recipes are built as committed: one pinned to a builder image this host does not
+    build is reported, not re-pinned. --no-follow turns following off.
     """
     from farm.errors import ConfigError
     from farm.localfarm import local_farm
@@ -178,6 +211,7 @@ def up(
             )
         _show_status(root)
         return
+    follow = _follow_choice(keep_running or no_recipe, no_follow, recipes_repo, recipes_branch)
     received = _stop_on_signals()
     target: tuple[Path, str, str] | None = None
     if no_recipe:
@@ -193,18 +227,43 @@ def up(
             validators=validators,
             builders=builders,
             report=lambda line: console.print(f"  {line}", highlight=False),
+            follow=(follow.source, follow.branch) if follow is not None else None,
         ) as farm:
+            supervisor = _supervisor(farm)
             keep = keep_running or no_recipe
             with _profile_left(farm) if keep else contextlib.nullcontext():
                 if target is not None:
-                    _take_through(farm, *target, timeout)
+                    _take_through(farm, supervisor, *target, timeout)
                 if keep:
-                    _run_until_stopped(farm)
+                    _run_until_stopped(farm, supervisor)
     except KeyboardInterrupt:
         with contextlib.suppress(OSError):  # SIGHUP: the terminal may be gone
             console.print("the farm is stopped")
         # The shell's convention: 128 + the signal that stopped it (130 for Ctrl-C).
         raise SystemExit(128 + (received[0] if received else signal.SIGINT)) from None
+
+
+def _follow_choice(
+    keep: bool, no_follow: bool, repo: str | None, branch: str | None
+) -> _follow.Followed | None:
+    """The recipe repository the running farm follows (said on the console), if any."""
+    from farm.cli import _follow
+    from farm.errors import ConfigError
+
+    if (repo is not None or branch is not None) and (no_follow or not keep):
+        raise ConfigError(
+            "--recipes-repo and --recipes-branch need a farm that keeps running "
+            "(--keep-running or --no-recipe) and no --no-follow"
+        )
+    if not keep or no_follow:
+        return None
+    followed, line = _follow.choose(Path.cwd(), repo, branch)
+    console.print(line, highlight=False)
+    if followed is not None:
+        _follow.drifted(
+            followed, ensure_image, lambda text: console.print(f"[yellow]warning:[/] {text}")
+        )
+    return followed
 
 
 @contextlib.contextmanager
@@ -238,15 +297,33 @@ def _profile_left(farm: LocalFarm) -> Iterator[Path]:
         path.unlink(missing_ok=True)
 
 
-def _run_until_stopped(farm: LocalFarm) -> None:
-    """Restart the parts that exit until Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt)."""
+def _supervisor(farm: LocalFarm) -> Supervisor:
+    """The supervisor of the farm's parts, reporting on the console.
+
+    Step it from this (the main) thread only: a part it restarts dies with the thread
+    that started it.
+    """
     from farm.supervise import Supervisor
 
-    supervisor = Supervisor(
+    return Supervisor(
         farm.parts,
         farm.record,
         lambda line: console.print(f"  {line}", highlight=False, soft_wrap=True),
     )
+
+
+def _supervised(supervisor: Supervisor, probe: Callable[[], bool]) -> Callable[[], bool]:
+    """``probe``, restarting the parts that exited each time before it looks."""
+
+    def step_then_probe() -> bool:
+        supervisor.step()
+        return probe()
+
+    return step_then_probe
+
+
+def _run_until_stopped(farm: LocalFarm, supervisor: Supervisor) -> None:
+    """Restart the parts that exit until Ctrl-C, SIGTERM or SIGHUP (a KeyboardInterrupt)."""
     console.print(
         f"the farm is running; Ctrl-C (or kill {os.getpid()}) stops it and removes the profile; "
         f"farm up --status --root {farm.root} shows its parts",
@@ -290,38 +367,93 @@ def _duration(seconds: float | None) -> str:
     return f"{s // 3600}h{s // 60 % 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def _take_through(farm: LocalFarm, recipe: Path, name: str, version: str, timeout: float) -> None:
-    """Submit ``recipe``, wait for its committed attestation and for the node to serve it."""
+def _take_through(
+    farm: LocalFarm,
+    supervisor: Supervisor,
+    recipe: Path,
+    name: str,
+    version: str,
+    timeout: float,
+) -> None:
+    """Submit ``recipe``, wait for its committed attestation and for the node to serve it.
+
+    The parts that exit meanwhile are restarted (``supervisor``), so a builder killed
+    in the middle of the build builds it again; if ``farm submit --wait`` loses the
+    coordinator before the verdict, the verdict is waited for here.
+    """
+    from farm._lifetime import die_with_parent
     from farm.errors import FarmError
     from farm.localfarm import FARM, wait_until
 
     console.print(f"[bold]submitting[/] {recipe}")
-    proc = subprocess.run(
+    before = next(iter(farm.builds(name, version) or []), None)
+    proc = subprocess.Popen(
         [*FARM, "submit", str(recipe), "--wait", "--timeout", str(timeout),
          "--coordinator", farm.coordinator_url, "--operator-token", farm.operator_token],
-        check=False,
+        preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, then exec
     )  # fmt: skip
+    try:
+        while proc.poll() is None:
+            supervisor.step()
+            time.sleep(0.2)
+    finally:
+        if proc.poll() is None:  # farm up is stopping: so does the submission's follower
+            proc.kill()
+            proc.wait()
+    failed = FarmError(
+        f"the builders did not agree on {name} {version} (farm submit exit "
+        f"{proc.returncode}); builder logs are under {farm.cluster.root}"
+    )
     if proc.returncode != 0:
-        raise FarmError(
-            f"the builders did not agree on {name} {version} (farm submit exit "
-            f"{proc.returncode}); builder logs are under {farm.cluster.root}"
-        )
+        builds = farm.builds(name, version)
+        if builds is not None and (not builds or builds[0]["id"] == (before or {}).get("id")):
+            raise failed  # the coordinator answers, and has no build of this submission
+        if not builds or builds[0].get("status") in ("pending", "running"):
+            console.print(
+                "farm submit lost the coordinator before the build's verdict; "
+                "waiting for the verdict (the coordinator is restarted)",
+                highlight=False,
+            )
+            wait_until(
+                "the build's verdict",
+                _supervised(supervisor, lambda: _decided(farm, name, version, before)),
+                timeout,
+                farm.root / "coordinator.log",
+            )
+        if (farm.builds(name, version) or [{}])[0].get("status") != "verified":
+            raise failed
     with console.status("committing the attestation to the ledger"):
         wait_until(
             "the attestation's ledger commit",
-            lambda: bool(farm.committed_attestations(name, version)),
+            _supervised(supervisor, lambda: bool(farm.committed_attestations(name, version))),
             timeout,
             farm.root / "coordinator.log",
         )
     with console.status("the distribution node follows the ledger and mirrors the artifact"):
         wait_until(
             "the distribution node serving the artifact",
-            lambda: farm.dist_serves(name, version) is not None,
+            _supervised(supervisor, lambda: farm.dist_serves(name, version) is not None),
             timeout,
             farm.root / "dist.log",
         )
     release = farm.dist_serves(name, version) or {}
     _show(farm, release)
+
+
+def _decided(farm: LocalFarm, name: str, version: str, before: dict[str, Any] | None) -> bool:
+    """Whether a build of ``name`` ``version`` newer than ``before`` has ended.
+
+    Raises FarmError if the coordinator answers and has no newer build (the
+    submission never reached it).
+    """
+    from farm.errors import FarmError
+
+    builds = farm.builds(name, version)
+    if builds is None:  # the coordinator does not answer (yet)
+        return False
+    if not builds or (before is not None and builds[0].get("id") == before.get("id")):
+        raise FarmError(f"the coordinator has no build of {name} {version} from this submission")
+    return builds[0].get("status") not in ("pending", "running")
 
 
 def _show(farm: LocalFarm, release: dict[str, Any]) -> None:

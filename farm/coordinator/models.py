@@ -55,6 +55,8 @@ __all__ = [
     "OperatorToken",
     "Output",
     "OutputPublic",
+    "RecipeBranch",
+    "RecipeBranchPublic",
     "RecipeEntry",
     "RecipePublic",
     "ResultStatus",
@@ -213,6 +215,8 @@ class Build(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     origin: str = Field(default="api", max_length=255)
     """Who asked: ``api`` (an operator) or ``repo:<path>@<commit>`` (the recipe follower)."""
+    commit: str | None = Field(default=None, max_length=64)
+    """The followed repository's commit that brought the recipe (recipe follower builds)."""
     note: str | None = None
     """Why the scheduler is waiting (e.g. too few healthy builders), if it is."""
     managed: bool = False
@@ -272,7 +276,9 @@ class RecipeEntry(SQLModel, table=True):
     version: str | None = Field(default=None, max_length=255)
     digest: str | None = Field(default=None, max_length=71, index=True)
     status: str = Field(max_length=16)
-    """``scheduled`` (a build exists for its digest) or ``lint_failed``."""
+    """``scheduled`` (a build exists for its digest), ``lint_failed``, or
+    ``refused_changed``: the file changes an attested name and version in place (a new
+    version needs a new file); ``problems`` says which build it would have overridden."""
     problems: list[str] = Field(default_factory=list, sa_type=JSON)
     seen_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -290,6 +296,43 @@ class RecipePublic(SQLModel):
     seen_at: datetime
     last_build_id: str | None
     last_verdict: str | None
+
+
+class RecipeBranch(SQLModel, table=True):
+    """The followed branch of a recipe repository: its tip and the rewrites seen.
+
+    A rewrite (force push) is a new tip that does not descend from the last tip seen;
+    it is recorded here and logged, and nothing built or attested is touched.
+    """
+
+    __tablename__ = "recipe_branch"
+    __table_args__ = (UniqueConstraint("source", "branch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    source: str = Field(max_length=1024)
+    branch: str = Field(max_length=255)
+    tip: str = Field(max_length=64)
+    """The branch's commit at the last poll."""
+    polled_at: datetime = Field(sa_type=UTCDateTime)
+    rewrites: int = 0
+    """How many times the branch was seen rewritten."""
+    rewritten_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    rewritten_from: str | None = Field(default=None, max_length=64)
+    """The tip seen before the latest rewrite (no longer an ancestor of the branch)."""
+    rewritten_to: str | None = Field(default=None, max_length=64)
+
+
+class RecipeBranchPublic(SQLModel):
+    """The followed branch as the API shows it."""
+
+    source: str
+    branch: str
+    tip: str
+    polled_at: datetime
+    rewrites: int
+    rewritten_at: datetime | None
+    rewritten_from: str | None
+    rewritten_to: str | None
 
 
 class BuildResultRow(SQLModel, table=True):
@@ -409,6 +452,8 @@ class BuildPublic(SQLModel):
     updated_at: datetime
     finished_at: datetime | None
     origin: str
+    commit: str | None = None
+    """The followed repository's commit that brought the recipe, if the follower asked."""
     note: str | None
     results: list[BuildResultPublic]
     attempts: list[AttemptPublic] = []
@@ -430,6 +475,8 @@ class BuildSummaryPublic(SQLModel):
     """The verdict's comparison with upstream: None without a reference or a verdict."""
     retries: int
     origin: str
+    commit: str | None = None
+    """The followed repository's commit that brought the recipe, if the follower asked."""
     note: str | None
     created_at: datetime
     finished_at: datetime | None

@@ -89,7 +89,7 @@ def _start(home: Path, number: int) -> RunningFarm:
     out = home / f"farm-up-{number}.out"
     with out.open("wb") as sink:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "farm.cli", "up", "--no-recipe"],
+            [sys.executable, "-m", "farm.cli", "up", "--no-recipe", "--no-follow"],
             env=_env(home),
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -19,6 +19,7 @@ from farm.coordinator.errors import (
     ConflictError,
 )
 from farm.coordinator.models import (
+    RecipeBranchPublic,
     RecipePublic,
 )
 
@@ -30,8 +31,14 @@ def add_routes(app: FastAPI) -> None:
 
     @app.get("/v1/recipes", response_model=list[RecipePublic], tags=["recipes"])
     def recipes(session: SessionDep, limit: Limit = 100, offset: Offset = 0) -> list[RecipePublic]:
-        """Recipes of the followed repository: digest, lint status, latest verdict."""
+        """Recipes of the followed repository: digest, status (``scheduled``,
+        ``lint_failed``, ``refused_changed``) with its problems, latest verdict."""
         return recipes_repo.list_recipes(session, limit=limit, offset=offset)
+
+    @app.get("/v1/recipes/branches", response_model=list[RecipeBranchPublic], tags=["recipes"])
+    def recipe_branches(session: SessionDep) -> list[RecipeBranchPublic]:
+        """The followed branch: its tip, last poll and the rewrites (force pushes) seen."""
+        return recipes_repo.list_branches(session)
 
     @app.post("/v1/hooks/push", status_code=202, tags=["recipes"])
     async def push_hook(
