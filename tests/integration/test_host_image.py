@@ -89,12 +89,13 @@ def test_the_image_runs_farm_and_every_role_s_program(builds: tuple[Build, Build
     out = _run(
         image,
         "farm version; python3 -c 'import sys; print(sys.version_info[:2])'; "
-        "command -v dockerd redis-server git tini; ls /usr/lib/postgresql/15/bin/initdb; "
+        "for p in dockerd redis-server git tini; do command -v $p; done; "
+        "ls /usr/lib/postgresql/15/bin/initdb; "
         "farm ledger --help >/dev/null && echo ledger-ok; farm dist --help >/dev/null && "
         "echo dist-ok; farm builder --help >/dev/null && echo builder-ok",
     )
     for expected in (
-        "0.1.0", "(3, 11)", "/usr/bin/dockerd", "/usr/bin/redis-server", "/usr/bin/git",
+        "0.1.0", "(3, 11)", "/usr/sbin/dockerd", "/usr/bin/redis-server", "/usr/bin/git",
         "/usr/bin/tini", "initdb", "ledger-ok", "dist-ok", "builder-ok",
     ):  # fmt: skip
         assert expected in out, (expected, out)
@@ -109,7 +110,8 @@ def test_services_run_as_farm_and_nothing_secret_is_baked_in(
     ]  # fmt: skip
     leftovers = _run(
         image,
-        "ls /etc/ssl/private /var/lib/postgresql/15 /etc/postgresql/15 2>/dev/null; "
+        "find /etc/ssl/private /var/lib/postgresql/15 /etc/postgresql/15 -mindepth 1 "
+        "2>/dev/null; "
         "find /opt/farm -name direct_url.json; "
         "find /opt/farm/lib -name '*.pyc' | head -n 1",
     ).split()
