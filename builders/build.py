@@ -32,7 +32,7 @@ from farm.recipe import Recipe
 from farm.result import BuildPredicate, OutputDigest, sign_result
 from farm.task import BuildTask
 
-__all__ = ["BuildContext", "BuildOutcome", "execute"]
+__all__ = ["BuildContext", "BuildOutcome", "execute", "failure_of", "spec_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,8 @@ def _preflight(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> None:
     require_image(ctx.docker, recipe.image)
 
 
-def _failure_of(run: RunOutcome, recipe: Recipe) -> str | None:
+def failure_of(run: RunOutcome, recipe: Recipe) -> str | None:
+    """Why ``run`` of ``recipe`` produced no outputs to collect, or None if it did."""
     if run.timed_out:
         return f"build timed out after {recipe.limits.timeout}s"
     if run.output_exceeded:
@@ -106,6 +107,24 @@ def _failure_of(run: RunOutcome, recipe: Recipe) -> str | None:
     return None
 
 
+def spec_for(
+    recipe: Recipe, arch: str, source_dir: Path, deps_dir: Path | None, labels: dict[str, str]
+) -> RunSpec:
+    """The hermetic run of ``recipe`` for ``arch`` over fetched sources and dependencies,
+    under the defaults every builder runs with (no variation)."""
+    return RunSpec(
+        image=recipe.image,
+        script=recipe.build.command,
+        workdir=recipe.build.workdir,
+        env=recipe.build.env,
+        source_dir=source_dir,
+        deps_dir=deps_dir,
+        limits=recipe.limits,
+        arch=arch,
+        labels=labels,
+    )
+
+
 def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: _Progress) -> None:
     _preflight(task, recipe, ctx)
     ctx.progress(f"fetching source of {recipe.label}")
@@ -115,22 +134,12 @@ def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: 
         ctx.progress(f"fetching {len(recipe.build.dependencies)} build dependencies")
         deps_dir = ctx.fetcher.dependencies(recipe.build.dependencies, work / "deps")
     ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image[:19]}…")
-    spec = RunSpec(
-        image=recipe.image,
-        script=recipe.build.command,
-        workdir=recipe.build.workdir,
-        env=recipe.build.env,
-        source_dir=source_dir,
-        deps_dir=deps_dir,
-        limits=recipe.limits,
-        arch=task.arch,
-        labels=labels_for(task),
-    )
+    spec = spec_for(recipe, task.arch, source_dir, deps_dir, labels_for(task))
     run = run_hermetic(ctx.docker, spec, work / "run")
     state.started, state.finished = run.started_at, run.finished_at
     state.log, state.log_truncated = run.log, run.log_truncated
     state.exit_code, state.timed_out = run.exit_code, run.timed_out
-    state.error = _failure_of(run, recipe)
+    state.error = failure_of(run, recipe)
     if state.error is None:
         collected = collect_outputs(
             run.output_dir, recipe.outputs, max_total=recipe.limits.output_size

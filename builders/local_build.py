@@ -18,6 +18,7 @@ raise); the outputs stay on disk under ``work`` for the caller to compare.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ import docker
 import docker.errors
 
 from builders.arch import buildable_arches, native_arch
-from builders.build import _failure_of
+from builders.build import failure_of, spec_for
 from builders.fetch import Fetcher
 from builders.image import require_image
 from builders.outputs import collect_outputs
@@ -121,16 +122,8 @@ class LocalBuild:
 
 
 def _spec(recipe: Recipe, arch: str, source: Path, deps: Path | None, v: Variation) -> RunSpec:
-    return RunSpec(
-        image=recipe.image,
-        script=recipe.build.command,
-        workdir=recipe.build.workdir,
-        env=recipe.build.env,
-        source_dir=source,
-        deps_dir=deps,
-        limits=recipe.limits,
-        arch=arch,
-        labels={LOCAL_LABEL: "1"},
+    return dataclasses.replace(
+        spec_for(recipe, arch, source, deps, {LOCAL_LABEL: "1"}),
         hostname=v.hostname,
         umask=v.umask,
         time_offset_s=v.time_offset_s,
@@ -203,7 +196,7 @@ def build_locally(
         log = run.log
         if variation.time_offset_s and not run.clock_offset_s:
             say("clock not shifted: the image has no libfaketime (the build ran at the real time)")
-        failure = _failure_of(run, recipe)
+        failure = failure_of(run, recipe)
         if failure is not None:
             return LocalBuild(False, failure, {}, {}, log, time.monotonic() - started)
         collected = collect_outputs(
