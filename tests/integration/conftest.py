@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ import uvicorn
 import yaml
 
 from farm.cluster import LocalCluster, local_cluster
+from tests.support.git import new_repo
 from tests.support.ledger_testnet import LedgerTestnet
 
 REPO = Path(__file__).resolve().parents[2]
@@ -46,21 +46,7 @@ def git_source(tmp_path: Path) -> dict[str, str]:
     repo.mkdir()
     (repo / "hello.c").write_text('#include <stdio.h>\nint main(void){puts("hello");return 0;}\n')
     (repo / "data.txt").write_text("some data\n")
-    env = {
-        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
-        "HOME": str(tmp_path),
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-    }
-    for argv in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "."],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "init"],
-    ):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, env=env, capture_output=True, text=True
-    ).stdout.strip()
+    commit = new_repo(repo, date="2024-01-01T00:00:00Z")
     return {"type": "git", "url": str(repo), "commit": commit}
 
 

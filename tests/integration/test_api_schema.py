@@ -55,8 +55,8 @@ from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
-from tests.integration.test_coordinator_loop import Serve, wait_for
 from tests.support.ledger_testnet import LedgerTestnet
+from tests.support.served import Serve, wait_for
 from tests.unit.farm.coordinator._world import GOOD, envelope, recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,18 +22,16 @@ import pytest
 
 from api.coordinator.app import create_app
 from farm.attestation import AttestationBundle
-from farm.cluster import LocalCluster, free_port, local_cluster
-from farm.coordinator import service
-from farm.coordinator.db import create_tables, make_engine, session_scope
-from farm.coordinator.models import utcnow
+from farm.cluster import LocalCluster, free_port
 from farm.coordinator.settings import CoordinatorSettings
 from farm.transactions import make_attest, tx_id
 from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import load_genesis
 from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from tests.integration.conftest import serve, write_recipe
-from tests.integration.test_coordinator_loop import Serve, _farm, wait_for
 from tests.support.ledger_testnet import LedgerTestnet
+from tests.support.served import farm_cli as _farm
+from tests.support.served import served_farm, wait_for
 from tests.unit.farm.coordinator._world import sha
 from tests.unit.farm.coordinator.test_upstream import file_server
 
@@ -67,58 +63,23 @@ class Farm:
 def farm(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterator[Farm]:
     root = tmp_path_factory.mktemp("ledgerloop")
     net = LedgerTestnet(root / "ledger", 4)
-    db = f"sqlite:///{root / 'coordinator.db'}"
-    engine = make_engine(db)
-    create_tables(engine)
-    with session_scope(engine) as session:
-        token = service.create_operator_token(session, utcnow(), "ledger test")
-        enrollment = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
-    engine.dispose()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"}
     try:
         net.start_all()
-        with local_cluster(root / "cluster", 3, env=env, start=False) as cluster:
-            serve_env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
-                "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
-                "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
-                "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
-                "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
-                "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5",
-            }
-            ledger_urls = ",".join(net.url(i) for i in range(net.n))
-            argv = [
-                sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
-                "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-                "--allow-same-host", "--log-level", "warning",
-                "--ledger", ledger_urls,
+        with served_farm(
+            root,
+            label="ledger test",
+            serve_args=[
+                "--ledger", ",".join(net.url(i) for i in range(net.n)),
                 "--coordinator-key", str(net.root / "coordinator.key"),
                 "--operator-key", str(net.root / "operator.key"),
                 "--ledger-chain", net.chain_id,
-            ]  # fmt: skip
-            serve = Serve(argv, serve_env, root / "serve.log", url)
-            http = httpx.Client(base_url=url, timeout=30)
-            try:
-                serve.start(http)
-                for b, secret in zip(cluster.builders, enrollment, strict=True):
-                    proc = _farm(
-                        "builder", "enroll", "--coordinator", url, "--token", secret,
-                        "--home", str(b.home),
-                    )  # fmt: skip
-                    assert proc.returncode == 0, proc.stdout + proc.stderr
-                    proc = _farm(
-                        "operator", "approve", b.builder_id, "--coordinator", url,
-                        "--operator-token", token,
-                    )  # fmt: skip
-                    assert proc.returncode == 0, proc.stdout + proc.stderr
-                    cluster.start_builder(b)
-                cluster.wait_ready(timeout=60)
-                yield Farm(url, token, cluster, net, http)
-            finally:
-                http.close()
-                serve.stop()
+            ],
+            serve_env={
+                "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
+                "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5",
+            },
+        ) as served:  # fmt: skip
+            yield Farm(served.url, served.token, served.cluster, net, served.http)
     finally:
         net.close()
 

@@ -15,68 +15,24 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
 
-from farm.cluster import LocalCluster, free_port, local_cluster
-from farm.coordinator import service
-from farm.coordinator.db import create_tables, make_engine, session_scope
-from farm.coordinator.models import utcnow
+from farm.cluster import LocalCluster
 from farm.coordinator.staging import Staging
 from tests.integration.conftest import write_recipe
+from tests.support.git import commit_all, git
+from tests.support.served import Serve, served_farm, wait_for
+from tests.support.served import farm_cli as _farm
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.image, pytest.mark.slow]
 
-T = TypeVar("T")
 WEBHOOK_SECRET = "loop-test-webhook-secret"
-GIT_ENV = {
-    "GIT_AUTHOR_DATE": "2024-01-02T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2024-01-02T00:00:00Z",
-    "PATH": "/usr/bin:/bin:/usr/local/bin",
-}
-
-
-@dataclass
-class Serve:
-    """A restartable ``farm serve`` process."""
-
-    argv: list[str]
-    env: dict[str, str]
-    log_path: Path
-    url: str
-    proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, http: httpx.Client) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, env=self.env, stdout=log, stderr=subprocess.STDOUT
-            )
-        proc = self.proc
-
-        def up() -> bool | None:
-            try:
-                return http.get("/v1/builders").status_code == 200 or None
-            except httpx.HTTPError:
-                assert proc.poll() is None, self.log_path.read_text()
-                return None
-
-        wait_for("farm serve", up, 30, 0.2)
-
-    def stop(self, sig: int = signal.SIGTERM) -> None:
-        if self.proc is None:
-            return
-        self.proc.send_signal(sig)
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.proc = None
 
 
 @dataclass
@@ -97,107 +53,31 @@ class Loop:
         return response.json()
 
 
-def _git(repo: Path, *argv: str) -> None:
-    env = {**GIT_ENV, "HOME": str(repo.parent)}
-    subprocess.run(["git", *argv], cwd=repo, check=True, env=env, capture_output=True)
-
-
-def _commit(repo: Path, message: str) -> None:
-    _git(repo, "add", "-A")
-    _git(repo, "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", message)
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float, every: float = 0.5) -> T:
-    """Poll ``probe`` until it returns something other than None."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = probe()
-        if value is not None:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
-
-
-def _farm(*argv: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "farm.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )
-
-
 @pytest.fixture(scope="module")
 def loop(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterator[Loop]:
     root = tmp_path_factory.mktemp("loop")
-    db = f"sqlite:///{root / 'coordinator.db'}"
-    engine = make_engine(db)
-    create_tables(engine)
-    with session_scope(engine) as session:
-        token = service.create_operator_token(session, utcnow(), "loop test")
-        enrollment = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
-    engine.dispose()
     repo = root / "recipes-repo"
     repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
+    git(repo, "init", "-q", "-b", "main")
     (repo / "README").write_text("recipes\n")
-    _commit(repo, "init")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"}
-    with local_cluster(root / "cluster", 3, env=env, start=False) as cluster:
-        serve_env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
-            "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
+    commit_all(repo, "init")
+    with served_farm(
+        root,
+        label="loop test",
+        serve_args=["--recipes-repo", str(repo), "--recipes-poll", "300"],
+        serve_env={
             "FARM_COORDINATOR_RECIPES_CHECKOUT": str(root / "checkout"),
             "FARM_COORDINATOR_WEBHOOK_SECRET": WEBHOOK_SECRET,
             "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
-            "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
-            "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
-        }
-        argv = [
-            sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
-            "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-            "--allow-same-host", "--recipes-repo", str(repo), "--recipes-poll", "300",
-            "--log-level", "warning",
-        ]  # fmt: skip
-        serve = Serve(argv, serve_env, root / "serve.log", url)
-        http = httpx.Client(base_url=url, timeout=30)
-        try:
-            serve.start(http)
-            for b, secret in zip(cluster.builders, enrollment, strict=True):
-                proc = _farm(
-                    "builder",
-                    "enroll",
-                    "--coordinator",
-                    url,
-                    "--token",
-                    secret,
-                    "--home",
-                    str(b.home),
-                )
-                assert proc.returncode == 0, proc.stdout + proc.stderr
-                assert "pending approval" in proc.stdout
-                proc = _farm(
-                    "operator", "approve", b.builder_id, "--coordinator", url,
-                    "--operator-token", token,
-                )  # fmt: skip
-                assert proc.returncode == 0, proc.stdout + proc.stderr
-                cluster.start_builder(b)
-            cluster.wait_ready(timeout=60)
+        },
+    ) as farm:
 
-            def all_seen() -> bool | None:
-                seen = [b for b in http.get("/v1/builders").json() if b["last_seen"]]
-                return len(seen) == 3 or None
+        def all_seen() -> bool | None:
+            seen = [b for b in farm.http.get("/v1/builders").json() if b["last_seen"]]
+            return len(seen) == 3 or None
 
-            wait_for("heartbeats of three builders", all_seen, 30)
-            yield Loop(url, token, root, cluster, repo, http, serve)
-        finally:
-            http.close()
-            serve.stop()
+        wait_for("heartbeats of three builders", all_seen, 30)
+        yield Loop(farm.url, farm.token, root, farm.cluster, repo, farm.http, farm.serve)
 
 
 def _submit(loop: Loop, recipe: Path, *extra: str) -> subprocess.CompletedProcess[str]:
@@ -289,7 +169,7 @@ def test_recipe_merged_into_the_followed_repository_is_built(
     bad = recipes / "broken" / "1.0.yaml"
     bad.parent.mkdir(parents=True)
     bad.write_text("name: broken\nversion: '1.0'\nimage: latest\n")
-    _commit(loop.recipes_repo, "add followed 2.0 and a broken recipe")
+    commit_all(loop.recipes_repo, "add followed 2.0 and a broken recipe")
 
     body = b'{"ref": "refs/heads/main"}'
     unsigned = loop.http.post("/v1/hooks/push", content=body)

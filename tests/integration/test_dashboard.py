@@ -38,8 +38,8 @@ from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.errors import ResultRefusedError
 from farm.coordinator.models import utcnow
 from farm.keys import KeyPair, generate_key
-from tests.integration.test_coordinator_loop import Serve, wait_for
 from tests.support.ledger_testnet import LedgerTestnet
+from tests.support.served import Serve, wait_for
 from tests.unit.farm.coordinator._world import GOOD, envelope, recipe, sha
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

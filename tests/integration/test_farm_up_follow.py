@@ -27,6 +27,7 @@ from farm._lifetime import RunRecord, remove_containers
 from farm.cli.profile import load_profile
 from farm.cli.up_cmd import DEFAULT_RECIPE, recipe_for_this_host
 from farm.localfarm import RECORD
+from tests.support.git import commit_all, git
 
 pytestmark = [
     pytest.mark.docker,
@@ -39,15 +40,6 @@ pytestmark = [
 T = TypeVar("T")
 RECIPES = Path(DEFAULT_RECIPE).parents[1]
 SECOND = ("tomli_w", "1.1.0")
-GIT_ENV = {"GIT_AUTHOR_DATE": "2024-01-02T00:00:00Z", "GIT_COMMITTER_DATE": "2024-01-02T00:00:00Z"}
-
-
-def git(repo: Path, *argv: str) -> str:
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *argv],
-        cwd=repo, check=True, capture_output=True, text=True,
-        env={"PATH": os.environ["PATH"], "HOME": str(repo.parent), **GIT_ENV},
-    ).stdout.strip()  # fmt: skip
 
 
 def wait_for(
@@ -71,9 +63,7 @@ def commit_recipe(repo: Path, name: str, version: str, message: str) -> str:
     target = repo / "recipes" / name / f"{version}.yaml"
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(pinned, target)
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    return git(repo, "rev-parse", "HEAD")
+    return commit_all(repo, message)
 
 
 @dataclass

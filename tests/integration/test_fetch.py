@@ -10,12 +10,10 @@ import io
 import json
 import os
 import shutil
-import socket
 import stat
 import subprocess
 import tarfile
 import threading
-import time
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -28,8 +26,8 @@ from pydantic import ValidationError
 
 from builders.errors import FetchError
 from builders.fetch import Fetcher, FetchLimits, git_tree_id
-from farm.ports import free_port
 from farm.recipe import ArchiveSource, GitSource, PypiDependency, PypiSource
+from tests.support.git import git_daemon as serve_git
 
 COMMIT_TIME = 1_700_000_000
 
@@ -167,29 +165,8 @@ def test_git_mirror_fetches_new_commits(
 
 @pytest.fixture
 def git_daemon(upstream: Upstream) -> Iterator[str]:
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "git", "daemon", "--export-all", "--reuseaddr", "--listen=127.0.0.1",
-            f"--port={port}", f"--base-path={upstream.path.parent}", str(upstream.path.parent),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
+    with serve_git(upstream.path.parent) as port:
         yield f"git://127.0.0.1:{port}/{upstream.path.name}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_git_daemon(upstream: Upstream, git_daemon: str, fetcher: Fetcher, tmp_path: Path) -> None:

@@ -28,6 +28,7 @@ import pytest
 from builders.runner import RunSpec, run_hermetic
 from farm.recipe import Limits
 from tests.integration.conftest import write_recipe
+from tests.support.git import new_repo
 
 pytestmark = [pytest.mark.docker, pytest.mark.image, pytest.mark.slow]
 
@@ -54,21 +55,7 @@ def _git_repo(root: Path) -> dict[str, str]:
     repo = root / "upstream"
     repo.mkdir()
     (repo / "make_zip.py").write_text(ZIP_SCRIPT)
-    env = {
-        "GIT_AUTHOR_DATE": "2024-01-01T00:00:00Z",
-        "GIT_COMMITTER_DATE": "2024-01-01T00:00:00Z",
-        "HOME": str(root),
-        "PATH": "/usr/bin:/bin:/usr/local/bin",
-    }
-    for argv in (
-        ["git", "init", "-q", "-b", "main"],
-        ["git", "add", "."],
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", "commit", "-qm", "init"],
-    ):
-        subprocess.run(argv, cwd=repo, check=True, env=env)
-    commit = subprocess.run(
-        ["git", "rev-parse", "HEAD"], cwd=repo, check=True, env=env, capture_output=True, text=True
-    ).stdout.strip()
+    commit = new_repo(repo, date="2024-01-01T00:00:00Z")
     return {"type": "git", "url": str(repo), "commit": commit}
 
 

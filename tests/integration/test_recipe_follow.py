@@ -14,13 +14,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,30 +25,15 @@ import httpx
 import pytest
 import yaml
 
-from farm.cluster import free_port, local_cluster
-from farm.coordinator import service
-from farm.coordinator.db import create_tables, make_engine, session_scope
-from farm.coordinator.models import utcnow
 from tests.integration.conftest import write_recipe
-from tests.integration.test_coordinator_loop import Serve, wait_for
+from tests.support.git import commit_all, git, git_daemon
+from tests.support.served import farm_cli as _farm
+from tests.support.served import served_farm, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.redis, pytest.mark.image, pytest.mark.slow]
 
 SECRET = "follow-test-webhook-secret"
 RECIPE = "recipes/followed/1.0.yaml"
-GIT_ENV = {
-    "GIT_AUTHOR_DATE": "2024-01-02T00:00:00Z",
-    "GIT_COMMITTER_DATE": "2024-01-02T00:00:00Z",
-    "PATH": "/usr/bin:/bin:/usr/local/bin",
-}
-
-
-def git(repo: Path, *argv: str) -> str:
-    env = {**GIT_ENV, "HOME": str(repo.parent)}
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *argv],
-        cwd=repo, check=True, env=env, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
 
 
 @dataclass
@@ -73,10 +54,9 @@ class Followed:
 
     def push(self, message: str, *, force: bool = False) -> str:
         """Commit everything in the clone and push it to the git server; the new tip."""
-        git(self.work, "add", "-A")
-        git(self.work, "commit", "-qm", message)
+        tip = commit_all(self.work, message)
         git(self.work, "push", "-q", *(["--force"] if force else []), "origin", "main")
-        return git(self.work, "rev-parse", "HEAD")
+        return tip
 
     def hook(self, body: bytes, secret: str = SECRET) -> httpx.Response:
         sig = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
@@ -92,43 +72,6 @@ class Followed:
         return row
 
 
-def _farm(*argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "farm.cli", *argv],
-        capture_output=True, text=True, timeout=120, check=False,
-        env={**os.environ, "COLUMNS": "200"},
-    )  # fmt: skip
-
-
-@contextmanager
-def _git_daemon(base: Path) -> Iterator[int]:
-    """``git daemon`` serving every repository under ``base``, pushes allowed; its port."""
-    port = free_port()
-    proc = subprocess.Popen(
-        [
-            "git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr",
-            "--listen=127.0.0.1", f"--port={port}", f"--base-path={base}", str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert proc.poll() is None, "git daemon exited"
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-        yield port
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
 @pytest.fixture(scope="module")
 def followed(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterator[Followed]:
     """``farm serve`` with three approved builders, following a repository on a git server."""
@@ -137,58 +80,25 @@ def followed(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> It
     served.mkdir()
     bare = served / "recipes.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(bare)], check=True)
-    db = f"sqlite:///{root / 'coordinator.db'}"
-    engine = make_engine(db)
-    create_tables(engine)
-    with session_scope(engine) as session:
-        token = service.create_operator_token(session, utcnow(), "follow test")
-        enrollment = [service.issue_enrollment_token(session, utcnow()).token for _ in range(3)]
-    engine.dispose()
-    with _git_daemon(served) as git_port:
+    with git_daemon(served, push=True) as git_port:
         remote = f"git://127.0.0.1:{git_port}/recipes.git"
         work = root / "work"
         work.mkdir()
         git(work, "init", "-q", "-b", "main")
         git(work, "remote", "add", "origin", remote)
         (work / "README").write_text("recipes\n")
-        git(work, "add", "-A")
-        git(work, "commit", "-qm", "init")
+        commit_all(work, "init")
         git(work, "push", "-q", "origin", "main")
-        port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        env = {"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"}
-        with local_cluster(root / "cluster", 3, env=env, start=False) as cluster:
-            serve_env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
-                "FARM_COORDINATOR_REPORTS_DIR": str(root / "reports"),
+        with served_farm(
+            root,
+            label="follow test",
+            serve_args=["--recipes-repo", remote, "--recipes-poll", "600"],
+            serve_env={
                 "FARM_COORDINATOR_RECIPES_CHECKOUT": str(root / "checkout"),
                 "FARM_COORDINATOR_WEBHOOK_SECRET": SECRET,
-                "FARM_COORDINATOR_HEARTBEAT_WITHIN": "30",
-                "FARM_COORDINATOR_SCHEDULE_INTERVAL": "0.5",
-            }
-            argv = [
-                sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
-                "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-                "--allow-same-host", "--recipes-repo", remote, "--recipes-poll", "600",
-                "--log-level", "warning",
-            ]  # fmt: skip
-            serve = Serve(argv, serve_env, root / "serve.log", url)
-            http = httpx.Client(base_url=url, timeout=30)
-            try:
-                serve.start(http)
-                for b, secret in zip(cluster.builders, enrollment, strict=True):
-                    proc = _farm("builder", "enroll", "--coordinator", url, "--token", secret,
-                                 "--home", str(b.home))  # fmt: skip
-                    assert proc.returncode == 0, proc.stdout + proc.stderr
-                    proc = _farm("operator", "approve", b.builder_id, "--coordinator", url,
-                                 "--operator-token", token)  # fmt: skip
-                    assert proc.returncode == 0, proc.stdout + proc.stderr
-                    cluster.start_builder(b)
-                cluster.wait_ready(timeout=60)
-                yield Followed(url, token, http, work, root / "serve.log")
-            finally:
-                http.close()
-                serve.stop()
+            },
+        ) as farm:
+            yield Followed(farm.url, farm.token, farm.http, work, root / "serve.log")
 
 
 def _attested(f: Followed, image: str, source: dict[str, str]) -> dict[str, Any]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -10,18 +9,11 @@ import yaml
 
 from farm.cli._follow import choose, drifted, pinned_images
 from farm.errors import ConfigError, ImageDriftError
+from tests.support.git import git as _git
 from tests.unit.farm.conftest import BASE_RECIPE
 
 PINNED = str(BASE_RECIPE["image"])
 OTHER = "sha256:" + "cd" * 32
-
-
-def _git(repo: Path, *argv: str) -> str:
-    env = {"HOME": str(repo), "PATH": "/usr/bin:/bin", "GIT_COMMITTER_DATE": "2024-01-01T00:00Z"}
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *argv],
-        cwd=repo, check=True, env=env, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
 
 
 @pytest.fixture

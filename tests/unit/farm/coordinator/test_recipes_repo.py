@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +19,11 @@ from sqlmodel import Session, select
 from farm.coordinator import service
 from farm.coordinator.models import Build
 from farm.coordinator.recipes_repo import RecipeFollower, list_branches, list_recipes
+from tests.support.git import git as _git
 from tests.unit.farm.conftest import BASE_RECIPE
 from tests.unit.farm.coordinator._world import NOW
 
 DEMO = "recipes/demo/1.0.0.yaml"
-
-
-def _git(repo: Path, *argv: str) -> str:
-    env = {"HOME": str(repo), "PATH": "/usr/bin:/bin", "GIT_COMMITTER_DATE": "2024-01-01T00:00Z"}
-    return subprocess.run(
-        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *argv],
-        cwd=repo, check=True, env=env, capture_output=True, text=True,
-    ).stdout.strip()  # fmt: skip
 
 
 def _write(repo: Path, data: dict[str, Any]) -> None:
