@@ -37,7 +37,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -63,6 +62,7 @@ from farm.cluster import (
     local_cluster,
 )
 from farm.errors import ConfigError, FarmError
+from farm.poll import poll
 from farm.supervise import Part
 
 __all__ = ["RECORD", "LocalFarm", "ManagedProcess", "local_farm", "wait_until"]
@@ -80,15 +80,11 @@ class LocalFarmError(FarmError):
 
 def wait_until(what: str, probe: Callable[[], bool], timeout: float, log: Path | None) -> None:
     """Poll ``probe`` until it is true; raise naming ``what`` (and its log) otherwise."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        if probe():
-            return
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    where = f"; see {log}" if log is not None else ""
-    raise LocalFarmError(f"{what} did not come up within {timeout:g} s{where}")
+    try:
+        poll(what, probe, timeout)
+    except TimeoutError:
+        where = f"; see {log}" if log is not None else ""
+        raise LocalFarmError(f"{what} did not come up within {timeout:g} s{where}") from None
 
 
 @dataclass

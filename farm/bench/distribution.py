@@ -49,39 +49,27 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from farm.poll import poll
 from farm.ports import free_port as _free_port
 
 __all__ = ["bench_dist"]
 
 console = Console(stderr=True)
-T = TypeVar("T")
 FARM = [sys.executable, "-m", "farm.cli"]
 RECIPE = "sha256:" + "ef" * 32
 IMAGE = "sha256:" + "cd" * 32
 SMALL = "bench-small.bin"
 LARGE = "bench-large.bin"
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout: float = 60.0) -> T:
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 def _get_ok(url: str) -> bool:
@@ -469,7 +457,7 @@ def _start(root: Path, procs: _Procs, small_size: int, large_size: int) -> _Worl
     procs.procs.extend((f"validator {i}", p) for i, p in enumerate(net.procs))
     urls = [f"http://127.0.0.1:{net.http_port(i)}" for i in range(net.n)]
     with console.status("starting the ledger, the coordinator and the node"):
-        _wait_for("the validators", lambda: all(_get_ok(u + "/v1/status") for u in urls), 120)
+        poll("the validators", lambda: all(_get_ok(u + "/v1/status") for u in urls), 120)
         coordinator = _start_coordinator(root, procs, files, {SMALL: small_sha, LARGE: large_sha})
         _attest_files(
             root / "ledger",
@@ -483,14 +471,14 @@ def _start(root: Path, procs: _Procs, small_size: int, large_size: int) -> _Worl
         argv += ["--poll-interval", "0.5", "--log-level", "warning"]
         procs.start("node", argv, root / "node.log", _clean_env())
         node = f"http://127.0.0.1:{node_port}"
-        _wait_for("the node", lambda: _get_ok(node + "/v1/status"), 120)
+        poll("the node", lambda: _get_ok(node + "/v1/status"), 120)
         for sha in (small_sha, large_sha):
 
             def mirrored(sha: str = sha) -> bool:
                 procs.alive("node")
                 return _head_ok(f"{node}/artifacts/sha256/{sha}")
 
-            _wait_for(f"the node to mirror sha256:{sha[:12]}", mirrored, 600)
+            poll(f"the node to mirror sha256:{sha[:12]}", mirrored, 600)
     nginx_port = _start_nginx(root, procs, (small_sha, large_sha))
     pids = {name: p.pid for name, p in procs.procs}
     return _World(
@@ -519,7 +507,7 @@ def _start_coordinator(root: Path, procs: _Procs, files: Path, blobs: dict[str, 
     argv += ["--staging", str(root / "staging"), "--log-level", "warning"]
     procs.start("coordinator", argv, root / "coordinator.log", _clean_env())
     url = f"http://127.0.0.1:{port}"
-    _wait_for("the coordinator", lambda: _get_ok(url + "/v1/builders"), 120)
+    poll("the coordinator", lambda: _get_ok(url + "/v1/builders"), 120)
     return url
 
 
@@ -536,7 +524,7 @@ def _start_nginx(root: Path, procs: _Procs, shas: tuple[str, ...]) -> int:
         os.link(blobs.path_for(sha), www / sha)
     port = _free_port()
     _nginx(root / "nginx", root / "www", port, procs)
-    _wait_for("nginx", lambda: _head_ok(f"http://127.0.0.1:{port}/artifacts/sha256/{shas[0]}"))
+    poll("nginx", lambda: _head_ok(f"http://127.0.0.1:{port}/artifacts/sha256/{shas[0]}"), 60)
     return port
 
 

@@ -42,11 +42,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -60,12 +60,12 @@ from farm.bench.ledger_explain import (
     proc_sample,
 )
 from farm.cluster import free_port_range
+from farm.poll import poll
 
 __all__ = ["BenchNet", "HttpConn", "bench_ledger", "make_attest_txs"]
 
 console = Console(stderr=True)
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 FARM = [sys.executable, "-m", "farm.cli"]
 RECIPE = "sha256:" + "ab" * 32
@@ -248,18 +248,6 @@ class HttpConn:
 
 
 # ---------------------------------------------------------------------- processes
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], timeout: float = 30.0) -> T:
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while time.monotonic() < deadline:
-        got = probe()
-        if got:
-            return got
-        time.sleep(delay)
-        delay = min(delay * 1.5, 0.5)
-    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}")
 
 
 class BenchNet:
@@ -542,7 +530,7 @@ async def _run(
         return all(s is not None and len(s["peers"]) == net.n - 1 for s in statuses)
 
     loop = asyncio.get_running_loop()
-    await asyncio.to_thread(_wait_for, "the validators to connect", connected, 60.0)
+    await asyncio.to_thread(poll, "the validators to connect", connected, 60.0)
     for c in conns:
         await c.close()
 
