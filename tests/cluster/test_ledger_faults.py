@@ -23,33 +23,33 @@ ports and group ids, and are removed in a ``finally`` even when the test fails.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import random
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from typing import Any
 
 import httpx
 import pytest
 
-from farm.keys import generate_key
-from farm.transactions import make_enroll, tx_id
-from ledger.block import Block, CommitCertificate, verify_commit_certificate
+from farm.transactions import tx_id
+from ledger.block import verify_commit_certificate
 from ledger.genesis import Genesis, load_genesis
-from ledger.storage import certificate_from_json
 from ledger.verify import (
-    Checkpoint,
-    hash_leaf,
     signature_threshold,
-    verify_checkpoint,
     verify_consistency,
-    verify_inclusion,
+)
+from tests.support.ledger_checks import (
+    Receipt,
+    all_identical,
+    blocks,
+    client_check,
+    commit_for_a_while,
+    enrolls,
+    healthy,
+    height,
+    submit,
 )
 from tests.support.ledger_testnet import LedgerTestnet, wait_for
 
@@ -57,36 +57,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.cluster]
 
 N = 4
 THRESHOLD = 3  # 2f+1 for n = 4
-HOLD_S = 3.0
-"""How long a fault lasts at least: more than round 0's propose + prevote + precommit
-timeouts of the testnet (0.6 + 0.3 + 0.3 s) and a round-1 timeout on top."""
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """A transaction a validator answered as committed."""
-
-    tx: bytes
-    index: int
-    tree_size: int
-    proof: tuple[bytes, ...]
-    checkpoint: str | None
-
-    @classmethod
-    def from_answer(cls, tx: bytes, body: dict[str, Any]) -> Receipt:
-        """From the body of a 200 answer to POST /v1/tx."""
-        assert body["tx_id"] == tx_id(tx)
-        proof = tuple(bytes.fromhex(h) for h in body["inclusion_proof"])
-        return cls(tx, body["index"], body["tree_size"], proof, body["checkpoint"])
-
-    def verify(self, g: Genesis) -> Checkpoint:
-        """What the submitter can check alone: the receipt's checkpoint is trusted
-        (2f+1) and its inclusion proof puts the transaction in it."""
-        assert self.checkpoint is not None, f"entry {self.index}: no co-signed checkpoint"
-        cp = verify_checkpoint(self.checkpoint, _known(g), THRESHOLD, g.chain_id)
-        assert cp.size == self.tree_size
-        verify_inclusion(hash_leaf(self.tx), self.index, cp.size, self.proof, cp.root_hash)
-        return cp
 
 
 @pytest.fixture(scope="module")
@@ -106,128 +76,6 @@ def genesis(net: LedgerTestnet) -> Genesis:
     g = load_genesis(net.genesis)
     assert signature_threshold(g.n) == THRESHOLD
     return g
-
-
-# ---------------------------------------------------------------------- helpers
-
-
-def _enrolls(net: LedgerTestnet, tag: str, count: int) -> list[bytes]:
-    operator = net.operator
-    return [
-        make_enroll(
-            operator, generate_key().public_dict(), ["x86_64"], f"{tag}-{k}", chain=net.chain_id
-        )
-        for k in range(count)
-    ]
-
-
-def _submit(net: LedgerTestnet, i: int, tx: bytes) -> Receipt:
-    with httpx.Client(timeout=30.0) as c:
-        r = c.post(
-            net.url(i) + "/v1/tx",
-            content=tx,
-            headers={"content-type": "application/octet-stream"},
-        )
-    assert r.status_code == 200, f"v{i}: {r.status_code} {r.text}"
-    return Receipt.from_answer(tx, r.json())
-
-
-def _submit_many(net: LedgerTestnet, targets: list[int], txs: list[bytes]) -> list[Receipt]:
-    """Submit concurrently, round-robin over ``targets``; every one must commit."""
-    with ThreadPoolExecutor(max_workers=2 * len(targets)) as pool:
-        return list(
-            pool.map(lambda k: _submit(net, targets[k % len(targets)], txs[k]), range(len(txs)))
-        )
-
-
-def _known(g: Genesis) -> dict[str, bytes]:
-    """The genesis validators' keys, as a consumer pins them."""
-    return {v.name: bytes.fromhex(v.public_key) for v in g.validators}
-
-
-def _trusted(net: LedgerTestnet, g: Genesis, i: int) -> tuple[Checkpoint, str]:
-    """Validator ``i``'s latest checkpoint, trusted as a consumer would trust it."""
-    cp = net.checkpoint(i)
-    assert cp is not None, f"v{i} serves no checkpoint"
-    note = str(cp["note"])
-    return verify_checkpoint(note, _known(g), THRESHOLD, g.chain_id), note
-
-
-def _healthy(net: LedgerTestnet, g: Genesis) -> Checkpoint:
-    """Every validator runs, answers and agrees; return their trusted checkpoint."""
-    for i in range(N):
-        if not net.running(i):
-            net.start(i)
-    if net.checkpoint(0) is None:
-        _submit(net, 0, _enrolls(net, "warm-up", 1)[0])
-    net.wait_same_checkpoint(timeout=30)
-    return _trusted(net, g, 0)[0]
-
-
-def _all_identical(net: LedgerTestnet, g: Genesis, size: int) -> Checkpoint:
-    """All four serve the checkpoint of ``size``; each note verifies at 2f+1."""
-    net.wait_same_checkpoint(size=size, timeout=40)
-    cps = [_trusted(net, g, i)[0] for i in range(N)]
-    assert {(c.size, c.root_hash) for c in cps} == {(size, cps[0].root_hash)}
-    for i in range(N):
-        st = net.status(i)
-        assert st is not None and st["size"] == size and st["root"] == cps[0].root_hash.hex()
-    return cps[0]
-
-
-def _client_check(
-    net: LedgerTestnet, g: Genesis, i: int, receipt: Receipt, early: Checkpoint
-) -> None:
-    """What a consumer does with validator ``i``: trust its checkpoint (2f+1), prove
-    the entry is in it, and prove the early checkpoint is a prefix of it."""
-    late, _ = _trusted(net, g, i)
-    assert early.size < late.size and receipt.index < late.size
-    entry = net.get(i, f"/v1/entries/{receipt.index}").json()
-    assert base64.b64decode(entry["tx"]) == receipt.tx
-    r = net.get(i, "/v1/proofs/inclusion", index=receipt.index, size=late.size)
-    assert r.status_code == 200, r.text
-    proof = [bytes.fromhex(h) for h in r.json()["proof"]]
-    verify_inclusion(hash_leaf(receipt.tx), receipt.index, late.size, proof, late.root_hash)
-    r = net.get(i, "/v1/proofs/consistency", old=early.size, new=late.size)
-    assert r.status_code == 200, r.text
-    proof = [bytes.fromhex(h) for h in r.json()["proof"]]
-    verify_consistency(early.size, late.size, early.root_hash, late.root_hash, proof)
-
-
-def _blocks(
-    net: LedgerTestnet, i: int, start: int, end: int
-) -> list[tuple[Block, CommitCertificate]]:
-    """Blocks ``start..end`` from validator ``i``, each with its certificate."""
-    out: list[tuple[Block, CommitCertificate]] = []
-    while start + len(out) <= end:
-        page = net.get(i, "/v1/blocks", start=start + len(out), limit=64).json()["blocks"]
-        assert page, f"v{i} has no block {start + len(out)}"
-        out += [
-            (Block.from_json(b["block"]), certificate_from_json(b["certificate"])) for b in page
-        ]
-    return out[: end - start + 1]
-
-
-def _height(net: LedgerTestnet, i: int) -> int:
-    st = net.status(i)
-    assert st is not None, f"v{i} does not answer"
-    return int(st["height"])
-
-
-def _commit_for_a_while(
-    net: LedgerTestnet, targets: list[int], tag: str, min_heights: int
-) -> list[Receipt]:
-    """Commit through ``targets`` for at least HOLD_S seconds and ``min_heights``
-    heights (so every proposer's turn comes up); return the receipts."""
-    start = time.monotonic()
-    h0 = _height(net, targets[0])
-    receipts: list[Receipt] = []
-    batch = 0
-    while time.monotonic() - start < HOLD_S or _height(net, targets[0]) < h0 + min_heights:
-        assert time.monotonic() - start < 60, "the live validators stopped committing"
-        receipts += _submit_many(net, targets, _enrolls(net, f"{tag}{batch}", len(targets)))
-        batch += 1
-    return receipts
 
 
 # ---------------------------------------------------------------------- loopback cut
@@ -297,16 +145,16 @@ def cut_off(net: LedgerTestnet, iso: int) -> Iterator[None]:
 def test_sigstop_one_the_others_go_on_and_it_catches_up(
     net: LedgerTestnet, genesis: Genesis
 ) -> None:
-    early = _healthy(net, genesis)
-    h0 = _height(net, 0)
+    early = healthy(net, genesis)
+    h0 = height(net, 0)
     stopped = 3
     live = [0, 1, 2]
     net.pause(stopped)
     try:
-        receipts = _commit_for_a_while(net, live, "paused", min_heights=2 * N)
+        receipts = commit_for_a_while(net, live, "paused", min_heights=2 * N)
         size = max(r.index for r in receipts) + 1
         net.wait_same_checkpoint(live, size=size, timeout=30)
-        h1 = _height(net, 0)
+        h1 = height(net, 0)
     finally:
         net.resume(stopped)
 
@@ -315,7 +163,7 @@ def test_sigstop_one_the_others_go_on_and_it_catches_up(
     name = genesis.validators[stopped].name
     keys = genesis.validator_set().keys
     late_rounds = 0
-    for block, cert in _blocks(net, 0, h0 + 1, h1):
+    for block, cert in blocks(net, 0, h0 + 1, h1):
         verify_commit_certificate(cert, block.hash(), keys, height=block.height)
         assert block.proposer != name
         assert name not in {s.validator for s in cert.signatures}
@@ -329,21 +177,21 @@ def test_sigstop_one_the_others_go_on_and_it_catches_up(
             r.verify(genesis)
 
     # after SIGCONT it catches up, and it takes part again
-    _all_identical(net, genesis, size)
-    after = _submit(net, stopped, _enrolls(net, "resumed", 1)[0])
-    late = _all_identical(net, genesis, after.index + 1)
+    all_identical(net, genesis, size)
+    after = submit(net, stopped, enrolls(net, "resumed", 1)[0])
+    late = all_identical(net, genesis, after.index + 1)
     assert late.size == size + 1
-    _client_check(net, genesis, stopped, receipts[len(receipts) // 2], early)
-    _client_check(net, genesis, 0, after, early)
+    client_check(net, genesis, stopped, receipts[len(receipts) // 2], early)
+    client_check(net, genesis, 0, after, early)
 
 
 def test_cut_one_off_and_heal(net: LedgerTestnet, genesis: Genesis) -> None:
-    early = _healthy(net, genesis)
+    early = healthy(net, genesis)
     iso = 2
     live = [0, 1, 3]
     other_gid = net.groups[0]
     assert _can_connect(net.p2p_port(0), net.groups[iso])
-    before = _height(net, iso)
+    before = height(net, iso)
     with cut_off(net, iso):
         # the rules really drop: the cut validator cannot reach a peer, a peer cannot
         # reach it; the test (another group) still reads its HTTP API
@@ -351,11 +199,11 @@ def test_cut_one_off_and_heal(net: LedgerTestnet, genesis: Genesis) -> None:
         assert not _can_connect(net.p2p_port(iso), other_gid)
         assert not _can_connect(net.http_port(iso), other_gid)
         assert _can_connect(net.http_port(0), other_gid)
-        receipts = _commit_for_a_while(net, live, "cut", min_heights=2 * N)
+        receipts = commit_for_a_while(net, live, "cut", min_heights=2 * N)
         size = max(r.index for r in receipts) + 1
         net.wait_same_checkpoint(live, size=size, timeout=30)
         # it heard nothing of them: still at its height, its log unchanged
-        assert _height(net, iso) == before
+        assert height(net, iso) == before
         st = net.status(iso)
         assert st is not None and st["size"] < size and not st["syncing"]
     assert _can_connect(net.p2p_port(0), net.groups[iso])
@@ -367,19 +215,19 @@ def test_cut_one_off_and_heal(net: LedgerTestnet, genesis: Genesis) -> None:
             r.verify(genesis)
 
     # healed: it catches up to the same checkpoint, then commits with the others
-    _all_identical(net, genesis, size)
-    after = _submit(net, iso, _enrolls(net, "healed", 1)[0])
-    _all_identical(net, genesis, after.index + 1)
-    _client_check(net, genesis, iso, receipts[0], early)
-    _client_check(net, genesis, 1, after, early)
+    all_identical(net, genesis, size)
+    after = submit(net, iso, enrolls(net, "healed", 1)[0])
+    all_identical(net, genesis, after.index + 1)
+    client_check(net, genesis, iso, receipts[0], early)
+    client_check(net, genesis, 1, after, early)
 
 
 def test_sigkill_all_under_load_nothing_committed_is_lost(
     net: LedgerTestnet, genesis: Genesis
 ) -> None:
-    early = _healthy(net, genesis)
-    h0 = _height(net, 0)
-    txs = _enrolls(net, "load", 600)
+    early = healthy(net, genesis)
+    h0 = height(net, 0)
+    txs = enrolls(net, "load", 600)
     receipts: list[Receipt] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -404,7 +252,7 @@ def test_sigkill_all_under_load_nothing_committed_is_lost(
     try:
         wait_for(
             "commits under load",
-            lambda: len(receipts) >= 40 and _height(net, 0) >= h0 + 8,
+            lambda: len(receipts) >= 40 and height(net, 0) >= h0 + 8,
             timeout=40,
         )
         for i in range(N):
@@ -421,9 +269,9 @@ def test_sigkill_all_under_load_nothing_committed_is_lost(
     pre_kill = max((r.verify(genesis) for r in with_note), key=lambda c: c.size)
 
     net.start_all()
-    after = _submit(net, 1, _enrolls(net, "after-kill", 1)[0])
+    after = submit(net, 1, enrolls(net, "after-kill", 1)[0])
     assert after.index >= max(r.index for r in acknowledged) + 1
-    late = _all_identical(net, genesis, after.index + 1)
+    late = all_identical(net, genesis, after.index + 1)
 
     # every acknowledged transaction is where its receipt said, on every validator
     # (checked on one per receipt; the four equal roots cover the others)
@@ -439,5 +287,5 @@ def test_sigkill_all_under_load_nothing_committed_is_lost(
         late.root_hash,
         [bytes.fromhex(h) for h in proof["proof"]],
     )
-    _client_check(net, genesis, 2, acknowledged[-1], early)
-    _client_check(net, genesis, 0, after, pre_kill)
+    client_check(net, genesis, 2, acknowledged[-1], early)
+    client_check(net, genesis, 0, after, pre_kill)

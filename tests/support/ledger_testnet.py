@@ -55,7 +55,61 @@ def wait_for(what: str, probe: Callable[[], T | None], timeout: float = 20.0) ->
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what} (last: {last!r})")
 
 
-class LedgerTestnet:
+class ValidatorReads:
+    """The HTTP reads every fault test makes of validator ``i``, over ``self.client`` at
+    ``self.url(i)``: shared by the loopback testnet and the validators of a farm of
+    hosts (:mod:`tests.support.cluster_ledger`)."""
+
+    n: int
+    client: httpx.Client
+
+    def url(self, i: int) -> str:
+        raise NotImplementedError
+
+    def get(self, i: int, path: str, **params: Any) -> httpx.Response:
+        """GET ``path`` from validator ``i``."""
+        return self.client.get(self.url(i) + path, params=params)
+
+    def status(self, i: int) -> dict[str, Any] | None:
+        """Validator ``i``'s /v1/status, or None if it does not answer."""
+        try:
+            r = self.client.get(self.url(i) + "/v1/status", timeout=2.0)
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def checkpoint(self, i: int) -> dict[str, Any] | None:
+        """Validator ``i``'s latest co-signed checkpoint ({size, note}), if any."""
+        try:
+            r = self.get(i, "/v1/checkpoint")
+        except httpx.HTTPError:
+            return None
+        return r.json() if r.status_code == 200 else None
+
+    def checkpoint_body(self, i: int) -> str | None:
+        """The checkpoint text (origin, size, root) without the signatures."""
+        cp = self.checkpoint(i)
+        return None if cp is None else str(cp["note"]).split("\n\n", 1)[0]
+
+    def wait_same_checkpoint(
+        self, validators: list[int] | None = None, size: int | None = None, timeout: float = 20.0
+    ) -> str:
+        """Wait until the validators serve the same checkpoint (of ``size`` if given)."""
+        who = list(range(self.n)) if validators is None else validators
+
+        def probe() -> str | None:
+            bodies = {self.checkpoint_body(i) for i in who}
+            if len(bodies) != 1:
+                return None
+            body = bodies.pop()
+            if body is None or (size is not None and body.split("\n")[1] != str(size)):
+                return None
+            return body
+
+        return wait_for(f"the same checkpoint on {who}", probe, timeout)
+
+
+class LedgerTestnet(ValidatorReads):
     """N validators of one chain as separate processes (see the module docstring)."""
 
     def __init__(
@@ -225,18 +279,6 @@ class LedgerTestnet:
 
     # ------------------------------------------------------------------ HTTP
 
-    def get(self, i: int, path: str, **params: Any) -> httpx.Response:
-        """GET ``path`` from validator ``i``."""
-        return self.client.get(self.url(i) + path, params=params)
-
-    def status(self, i: int) -> dict[str, Any] | None:
-        """Validator ``i``'s /v1/status, or None if it does not answer."""
-        try:
-            r = self.client.get(self.url(i) + "/v1/status", timeout=2.0)
-        except httpx.HTTPError:
-            return None
-        return r.json() if r.status_code == 200 else None
-
     def submit(self, i: int, tx: bytes, timeout: float = 30.0) -> httpx.Response:
         """POST a transaction's bytes to validator ``i``."""
         return self.client.post(
@@ -245,36 +287,6 @@ class LedgerTestnet:
             headers={"content-type": "application/octet-stream"},
             timeout=timeout,
         )
-
-    def checkpoint(self, i: int) -> dict[str, Any] | None:
-        """Validator ``i``'s latest co-signed checkpoint ({size, note}), if any."""
-        try:
-            r = self.get(i, "/v1/checkpoint")
-        except httpx.HTTPError:
-            return None
-        return r.json() if r.status_code == 200 else None
-
-    def checkpoint_body(self, i: int) -> str | None:
-        """The checkpoint text (origin, size, root) without the signatures."""
-        cp = self.checkpoint(i)
-        return None if cp is None else str(cp["note"]).split("\n\n", 1)[0]
-
-    def wait_same_checkpoint(
-        self, validators: list[int] | None = None, size: int | None = None, timeout: float = 20.0
-    ) -> str:
-        """Wait until the validators serve the same checkpoint (of ``size`` if given)."""
-        who = list(range(self.n)) if validators is None else validators
-
-        def probe() -> str | None:
-            bodies = {self.checkpoint_body(i) for i in who}
-            if len(bodies) != 1:
-                return None
-            body = bodies.pop()
-            if body is None or (size is not None and body.split("\n")[1] != str(size)):
-                return None
-            return body
-
-        return wait_for(f"the same checkpoint on {who}", probe, timeout)
 
 
 @contextlib.asynccontextmanager
