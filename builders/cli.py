@@ -9,6 +9,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from farm.logs import LogFormat
+
 app = typer.Typer(
     help="Run a builder host: create its identity, start its worker, list builders.",
     no_args_is_help=True,
@@ -21,15 +23,25 @@ HomeOpt = Annotated[
 ]
 
 
-def _settings(home: Path | None, redis_url: str | None = None):  # type: ignore[no-untyped-def]
-    from builders.settings import BuilderSettings
+def _settings(  # type: ignore[no-untyped-def]
+    home: Path | None, redis_url: str | None = None, **more: str | None
+):
+    from pydantic import ValidationError
 
-    overrides: dict[str, object] = {}
+    from builders.settings import BuilderSettings
+    from farm.errors import ConfigError
+
+    overrides: dict[str, object] = {k: v for k, v in more.items() if v is not None}
     if home is not None:
         overrides["home"] = home
     if redis_url is not None:
         overrides["redis_url"] = redis_url
-    return BuilderSettings(**overrides)  # type: ignore[arg-type]
+    try:
+        return BuilderSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"{where}: {first['msg']}") from None
 
 
 @app.command()
@@ -53,14 +65,42 @@ def run(
         str | None, typer.Option("--redis-url", help="Broker URL (default $FARM_REDIS_URL).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="FARM_LOG_FORMAT",
+            help="text, or json: one object per line (farm.logs).",
+        ),
+    ] = LogFormat.text,
+    metrics_address: Annotated[
+        str | None,
+        typer.Option(
+            "--metrics-address",
+            help="HOST:PORT to serve /healthz, /readyz and /metrics on "
+            "(default $FARM_METRICS_ADDRESS; empty: not served).",
+        ),
+    ] = None,
+    image: Annotated[
+        str | None,
+        typer.Option(
+            "--image",
+            help="The pinned builder image ID (sha256:...) /readyz requires "
+            "(default $FARM_BUILDER_IMAGE).",
+        ),
+    ] = None,
 ) -> None:
     """Start this builder's Celery worker on its own queue (runs until stopped)."""
-    import logging
-
     from builders.worker import run_worker
+    from farm.errors import ConfigError
+    from farm.logs import Service, setup_logging
 
-    logging.getLogger().setLevel(loglevel.upper())
-    run_worker(_settings(home, redis_url), loglevel=loglevel)
+    try:
+        setup_logging(Service.builder, log_format, loglevel)
+    except ValueError as exc:
+        raise ConfigError(f"--loglevel: {exc}") from None
+    settings = _settings(home, redis_url, metrics_address=metrics_address, builder_image=image)
+    run_worker(settings, loglevel=loglevel, quiet=log_format is LogFormat.json)
 
 
 @app.command("id")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from farm.queue import DEFAULT_VISIBILITY_TIMEOUT
@@ -54,6 +55,23 @@ class BuilderSettings(BaseSettings):
     delivery_attempts: int = Field(
         default=5, ge=1, le=20, description="Tries per request to the coordinator."
     )
+    metrics_address: str = Field(
+        default="",
+        description="HOST:PORT on which the worker serves GET /healthz, /readyz and "
+        "/metrics (FARM_METRICS_ADDRESS); empty: not served.",
+    )
+    builder_image: str | None = Field(
+        default=None,
+        description="The pinned builder image ID (sha256:<64 hex>, FARM_BUILDER_IMAGE) "
+        "that /readyz requires to be loaded; unset: the builder never reports ready.",
+    )
+
+    @field_validator("builder_image")
+    @classmethod
+    def _image_id(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", v):
+            raise ValueError(f"{v!r} is not an image ID (sha256:<64 lowercase hex>)")
+        return v
 
     @property
     def key_path(self) -> Path:

@@ -4,6 +4,11 @@ Idempotent by (build id, builder id): the first completed result is stored in Re
 with SET NX and every later delivery of the same task returns that stored result
 instead of building again. A delivery after a worker crash first removes the
 containers the crashed attempt left behind.
+
+Every line logged while a task runs, by any module, carries its build id and builder
+id (:func:`farm.logs.bind`); with counters (:class:`builders.metrics.BuildCounters`)
+each task is counted as started, then finished by outcome, and a build's duration is
+observed.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -18,8 +24,10 @@ import redis
 from celery import Celery, Task
 
 from builders.build import BuildContext, execute, labels_for
+from builders.metrics import BuildCounters, outcome_of
 from builders.runner import remove_stale
 from farm.errors import FarmError
+from farm.logs import bind
 from farm.task import BUILD_TASK_NAME, BuildTask
 
 __all__ = ["register_build_task", "result_key"]
@@ -48,7 +56,8 @@ class _BoundLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
 @contextlib.contextmanager
 def _bound(task: BuildTask) -> Iterator[logging.LoggerAdapter]:  # type: ignore[type-arg]
-    yield _BoundLog(logger, {"build_id": task.build_id, "builder_id": task.builder_id[:12]})
+    with bind(build_id=task.build_id, builder_id=task.builder_id):
+        yield _BoundLog(logger, {"build_id": task.build_id, "builder_id": task.builder_id[:12]})
 
 
 #: Called with each result envelope once it is stored (delivery to a coordinator).
@@ -60,11 +69,13 @@ def register_build_task(
     ctx: BuildContext,
     client: redis.Redis,
     deliver: Deliver | None = None,
+    counters: BuildCounters | None = None,
 ) -> Task:  # type: ignore[type-arg]
     """Register the build task on ``app`` for the builder whose context is ``ctx``.
 
     With ``deliver``, every stored result (a fresh one, or the stored one returned
-    again for a repeated task) is also handed to it; it must not raise.
+    again for a repeated task) is also handed to it; it must not raise. With
+    ``counters``, each task is counted (see the module docstring).
     """
 
     def delivered(result: dict[str, Any]) -> dict[str, Any]:
@@ -74,6 +85,30 @@ def register_build_task(
 
     @app.task(name=BUILD_TASK_NAME, bind=True)
     def build(self: Task, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
+        if counters is None:
+            return run(payload, None)
+        counters.started.inc()
+        t0 = time.monotonic()
+        try:
+            result = run(payload, t0)
+        except BaseException:
+            counters.finished.labels("error").inc()
+            raise
+        return result
+
+    def counted(result: dict[str, Any], t0: float | None) -> dict[str, Any]:
+        """Count a task that built (``t0``: when it started) and return ``result``."""
+        if counters is not None and t0 is not None:
+            counters.duration.observe(time.monotonic() - t0)
+            counters.finished.labels(outcome_of(result)).inc()
+        return result
+
+    def repeated(result: dict[str, Any], t0: float | None) -> dict[str, Any]:
+        if counters is not None and t0 is not None:
+            counters.finished.labels("repeated").inc()
+        return result
+
+    def run(payload: dict[str, Any], t0: float | None) -> dict[str, Any]:
         task = BuildTask.from_json(payload)
         with _bound(task) as log:
             if task.builder_id != ctx.key.keyid:
@@ -85,7 +120,7 @@ def register_build_task(
             if stored is not None:
                 log.info("already built; returning the stored result")
                 result: dict[str, Any] = json.loads(stored)
-                return delivered(result)
+                return repeated(delivered(result), t0)
             removed = remove_stale(ctx.docker, labels_for(task))
             if removed:
                 log.warning("removed %d container(s) left by an interrupted attempt", removed)
@@ -97,9 +132,9 @@ def register_build_task(
                 client.incr(completions_key(task.build_id, task.builder_id))
                 client.expire(completions_key(task.build_id, task.builder_id), RESULT_TTL)
                 log.info("done")
-                return delivered(outcome.to_json())
+                return counted(delivered(outcome.to_json()), t0)
             log.warning("another attempt stored a result first; returning that one")
             first: dict[str, Any] = json.loads(client.get(key) or body)
-            return delivered(first)
+            return counted(delivered(first), t0)
 
     return build

@@ -4,7 +4,9 @@ Runs the ``solo`` pool, one build at a time, in this process: a worker killed wi
 SIGKILL takes its build with it, and the unacknowledged task is delivered again when
 the builder starts again (:mod:`builders.requeue`), or else once the visibility
 timeout has passed. Announces itself to the registry every few seconds
-with the architectures it can really build.
+with the architectures it can really build. With ``metrics_address`` it also serves
+``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`builders.metrics`) from a small HTTP
+server in this process, started before the worker and closed after it.
 """
 
 from __future__ import annotations
@@ -18,18 +20,21 @@ from datetime import UTC, datetime
 
 import docker
 import redis
+from celery.signals import setup_logging as celery_setup_logging
 
 from builders.arch import buildable_arches
 from builders.build import BuildContext
 from builders.delivery import CoordinatorLink
 from builders.fetch import Fetcher
 from builders.identity import load_identity
+from builders.metrics import BuildCounters, builder_checks, builder_registry
 from builders.requeue import requeue_interrupted
 from builders.runner import remove_stale
 from builders.settings import BuilderSettings
 from builders.store import ContentStore
 from builders.tasks import register_build_task
 from farm.errors import ConfigError
+from farm.health_http import OperationsServer
 from farm.queue import make_celery
 from farm.registry import BuilderInfo, announce, list_builders, withdraw
 from farm.task import queue_for
@@ -71,8 +76,28 @@ def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
     return age < 2 * interval + 1
 
 
-def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
-    """Serve this builder's queue until stopped; raise :class:`ConfigError` if it cannot start."""
+def _keep_farm_logging(**_: object) -> None:
+    """Celery's ``setup_logging`` receiver: the process's logging (:mod:`farm.logs`) stands."""
+
+
+def _operations(
+    settings: BuilderSettings, docker_client: docker.DockerClient, queue: str
+) -> tuple[OperationsServer | None, BuildCounters | None]:
+    """The /healthz, /readyz, /metrics server (not started), if an address is set."""
+    if not settings.metrics_address:
+        return None, None
+    # A client of its own with timeouts: a probe must answer even if Redis hangs.
+    broker = redis.Redis.from_url(settings.redis_url, socket_timeout=2, socket_connect_timeout=2)
+    registry, counters = builder_registry(docker_client, broker, queue, settings.builder_image)
+    checks = builder_checks(docker_client, broker, settings.builder_image)
+    return OperationsServer(settings.metrics_address, checks, registry), counters
+
+
+def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool = False) -> None:
+    """Serve this builder's queue until stopped; raise :class:`ConfigError` if it cannot start.
+
+    ``quiet``: no start-up banner on stdout (with JSON logs, only JSON lines).
+    """
     key = load_identity(settings.key_path)
     arches = buildable_arches()
     client = redis.Redis.from_url(settings.redis_url)
@@ -115,12 +140,15 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
         else None
     )
     store = ctx.store
+    server, counters = _operations(settings, docker_client, queue_for(key.keyid))
     register_build_task(
         app,
         ctx,
         client,
         deliver=(lambda envelope: link.deliver(envelope, store)) if link is not None else None,
+        counters=counters,
     )
+    celery_setup_logging.connect(_keep_farm_logging, weak=False)
     now = datetime.now(UTC)
     info = BuilderInfo(
         builder_id=key.keyid,
@@ -141,6 +169,9 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
         daemon=True,
     )
     beat.start()
+    if server is not None:
+        server.start()
+        logger.info("serving /healthz, /readyz, /metrics on %s", settings.metrics_address)
     logger.info("builder %s serving %s for %s", key.keyid[:12], info.queue, ", ".join(arches))
     try:
         worker = app.Worker(
@@ -152,8 +183,11 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO") -> None:
             without_gossip=True,
             without_mingle=True,
             without_heartbeat=True,
+            quiet=quiet,
         )
         worker.start()
     finally:
         stop.set()
+        if server is not None:
+            server.close()
         withdraw(client, key.keyid)

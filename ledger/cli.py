@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from farm.errors import ConfigError
+from farm.logs import LogFormat
 
 if TYPE_CHECKING:
     from ledger.genesis import Genesis
@@ -195,18 +196,30 @@ def run(
     dir: DirOpt,
     genesis: Annotated[Path, typer.Option("--genesis", help="The chain's genesis file.")],
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="FARM_LOG_FORMAT",
+            help="text, or json: one object per line (farm.logs).",
+        ),
+    ] = LogFormat.text,
 ) -> None:
-    """Run one validator until SIGTERM or SIGINT (FARM_LEDGER_* settings apply)."""
-    import logging
+    """Run one validator until SIGTERM or SIGINT (FARM_LEDGER_* settings apply).
 
+    Serves GET /healthz, /readyz (caught up, 2f peers connected) and /metrics
+    (Prometheus) on its HTTP address, beside the ledger API.
+    """
     import uvloop
 
+    from farm.logs import Service, setup_logging
     from ledger.process import serve
     from ledger.settings import NodeSettings
 
-    logging.getLogger().setLevel(log_level.upper())
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    try:
+        setup_logging(Service.validator, log_format, log_level)
+    except ValueError as exc:
+        raise ConfigError(f"--log-level: {exc}") from None
     settings = NodeSettings(dir=dir, genesis=genesis)
     # libuv's loop: frames, timers and HTTP cost a fraction of the stock loop's CPU.
     uvloop.run(serve(settings))

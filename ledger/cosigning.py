@@ -271,6 +271,12 @@ class Cosigner:
         """(tree size, signed note) of the latest stored checkpoint, if any."""
         return self._latest_note
 
+    @property
+    def trusted_time(self) -> int:
+        """The time (Unix seconds) 2f+1 validators vouch for in the trusted checkpoint
+        (0: none yet); what a client's freshness check reads (``/metrics``)."""
+        return self._trusted_time
+
     def _trust(self, size: int, entry: _Cosigned) -> None:
         """``entry`` has 2f+1 co-signatures: store it as the latest checkpoint."""
         self._put_checkpoint(size, entry.render())

@@ -13,6 +13,8 @@ Routes::
                                         equivocations this validator saw
     GET  /v1/status                     height, log size, connected peers, evidence count
     GET  /v1/metrics?since=             counters and per-height phase times (ledger.metrics)
+    GET  /healthz, /readyz              alive; ready (caught up, 2f peers: farm.health)
+    GET  /metrics                       Prometheus text (ledger.prometheus)
 
 Every error has one body shape, ``{"error": {"code": ..., "message": ...}}``
 (:func:`_error_body`); the mapping from errors to statuses is :class:`ApiError` as
@@ -52,9 +54,11 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from prometheus_client import CollectorRegistry
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from farm.errors import ConfigError
+from farm.health_http import add_operations_routes
 from farm.transactions import tx_id
 from ledger.errors import LedgerError
 from ledger.ports import ServedLedger
@@ -95,12 +99,13 @@ def _tx_from_body(body: bytes, content_type: str) -> bytes:
     return body
 
 
-def make_app(node: ServedLedger) -> FastAPI:
-    """The API of ``node``."""
+def make_app(node: ServedLedger, registry: CollectorRegistry | None = None) -> FastAPI:
+    """The API of ``node``; ``/metrics`` serves ``registry`` (default: an empty one)."""
     app = FastAPI(title="farm ledger validator", version="1", docs_url=None, redoc_url=None)
     _add_error_handlers(app)
     _add_submit(app, node)
     _add_reads(app, node)
+    add_operations_routes(app, node.readiness, registry or CollectorRegistry())
     return app
 
 
@@ -355,7 +360,13 @@ class _Server(uvicorn.Server):
 class HttpServer:
     """The API bound to ``host:port``, served as a task of the running loop."""
 
-    def __init__(self, node: ServedLedger, host: str, port: int) -> None:
+    def __init__(
+        self,
+        node: ServedLedger,
+        host: str,
+        port: int,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self._sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -365,8 +376,9 @@ class HttpServer:
             self._sock.close()
             raise ConfigError(f"cannot serve HTTP on {host}:{port}: {exc.strerror}") from None
         config = uvicorn.Config(
-            _SubmitFirst(node, make_app(node)),
+            _SubmitFirst(node, make_app(node, registry)),
             log_level="warning",
+            log_config=None,  # uvicorn's lines go through the process's handler (farm.logs)
             lifespan="off",
             access_log=False,
         )

@@ -13,7 +13,10 @@ ledger`` (:mod:`farm.bench.ledger`) before and after a phase of load:
 * for each of the last :data:`HEIGHTS_KEPT` heights, when (``time.monotonic()``, one
   clock for every process of the machine) the validator started it, had its proposal,
   saw 2f+1 prevotes for it (its own precommit left), decided it, had it stored and
-  applied, and trusted a checkpoint covering it (2f+1 co-signatures).
+  applied, and trusted a checkpoint covering it (2f+1 co-signatures);
+* every height's commit latency (started to stored), counted into the cumulative
+  buckets of :data:`COMMIT_BUCKETS`, which ``GET /metrics`` serves as a Prometheus
+  histogram (:mod:`ledger.prometheus`).
 
 Nothing here takes part in consensus: it only records what the node did.
 """
@@ -27,13 +30,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["HEIGHTS_KEPT", "PHASES", "NodeMetrics", "TimedGuard"]
+__all__ = ["COMMIT_BUCKETS", "HEIGHTS_KEPT", "PHASES", "NodeMetrics", "TimedGuard"]
 
 HEIGHTS_KEPT = 4_096
 """Heights whose phase times are kept (the oldest are forgotten first)."""
 
 PHASES = ("start", "proposal", "polka", "decide", "stored", "checkpoint")
 """The moments recorded per height, in the order they happen."""
+
+COMMIT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+"""Upper bounds (seconds) of the commit latency histogram; +Inf is implied."""
 
 
 class NodeMetrics:
@@ -50,6 +56,10 @@ class NodeMetrics:
         self.gc_s = 0.0
         self.gc_runs = 0
         self._gc_t0 = 0.0
+        self.commit_buckets = [0] * len(COMMIT_BUCKETS)
+        """Heights whose commit latency was at most each bound (cumulative)."""
+        self.commit_count = 0
+        self.commit_sum = 0.0
         # height → [txs, round, start, proposal, polka, decide, stored, checkpoint, size]
         self._heights: OrderedDict[int, list[float]] = OrderedDict()
 
@@ -81,6 +91,15 @@ class NodeMetrics:
         i = 2 + PHASES.index(phase)
         if not row[i]:
             row[i] = time.monotonic()
+            if phase == "stored" and row[2]:
+                self._commit_latency(row[i] - row[2])
+
+    def _commit_latency(self, seconds: float) -> None:
+        self.commit_count += 1
+        self.commit_sum += seconds
+        for j, bound in enumerate(COMMIT_BUCKETS):
+            if seconds <= bound:
+                self.commit_buckets[j] += 1
 
     def decided(self, height: int, round: int, txs: int, size: int) -> None:
         """``height`` was decided in ``round`` with ``txs`` transactions, log ``size``."""

@@ -63,6 +63,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm.errors import ConfigError
+from farm.health import Check, validator_checks
 from farm.keys import KeyPair
 from farm.transactions import tx_id
 from ledger.block import Block, CommitCertificate, ValidatorSet, VoteKind
@@ -229,7 +230,7 @@ class Node:
             self.chain_id,
             self.name,
             self._key,
-            split_hostport(self.info.p2p),
+            self.settings.listen(self.info.p2p),
             peers,
             self.gossip.on_frame,
             reconnect_max=self.settings.reconnect_max,
@@ -469,6 +470,11 @@ class Node:
         """(tree size, signed note) of the latest stored checkpoint, if any."""
         return self.cosigner.latest_note()
 
+    @property
+    def checkpoint_time(self) -> int:
+        """When 2f+1 validators last vouched for the trusted checkpoint (0: none)."""
+        return self.cosigner.trusted_time
+
     def store_checkpoint(self, note: str) -> bool:
         """Keep a trusted checkpoint fetched from a peer if it matches our log (or its
         fresher co-signatures, for the checkpoint we already trust)."""
@@ -565,6 +571,16 @@ class Node:
         """What GET /v1/metrics shows (:meth:`ledger.metrics.NodeMetrics.snapshot`)."""
         return self.metrics.snapshot(
             frames_out=self.net.frames_sent, bytes_out=self.net.bytes_sent, since=since
+        )
+
+    def readiness(self) -> list[Check]:
+        """What GET /readyz checks: caught up, and 2f peers connected."""
+        return validator_checks(
+            height=self.height,
+            syncing=self.syncing,
+            peer_heights=self.peer_heights,
+            connected=len(self.net.connected()),
+            validators=self.validators.n,
         )
 
     def status(self) -> dict[str, Any]:

@@ -9,6 +9,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from farm.health import Check
 from ledger.block import Block, CommitCertificate, ValidatorSet
 from ledger.mempool import Mempool
 from ledger.settings import NodeSettings
@@ -62,6 +63,10 @@ class ServedLedger(Protocol):
 
     def metrics_snapshot(self, since: int = 0) -> dict[str, Any]:
         """What ``GET /v1/metrics`` shows (heights after ``since``)."""
+        ...
+
+    def readiness(self) -> list[Check]:
+        """What ``GET /readyz`` checks (:func:`farm.health.validator_checks`)."""
         ...
 
 

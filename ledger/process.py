@@ -72,6 +72,7 @@ async def serve(settings: NodeSettings) -> None:
     from farm.keys import load_key
     from ledger.genesis import load_genesis
     from ledger.http import HttpServer
+    from ledger.prometheus import validator_registry
 
     genesis = load_genesis(settings.genesis)
     if not settings.key_path.exists():
@@ -88,8 +89,8 @@ async def serve(settings: NodeSettings) -> None:
         loop.add_signal_handler(sig, stop.set)
     http: HttpServer | None = None
     try:
-        host, port = split_hostport(node.info.http)
-        http = HttpServer(node, host, port)
+        host, port = node.settings.listen(node.info.http)
+        http = HttpServer(node, host, port, validator_registry(node))
         await node.start()
         http.start()
         log.info("%s: p2p %s, http %s", node.name, node.info.p2p, node.info.http)

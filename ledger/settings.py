@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.consensus import TimeoutConfig
+from ledger.network import split_hostport
 
 __all__ = ["KEY_FILE", "NodeSettings"]
 
@@ -74,6 +75,19 @@ class NodeSettings(BaseSettings):
         ),
     )
     reconnect_max: float = Field(2.0, gt=0, description="Longest pause between dial attempts.")
+    listen_host: str | None = Field(
+        default=None,
+        description=(
+            "Address to accept peers and HTTP on, with the genesis ports (default: the "
+            "host of this validator's genesis addresses). '0.0.0.0' on a host whose "
+            "address can change, e.g. a container taken off its network and put back."
+        ),
+    )
+
+    def listen(self, address: str) -> tuple[str, int]:
+        """Where to listen for the genesis ``address`` (``host:port``)."""
+        host, port = split_hostport(address)
+        return (self.listen_host or host, port)
 
     @property
     def key_path(self) -> Path:

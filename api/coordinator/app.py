@@ -9,7 +9,9 @@ The pieces: :mod:`api.coordinator.runtime` owns the process's services and their
 lifecycle; :mod:`api.coordinator.deps` is what routes depend on;
 :mod:`api.coordinator.routes` holds the routes, one module per domain;
 :mod:`api.coordinator.errors` maps farm's errors to HTTP in one place;
-:mod:`api.coordinator.dashboard` is the operator's HTML view.
+:mod:`api.coordinator.dashboard` is the operator's HTML view; ``GET /healthz``,
+``/readyz`` (:mod:`api.coordinator.readiness`) and ``/metrics``
+(:mod:`api.coordinator.metrics`) are the operator's probes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from sqlalchemy.engine import Engine
 from api.coordinator import dashboard
 from api.coordinator._changes import commits_of
 from api.coordinator.errors import install_error_handlers
+from api.coordinator.metrics import coordinator_registry
+from api.coordinator.readiness import coordinator_checks
 from api.coordinator.routes import (
     attestations,
     builders,
@@ -39,6 +43,7 @@ from api.errors import ERROR_RESPONSES
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
+from farm.health_http import add_operations_routes
 
 __all__ = ["create_app", "create_app_from_env"]
 
@@ -67,6 +72,7 @@ def create_app(
     install_error_handlers(app)
     for domain in (builders, staging, builds, recipes, attestations, revocations, ledger, reports):
         domain.add_routes(app)
+    add_operations_routes(app, partial(coordinator_checks, runtime), coordinator_registry(runtime))
     return app
 
 

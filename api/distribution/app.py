@@ -7,6 +7,8 @@ Routes::
     GET      /v1/evidence/sha256/{digest}               ArtifactEvidence
     GET|HEAD /simple/  and  /simple/{project}/          PEP 503 / PEP 691 index
     GET      /v1/status                                 height, sizes, counts
+    GET      /healthz, /readyz, /metrics                alive; ready; Prometheus
+                                                        (api.distribution.metrics)
 
 Starting a node programmatically (what ``farm dist serve`` and ``farm bench dist`` do)::
 
@@ -38,11 +40,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.distribution.artifacts import ArtifactsFirst, Receive, Scope, Send
 from api.distribution.catalog import normalize_name
+from api.distribution.metrics import Served, dist_checks, dist_registry, route_of
 from api.distribution.node import DistNode
 from api.distribution.settings import DistSettings
 from api.distribution.simple import choose_format, project_page, root_page
 from api.errors import ERROR_RESPONSES, error_response
 from farm.evidence import ArtifactEvidence, PackageRelease
+from farm.health_http import add_operations_routes
 
 __all__ = ["DistApp", "create_app", "make_api", "serve"]
 
@@ -94,8 +98,9 @@ def _page(body: bytes, fmt: str) -> Response:
     )
 
 
-def make_api(node: DistNode) -> FastAPI:
-    """The FastAPI part of the node's API (everything but ``/artifacts/``)."""
+def make_api(node: DistNode, served: Served | None = None) -> FastAPI:
+    """The FastAPI part of the node's API (everything but ``/artifacts/``); ``/metrics``
+    reports ``served`` (the requests counted by :class:`DistApp`)."""
     app = FastAPI(
         title="farm distribution node",
         version="1",
@@ -150,6 +155,7 @@ def make_api(node: DistNode) -> FastAPI:
         """The node's progress."""
         return node.status()
 
+    add_operations_routes(app, lambda: dist_checks(node), dist_registry(node, served or Served()))
     return app
 
 
@@ -170,11 +176,28 @@ class DistApp(ArtifactsFirst):
 
     def __init__(self, node: DistNode) -> None:
         self.node = node
-        self.api = make_api(node)
+        self.served = Served()
+        self.api = make_api(node, self.served)
         super().__init__(lambda: node.view, self.api)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await super().__call__(scope, receive, send)
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        status, sent = 500, 0
+
+        async def counted(message: Any) -> None:
+            nonlocal status, sent
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            elif message["type"] == "http.response.body":
+                sent += len(message.get("body", b""))
+            await send(message)
+
+        try:
+            await super().__call__(scope, receive, counted)
+        finally:
+            self.served.record(route_of(scope["path"]), status, sent)
 
 
 def create_app(settings: DistSettings) -> DistApp:
@@ -205,6 +228,7 @@ def serve(settings: DistSettings, *, log_level: str = "info") -> None:
         host=settings.host,
         port=settings.port,
         log_level=log_level,
+        log_config=None,  # uvicorn's lines go through the process's handler (farm.logs)
         access_log=False,
         lifespan="on",
         http="httptools",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+
+from farm.logs import LogFormat
 
 __all__ = ["app", "serve"]
 
@@ -40,23 +42,43 @@ def serve(
         float, typer.Option("--poll-interval", help="Seconds between polls of the validators.")
     ] = 1.0,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="FARM_LOG_FORMAT",
+            help="text, or json: one object per line (farm.logs).",
+        ),
+    ] = LogFormat.text,
+    max_age: Annotated[
+        float | None,
+        typer.Option(
+            "--max-age",
+            help="Oldest checkpoint, in seconds, with which /readyz says ready "
+            "(default $FARM_DIST_MAX_AGE or 86400, the consumer's default).",
+        ),
+    ] = None,
 ) -> None:
     """Follow the ledger, mirror committed artifacts, serve them with their evidence.
 
     Serves GET/HEAD /artifacts/sha256/{digest}, /v1/packages/{name}/{version},
     /v1/evidence/sha256/{digest} and a pip index at /simple/. Nothing is served that a
     block certified by 2f+1 genesis validators and a co-signed checkpoint do not cover.
+    Also GET /healthz, /readyz (followed, checkpoint fresh) and /metrics (Prometheus).
     """
     from pydantic import ValidationError
 
     from api.distribution.app import serve as run
     from api.distribution.settings import DistSettings
     from farm.errors import ConfigError
+    from farm.logs import Service, setup_logging
 
-    logging.getLogger().setLevel(log_level.upper())
+    try:
+        setup_logging(Service.distribution, log_format, log_level)
+    except ValueError as exc:
+        raise ConfigError(f"--log-level: {exc}") from None
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per poll otherwise
-    for handler in logging.getLogger().handlers:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    extra: dict[str, Any] = {} if max_age is None else {"max_age": max_age}
     try:
         settings = DistSettings(
             genesis=genesis,
@@ -66,6 +88,7 @@ def serve(
             host=host,
             port=port,
             poll_interval=poll_interval,
+            **extra,
         )
     except ValidationError as exc:
         first = exc.errors()[0]

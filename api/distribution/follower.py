@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 import httpx
@@ -153,6 +154,10 @@ class Follower:
             self.checkpoint_time = self._time(note)
         self.refused: dict[str, str] = {}
         """URL → why its answer was last refused (kept after; for logs and status)."""
+        self.seen_height = self.height
+        """The highest height a validator sent us (applied or not): lag = seen − height."""
+        self.tip_time = 0.0
+        """When (Unix time) a validator last had no block beyond ours (0: never)."""
 
     # ------------------------------------------------------------------ one poll
 
@@ -196,9 +201,11 @@ class Follower:
                 raise FollowError(f"GET /v1/blocks answered HTTP {r.status_code}")
             items = r.json()["blocks"]
             if not isinstance(items, list) or not items:
+                self.tip_time = time.time()
                 return applied
             for item in items:
                 block = Block.from_json(item["block"])
+                self.seen_height = max(self.seen_height, block.height)
                 cert = certificate_from_json(item["certificate"])
                 self._apply(block, cert)  # a height other than the next one is refused
                 applied += 1

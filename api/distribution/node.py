@@ -134,6 +134,8 @@ class DistNode:
         self._thread: threading.Thread | None = None
         self.polls = 0
         """Polls of the validators completed (tests wait on it)."""
+        self.followed = 0
+        """Polls that a validator answered (``/readyz`` needs one)."""
         log.info(
             "chain %s: resuming at height %d, log size %d, checkpoint size %d, %d artifact(s)",
             self.genesis.chain_id,
@@ -180,6 +182,7 @@ class DistNode:
             while not self._stop.is_set():
                 try:
                     applied = self.follower.poll(client)
+                    self.followed += 1
                     if trouble is not None:
                         log.info("a validator answers again")
                     trouble = None

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from farm.consumer.settings import DEFAULT_MAX_AGE
+
 __all__ = ["DistSettings"]
 
 
@@ -32,6 +34,12 @@ class DistSettings(BaseSettings):
     fetch_timeout: float = Field(default=10.0, gt=0, description="Seconds per HTTP request.")
     mirror_retry_max: float = Field(
         default=30.0, gt=0, description="Longest back-off, in seconds, between blob retries."
+    )
+    max_age: float = Field(
+        default=DEFAULT_MAX_AGE,
+        gt=0,
+        description="Oldest checkpoint (seconds since 2f+1 validators vouched for it) with "
+        "which the node still reports ready (GET /readyz); the consumer's default --max-age.",
     )
 
     @field_validator("ledger_urls", mode="before")

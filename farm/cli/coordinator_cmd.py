@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from farm.cli import _tables, attestation_cmd
+from farm.logs import LogFormat
 
 __all__ = ["app"]
 
@@ -67,7 +68,15 @@ def serve(
             "--staging", envvar="FARM_COORDINATOR_STAGING_DIR", help="Staging store directory."
         ),
     ] = Path("farm-staging"),
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    log_level: Annotated[str, typer.Option(help="Log level (also uvicorn's).")] = "info",
+    log_format: Annotated[
+        LogFormat,
+        typer.Option(
+            "--log-format",
+            envvar="FARM_LOG_FORMAT",
+            help="text, or json: one object per line (farm.logs).",
+        ),
+    ] = LogFormat.text,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -133,12 +142,19 @@ def serve(
     """Run the coordinator: its REST API, and with --redis-url its scheduler (uvicorn).
 
     Other settings come from FARM_COORDINATOR_* (see farm.coordinator.settings), e.g.
-    FARM_COORDINATOR_WEBHOOK_SECRET for the push webhook.
+    FARM_COORDINATOR_WEBHOOK_SECRET for the push webhook. Serves GET /healthz, /readyz
+    (database, broker, a validator) and /metrics (Prometheus) beside the API.
     """
     import uvicorn
 
     from farm.coordinator.db import create_tables, make_engine
+    from farm.errors import ConfigError
+    from farm.logs import Service, setup_logging
 
+    try:
+        setup_logging(Service.coordinator, log_format, log_level)
+    except ValueError as exc:
+        raise ConfigError(f"--log-level: {exc}") from None
     create_tables(make_engine(db))  # fail here, with one line, on an unusable URL
     os.environ["FARM_COORDINATOR_DB_URL"] = db
     os.environ["FARM_COORDINATOR_STAGING_DIR"] = str(staging)
@@ -153,7 +169,6 @@ def serve(
     if ledger:
         import re
 
-        from farm.errors import ConfigError
         from farm.keys import load_key
         from farm.transactions import CHAIN_ID_PATTERN
 
@@ -175,6 +190,7 @@ def serve(
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None,  # its lines go through the handler set up above (farm.logs)
     )
 
 

@@ -41,6 +41,7 @@ from farm.coordinator.models import Build, BuildAttempt, Builder, BuildResultRow
 from farm.coordinator.report_worker import needs_reports
 from farm.coordinator.staging import Staging
 from farm.errors import FarmError
+from farm.logs import bind
 from farm.recipe import Recipe, parse_recipe
 from farm.result import envelope_payload, parse_statement
 from farm.task import new_build_id
@@ -157,10 +158,10 @@ class Scheduler:
             ).all()
         for build_id in ids:
             try:
-                with Session(self.engine, expire_on_commit=False) as session:
-                    self._advance(session, build_id)
+                with bind(build_id=build_id), Session(self.engine, expire_on_commit=False) as s:
+                    self._advance(s, build_id)
             except FarmError as exc:
-                log.error("build %s: %s", build_id, exc)
+                log.error("build %s: %s", build_id, exc, extra={"build_id": build_id})
 
     def resume(self) -> None:
         """Send again the tasks of every outstanding attempt (after a restart)."""

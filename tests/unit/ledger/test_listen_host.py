@@ -1,0 +1,26 @@
+"""A validator listens where its settings say, on the genesis ports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.settings import NodeSettings
+
+
+def _settings(**kw: object) -> NodeSettings:
+    return NodeSettings(dir=Path("/tmp/v0"), genesis=Path("/tmp/g.json"), **kw)  # type: ignore[arg-type]
+
+
+def test_default_is_the_genesis_address() -> None:
+    assert _settings().listen("v0:26656") == ("v0", 26656)
+
+
+def test_listen_host_keeps_the_genesis_port() -> None:
+    assert _settings(listen_host="0.0.0.0").listen("v0:26657") == ("0.0.0.0", 26657)
+
+
+def test_listen_host_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FARM_LEDGER_LISTEN_HOST", "0.0.0.0")
+    assert _settings().listen("10.0.0.5:26656") == ("0.0.0.0", 26656)
