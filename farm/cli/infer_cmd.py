@@ -1,158 +1,55 @@
 """``farm recipe new NAME==VERSION``: infer a recipe that rebuilds upstream's wheel.
 
-The command wires the pure inference (:mod:`farm.infer`) to the real world: PyPI's
-simple API, verified downloads into the builder's fetch cache (``builders.fetch``),
-and hermetic rebuilds in the pinned builder image (``builders.local_build``). Heavy
-modules are imported inside the functions, so ``farm --help`` stays fast.
+The command wires the pure inference (:mod:`farm.infer`) to the real world through
+:mod:`farm.cli._inference` (PyPI's simple API, verified downloads into the builder's
+fetch cache, hermetic rebuilds in the pinned builder image). With ``-r FILE``, several
+releases or ``--deps`` it hands over to :mod:`farm.cli.closure_cmd`, which does the
+same for a whole dependency closure. Heavy modules are imported inside the functions,
+so ``farm --help`` stays fast.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import Annotated
 
 import typer
 from rich.console import Console
 
-if TYPE_CHECKING:
-    from farm.infer.engine import Inference
-    from farm.infer.ports import Downloader, IndexSource, Rebuilder
+from farm.cli._inference import default_settings, infer_one, parse_spec, recipe_path
 
-__all__ = ["infer_one", "new", "parse_spec", "recipe_path"]
+__all__ = ["default_settings", "infer_one", "new", "parse_spec", "recipe_path"]
 
 console = Console(stderr=True)
 
-_SPEC = re.compile(r"^\s*([A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?)\s*==\s*(\S+)\s*$")
-
-
-def parse_spec(spec: str) -> tuple[str, str]:
-    """``NAME==VERSION`` -> (name, version); InferError("bad-request") otherwise."""
-    from farm.infer.errors import InferError
-
-    m = _SPEC.match(spec)
-    if not m:
-        raise InferError(
-            f"{spec!r}: give one release as NAME==VERSION (e.g. tomli-w==1.1.0)", "bad-request"
-        )
-    return m.group(1), m.group(3)
-
-
-def recipe_path(out: Path, name: str, version: str) -> Path:
-    """Where the recipe goes: ``OUT/NAME/VERSION.yaml``."""
-    return out / name / f"{version}.yaml"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Where inference reads from and builds in."""
-
-    index_url: str
-    cache: Path
-    image: str
-
-
-def default_settings(image: str | None, index_url: str | None, cache: Path | None) -> Settings:
-    """The builder's own index and fetch cache; the builder image this host builds."""
-    from builders.settings import BuilderSettings
-
-    builder = BuilderSettings()
-    if image is None:
-        from builders.image import build_builder_image
-
-        image = build_builder_image(log=lambda _line: None)
-    return Settings(index_url or builder.pypi_url, cache or builder.cache, image)
-
-
-@contextmanager
-def _ports(settings: Settings) -> Iterator[tuple[IndexSource, Downloader, Rebuilder]]:
-    import docker
-    import httpx
-
-    from builders.fetch.cache import FetchCache
-    from builders.fetch.url import UrlFetcher
-    from builders.local_build import build_locally
-    from farm.errors import BuildError
-    from farm.infer.ports import Rebuild
-    from farm.infer.pypi import SimpleIndex
-    from farm.recipe import Recipe
-
-    http = httpx.Client(timeout=httpx.Timeout(60.0, connect=20.0))
-    try:
-        client = docker.from_env()
-    except docker.errors.DockerException as exc:
-        http.close()
-        raise BuildError(f"cannot reach the Docker Engine: {exc}") from None
-    urls = UrlFetcher(
-        http,
-        httpx.URL(settings.index_url.rstrip("/") + "/"),
-        FetchCache(settings.cache),
-        lambda _m: None,
-        max_download=2 * 2**30,
-        max_index=64 * 2**20,
-    )
-
-    def download(url: str, sha256: str, label: str, size: int | None) -> Path:
-        return urls.blob(url, sha256, label, size)
-
-    def rebuild(recipe: Recipe, work: Path) -> Rebuild:
-        done = build_locally(recipe, work, fetch_cache=settings.cache, client=client)
-        wheel = next(iter(done.outputs.values()), None) if done.ok else None
-        digest = next(iter(done.digests.values()), None) if done.ok else None
-        return Rebuild(
-            ok=done.ok and wheel is not None,
-            failure=done.failure,
-            wheel=wheel,
-            sha256=digest.removeprefix("sha256:") if digest else None,
-            seconds=done.seconds,
-            log_tail=done.log[-4000:].decode("utf-8", "replace"),
-        )
-
-    try:
-        yield SimpleIndex(http, settings.index_url, download), download, rebuild
-    finally:
-        client.close()
-        http.close()
-
-
-def infer_one(
-    name: str,
-    version: str,
-    settings: Settings,
-    *,
-    max_attempts: int = 4,
-    work_root: Path | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> Inference:
-    """Infer one release's recipe with real downloads and real rebuilds (writes nothing)."""
-    from farm.infer.engine import infer
-
-    say = progress or (lambda _m: None)
-    work = Path(tempfile.mkdtemp(prefix="farm-infer-", dir=work_root))
-    try:
-        with _ports(settings) as (index, download, rebuild):
-            return infer(
-                name,
-                version,
-                index=index,
-                download=download,
-                rebuild=rebuild,
-                image=settings.image,
-                work=work,
-                max_attempts=max_attempts,
-                progress=say,
-            )
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
 
 def new(
-    spec: Annotated[str, typer.Argument(help="One release on the index, as NAME==VERSION.")],
+    specs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Releases on the index, as NAME==VERSION (several: with their closure).",
+            show_default=False,
+        ),
+    ] = None,
+    requirement: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "-r",
+            "--requirement",
+            help="A file of pinned requirements (name==version a line, as pip freeze and "
+            "pip-compile write them): infer recipes for them and their dependency closure.",
+            show_default=False,
+        ),
+    ] = None,
+    deps: Annotated[
+        bool,
+        typer.Option(
+            "--deps",
+            help="Also infer the dependency closure of a single NAME==VERSION "
+            "(-r and several releases always do).",
+        ),
+    ] = False,
     out: Annotated[
         Path, typer.Option("--out", help="Recipe repository to write NAME/VERSION.yaml into.")
     ] = Path("recipes"),
@@ -178,7 +75,9 @@ def new(
     max_attempts: Annotated[
         int, typer.Option(min=1, max=20, help="Candidate rebuilds to try at most.")
     ] = 4,
-    force: Annotated[bool, typer.Option(help="Overwrite an existing recipe file.")] = False,
+    force: Annotated[
+        bool, typer.Option(help="Overwrite an existing recipe file (closures: infer it again).")
+    ] = False,
 ) -> None:
     """Infer a recipe from PyPI that rebuilds upstream's pure-Python wheel bit for bit.
 
@@ -186,14 +85,55 @@ def new(
     version, build dependencies as of the upload time, SOURCE_DATE_EPOCH and TZ, then
     rebuilds candidates hermetically in the builder image until one matches. Writes
     OUT/NAME/VERSION.yaml only on a match (or with --accept-differs); exits 1 otherwise.
+
+    With -r FILE, several releases or --deps: resolves the dependency closure for the
+    builder image's Python (CPython 3.11, Linux x86-64), choosing for each unpinned
+    dependency the newest release that satisfies every specifier and has an sdist and a
+    pure wheel, infers a recipe for each one that has no recipe file yet, and ends with
+    a table; exits 1 when any failed (or differs, without --accept-differs). A project
+    with only platform wheels is skipped, and said so.
     """
+    from farm.errors import RecipeError
+
+    if image is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", image):
+        raise RecipeError(f"--image {image!r}: give the builder image as sha256:<64 hex>")
+    if not specs and not requirement:
+        raise RecipeError("give a release as NAME==VERSION, or a requirements file with -r FILE")
+    if requirement or deps or len(specs or []) > 1:
+        from farm.cli.closure_cmd import run_closure
+        from farm.requirements import pinned_from_args
+
+        pins = pinned_from_args(requirement or [], specs or [])
+        settings = default_settings(image, index_url, cache)
+        code = run_closure(
+            pins,
+            settings,
+            out=out,
+            accept_differs=accept_differs,
+            max_attempts=max_attempts,
+            force=force,
+        )
+        raise typer.Exit(code)
+    assert specs is not None  # one release, no -r
+    _new_one(specs[0], out, accept_differs, image, index_url, cache, max_attempts, force)
+
+
+def _new_one(
+    spec: str,
+    out: Path,
+    accept_differs: bool,
+    image: str | None,
+    index_url: str | None,
+    cache: Path | None,
+    max_attempts: int,
+    force: bool,
+) -> None:
+    """``farm recipe new NAME==VERSION``: one release, no closure."""
     from farm.errors import RecipeError
     from farm.infer.errors import NoMatchError
     from farm.infer.writer import render_yaml
 
     name, version = parse_spec(spec)
-    if image is not None and not re.fullmatch(r"sha256:[0-9a-f]{64}", image):
-        raise RecipeError(f"--image {image!r}: give the builder image as sha256:<64 hex>")
     target = recipe_path(out, name, version)
     if target.exists() and not force:
         raise RecipeError(f"{target} exists; pass --force to overwrite it")

@@ -9,7 +9,10 @@ Modules in pipeline order:
 - :mod:`farm.consumer.verify`   — pure: evidence + trust root + memory + now → a
   :class:`~farm.consumer.verify.VerifiedArtifact` or a refusal saying why;
 - :mod:`farm.consumer.state`    — the memory file and the evidence saved beside a file;
-- :mod:`farm.consumer.flow`     — ``pull`` and ``verify_file``, wiring the above;
+- :mod:`farm.consumer.flow`     — ``pull``, ``verify_file`` and ``verify_served``, wiring
+  the above;
+- :mod:`farm.consumer.coverage` — pure: what the node answered per requirement → the
+  ``farm coverage`` report; :mod:`farm.consumer.coverage_flow` gathers it;
 - :mod:`farm.consumer.cli`      — the Typer commands; :mod:`farm.consumer.errors` — errors.
 """
 

@@ -1,4 +1,4 @@
-"""``farm pull`` and ``farm verify``: download and check artifacts against the ledger.
+"""``farm pull``, ``farm verify`` and ``farm coverage``: check artifacts against the ledger.
 
 Start-up cost matters for ``farm verify`` of a large file: when this module is loaded
 for ``farm verify FILE``, hashing FILE starts at once in a thread (hashlib releases the
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from farm.consumer.flow import Options
     from farm.consumer.verify import VerifiedArtifact
 
-__all__ = ["pull", "verify"]
+__all__ = ["coverage", "pull", "verify"]
 
 # Options of `farm verify` that take a value (so their value is not the FILE argument).
 _VALUE_OPTIONS = frozenset({"--node", "--genesis", "--state-dir", "--max-age"})
@@ -236,3 +236,99 @@ def verify(
         highlight=False,
         soft_wrap=True,
     )
+
+
+def coverage(
+    requirement: Annotated[
+        list[Path],
+        typer.Option(
+            "-r",
+            "--requirement",
+            help="A file of pinned requirements, name==version a line (pip freeze, "
+            "pip-compile); repeatable.",
+            show_default=False,
+        ),
+    ],
+    arch: Annotated[
+        str | None, typer.Option("--arch", help="Architecture (default: this machine's).")
+    ] = None,
+    node: NodeOpt = None,
+    genesis: GenesisOpt = None,
+    state_dir: StateOpt = None,
+    max_age: MaxAgeOpt = None,
+    allow_stale: StaleOpt = False,
+    upstream_index: Annotated[
+        str,
+        typer.Option(
+            "--upstream-index",
+            help="Index to compare the served files with (PEP 691), read directly.",
+        ),
+    ] = "https://pypi.org",
+    no_upstream: Annotated[
+        bool, typer.Option("--no-upstream", help="Do not compare with the upstream index.")
+    ] = False,
+    require_match: Annotated[
+        bool,
+        typer.Option(
+            "--require-match",
+            help="Also fail when a verified artifact is not upstream's file bit for bit.",
+        ),
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the report as JSON (for CI) instead of a table.")
+    ] = False,
+) -> None:
+    """Is every pinned requirement served by the node, verified, and upstream's file?
+
+    For each name==version line, asks the distribution node for the release and checks
+    it as `farm pull` would (the node is untrusted: evidence against the genesis, the
+    bytes downloaded and hashed), then compares the verified file with the upstream
+    index's. Unpinned lines are refused, naming the line. Prints a table (requirement,
+    served, verified, matches upstream, note), or --json.
+
+    Exit status: 0 when every requirement is served and verified; 1 when any is missing
+    or fails verification (or, with --require-match, differs from upstream).
+    """
+    from rich.console import Console
+
+    from farm.cli._tables import table
+    from farm.consumer.coverage import build_report
+    from farm.consumer.coverage_flow import observe
+    from farm.errors import ConfigError
+    from farm.requirements import pinned_from_args
+
+    if require_match and no_upstream:
+        raise ConfigError("--require-match needs the upstream comparison; drop --no-upstream")
+    pins = pinned_from_args(requirement, [])
+    opts = _options(genesis, node, state_dir, max_age, allow_stale)
+    err = Console(stderr=True)
+    with err.status("checking…") as status:
+        observations = observe(
+            pins,
+            opts,
+            arch=arch,
+            upstream=None if no_upstream else upstream_index,
+            progress=lambda spec: status.update(f"checking {spec}…"),
+        )
+    report = build_report(observations, require_match=require_match)
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(report.as_json(), indent=2, sort_keys=True))
+    else:
+        grid = table("requirement", "served", "verified", "matches upstream", "note", wide=False)
+        colour = {"yes": "green", "no": "red"}
+        for row in report.rows:
+            grid.add_row(
+                row.requirement,
+                *(
+                    f"[{colour[v]}]{v}[/]" if v in colour else v
+                    for v in (row.served, row.verified, row.matches_upstream)
+                ),
+                row.note,
+            )
+        out = Console()
+        out.print(grid)
+        out.print(report.summary(), highlight=False, soft_wrap=True)
+    if not report.ok:
+        raise typer.Exit(1)

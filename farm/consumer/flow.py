@@ -39,6 +39,7 @@ __all__ = [
     "host_arch",
     "pull",
     "verify_file",
+    "verify_served",
 ]
 
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -185,6 +186,30 @@ def pull(
             memory = remember(opts.state_dir, verified.memory)
             results.append((target, verified))
     return results
+
+
+def verify_served(
+    client: NodeClient, name: str, version: str, arch: str | None, opts: Options
+) -> list[VerifiedArtifact]:
+    """Check, as :func:`pull` does, every artifact of ``name==version`` the node serves for
+    ``arch``: its evidence, then its bytes (downloaded, hashed and dropped), verified
+    again with the digest computed here; the trust memory is updated as pull does.
+
+    Raises RefusedError, NodeError (including: the node has no such release), ConfigError.
+    """
+    trust = opts.trust()
+    memory = load_memory(opts.state_dir, trust.genesis_hash)
+    release = client.release(name, version)
+    verified: list[VerifiedArtifact] = []
+    for evidence in _choose(release.artifacts, arch, name, version):
+        art = evidence.artifact
+        _check(evidence, trust, memory, opts, client, art.sha256, art.size, (name, version))
+        with Path(os.devnull).open("wb") as sink:
+            digest, size = client.download(art, sink)
+        done = _check(evidence, trust, memory, opts, client, digest, size, (name, version))
+        memory = remember(opts.state_dir, done.memory)
+        verified.append(done)
+    return verified
 
 
 def _choose(

@@ -12,6 +12,8 @@ Read in pipeline order:
 - :mod:`farm.infer.writer` — a candidate as a recipe, its ``reproducibility`` text, YAML.
 - :mod:`farm.infer.compare` — how close a rebuild came (which members differ).
 - :mod:`farm.infer.engine` — the stages wired; the world through :mod:`farm.infer.ports`.
+- :mod:`farm.infer.closure` — the dependency closure of pinned releases for the builder
+  image (``farm recipe new -r``), each release then inferred by the engine.
 
 The core imports no host package: the command line wires real downloads
 (``builders.fetch``) and real hermetic rebuilds (``builders.local_build``) into it.

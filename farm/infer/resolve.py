@@ -25,7 +25,7 @@ from farm.infer.errors import InferError
 from farm.infer.index import IndexFile, newest_first
 from farm.infer.ports import IndexSource
 
-__all__ = ["IMAGE_PYTHON", "Pin", "marker_env", "requires_dist", "resolve"]
+__all__ = ["IMAGE_PYTHON", "Pin", "admits_python", "marker_env", "requires_dist", "resolve"]
 
 _TOP = "build-system requires"
 #: The Python of the builder image (Debian bookworm's python3).
@@ -72,7 +72,8 @@ def requires_dist(metadata: str) -> list[Requirement]:
     return found
 
 
-def _admits(requires_python: str | None, python: str) -> bool:
+def admits_python(requires_python: str | None, python: str) -> bool:
+    """Does a file's ``Requires-Python`` admit ``python`` (absent or unparsable: yes)?"""
     if requires_python is None:
         return True
     try:
@@ -89,7 +90,7 @@ def _pick(
             continue
         if f.version.is_prerelease and not exact and not spec.prereleases:
             continue
-        if spec.contains(f.version, prereleases=True) and _admits(f.requires_python, python):
+        if spec.contains(f.version, prereleases=True) and admits_python(f.requires_python, python):
             return f
     return None
 
