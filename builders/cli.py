@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from farm.logs import LogFormat
+from farm.logs import LogFormat, LogFormatOption
 
 app = typer.Typer(
     help="Run a builder host: create its identity, start its worker, list builders.",
@@ -65,14 +65,7 @@ def run(
         str | None, typer.Option("--redis-url", help="Broker URL (default $FARM_REDIS_URL).")
     ] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            envvar="FARM_LOG_FORMAT",
-            help="text, or json: one object per line (farm.logs).",
-        ),
-    ] = LogFormat.text,
+    log_format: LogFormatOption = LogFormat.text,
     metrics_address: Annotated[
         str | None,
         typer.Option(

@@ -29,12 +29,15 @@ from collections.abc import Iterator
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
+
+import typer
 
 __all__ = [
     "BOUND_KEYS",
     "JsonFormatter",
     "LogFormat",
+    "LogFormatOption",
     "Service",
     "bind",
     "setup_logging",
@@ -56,6 +59,17 @@ class LogFormat(StrEnum):
 
     text = "text"
     json = "json"
+
+
+LogFormatOption = Annotated[
+    LogFormat,
+    typer.Option(
+        "--log-format",
+        envvar="FARM_LOG_FORMAT",
+        help="text, or json: one object per line (farm.logs).",
+    ),
+]
+"""Every service command's ``--log-format`` option (default: text)."""
 
 
 class Service(StrEnum):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from farm.errors import ConfigError
-from farm.logs import LogFormat
+from farm.logs import LogFormat, LogFormatOption
 
 if TYPE_CHECKING:
     from ledger.genesis import Genesis
@@ -196,14 +196,7 @@ def run(
     dir: DirOpt,
     genesis: Annotated[Path, typer.Option("--genesis", help="The chain's genesis file.")],
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "INFO",
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            envvar="FARM_LOG_FORMAT",
-            help="text, or json: one object per line (farm.logs).",
-        ),
-    ] = LogFormat.text,
+    log_format: LogFormatOption = LogFormat.text,
 ) -> None:
     """Run one validator until SIGTERM or SIGINT (FARM_LEDGER_* settings apply).
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from farm.logs import LogFormat
+from farm.logs import LogFormat, LogFormatOption
 
 __all__ = ["app", "serve"]
 
@@ -42,14 +42,7 @@ def serve(
         float, typer.Option("--poll-interval", help="Seconds between polls of the validators.")
     ] = 1.0,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            envvar="FARM_LOG_FORMAT",
-            help="text, or json: one object per line (farm.logs).",
-        ),
-    ] = LogFormat.text,
+    log_format: LogFormatOption = LogFormat.text,
     max_age: Annotated[
         float | None,
         typer.Option(

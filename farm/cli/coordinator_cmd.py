@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from farm.cli import _tables, attestation_cmd
-from farm.logs import LogFormat
+from farm.logs import LogFormat, LogFormatOption
 
 __all__ = ["app"]
 
@@ -69,14 +69,7 @@ def serve(
         ),
     ] = Path("farm-staging"),
     log_level: Annotated[str, typer.Option(help="Log level (also uvicorn's).")] = "info",
-    log_format: Annotated[
-        LogFormat,
-        typer.Option(
-            "--log-format",
-            envvar="FARM_LOG_FORMAT",
-            help="text, or json: one object per line (farm.logs).",
-        ),
-    ] = LogFormat.text,
+    log_format: LogFormatOption = LogFormat.text,
     redis_url: Annotated[
         str | None,
         typer.Option(
