@@ -27,10 +27,8 @@ import contextlib
 import random
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 
-import httpx
 import pytest
 
 from farm.transactions import tx_id
@@ -41,7 +39,6 @@ from ledger.verify import (
     verify_consistency,
 )
 from tests.support.ledger_checks import (
-    Receipt,
     all_identical,
     blocks,
     client_check,
@@ -49,6 +46,7 @@ from tests.support.ledger_checks import (
     enrolls,
     healthy,
     height,
+    load,
     submit,
 )
 from tests.support.ledger_testnet import LedgerTestnet, wait_for
@@ -228,28 +226,7 @@ def test_sigkill_all_under_load_nothing_committed_is_lost(
     early = healthy(net, genesis)
     h0 = height(net, 0)
     txs = enrolls(net, "load", 600)
-    receipts: list[Receipt] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def load(worker: int) -> None:
-        with httpx.Client(timeout=10.0) as c:
-            for k in range(worker, len(txs), 8):
-                if stop.is_set():
-                    return
-                try:
-                    r = c.post(net.url(k % N) + "/v1/tx", content=txs[k])
-                except httpx.HTTPError:
-                    continue
-                if r.status_code == 200:
-                    receipt = Receipt.from_answer(txs[k], r.json())
-                    with lock:
-                        receipts.append(receipt)
-
-    threads = [threading.Thread(target=load, args=(w,)) for w in range(8)]
-    for th in threads:
-        th.start()
-    try:
+    with load(net, txs) as receipts:
         wait_for(
             "commits under load",
             lambda: len(receipts) >= 40 and height(net, 0) >= h0 + 8,
@@ -257,10 +234,6 @@ def test_sigkill_all_under_load_nothing_committed_is_lost(
         )
         for i in range(N):
             net.kill(i)
-    finally:
-        stop.set()
-        for th in threads:
-            th.join(30)
     acknowledged = list(receipts)
     # each receipt that came with a co-signed checkpoint stands on its own (one may
     # come without if co-signing lagged more than checkpoint_wait behind its commit)

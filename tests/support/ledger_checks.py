@@ -11,8 +11,11 @@ late one, and that every validator serves the same log.
 from __future__ import annotations
 
 import base64
+import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -44,6 +47,7 @@ __all__ = [
     "healthy",
     "height",
     "known",
+    "load",
     "submit",
     "submit_many",
     "trusted",
@@ -223,3 +227,38 @@ def commit_for_a_while(
         receipts += submit_many(net, targets, enrolls(net, f"{tag}{batch}", len(targets)))
         batch += 1
     return receipts
+
+
+@contextmanager
+def load(net: Validators, txs: list[bytes], workers: int = 8) -> Iterator[list[Receipt]]:
+    """Submit ``txs`` round-robin over every validator from ``workers`` threads while the
+    block runs; yields the list of receipts so far (a 200 answer each), which keeps
+    growing until the block exits and the threads stop. Failed submits are skipped."""
+    urls = [net.url(i) for i in range(net.n)]
+    receipts: list[Receipt] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def submit_some(worker: int) -> None:
+        with httpx.Client(timeout=10.0) as c:
+            for k in range(worker, len(txs), workers):
+                if stop.is_set():
+                    return
+                try:
+                    r = c.post(urls[k % net.n] + "/v1/tx", content=txs[k])
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    receipt = Receipt.from_answer(txs[k], r.json())
+                    with lock:
+                        receipts.append(receipt)
+
+    threads = [threading.Thread(target=submit_some, args=(w,)) for w in range(workers)]
+    for th in threads:
+        th.start()
+    try:
+        yield receipts
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(30)
