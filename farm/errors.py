@@ -14,7 +14,9 @@ The tree::
     │       └── ImageDriftError  this host builds another image than the one pinned
     ├── QuorumError              builders did not agree, or too few finished
     └── LedgerError              (raised by the ledger package, rooted here)
-        └── TransactionError     a ledger transaction that is malformed or refused
+        ├── TransactionError     a ledger transaction that is malformed or refused
+        ├── ProofError           an inclusion or consistency proof that does not verify
+        └── CheckpointError      a checkpoint that is malformed or lacks enough known signatures
 
 Errors only one package raises live in that package, rooted here: the builder host's
 (``FetchError``, and the ``BuildError``s ``ArchitectureError``, ``SandboxError``,
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 __all__ = [
     "BuildError",
+    "CheckpointError",
     "ConfigError",
     "ContentError",
     "DigestMismatchError",
@@ -35,6 +38,7 @@ __all__ = [
     "ImageDriftError",
     "ImageError",
     "LedgerError",
+    "ProofError",
     "QuorumError",
     "RecipeError",
     "SignatureError",
@@ -107,3 +111,11 @@ class LedgerError(FarmError):
 
 class TransactionError(LedgerError):
     """A transaction refused by validation; the message is the reason."""
+
+
+class ProofError(LedgerError):
+    """An inclusion or consistency proof that does not verify (:mod:`farm.merkle`)."""
+
+
+class CheckpointError(LedgerError):
+    """A checkpoint that is malformed or does not carry enough known signatures."""

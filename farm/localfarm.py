@@ -360,7 +360,7 @@ def local_farm(
                 "--ledger", ",".join(ledger_urls),
                 "--coordinator-key", str(root / "ledger" / "coordinator.key"),
                 "--operator-key", str(root / "ledger" / "operator.key"),
-                "--ledger-chain", _chain_id(genesis),
+                "--ledger-chain", _chain_id(genesis), "--genesis", str(genesis),
             ],
             root / "coordinator.log",
             {

@@ -1,5 +1,8 @@
 """Errors of the ledger package, rooted at :class:`farm.errors.LedgerError`.
 
+ProofError and CheckpointError are defined in :mod:`farm.errors` (the proof and
+checkpoint checks live in ``farm/``, ADR 0030) and re-exported here.
+
 The tree::
 
     LedgerError
@@ -13,7 +16,7 @@ The tree::
 
 from __future__ import annotations
 
-from farm.errors import LedgerError, TransactionError
+from farm.errors import CheckpointError, LedgerError, ProofError, TransactionError
 
 __all__ = [
     "CheckpointError",
@@ -24,14 +27,6 @@ __all__ = [
     "StorageError",
     "TransactionError",
 ]
-
-
-class ProofError(LedgerError):
-    """An inclusion or consistency proof that does not verify."""
-
-
-class CheckpointError(LedgerError):
-    """A checkpoint that is malformed or does not carry enough known signatures."""
 
 
 class ConsensusError(LedgerError):

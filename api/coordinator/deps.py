@@ -100,7 +100,7 @@ async def _builder(request: Request) -> BuilderCaller:
             now = state.clock().timestamp()
             window = state.settings.request_window
             verify_request(signed, builder.public_key, request.method, target, body, now, window)
-            state.replay.check_and_add(signed.signature, now, window)
+            state.replay.check_and_add(signed, now, window)
             return BuilderCaller(builder.id, builder.approved, body)
 
     return await run_in_threadpool(check)

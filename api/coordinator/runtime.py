@@ -15,15 +15,16 @@ from datetime import datetime
 from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
-from farm.coordinator.auth import ReplayCache
-from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher
+from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher, LedgerTrust
 from farm.coordinator.recipes_repo import RecipeFollower
+from farm.coordinator.replay import ReplayGuard
 from farm.coordinator.report_worker import ReportWorker
 from farm.coordinator.scheduler import Scheduler, SchedulerConfig
 from farm.coordinator.settings import CoordinatorSettings
 from farm.coordinator.staging import Staging
 from farm.diffoscope import DiffoscopeLimits
 from farm.errors import ConfigError
+from farm.genesis import Genesis, load_genesis
 from farm.keys import load_key
 
 __all__ = ["Runtime", "lifespan", "make_runtime", "result_arrived"]
@@ -36,7 +37,7 @@ class Runtime:
     settings: CoordinatorSettings
     engine: Engine
     staging: Staging
-    replay: ReplayCache
+    replay: ReplayGuard
     clock: Callable[[], datetime]
     reports: ReportWorker
     follower: RecipeFollower | None = None
@@ -55,7 +56,7 @@ def make_runtime(
     staging = Staging(settings.staging_dir)
     limits = DiffoscopeLimits(timeout=settings.diffoscope_timeout)
     worker = ReportWorker(engine, staging, settings.reports_dir, limits)
-    state = Runtime(settings, engine, staging, ReplayCache(), clock, worker)
+    state = Runtime(settings, engine, staging, ReplayGuard(engine), clock, worker)
     if settings.recipes_repo:
         state.follower = RecipeFollower(
             engine,
@@ -66,7 +67,7 @@ def make_runtime(
         )
     if settings.ledger_urls:
         state.publisher = make_publisher(state)
-        state.ledger = LedgerClient(state.publisher.client.urls)
+        state.ledger = LedgerClient(state.publisher.client.urls, state.publisher.client.trust)
     return state
 
 
@@ -77,10 +78,18 @@ def make_publisher(state: Runtime) -> LedgerPublisher:
         raise ConfigError("--ledger needs --coordinator-key and --operator-key")
     if settings.ledger_chain is None:
         raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger's genesis)")
+    if settings.genesis is None:
+        raise ConfigError("--ledger needs --genesis (receipts are checked against its validators)")
+    genesis = load_genesis(settings.genesis, Genesis)
+    if genesis.chain_id != settings.ledger_chain:
+        raise ConfigError(
+            f"--genesis is for chain {genesis.chain_id!r}, --ledger-chain says "
+            f"{settings.ledger_chain!r}"
+        )
     urls = [u.strip() for u in (settings.ledger_urls or "").split(",") if u.strip()]
     return LedgerPublisher(
         state.engine,
-        LedgerClient(urls),
+        LedgerClient(urls, LedgerTrust.from_genesis(genesis)),
         load_key(settings.coordinator_key),
         load_key(settings.operator_key),
         state.clock,

@@ -216,6 +216,8 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
                 str(net.root / "operator.key"),
                 "--ledger-chain",
                 load_genesis(net.root / "genesis.json").chain_id,
+                "--genesis",
+                str(net.root / "genesis.json"),
             )
         ).url
         cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")

@@ -131,6 +131,15 @@ def serve(
             "are signed for that chain only.",
         ),
     ] = None,
+    genesis: Annotated[
+        Path | None,
+        typer.Option(
+            "--genesis",
+            envvar="FARM_COORDINATOR_GENESIS",
+            help="The ledger's genesis file (needed with --ledger): a validator's receipt "
+            "counts only under a checkpoint 2f+1 of its validators co-signed.",
+        ),
+    ] = None,
 ) -> None:
     """Run the coordinator: its REST API, and with --redis-url its scheduler (uvicorn).
 
@@ -173,6 +182,13 @@ def serve(
             raise ConfigError(f"--ledger-chain {ledger_chain!r} is not a chain id")
         load_key(coordinator_key)  # fail here, with one line, on an unusable key
         load_key(operator_key)
+        if genesis is None:
+            raise ConfigError("--ledger needs --genesis (the ledger's genesis file)")
+        from farm.genesis import Genesis, load_genesis
+
+        if load_genesis(genesis, Genesis).chain_id != ledger_chain:
+            raise ConfigError(f"--genesis {genesis} is not the genesis of chain {ledger_chain!r}")
+        os.environ["FARM_COORDINATOR_GENESIS"] = str(genesis.resolve())
         os.environ["FARM_COORDINATOR_LEDGER_URLS"] = ledger
         os.environ["FARM_COORDINATOR_COORDINATOR_KEY"] = str(coordinator_key.resolve())
         os.environ["FARM_COORDINATOR_OPERATOR_KEY"] = str(operator_key.resolve())

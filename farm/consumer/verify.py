@@ -43,6 +43,13 @@ from pydantic import ValidationError
 from securesystemslib.signer import SSlibKey
 
 from farm.attestation import AttestationBundle, VerifiedBundle, verify_bundle
+from farm.checkpoint import (
+    Checkpoint,
+    cosigned_time,
+    parse_note,
+    verify_checkpoint,
+    verify_fresh_checkpoint,
+)
 from farm.consumer.errors import (
     DigestError,
     EvidenceError,
@@ -52,26 +59,14 @@ from farm.consumer.errors import (
     StaleError,
 )
 from farm.consumer.trust import TrustMemory, TrustRoot
-from farm.errors import FarmError, SigningKeyError
+from farm.errors import CheckpointError, FarmError, ProofError, SigningKeyError
 from farm.evidence import ArtifactEvidence, LedgerEntryProof
 from farm.keys import public_key_from_dict
+from farm.merkle import hash_leaf, verify_consistency, verify_inclusion
 from farm.result import envelope_payload, parse_statement
 from farm.transactions import EnrollTx, RevokeTx, decode_tx, make_attest
-from ledger.checkpoint import parse_note
-from ledger.errors import CheckpointError, ProofError
 from ledger.transactions import verify_operator_signature
-from ledger.verify import (
-    AbsenceProof,
-    Checkpoint,
-    commitment_of,
-    cosigned_time,
-    hash_leaf,
-    verify_absent,
-    verify_checkpoint,
-    verify_consistency,
-    verify_fresh_checkpoint,
-    verify_inclusion,
-)
+from ledger.verify import AbsenceProof, commitment_of, verify_absent
 
 __all__ = [
     "VerifiedArtifact",

@@ -20,8 +20,9 @@ seconds), ``X-Farm-Nonce`` (random, so two identical requests in one second have
 different signatures — Ed25519 is deterministic) and ``X-Farm-Signature`` (base64
 Ed25519 signature). The server recomputes the
 body's sha256 itself, so a signature covers exactly the bytes received. A request is
-accepted only within ``window`` seconds of the server's clock, and a
-:class:`ReplayCache` refuses the same signature twice inside that window.
+accepted only within ``window`` seconds of the server's clock, and
+:class:`farm.coordinator.replay.ReplayGuard` refuses the same (builder, nonce) twice
+inside that window, in the database that every coordinator replica shares.
 """
 
 from __future__ import annotations
@@ -31,8 +32,6 @@ import binascii
 import hashlib
 import hmac
 import secrets
-import threading
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -49,7 +48,6 @@ __all__ = [
     "HEADER_NONCE",
     "HEADER_SIGNATURE",
     "HEADER_TIMESTAMP",
-    "ReplayCache",
     "SignedRequest",
     "hash_secret",
     "new_secret",
@@ -179,24 +177,3 @@ def verify_request(
         raise AuthenticationError(
             f"request signature does not verify with builder {req.builder_id[:12]}'s enrolled key"
         ) from None
-
-
-class ReplayCache:
-    """Signatures seen recently; the same signed request is accepted once."""
-
-    def __init__(self, max_entries: int = 100_000) -> None:
-        self._seen: OrderedDict[str, float] = OrderedDict()
-        self._max = max_entries
-        self._lock = threading.Lock()
-
-    def check_and_add(self, signature: str, now: float, window: float) -> None:
-        """Remember ``signature``; raise :class:`AuthenticationError` if it was seen."""
-        with self._lock:
-            while self._seen:
-                oldest, at = next(iter(self._seen.items()))
-                if now - at <= 2 * window and len(self._seen) < self._max:
-                    break
-                del self._seen[oldest]
-            if signature in self._seen:
-                raise AuthenticationError("this signed request was already received (replay)")
-            self._seen[signature] = now

@@ -1,10 +1,19 @@
 """The coordinator's side of the ledger: enroll approved builders, attest verified builds.
 
 :class:`LedgerClient` posts transaction bytes to the validators' ``POST /v1/tx`` and
-returns their receipt once committed. A validator that cannot be reached, is busy
-(503) or times out (504) is not an answer: the next validator is tried, and the whole
-list again after a backoff. A 400 is an answer — the ledger refused the transaction —
-and is raised as :class:`~farm.errors.TransactionError` with the ledger's reason.
+believes no single validator (ADR 0030, :mod:`farm.coordinator.receipts`):
+
+- a 200 counts only with a receipt that proves the commit: the transaction sent is the
+  leaf at the receipt's index, under a checkpoint 2f+1 validators of the genesis
+  co-signed. A receipt whose checkpoint is not yet 2f+1 co-signed is completed from
+  the same validator (``GET /v1/checkpoint``, ``/v1/proofs/inclusion``); a receipt that
+  still fails is a lie: logged with the validator's URL and why, and the next validator
+  is asked;
+- a 400 is final (:class:`~farm.errors.TransactionError`) only when f+1 validators
+  whose logs hold the transaction's dependencies (``GET /v1/status``) give the same
+  reason; otherwise it is transient like an unreachable validator, busy (503) or timed
+  out (504) one: the next validator is tried, and the whole list again after a backoff.
+
 :meth:`LedgerClient.read` relays the validators' reads (checkpoint, proofs, status)
 with the same failover, starting from the validator that answered last; when none
 answers it raises :class:`~farm.coordinator.errors.LedgerUnavailableError`.
@@ -13,11 +22,12 @@ answers it raises :class:`~farm.coordinator.errors.LedgerUnavailableError`.
 
 1. submits an enroll transaction (operator-signed, for the configured chain id) for
    every approved builder that has none yet, and stores the log index (or the
-   ledger's reason for refusing);
+   ledger's final reason for refusing);
 2. for every ``verified`` build without an attestation whose agreeing builders are
    all enrolled on the ledger, builds the attestation bundle from their accepted
-   envelopes, submits the attest transaction and stores the receipt (index, tx id,
-   inclusion proof, tree size, checkpoint note), or the rejection with its reason;
+   envelopes, submits the attest transaction and stores the verified receipt (index,
+   tx id, inclusion proof, tree size, co-signed checkpoint note), or the final
+   rejection with its reason;
 3. submits every pending revocation (signed when an operator asked for it,
    :mod:`farm.coordinator.revocations`) and stores its receipt or the refusal.
 
@@ -54,30 +64,28 @@ from farm.coordinator.models import (
     BuildResultRow,
     Revocation,
 )
+from farm.coordinator.receipts import (
+    LedgerTrust,
+    Receipt,
+    ReceiptError,
+    Refusal,
+    UntrustedCheckpointError,
+    VerifiedReceipt,
+    check_included,
+    check_receipt,
+    final_refusal,
+)
 from farm.coordinator.revocations import pending_revocations
 from farm.errors import FarmError, LedgerError, TransactionError
 from farm.keys import KeyPair
 from farm.result import envelope_payload
 from farm.transactions import make_attest, make_enroll, tx_id
 
-__all__ = ["LedgerClient", "LedgerPublisher", "Receipt"]
+__all__ = ["LedgerClient", "LedgerPublisher", "LedgerTrust", "Receipt", "VerifiedReceipt"]
 
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class Receipt(BaseModel):
-    """A validator's answer to a committed transaction."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    index: int
-    tx_id: str
-    height: int
-    tree_size: int
-    inclusion_proof: tuple[str, ...]
-    checkpoint: str | None
 
 
 @dataclass
@@ -85,11 +93,15 @@ class LedgerClient:
     """Submit transactions to any of ``urls`` (validators' HTTP base URLs)."""
 
     urls: Sequence[str]
+    trust: LedgerTrust
+    """The genesis validators whose 2f+1 co-signatures make a receipt believable."""
     attempts: int = 4
     backoff: float = 0.5
     timeout: float = 60.0
     read_timeout: float = 5.0
     """Seconds one read may take from one validator before the next is asked."""
+    cosign_polls: int = 3
+    """Reads of a newer checkpoint when a receipt's is not yet 2f+1 co-signed."""
     sleep: Callable[[float], None] = time.sleep
     transport: httpx.BaseTransport | None = None
     _http: httpx.Client = field(init=False, repr=False)
@@ -104,14 +116,21 @@ class LedgerClient:
         """Close the HTTP connections."""
         self._http.close()
 
-    def submit(self, tx: bytes) -> Receipt:
-        """Submit ``tx`` and return its receipt once committed.
+    def submit(self, tx: bytes, *, after: int = 0) -> VerifiedReceipt:
+        """Submit ``tx`` and return its proven receipt once committed.
+
+        ``after`` is the log size the transaction depends on (entries it needs applied,
+        e.g. its builders' enrollments): a refusal counts only from a validator whose
+        log is at least that long.
 
         Raises:
-            TransactionError: a validator refused it (the message is its reason).
-            LedgerError: no validator committed it after every attempt.
+            TransactionError: f+1 validators at or past ``after`` refused it for the
+                same reason (the message).
+            LedgerError: no validator proved a commit and no refusal is final after
+                every attempt (transient: try again later).
         """
         last = "no attempt"
+        refusals: dict[str, Refusal] = {}
         for attempt in range(self.attempts):
             if attempt:
                 self.sleep(self.backoff * 2 ** (attempt - 1))
@@ -127,15 +146,82 @@ class LedgerClient:
                     continue
                 if response.status_code == 200:
                     try:
-                        return Receipt.model_validate(response.json())
-                    except (ValueError, ValidationError) as exc:
-                        last = f"{url}: malformed receipt: {exc}"
+                        return self._proven(url, tx, response)
+                    except ReceiptError as exc:
+                        log.warning("validator %s sent a receipt that proves nothing: %s", url, exc)
+                        last = f"{url}: receipt refused: {exc}"
                         continue
                 message = _error_message(response)
-                if response.status_code == 400:
-                    raise TransactionError(message)
                 last = f"{url}: {response.status_code} {message}"
+                if response.status_code == 400:
+                    refusals[url] = refusal = Refusal(url, message, self._log_size(url))
+                    log.info(
+                        "validator %s refused tx %s (its log: %s, needed: %d): %s",
+                        url, tx_id(tx)[:12], refusal.log_size, after, message,
+                    )  # fmt: skip
+                    reason = final_refusal(list(refusals.values()), after, self.trust)
+                    if reason is not None:
+                        raise TransactionError(reason)
+        if refusals:
+            seen = "; ".join(
+                f"{r.validator} (log {r.log_size}): {r.reason}" for r in refusals.values()
+            )
+            last += f"; refusals not yet final: {seen}"
         raise LedgerError(f"transaction {tx_id(tx)[:12]} not committed: {last}")
+
+    def _proven(self, url: str, tx: bytes, response: httpx.Response) -> VerifiedReceipt:
+        """The receipt of a 200, proven; a checkpoint not yet 2f+1 co-signed is
+        replaced by a newer one and its inclusion proof from the same validator."""
+        try:
+            receipt = Receipt.model_validate(response.json())
+        except (ValueError, ValidationError) as exc:
+            raise ReceiptError(f"malformed receipt: {exc}") from None
+        try:
+            return check_receipt(receipt, tx, self.trust)
+        except UntrustedCheckpointError as exc:
+            first = exc
+        base = url.rstrip("/")
+        for wait in range(self.cosign_polls):
+            if wait:
+                self.sleep(self.backoff)
+            try:
+                cp = _Checkpoint.model_validate(self._get_json(base + "/v1/checkpoint", None))
+                if cp.size <= receipt.index:
+                    continue
+                proof = _Inclusion.model_validate(
+                    self._get_json(
+                        base + "/v1/proofs/inclusion", {"index": receipt.index, "size": cp.size}
+                    )
+                )
+            except (httpx.HTTPError, ValueError, ValidationError):
+                continue
+            try:
+                check_included(tx, receipt.index, cp.size, proof.proof, cp.note, self.trust)
+            except UntrustedCheckpointError:
+                continue
+            return VerifiedReceipt(
+                index=receipt.index,
+                tx_id=tx_id(tx),
+                height=receipt.height,
+                tree_size=cp.size,
+                inclusion_proof=tuple(proof.proof),
+                checkpoint=cp.note,
+            )
+        raise ReceiptError(f"{first}, and no newer checkpoint proves entry {receipt.index}")
+
+    def _get_json(self, url: str, params: dict[str, int] | None) -> Any:
+        response = self._http.get(url, params=params, timeout=self.read_timeout)
+        response.raise_for_status()
+        return response.json()
+
+    def _log_size(self, url: str) -> int | None:
+        """The size of ``url``'s log as its ``GET /v1/status`` shows it, or None."""
+        try:
+            status = self._get_json(url.rstrip("/") + "/v1/status", None)
+            size = status["size"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return size if isinstance(size, int) and not isinstance(size, bool) else None
 
     def read(self, path: str, model: type[M], params: dict[str, int] | None = None) -> M:
         """GET ``path`` from a validator and validate the answer as ``model``.
@@ -175,6 +261,17 @@ class LedgerClient:
             self._first = i
             return answer
         raise LedgerUnavailableError(f"no ledger validator answered {path}: " + "; ".join(problems))
+
+
+class _Checkpoint(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    size: int
+    note: str
+
+
+class _Inclusion(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+    proof: tuple[str, ...]
 
 
 def _error_message(response: httpx.Response) -> str:
@@ -242,8 +339,14 @@ class LedgerPublisher:
         self.client.close()
 
     def _revoke(self, session: Session, row: Revocation) -> None:
+        attested = session.exec(
+            select(Attestation.ledger_index)
+            .join(AttestationArtifact, col(AttestationArtifact.tx_id) == col(Attestation.tx_id))
+            .where(AttestationArtifact.sha256 == row.sha256)
+        ).all()
+        after = max((i + 1 for i in attested if i is not None), default=0)
         try:
-            receipt = self.client.submit(row.tx.encode("utf-8"))
+            receipt = self.client.submit(row.tx.encode("utf-8"), after=after)
         except TransactionError as exc:
             row.status = "rejected"
             row.error = str(exc)[:2000]
@@ -298,12 +401,13 @@ class LedgerPublisher:
         key = f"build:{build.id}"
         agreed = [str(b) for b in (build.verdict or {}).get("agreed", [])]
         enrolled = session.exec(
-            select(Builder.id).where(
+            select(Builder.id, Builder.ledger_index).where(
                 col(Builder.id).in_(agreed), col(Builder.ledger_index).is_not(None)
             )
         ).all()
-        if len(set(enrolled)) < len(set(agreed)):
+        if len({b for b, _ in enrolled}) < len(set(agreed)):
             return  # wait until every agreeing builder is on the ledger
+        after = max((i + 1 for _, i in enrolled if i is not None), default=0)
         rows = session.exec(
             select(BuildResultRow).where(
                 BuildResultRow.build_id == build.id,
@@ -329,7 +433,7 @@ class LedgerPublisher:
         tx = make_attest(bundle)
         bundle_json = bundle.model_dump(mode="json")
         try:
-            receipt = self.client.submit(tx)
+            receipt = self.client.submit(tx, after=after)
         except TransactionError as exc:
             self._store(session, build, bundle_json, tx, rejected=str(exc))
             return
@@ -345,7 +449,7 @@ class LedgerPublisher:
         bundle: dict[str, Any],
         tx: bytes,
         *,
-        receipt: Receipt | None = None,
+        receipt: VerifiedReceipt | None = None,
         rejected: str | None = None,
     ) -> None:
         row = Attestation(

@@ -65,6 +65,7 @@ __all__ = [
     "RevocationPage",
     "RevocationPublic",
     "RevokedPublic",
+    "SeenRequest",
     "StagingBlob",
     "utcnow",
 ]
@@ -191,6 +192,22 @@ class OperatorToken(SQLModel, table=True):
     name: str = Field(default="operator", max_length=255)
     created_at: datetime = Field(sa_type=UTCDateTime)
     revoked: bool = False
+
+
+class SeenRequest(SQLModel, table=True):
+    """A signed builder request already accepted: (builder, nonce) and its signed time.
+
+    The primary key makes acceptance atomic across coordinator replicas on one
+    database: of two inserts of one pair, exactly one succeeds
+    (:mod:`farm.coordinator.replay`). Rows older than the accepted clock skew are pruned.
+    """
+
+    __tablename__ = "seen_request"
+
+    builder_id: str = Field(max_length=64, primary_key=True)
+    nonce: str = Field(max_length=128, primary_key=True)
+    timestamp: int = Field(index=True)
+    """The request's X-Farm-Timestamp (Unix seconds)."""
 
 
 # ---- builds, results, outputs -------------------------------------------------------------

@@ -95,6 +95,11 @@ class CoordinatorSettings(BaseSettings):
         description="Chain id of the ledger (its genesis chain_id): operator transactions "
         "(enroll, revoke) are signed for this chain only; validators of another refuse them.",
     )
+    genesis: Path | None = Field(
+        default=None,
+        description="The ledger's genesis file: a validator's receipt counts only under a "
+        "checkpoint 2f+1 of its validators co-signed (required with ledger_urls).",
+    )
     ledger_interval: float = Field(
         default=1.0, gt=0, description="Seconds between two passes of the ledger publisher."
     )

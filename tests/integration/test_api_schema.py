@@ -163,7 +163,7 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
         "--ledger", ",".join(net.url(i) for i in range(net.n)),
         "--coordinator-key", str(net.root / "coordinator.key"),
         "--operator-key", str(net.root / "operator.key"),
-        "--ledger-chain", net.chain_id,
+        "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
     ]  # fmt: skip
     serve = Serve(argv, env, root / "serve.log", url)
     http = httpx.Client(base_url=url, timeout=30)

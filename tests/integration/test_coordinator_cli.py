@@ -131,6 +131,8 @@ def test_serve_with_a_ledger_needs_its_chain_id(tmp_path: Path) -> None:
     for extra, message in (
         ([], "--ledger needs --ledger-chain"),
         (["--ledger-chain", "two words"], "is not a chain id"),
+        (["--ledger-chain", "farm-x"], "--ledger needs --genesis"),
+        (["--ledger-chain", "farm-x", "--genesis", str(tmp_path / "no.json")], "no genesis"),
     ):
         proc = subprocess.run(
             [*base, *extra], capture_output=True, text=True, env=env, timeout=60, check=False

@@ -72,7 +72,7 @@ def farm(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterat
                 "--ledger", ",".join(net.url(i) for i in range(net.n)),
                 "--coordinator-key", str(net.root / "coordinator.key"),
                 "--operator-key", str(net.root / "operator.key"),
-                "--ledger-chain", net.chain_id,
+                "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
             ],
             serve_env={
                 "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
@@ -456,6 +456,7 @@ def test_ledger_reads_fail_over_and_say_when_no_validator_answers(
         coordinator_key=farm.net.root / "coordinator.key",
         operator_key=farm.net.root / "operator.key",
         ledger_chain=farm.net.chain_id,
+        genesis=farm.net.genesis,
     )
     with serve(create_app(settings)) as url, httpx.Client(base_url=url, timeout=30) as http:
         for path in ("/v1/ledger/status", "/v1/ledger/checkpoint"):

@@ -176,7 +176,7 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
             root, db, "--ledger", ledger,
             "--coordinator-key", str(net.root / "coordinator.key"),
             "--operator-key", str(net.root / "operator.key"),
-            "--ledger-chain", net.chain_id,
+            "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
         )  # fmt: skip
         try:
             keys, pending = _populate(serve.url, http, db, token)

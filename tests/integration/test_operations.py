@@ -111,6 +111,7 @@ def _with_farm(root: Path, net: LedgerTestnet, builder_image: str) -> Iterator[W
             "--coordinator-key", str(net.root / "coordinator.key"),
             "--operator-key", str(net.root / "operator.key"),
             "--ledger-chain", net.chain_id, "--log-level", "info",
+            "--genesis", str(net.genesis),
         ],
         serve_env={**JSON_LOGS, "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5"},
     ) as served:  # fmt: skip

@@ -17,42 +17,40 @@ from farm.coordinator.scheduler import request_build
 from farm.errors import LedgerError, TransactionError
 from farm.keys import generate_key
 from farm.transactions import decode_tx, tx_id
+from tests.unit.farm.coordinator._ledger import CHAIN, TRUST1, TRUST4, SignedLog
 from tests.unit.farm.coordinator._world import BAD, GOOD, NOW, recipe, sha
 from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, enroll, make
 
 OPERATOR = generate_key()
 GOOD_SHA = sha(GOOD)
 COORDINATOR = generate_key()
-CHAIN = "farm-testnet"  # what FakeLedger signs its checkpoints as
 
 
 class FakeLedger:
-    """One validator: commits every well-formed transaction unless told to refuse."""
+    """One validator (of a one-validator genesis): commits every well-formed transaction
+    unless told to refuse, and answers with real proofs under its real co-signature."""
 
     def __init__(self) -> None:
-        self.log: list[bytes] = []
+        self.signed = SignedLog()
         self.refuse: dict[str, str] = {}  # tx type → reason
         self.down = False
+
+    @property
+    def log(self) -> list[bytes]:
+        return self.signed.entries
 
     def handler(self, request: httpx.Request) -> httpx.Response:
         if self.down:
             return httpx.Response(503, json={"error": {"code": "unavailable", "message": "busy"}})
+        if request.method == "GET" and request.url.path == "/v1/status":
+            return httpx.Response(200, json={"size": len(self.log)})
         tx = request.content
         kind = decode_tx(tx).type
         if kind in self.refuse:
             error = {"code": "invalid_transaction", "message": self.refuse[kind]}
             return httpx.Response(400, json={"error": error})
-        self.log.append(tx)
-        index = len(self.log) - 1
-        receipt = {
-            "index": index,
-            "tx_id": tx_id(tx),
-            "height": index + 1,
-            "tree_size": len(self.log),
-            "inclusion_proof": ["00" * 32] * (index > 0),
-            "checkpoint": f"farm-testnet\n{len(self.log)}\nroot\n\n— v0 sig\n",
-        }
-        return httpx.Response(200, json=receipt)
+        index = self.signed.append(tx)
+        return httpx.Response(200, json=self.signed.receipt(index, signers=["v0"]))
 
     def kinds(self) -> list[str]:
         return [json.loads(tx)["type"] for tx in self.log]
@@ -61,27 +59,21 @@ class FakeLedger:
 def _client(ledger: FakeLedger, attempts: int = 4) -> LedgerClient:
     return LedgerClient(
         ["http://v0"],
+        TRUST1,
         transport=httpx.MockTransport(ledger.handler),
         sleep=lambda _: None,
         attempts=attempts,
     )
 
 
-def _receipt(request: httpx.Request) -> httpx.Response:
-    body = {
-        "index": 7,
-        "tx_id": tx_id(request.content),
-        "height": 3,
-        "tree_size": 8,
-        "inclusion_proof": [],
-        "checkpoint": None,
-    }
-    return httpx.Response(200, json=body)
-
-
 def test_client_fails_over_retries_and_reports_refusals() -> None:
     calls: list[str] = []
     delays: list[float] = []
+    tx = b'{"type":"anything"}'
+    signed = SignedLog()
+    for i in range(7):
+        signed.append(b"entry %d" % i)
+    signed.append(tx)
 
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.url.host)
@@ -89,24 +81,26 @@ def test_client_fails_over_retries_and_reports_refusals() -> None:
             raise httpx.ConnectError("refused")
         if len(calls) < 4:
             return httpx.Response(504, json={"error": {"code": "timeout", "message": "slow"}})
-        return _receipt(request)
+        return httpx.Response(200, json=signed.receipt(7))
 
     client = LedgerClient(
         ["http://v0", "http://v1"],
+        TRUST4,
         transport=httpx.MockTransport(handler),
         sleep=delays.append,
         backoff=0.5,
     )
-    tx = b'{"type":"anything"}'
     receipt = client.submit(tx)
-    assert receipt.index == 7 and receipt.tx_id == tx_id(tx)
+    assert receipt.index == 7 and receipt.tx_id == tx_id(tx) and receipt.tree_size == 8
     assert calls == ["v0", "v1", "v0", "v1"] and delays == [0.5]
 
     def refusing(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/status":
+            return httpx.Response(200, json={"size": 8})
         error = {"code": "invalid_transaction", "message": "builder not enrolled"}
         return httpx.Response(400, json={"error": error})
 
-    client = LedgerClient(["http://v0"], transport=httpx.MockTransport(refusing))
+    client = LedgerClient(["http://v0"], TRUST1, transport=httpx.MockTransport(refusing))
     with pytest.raises(TransactionError, match="builder not enrolled"):
         client.submit(tx)
 
@@ -187,3 +181,73 @@ def test_a_refused_attestation_is_stored_with_the_ledgers_reason(
     rejected = attestations.list_attestations(session, status="rejected")
     assert rejected.total == 1
     assert rejected.items[0].reason == "coordinator key is not in the genesis"
+
+
+def test_client_skips_a_forged_receipt_and_completes_an_under_signed_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tx = b'{"type":"anything"}'
+    signed = SignedLog()
+    signed.append(b"first")
+    index = signed.append(tx)
+    under_signed = signed.receipt(index, signers=["v0", "v1"])  # 2 < 2f+1
+    signed.append(b"later")  # the co-signed checkpoint the validator has now is larger
+    calls: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(f"{request.url.host} {request.method} {request.url.path}")
+        if request.url.host == "liar":
+            forged = dict(under_signed, checkpoint=signed.note(2), index=0)
+            return httpx.Response(200, json=forged)
+        if request.url.path == "/v1/tx":
+            return httpx.Response(200, json=under_signed)
+        if request.url.path == "/v1/checkpoint":
+            return httpx.Response(200, json={"size": 3, "note": signed.note(3)})
+        assert request.url.params["index"] == str(index) and request.url.params["size"] == "3"
+        proof = [h.hex() for h in signed.log.inclusion_proof(index, 3)]
+        return httpx.Response(200, json={"proof": proof})
+
+    client = LedgerClient(
+        ["http://liar", "http://v1"], TRUST4, transport=httpx.MockTransport(handler)
+    )
+    with caplog.at_level("WARNING", logger="farm.coordinator.ledger_client"):
+        receipt = client.submit(tx)
+    assert (receipt.index, receipt.tree_size) == (index, 3)
+    assert receipt.checkpoint == signed.note(3)
+    assert calls == [
+        "liar POST /v1/tx",
+        "v1 POST /v1/tx",
+        "v1 GET /v1/checkpoint",
+        "v1 GET /v1/proofs/inclusion",
+    ]
+    (lie,) = [r.getMessage() for r in caplog.records]
+    assert "http://liar" in lie and "not the transaction sent" in lie
+
+
+def test_a_refusal_is_final_only_from_f_plus_1_validators_at_the_dependency() -> None:
+    tx = b'{"type":"anything"}'
+    sizes = {"v0": 9, "v1": 3, "v2": 9, "v3": 9}
+    refusing = {"v0", "v1"}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        host = request.url.host
+        if request.url.path == "/v1/status":
+            return httpx.Response(200, json={"size": sizes[host]})
+        if host in refusing:
+            error = {"code": "invalid_transaction", "message": "unknown builder b1"}
+            return httpx.Response(400, json={"error": error})
+        return httpx.Response(504, json={"error": {"code": "timeout", "message": "slow"}})
+
+    def client() -> LedgerClient:
+        urls = [f"http://v{i}" for i in range(4)]
+        return LedgerClient(
+            urls, TRUST4, transport=httpx.MockTransport(handler), sleep=lambda _: None
+        )
+
+    # v1 is behind the enrollments the attestation needs: one refusal counts, not final.
+    with pytest.raises(LedgerError, match="not yet final") as caught:
+        client().submit(tx, after=5)
+    assert not isinstance(caught.value, TransactionError)
+    refusing.add("v2")  # a second validator at the dependency gives the same reason
+    with pytest.raises(TransactionError, match="unknown builder b1"):
+        client().submit(tx, after=5)

@@ -31,7 +31,8 @@ from farm.coordinator.models import (
 )
 from farm.coordinator.revocations import request_revocation
 from farm.errors import ConfigError
-from tests.unit.farm.coordinator.test_ledger_client import CHAIN, OPERATOR
+from tests.unit.farm.coordinator._ledger import CHAIN
+from tests.unit.farm.coordinator.test_ledger_client import OPERATOR
 
 _SCRIPTS = Config()
 _SCRIPTS.set_main_option("script_location", MIGRATIONS)

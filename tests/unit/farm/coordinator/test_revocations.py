@@ -25,9 +25,9 @@ from farm.coordinator.models import (
 )
 from farm.coordinator.scheduler import request_build
 from farm.transactions import decode_tx
+from tests.unit.farm.coordinator._ledger import CHAIN, TRUST4
 from tests.unit.farm.coordinator._world import GOOD, NOW, recipe, sha
 from tests.unit.farm.coordinator.test_ledger_client import (
-    CHAIN,
     COORDINATOR,
     OPERATOR,
     FakeLedger,
@@ -159,7 +159,7 @@ def test_reads_fail_over_and_map_the_validators_answers() -> None:
         return httpx.Response(404, json={"error": {"code": "not_found", "message": "no such"}})
 
     client = LedgerClient(
-        ["http://v0", "http://v1", "http://v2"], transport=httpx.MockTransport(handler)
+        ["http://v0", "http://v1", "http://v2"], TRUST4, transport=httpx.MockTransport(handler)
     )
     cp = client.read("/v1/checkpoint", LedgerCheckpointPublic)
     assert cp.size == 3 and calls == ["v0/v1/checkpoint", "v1/v1/checkpoint", "v2/v1/checkpoint"]
@@ -178,7 +178,9 @@ def test_no_validator_answering_is_unavailable() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectTimeout("slow")
 
-    client = LedgerClient(["http://v0", "http://v1"], transport=httpx.MockTransport(handler))
+    client = LedgerClient(
+        ["http://v0", "http://v1"], TRUST4, transport=httpx.MockTransport(handler)
+    )
     with pytest.raises(LedgerUnavailableError, match="v0: ConnectTimeout; http://v1"):
         client.read("/v1/status", LedgerStatusPublic)
 
