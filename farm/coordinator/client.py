@@ -198,6 +198,12 @@ class CoordinatorClient:
         )
         return result
 
+    def retire(self, builder_id: str, reason: str = "retired by the operator") -> dict[str, Any]:
+        """Retire a builder (operator): no longer scheduled, retired on the ledger too."""
+        path = f"/v1/builders/{builder_id}/retire{self._query({'reason': reason})}"
+        result: dict[str, Any] = self._send("POST", path, operator=True)
+        return result
+
     def request_build(
         self, recipe: str | dict[str, Any], arches: list[str] | None = None
     ) -> list[dict[str, Any]]:

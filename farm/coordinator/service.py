@@ -80,6 +80,7 @@ __all__ = [
     "pick_builders",
     "record_result",
     "record_upload",
+    "retire",
 ]
 
 log = logging.getLogger(__name__)
@@ -197,6 +198,19 @@ def approve(session: Session, builder_id: str, now: datetime) -> Builder:
         session.add(builder)
         session.commit()
         log.info("builder %s approved", builder_id[:12])
+    return builder
+
+
+def retire(session: Session, builder_id: str) -> Builder:
+    """Withdraw an enrolled builder's approval: it is no longer scheduled and its results
+    are refused (the ledger's retire transaction is the caller's, see the route)."""
+    builder = get_builder(session, builder_id)
+    if builder.approved:
+        builder.approved = False
+        builder.approved_at = None
+        session.add(builder)
+        session.commit()
+        log.info("builder %s retired", builder_id[:12])
     return builder
 
 

@@ -26,6 +26,7 @@ from farm.coordinator.db import make_engine
 from farm.coordinator.errors import (
     AuthenticationError,
     EnrollmentError,
+    NotFoundError,
     PermissionDeniedError,
     ResultRefusedError,
     StagingError,
@@ -116,6 +117,24 @@ def test_enroll_approve_heartbeat_and_read(farm: Farm) -> None:
     assert token not in text and "sha256" not in text.replace("sha256_", "")
     with pytest.raises(EnrollmentError, match="already used"):
         farm.builder(generate_key()).enroll(token, "b2", ["amd64"])
+
+
+def test_a_retired_builder_is_no_longer_scheduled_and_its_uploads_are_refused(
+    farm: Farm,
+) -> None:
+    keys = [generate_key() for _ in range(4)]
+    clients = [farm.enrolled(k) for k in keys]
+    for c in clients:
+        c.heartbeat()
+    retired = farm.operator.retire(keys[0].keyid, "host decommissioned")
+    assert retired["approved"] is False and retired["approved_at"] is None
+    with pytest.raises(PermissionDeniedError, match="not approved"):
+        clients[0].upload(GOOD)
+    with Session(farm.engine) as s:
+        healthy = {b.id for b in service.healthy_builders(s, "amd64", utcnow())}
+    assert healthy == {k.keyid for k in keys[1:]}
+    with pytest.raises(NotFoundError):
+        farm.operator.retire(generate_key().keyid)
 
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}

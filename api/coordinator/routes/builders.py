@@ -1,10 +1,10 @@
-"""Builders: enrollment with a one-time token, heartbeats, approval, listing."""
+"""Builders: enrollment with a one-time token, heartbeats, approval, retirement, listing."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Body, FastAPI, Request
+from fastapi import Body, FastAPI, Query, Request
 
 from api.coordinator.deps import (
     BuilderDep,
@@ -17,6 +17,7 @@ from api.coordinator.deps import (
 )
 from farm.coordinator import service
 from farm.coordinator.errors import (
+    LedgerUnavailableError,
     PermissionDeniedError,
 )
 from farm.coordinator.models import (
@@ -25,6 +26,8 @@ from farm.coordinator.models import (
     EnrollmentTokenCreate,
     EnrollmentTokenPublic,
 )
+from farm.errors import LedgerError, TransactionError
+from farm.transactions import make_retire
 
 __all__ = ["add_routes"]
 
@@ -77,6 +80,35 @@ def add_routes(app: FastAPI) -> None:
     def approve(request: Request, builder_id: str, session: SessionDep) -> BuilderPublic:
         """Approve an enrolled builder."""
         return builder_public(service.approve(session, builder_id, runtime(request).clock()))
+
+    @app.post(
+        "/v1/builders/{builder_id}/retire",
+        response_model=BuilderPublic,
+        dependencies=[OperatorDep],
+        tags=["operator"],
+    )
+    def retire(
+        request: Request,
+        builder_id: str,
+        session: SessionDep,
+        reason: Annotated[str, Query(max_length=500)] = "retired by the operator",
+    ) -> BuilderPublic:
+        """Retire a builder: it is no longer scheduled and its results are refused; on a
+        coordinator with a ledger, a builder enrolled there is retired there too (the
+        answer comes once the retire transaction is committed)."""
+        state = runtime(request)
+        builder = service.retire(session, builder_id)
+        publisher = state.publisher
+        if publisher is not None and builder.ledger_index is not None:
+            tx = make_retire(publisher.operator_key, builder.id, reason, chain=publisher.chain)
+            try:
+                # A refusal counts only from validators that have its enrollment.
+                publisher.client.submit(tx, after=builder.ledger_index + 1)
+            except TransactionError:
+                raise
+            except LedgerError as exc:
+                raise LedgerUnavailableError(f"retire of {builder.id[:12]}: {exc}") from None
+        return builder_public(builder)
 
     @app.get("/v1/builders", response_model=list[BuilderPublic], tags=["builders"])
     def builders(

@@ -1,0 +1,100 @@
+#!/bin/bash
+# A builder host: its own Docker Engine with the pinned builder image, then the worker.
+set -euo pipefail
+
+if [[ ${1:-} == -h || ${1:-} == --help ]]; then
+    cat <<USAGE
+Usage: builder.sh
+
+Run one builder host, in order:
+ 1. start this host's own Docker Engine (dockerd, as root: the only root process of a
+    farm; its image store is the host's volume at /var/lib/docker) and wait for it;
+ 2. load the builder image from /opt/farm-builder-image.tar (read-only) unless it is
+    there, and fail loudly unless its ID is the pinned \$FARM_BUILDER_IMAGE_ID;
+ 3. as the farm user: make the builder key once (farm builder init, in \$FARM_HOME on
+    the host's volume); enroll once with the one-time token /run/farm-secrets/token
+    (waiting for it: farm cluster up writes it once the coordinator runs);
+ 4. run the worker (farm builder run) as farm until stopped, serving /healthz, /readyz
+    and /metrics on port 9100; SIGTERM stops the worker
+    (it finishes its build), then dockerd.
+Environment: FARM_HOME, FARM_REDIS_URL, FARM_COORDINATOR_URL, FARM_BUILDER_IMAGE_ID.
+USAGE
+    exit 0
+fi
+
+say() { printf 'builder.sh: %s\n' "$*" >&2; }
+die() {
+    say "error: $*"
+    exit 1
+}
+: "${FARM_HOME:?FARM_HOME must be set}"
+: "${FARM_COORDINATOR_URL:?FARM_COORDINATOR_URL must be set}"
+: "${FARM_BUILDER_IMAGE_ID:?FARM_BUILDER_IMAGE_ID must be set}"
+as_farm() { runuser -u farm -- env HOME=/home/farm "$@"; }
+
+# 1. The host's own engine. No bridge and no iptables: builds run with no network.
+rm -f /var/run/docker.pid /var/run/docker.sock
+dockerd --group farm --bridge none --iptables=false --ip-masq=false \
+    >>/var/log/dockerd.log 2>&1 &
+dockerd_pid=$!
+for _ in $(seq 120); do
+    docker info >/dev/null 2>&1 && break
+    kill -0 "$dockerd_pid" 2>/dev/null || die "dockerd exited: $(tail -n 20 /var/log/dockerd.log)"
+    sleep 0.5
+done
+docker info >/dev/null 2>&1 || die "dockerd did not answer in 60 s: $(tail -n 20 /var/log/dockerd.log)"
+say "Docker Engine up ($(docker info --format '{{.Driver}}') storage)"
+
+# 2. The pinned builder image, loaded from the archive, checked by ID.
+if ! docker image inspect "$FARM_BUILDER_IMAGE_ID" >/dev/null 2>&1; then
+    say "loading the builder image from /opt/farm-builder-image.tar"
+    loaded=$(docker load -q -i /opt/farm-builder-image.tar) || die "docker load failed"
+    say "$loaded"
+fi
+got=$(docker image inspect --format '{{.Id}}' "$FARM_BUILDER_IMAGE_ID" 2>/dev/null || true)
+if [[ $got != "$FARM_BUILDER_IMAGE_ID" ]]; then
+    die "the builder image archive is not the pinned image: pinned $FARM_BUILDER_IMAGE_ID," \
+        "loaded $(docker images --no-trunc --format '{{.ID}}' | tr '\n' ' ')"
+fi
+say "builder image $FARM_BUILDER_IMAGE_ID present"
+
+# 3. Identity once, enrollment once.
+if [[ ! -f $FARM_HOME/key.pem ]]; then
+    as_farm farm builder init --home "$FARM_HOME"
+fi
+id=$(as_farm farm builder id --home "$FARM_HOME")
+if [[ ! -f $FARM_HOME/enrolled ]]; then
+    token=/run/farm-secrets/token
+    until [[ -s $token ]]; do
+        say "builder $id waits for its enrollment token ($token)"
+        sleep 2
+    done
+    # The coordinator may still be starting: a refused connection leaves the token unused.
+    for attempt in $(seq 60); do
+        as_farm farm builder enroll --coordinator "$FARM_COORDINATOR_URL" \
+            --token "$(<"$token")" --home "$FARM_HOME" && break
+        ((attempt < 60)) || die "could not enroll with $FARM_COORDINATOR_URL"
+        sleep 3
+    done
+    as_farm sh -c 'printf "%s\n" "$1" > "$2"' sh "$id" "$FARM_HOME/enrolled"
+fi
+
+# 4. The worker, until stopped.
+as_farm farm builder run --home "$FARM_HOME" --image "$FARM_BUILDER_IMAGE_ID" \
+    --metrics-address 0.0.0.0:9100 &
+worker_pid=$!
+stop() {
+    kill -TERM "$worker_pid" 2>/dev/null || true
+    wait "$worker_pid" 2>/dev/null || true
+    kill -TERM "$dockerd_pid" 2>/dev/null || true
+    wait "$dockerd_pid" 2>/dev/null || true
+    exit 0
+}
+trap stop TERM INT
+set +e
+wait -n "$worker_pid" "$dockerd_pid"
+status=$?
+say "worker or dockerd exited ($status); stopping the host"
+kill -TERM "$worker_pid" "$dockerd_pid" 2>/dev/null
+wait
+exit $((status == 0 ? 1 : status))
