@@ -7,9 +7,12 @@ cd "$(dirname "$0")/.."
 
 if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
   echo "usage: bash deploy/setup.sh [--no-image]"
-  echo "Installs redis-server, mmdebstrap, busybox-static, diffoscope, postgresql and python3-venv"
+  echo "Installs redis-server, mmdebstrap, busybox-static, diffoscope, postgresql, docker-compose"
+  echo "and python3-venv"
   echo "(apt) where missing, creates .venv"
   echo "with farm[test], and builds the builder base image unless --no-image is given."
+  echo "Makes arm64 available under QEMU where the kernel allows it (qemu-user-static, the"
+  echo "qemu-aarch64 binfmt handler with the F flag) and then builds the arm64 image too."
   exit 0
 fi
 
@@ -18,8 +21,10 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 
-# chromium + chromium-driver: the dashboard's browser test; nginx: `farm bench dist`'s baseline.
-packages=(redis-server mmdebstrap busybox-static git diffoscope chromium chromium-driver nginx)
+# chromium + chromium-driver: the dashboard's browser test; nginx: `farm bench dist`'s baseline;
+# docker-compose: `farm cluster up`, a farm of hosts (deploy/cluster).
+packages=(redis-server mmdebstrap busybox-static git diffoscope chromium chromium-driver nginx
+  docker-compose)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -53,6 +58,15 @@ say "installing farm into .venv"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# arm64 under QEMU (issue 16): qemu-user-static and its qemu-aarch64 binfmt handler (F flag).
+# Exit 3 means the machine does not allow it (the script says why): go on with amd64 only.
+arm64=0
+if $SUDO bash deploy/builder-image/enable-arm64.sh; then arm64=1; else
+  rc=$?
+  if (( rc != 3 )); then exit "$rc"; fi
+  say "arm64 is not available here; only amd64 is set up"
+fi
+
 if ! docker info >/dev/null 2>&1; then
   echo "the Docker Engine is not reachable (is dockerd running and may $(id -un) use it?)" >&2
   exit 1
@@ -60,5 +74,9 @@ fi
 if [[ "${1:-}" != "--no-image" ]]; then
   say "building the reproducible builder base image"
   bash deploy/builder-image/build.sh
+  if (( arm64 )); then
+    say "building the arm64 builder base image"
+    bash deploy/builder-image/build.sh --arch arm64
+  fi
 fi
 say "ready: .venv/bin/farm --help"

@@ -1,13 +1,12 @@
 #!/bin/bash
-# Build farm's reproducible builder base image (Debian bookworm, amd64) without a registry.
+# Build farm's reproducible builder base image (Debian bookworm, amd64 or arm64) without a
+# registry.
 # See README.md in this folder. Progress goes to stderr; the image ID is the last stdout line.
 set -euo pipefail
 umask 022
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE
-readonly NAME=farm-builder-bookworm-amd64
-readonly TAG=farm-builder:bookworm
 readonly SUITE=bookworm
 readonly SOURCES=(
     "deb http://deb.debian.org/debian bookworm main"
@@ -20,24 +19,30 @@ readonly INPUTS=(build.sh customize.sh docker_archive.py packages.txt SOURCE_DAT
 
 usage() {
     cat <<EOF
-Usage: $(basename "$0") [--out DIR] [--no-load] [--force] [--verbose] [--help]
+Usage: $(basename "$0") [--arch amd64|arm64] [--out DIR] [--no-load] [--force] [--verbose]
+       $(basename "$0") --help
 
-Build the farm builder base image: a Debian $SUITE amd64 rootfs made by mmdebstrap with
+Build the farm builder base image: a Debian $SUITE rootfs made by mmdebstrap with
 SOURCE_DATE_EPOCH=$(tr -d '[:space:]' <"$HERE/SOURCE_DATE_EPOCH") (file SOURCE_DATE_EPOCH),
 packages from packages.txt, user 'builder' (1000:1000), empty /src /deps /out. The rootfs
 tarball is wrapped into a docker-archive with a deterministic config and 'docker load'ed,
 so the image ID (sha256:...) is the same on every host with the same Debian mirror state.
 
 Options:
+  --arch A    amd64 (default; tagged farm-builder:bookworm) or arm64 (tagged
+              farm-builder:bookworm-arm64; on an amd64 host it needs the qemu-aarch64
+              binfmt handler: run enable-arm64.sh first)
   --out DIR   where the rootfs tarball, its sha256, the package manifest (name=version,
               sorted) and the image ID are written
               (default: \$FARM_CACHE/builder-image, FARM_CACHE defaults to /var/cache/farm)
-  --no-load   do not 'docker load'; write the docker-archive to DIR/$NAME.docker.tar
+  --no-load   do not 'docker load'; write the docker-archive to
+              DIR/farm-builder-$SUITE-ARCH.docker.tar
   --force     rebuild even if the image from the last successful build is present
   --verbose   pass --verbose to mmdebstrap (shows apt's downloads)
   --help      show this help
 
-Downloaded .debs are kept in \$FARM_CACHE/debs between runs. Must run as root.
+Downloaded .debs are kept in \$FARM_CACHE/debs (amd64) or \$FARM_CACHE/debs-ARCH between
+runs. Must run as root.
 Prints the image ID (sha256:<64 hex>) as the last line on stdout.
 EOF
 }
@@ -49,12 +54,22 @@ die() {
 }
 
 cache=${FARM_CACHE:-/var/cache/farm}
+arch=amd64
 out=
 load=1
 force=0
 verbosity=()
 while (($#)); do
     case $1 in
+    --arch)
+        (($# >= 2)) || die "--arch needs amd64 or arm64"
+        arch=$2
+        shift 2
+        ;;
+    --arch=*)
+        arch=${1#--arch=}
+        shift
+        ;;
     --out)
         (($# >= 2)) || die "--out needs a directory"
         out=$2
@@ -87,13 +102,34 @@ while (($#)); do
     esac
 done
 
+# amd64 keeps the names it had before arm64 existed (its tag, state file and .deb cache).
+case $arch in
+amd64)
+    TAG=farm-builder:$SUITE
+    debs_dir=$cache/debs
+    state=$cache/builder-image.last
+    ;;
+arm64)
+    TAG=farm-builder:$SUITE-arm64
+    debs_dir=$cache/debs-arm64
+    state=$cache/builder-image-arm64.last
+    ;;
+*) die "unknown architecture '$arch' (--arch takes amd64 or arm64)" ;;
+esac
+readonly arch TAG state NAME=farm-builder-$SUITE-$arch
+
 (($(id -u) == 0)) || die "must run as root (mmdebstrap --mode=root, docker load)"
+if [[ $arch == arm64 && $(uname -m) != aarch64 ]]; then
+    handler=/proc/sys/fs/binfmt_misc/qemu-aarch64
+    [[ -f $handler && $(head -n1 "$handler") == enabled ]] && grep -qE '^flags:.*F' "$handler" ||
+        die "arm64 on $(uname -m) needs the qemu-aarch64 binfmt handler with the F flag" \
+            "($handler is missing or not enabled with F); run $HERE/enable-arm64.sh as root"
+fi
 [[ -n $out ]] || out=$cache/builder-image
-mkdir -p "$out" "$cache/debs"
+mkdir -p "$out" "$debs_dir"
 out=$(cd "$out" && pwd)
-debs=$(cd "$cache/debs" && pwd)
+debs=$(cd "$debs_dir" && pwd)
 readonly debs
-readonly state=$cache/builder-image.last
 
 # One build at a time per host: they share the .deb cache and the state file.
 exec 9>"$cache/builder-image.lock"
@@ -106,7 +142,8 @@ epoch=$(tr -d '[:space:]' <"$HERE/SOURCE_DATE_EPOCH")
 [[ $epoch =~ ^[0-9]+$ ]] || die "$HERE/SOURCE_DATE_EPOCH must hold a decimal integer"
 export SOURCE_DATE_EPOCH=$epoch
 
-inputs=$(cd "$HERE" && cat -- "${INPUTS[@]}" | sha256sum | cut -d' ' -f1)
+inputs=$(cd "$HERE" && { cat -- "${INPUTS[@]}" && printf 'arch=%s\n' "$arch"; } |
+    sha256sum | cut -d' ' -f1)
 
 # Shortcut: the last successful build had these inputs, its rootfs tarball is in --out,
 # and its image is loaded (or, with --no-load, its docker-archive is in --out).
@@ -174,7 +211,7 @@ mmdebstrap \
     "${verbosity[@]}" \
     --mode=root \
     --variant=minbase \
-    --architectures=amd64 \
+    --architectures="$arch" \
     --format=tar \
     --include="$packages" \
     --keyring="$KEYRING" \
@@ -199,6 +236,7 @@ done
 mv -f -- "$partial_tar" "$out/$NAME.tar"
 mv -f -- "$partial_manifest" "$out/$NAME.packages.txt"
 {
+    printf 'arch=%s\n' "$arch"
     printf 'mmdebstrap=%s\n' "$(dpkg-query -W -f='${Version}' mmdebstrap)"
     printf 'tar=%s\n' "$(dpkg-query -W -f='${Version}' tar)"
     printf 'apt=%s\n' "$(dpkg-query -W -f='${Version}' apt)"
@@ -207,7 +245,7 @@ mv -f -- "$partial_manifest" "$out/$NAME.packages.txt"
     printf 'inputs=%s\n' "$inputs"
 } >"$out/$NAME.buildinfo"
 
-archive_args=(--layer "$out/$NAME.tar" --epoch "$SOURCE_DATE_EPOCH" --tag "$TAG"
+archive_args=(--arch "$arch" --layer "$out/$NAME.tar" --epoch "$SOURCE_DATE_EPOCH" --tag "$TAG"
     --id-file "$out/$NAME.image-id" --layer-sha-file "$out/$NAME.tar.sha256")
 if ((load)); then
     log "loading into Docker"

@@ -11,10 +11,15 @@ Standard library only: it runs under the host's python3, outside farm's virtuale
 Usage::
 
     docker_archive.py --layer rootfs.tar --epoch N --tag farm-builder:bookworm \\
-        --id-file ID [--archive OUT.tar | --archive -] [--config CONFIG.json]
+        --id-file ID [--arch amd64|arm64] [--archive OUT.tar | --archive -] [--config CONFIG.json]
 
 Writes the archive to --archive ("-" is stdout, for ``| docker load``) and the image
 ID (``sha256:<hex>``) to --id-file.
+
+Invariant: the amd64 config is byte for byte what it was before --arch existed (no
+``variant`` key, the same title label), so the pinned amd64 image ID does not move.
+An arm64 config says ``"architecture": "arm64", "variant": "v8"`` (what Docker records
+for linux/arm64 images) and its title label names the arm64 tag.
 """
 
 from __future__ import annotations
@@ -55,23 +60,42 @@ BUILDER_CONFIG: dict[str, Any] = {
 }
 BUILDER_CREATED_BY = "farm deploy/builder-image/build.sh (mmdebstrap)"
 
+#: Debian architecture -> the (architecture, variant) pair of an OCI/Docker image config.
+PLATFORMS: dict[str, tuple[str, str | None]] = {
+    "amd64": ("amd64", None),
+    "arm64": ("arm64", "v8"),
+}
+
+
+def builder_config(arch: str) -> dict[str, Any]:
+    """The builder image's config for ``arch``; amd64's is exactly :data:`BUILDER_CONFIG`."""
+    if arch == "amd64":
+        return BUILDER_CONFIG
+    labels = {"org.opencontainers.image.title": f"farm-builder:bookworm-{arch}"}
+    return {**BUILDER_CONFIG, "Labels": labels}
+
 
 def image_config(
     diff_id: str,
     epoch: int,
     config: dict[str, Any] | None = None,
     created_by: str = BUILDER_CREATED_BY,
+    arch: str = "amd64",
 ) -> dict[str, Any]:
     """The image config; ``config`` (Env, User, Cmd, ...) defaults to the builder image's."""
     created = dt.datetime.fromtimestamp(epoch, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    return {
-        "architecture": "amd64",
+    architecture, variant = PLATFORMS[arch]
+    result: dict[str, Any] = {
+        "architecture": architecture,
         "os": "linux",
         "created": created,
-        "config": BUILDER_CONFIG if config is None else config,
+        "config": builder_config(arch) if config is None else config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{diff_id}"]},
         "history": [{"created": created, "created_by": created_by}],
     }
+    if variant is not None:
+        result["variant"] = variant
+    return result
 
 
 def _member(name: str, size: int, epoch: int) -> tarfile.TarInfo:
@@ -112,6 +136,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--layer-sha-file", type=Path, help="where the layer's sha256 goes")
     parser.add_argument("--archive", help="output path, or - for stdout")
     parser.add_argument(
+        "--arch", choices=sorted(PLATFORMS), default="amd64", help="Debian architecture"
+    )
+    parser.add_argument(
         "--config",
         type=Path,
         help="JSON file {'config': {...}, 'created_by': '...'} replacing the builder "
@@ -123,10 +150,10 @@ def main(argv: list[str]) -> int:
     if args.config is not None:
         given = json.loads(args.config.read_text())
         config = canonical_json(
-            image_config(diff_id, args.epoch, given["config"], given["created_by"])
+            image_config(diff_id, args.epoch, given["config"], given["created_by"], args.arch)
         )
     else:
-        config = canonical_json(image_config(diff_id, args.epoch))
+        config = canonical_json(image_config(diff_id, args.epoch, arch=args.arch))
     config_hex = hashlib.sha256(config).hexdigest()
     if args.layer_sha_file is not None:
         args.layer_sha_file.write_text(f"{diff_id}  {args.layer.name}\n")
