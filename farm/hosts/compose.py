@@ -27,6 +27,7 @@ __all__ = [
     "HOST_IMAGE",
     "ClusterCommandError",
     "Compose",
+    "build_host_image",
     "ensure_builder_archive",
     "ensure_host_image",
 ]
@@ -164,7 +165,14 @@ def ensure_host_image(say: Say) -> None:
     _need_docker()
     if not _present(HOST_IMAGE):
         say(f"{HOST_IMAGE} is not here; building it (sudo bash deploy/host-image/build.sh)")
-        _script(REPO / "deploy" / "host-image" / "build.sh", say)
+        build_host_image(say)
+
+
+def build_host_image(say: Say) -> None:
+    """Build ``farm-host:bookworm`` from this checkout now (about a minute warm): what the
+    cluster tests run, so that they test the code they were run from."""
+    _need_docker()
+    _script(REPO / "deploy" / "host-image" / "build.sh", say)
 
 
 def ensure_builder_archive(say: Say) -> tuple[Path, str]:

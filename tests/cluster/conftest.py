@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from farm.hosts.compose import COMPOSE_FILE, ensure_builder_archive, ensure_host_image
+from farm.hosts.compose import COMPOSE_FILE, build_host_image, ensure_builder_archive
 from farm.hosts.init import ClusterDir, init_cluster
 from farm.hosts.operate import cluster_down, cluster_up
 from tests.support.hosts import FarmHosts
@@ -50,8 +50,9 @@ def docker_compose_project_name() -> str:
 
 @pytest.fixture(scope="session")
 def hosts_dir(tmp_path_factory: pytest.TempPathFactory, docker_compose_project_name: str) -> Path:
-    """A new cluster directory for this run's project."""
-    ensure_host_image(_say)
+    """A new cluster directory for this run's project, and the host image built from
+    this checkout (a stale image would test other code)."""
+    build_host_image(_say)
     archive, image_id = ensure_builder_archive(_say)
     root = tmp_path_factory.mktemp("hosts") / "cluster"
     init_cluster(
