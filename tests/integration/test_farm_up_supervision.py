@@ -158,7 +158,14 @@ def _wait(what: str, probe: Callable[[], bool], timeout: float, farm: Farm) -> N
 
 
 def _containers(client: docker.DockerClient, label: str) -> list[Any]:
-    return list(client.containers.list(all=True, filters={"label": label}))
+    """Containers carrying ``label``; one removed while being listed (a build that just
+    ended) makes the listing start again."""
+    for _ in range(20):
+        try:
+            return list(client.containers.list(all=True, filters={"label": label}))
+        except docker.errors.NotFound:
+            continue
+    raise AssertionError(f"containers {label} kept vanishing while being listed")
 
 
 def _build_container(
