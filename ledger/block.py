@@ -33,9 +33,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm import ed25519
 from farm.canonical import canonical_json
+from farm.merkle import hash_leaf
+from farm.merkle import root as merkle_root
 from ledger.errors import ConsensusError
-from ledger.merkle import hash_leaf
-from ledger.merkle import root as merkle_root
 
 __all__ = [
     "HASH_SIZE",

@@ -62,7 +62,7 @@ def init(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing key.")] = False,
 ) -> None:
     """Make a validator's Ed25519 key (mode 0600) and print its public key (hex)."""
-    from ledger.checkpoint import encode_vkey
+    from farm.checkpoint import encode_vkey
     from ledger.settings import KEY_FILE
 
     path = dir / KEY_FILE

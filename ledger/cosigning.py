@@ -16,12 +16,12 @@ fresher co-signatures (one per validator, the newest) into the trusted note it s
 storing it again when the time that 2f+1 validators vouch for moves forward. So an idle
 ledger's checkpoint stays fresh, and one that cannot get 2f+1 validators to co-sign
 (halted, or cut off) visibly ages; clients refuse it with
-:func:`ledger.checkpoint.verify_fresh_checkpoint`. The re-cosigning also re-sends a
+:func:`farm.checkpoint.verify_fresh_checkpoint`. The re-cosigning also re-sends a
 co-signature a peer may have missed.
 
 Invariants: a note is stored as the latest checkpoint only with 2f+1 valid
 co-signatures of genesis validators over exactly the text this validator makes for
-that size; co-signatures dated beyond :data:`~ledger.checkpoint.MAX_CLOCK_SKEW` are
+that size; co-signatures dated beyond :data:`~farm.checkpoint.MAX_CLOCK_SKEW` are
 ignored.
 """
 
@@ -36,8 +36,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ledger.block import ValidatorSet
-from ledger.checkpoint import (
+from farm.checkpoint import (
     MAX_CLOCK_SKEW,
     Checkpoint,
     NoteSignature,
@@ -47,6 +46,7 @@ from ledger.checkpoint import (
     parse_note,
     signature_threshold,
 )
+from ledger.block import ValidatorSet
 from ledger.errors import CheckpointError
 from ledger.metrics import NodeMetrics
 from ledger.network import encode_frame

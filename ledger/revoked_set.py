@@ -40,9 +40,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.checkpoint import Checkpoint
+from farm.checkpoint import Checkpoint
+from farm.merkle import EMPTY_ROOT, MerkleLog, hash_leaf, verify_inclusion
 from ledger.errors import CheckpointError, ProofError
-from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_leaf, verify_inclusion
 
 __all__ = [
     "EXTENSION_PREFIX",

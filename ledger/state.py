@@ -39,11 +39,11 @@ from securesystemslib.signer import SSlibKey
 from farm.attestation import VerifiedBundle, verify_bundle
 from farm.errors import FarmError, SigningKeyError
 from farm.keys import public_key_from_dict
+from farm.merkle import EMPTY_ROOT, MerkleLog, hash_children, hash_leaf
 from farm.transactions import AttestTx, EnrollTx, RetireTx, RevokeTx, decode_tx, tx_id
 from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
-from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_children, hash_leaf
 from ledger.revoked_set import RevokedSet, revoked_at
 from ledger.transactions import summarize_tx, verify_operator_signature
 

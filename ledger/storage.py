@@ -54,11 +54,11 @@ from pathlib import Path
 from typing import Any
 
 from farm.canonical import canonical_json
+from farm.merkle import hash_leaf
 from farm.transactions import tx_id
 from ledger.block import Block, CommitCertificate, CommitSig
 from ledger.errors import ConsensusError, StorageError, TransactionError
 from ledger.genesis import Genesis
-from ledger.merkle import hash_leaf
 from ledger.messages import Equivocation, message_kind, message_value
 from ledger.state import LedgerState
 from ledger.transactions import summarize_tx

@@ -65,8 +65,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from farm import ed25519
-from ledger.block import verify_commit_certificate
-from ledger.checkpoint import (
+from farm.checkpoint import (
     MAX_CLOCK_SKEW,
     Checkpoint,
     cosigned_time,
@@ -76,8 +75,9 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
+from farm.merkle import hash_leaf, verify_consistency, verify_inclusion
+from ledger.block import verify_commit_certificate
 from ledger.errors import ConsensusError
-from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from ledger.messages import Equivocation, Message, message_from_json, message_kind, message_value
 from ledger.revoked_set import AbsenceProof, commitment_of, verify_absent
 

@@ -34,13 +34,13 @@ from collections.abc import Callable, Sequence
 import httpx
 
 from api.distribution.errors import FollowError
-from ledger.block import Block, CommitCertificate, ValidatorSet, verify_commit_certificate
-from ledger.checkpoint import (
+from farm.checkpoint import (
     Checkpoint,
     cosigned_time,
     signature_threshold,
     verify_checkpoint,
 )
+from ledger.block import Block, CommitCertificate, ValidatorSet, verify_commit_certificate
 from ledger.errors import LedgerError
 from ledger.genesis import Genesis
 from ledger.revoked_set import commitment_of

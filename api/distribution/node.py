@@ -36,6 +36,7 @@ from api.distribution.errors import DistError
 from api.distribution.follower import Follower
 from api.distribution.mirror import Mirror
 from api.distribution.settings import DistSettings
+from farm.checkpoint import Checkpoint, parse_note
 from farm.errors import ConfigError, FarmError
 from farm.evidence import (
     ArtifactEvidence,
@@ -47,7 +48,6 @@ from farm.evidence import (
 )
 from farm.transactions import AttestTx, decode_tx
 from ledger.block import Block
-from ledger.checkpoint import Checkpoint, parse_note
 from ledger.genesis import Genesis, load_genesis
 from ledger.storage import LedgerStore
 

@@ -39,14 +39,14 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from farm.attestation import build_bundle
+from farm.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from farm.coordinator.models import Attestation, AttestationArtifact
 from farm.keys import KeyPair, generate_key
+from farm.merkle import MerkleLog, hash_leaf
 from farm.recipe import parse_recipe
 from farm.result import BuildPredicate, OutputDigest, sign_result
 from farm.task import new_build_id
 from farm.transactions import make_attest, make_enroll, tx_id
-from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
-from ledger.merkle import MerkleLog, hash_leaf
 from ledger.revoked_set import RevokedSet
 
 __all__ = [

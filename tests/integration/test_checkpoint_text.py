@@ -16,15 +16,15 @@ import time
 
 import pytest
 
-from farm.keys import generate_key, load_key
-from farm.transactions import make_enroll
-from ledger.checkpoint import (
+from farm.checkpoint import (
     Checkpoint,
     cosign_checkpoint,
     cosignatures,
     parse_note,
     verify_checkpoint,
 )
+from farm.keys import generate_key, load_key
+from farm.transactions import make_enroll
 from ledger.genesis import load_genesis
 from ledger.network import encode_frame
 from ledger.revoked_set import commitment_of

@@ -22,12 +22,12 @@ import pytest
 
 from api.coordinator.app import create_app
 from farm.attestation import AttestationBundle
+from farm.checkpoint import signature_threshold, verify_checkpoint
 from farm.cluster import LocalCluster, free_port
 from farm.coordinator.settings import CoordinatorSettings
+from farm.merkle import hash_leaf, verify_consistency, verify_inclusion
 from farm.transactions import make_attest, tx_id
-from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import load_genesis
-from ledger.merkle import hash_leaf, verify_consistency, verify_inclusion
 from tests.integration.conftest import serve, write_recipe
 from tests.support.ledger_testnet import LedgerTestnet
 from tests.support.served import farm_cli as _farm

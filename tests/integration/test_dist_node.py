@@ -36,15 +36,15 @@ from fastapi.responses import JSONResponse
 
 from api.errors import ErrorBody
 from farm.attestation import AttestationBundle, build_bundle, verify_bundle
+from farm.checkpoint import signature_threshold, verify_checkpoint
 from farm.cluster import free_port
 from farm.coordinator.staging import Staging
 from farm.evidence import ArtifactEvidence, PackageRelease
 from farm.keys import KeyPair, generate_key, public_key_from_dict
+from farm.merkle import hash_leaf, verify_inclusion
 from farm.result import BuildPredicate, OutputDigest, sign_result
 from farm.transactions import EnrollTx, decode_tx, make_attest, make_enroll, make_revoke
-from ledger.checkpoint import signature_threshold, verify_checkpoint
 from ledger.genesis import Genesis, load_genesis
-from ledger.merkle import hash_leaf, verify_inclusion
 from ledger.verify import AbsenceProof, commitment_of, verify_absent
 from tests.integration.openapi_checks import assert_one_error_body
 from tests.support.ledger_testnet import LedgerTestnet

@@ -12,18 +12,18 @@ from pathlib import Path
 import pytest
 
 from farm.attestation import build_bundle
-from farm.keys import KeyPair, generate_key
-from farm.result import BuildPredicate, OutputDigest, sign_result
-from farm.transactions import make_attest, make_enroll, make_revoke, tx_id
-from ledger.checkpoint import (
+from farm.checkpoint import (
     cosigned_time,
     signature_threshold,
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
+from farm.keys import KeyPair, generate_key
+from farm.merkle import hash_leaf, verify_inclusion
+from farm.result import BuildPredicate, OutputDigest, sign_result
+from farm.transactions import make_attest, make_enroll, make_revoke, tx_id
 from ledger.errors import CheckpointError
 from ledger.genesis import load_genesis
-from ledger.merkle import hash_leaf, verify_inclusion
 from tests.support.ledger_testnet import FARM, LedgerTestnet, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster]

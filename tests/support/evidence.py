@@ -2,7 +2,7 @@
 co-signed checkpoints, and the evidence a distribution node would serve from it.
 
 Transactions are made the way the coordinator makes them (make_enroll, make_attest,
-make_revoke); the log is :class:`ledger.merkle.MerkleLog` over their leaf hashes, and
+make_revoke); the log is :class:`farm.merkle.MerkleLog` over their leaf hashes, and
 checkpoints are cosignature/v1 notes of the validators' own keys, each committing to
 the revoked set at its size (the artifacts named by the revoke entries appended so
 far, :mod:`ledger.revoked_set`) as the validators' checkpoints do. Evidence of an
@@ -19,6 +19,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from farm.attestation import AttestationBundle, verify_bundle
+from farm.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from farm.evidence import (
     ArtifactEvidence,
     ArtifactInfo,
@@ -26,11 +27,10 @@ from farm.evidence import (
     NotRevokedProof,
     Revocation,
 )
+from farm.merkle import MerkleLog, hash_leaf
 from farm.result import OutputDigest
 from farm.transactions import RevokeTx, decode_tx, make_attest, make_enroll, make_revoke
-from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures
 from ledger.genesis import Genesis
-from ledger.merkle import MerkleLog, hash_leaf
 from ledger.revoked_set import RevokedSet, revoked_at
 from tests.support.attest_world import ARCH, WHEEL, World, result
 from tests.support.ledger_fixtures import CHAIN, validator_info

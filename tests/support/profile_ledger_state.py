@@ -18,8 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from farm.merkle import hash_leaf
 from farm.transactions import tx_id
-from ledger.merkle import hash_leaf
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore
 from tests.support.attest_world import World

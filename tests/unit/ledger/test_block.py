@@ -10,6 +10,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from farm.canonical import canonical_json
+from farm.merkle import EMPTY_ROOT, MerkleLog, hash_leaf
 from ledger.block import (
     Block,
     CommitCertificate,
@@ -23,7 +24,6 @@ from ledger.block import (
     vote_sign_bytes,
 )
 from ledger.errors import ConsensusError
-from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_leaf
 
 H = 7
 R = 2

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoint import (
+from farm.checkpoint import (
     MAX_SIGNATURES,
     Checkpoint,
     NoteSignature,
@@ -29,8 +29,8 @@ from ledger.checkpoint import (
     tally_signatures,
     verify_checkpoint,
 )
+from farm.merkle import MerkleLog, hash_leaf
 from ledger.errors import CheckpointError
-from ledger.merkle import MerkleLog, hash_leaf
 
 # --- golang.org/x/mod/sumdb/note note_test.go ---------------------------------------------
 

@@ -14,9 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import verify
-from ledger.block import verify_commit_certificate
-from ledger.checkpoint import (
+from farm.checkpoint import (
     MAX_CLOCK_SKEW,
     MAX_TIMESTAMP,
     Checkpoint,
@@ -36,8 +34,10 @@ from ledger.checkpoint import (
     verify_checkpoint,
     verify_fresh_checkpoint,
 )
+from farm.merkle import MerkleLog, hash_leaf
+from ledger import verify
+from ledger.block import verify_commit_certificate
 from ledger.errors import CheckpointError
-from ledger.merkle import MerkleLog, hash_leaf
 
 ORIGIN = "farm.example/ledger"
 T = 1_767_225_600  # 2026-01-01T00:00:00Z

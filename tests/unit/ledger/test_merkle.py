@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import ProofError
-from ledger.merkle import (
+from farm.merkle import (
     EMPTY_ROOT,
     MerkleLog,
     consistency_proof_length,
@@ -22,6 +21,7 @@ from ledger.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+from ledger.errors import ProofError
 
 
 def h(hex_digest: str) -> bytes:

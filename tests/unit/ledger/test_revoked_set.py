@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.checkpoint import Checkpoint
+from farm.checkpoint import Checkpoint
+from farm.merkle import EMPTY_ROOT, MerkleLog, hash_leaf
 from ledger.errors import CheckpointError, ProofError
-from ledger.merkle import EMPTY_ROOT, MerkleLog, hash_leaf
 from ledger.revoked_set import (
     AbsenceProof,
     Neighbor,

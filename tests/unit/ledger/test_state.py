@@ -12,11 +12,11 @@ from hypothesis import strategies as st
 
 from farm.attestation import build_bundle
 from farm.keys import generate_key
+from farm.merkle import MerkleLog, hash_leaf
 from farm.transactions import make_attest, make_enroll, make_retire, make_revoke, tx_id
 from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
-from ledger.merkle import MerkleLog, hash_leaf
 from ledger.state import LedgerState, _Attested
 from tests.support.attest_world import BUILD, RECIPE, SHA, WHEEL, World, result
 from tests.support.ledger_fixtures import CHAIN, attests, genesis_for

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from farm.canonical import canonical_json
+from farm.merkle import EMPTY_ROOT
 from farm.transactions import make_retire, make_revoke, tx_id
 from ledger.block import Block, CommitCertificate, CommitSig
 from ledger.errors import StorageError
 from ledger.genesis import Genesis, save_genesis
-from ledger.merkle import EMPTY_ROOT
 from ledger.state import LedgerState
 from ledger.storage import LedgerStore, certificate_from_json
 from ledger.transactions import summarize_tx
@@ -334,7 +334,7 @@ CHILD = textwrap.dedent(
     from pathlib import Path
 
     from ledger.genesis import load_genesis
-    from ledger.merkle import hash_leaf
+    from farm.merkle import hash_leaf
     from ledger.storage import LedgerStore
     from farm.transactions import tx_id
     from tests.unit.ledger.test_storage import cert_for, fake_attest, next_block

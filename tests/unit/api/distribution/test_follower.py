@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from api.distribution.errors import FollowError
 from api.distribution.follower import Follower, check_block, check_checkpoint
+from farm.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures, sign_checkpoint
 from farm.transactions import make_revoke
 from ledger.block import (
     Block,
@@ -20,7 +21,6 @@ from ledger.block import (
     VoteKind,
     vote_sign_bytes,
 )
-from ledger.checkpoint import Checkpoint, cosign_checkpoint, merge_signatures, sign_checkpoint
 from ledger.genesis import Genesis, ValidatorInfo
 from ledger.revoked_set import RevokedSet
 from ledger.state import LedgerState

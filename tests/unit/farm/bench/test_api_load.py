@@ -12,11 +12,11 @@ from sqlmodel import Session
 
 from farm.attestation import AttestationBundle, verify_bundle
 from farm.bench.api_load import ARCHES, CHAIN_ID, VERSIONS, make_attestations, store_attestations
+from farm.checkpoint import verify_checkpoint
 from farm.coordinator.attestations import list_attestations
 from farm.coordinator.db import create_tables, make_engine
+from farm.merkle import hash_leaf, verify_inclusion
 from farm.transactions import make_attest, tx_id
-from ledger.checkpoint import verify_checkpoint
-from ledger.merkle import hash_leaf, verify_inclusion
 
 COUNT = 2 * VERSIONS * len(ARCHES) + 3  # two whole packages and part of a third
 
