@@ -139,11 +139,7 @@ def cluster_status(root: Path) -> tuple[Manifest, dict[str, tuple[str, str]]]:
     """Each service's state and health (``-`` when it has no health check)."""
     d = ClusterDir(root)
     m = load_cluster(d.root)
-    states = Compose.of(d, m).states()
-    return m, {
-        s: (st.get("Status", "?"), (st.get("Health") or {}).get("Status", "-"))
-        for s, st in sorted(states.items())
-    }
+    return m, dict(sorted(_statuses(Compose.of(d, m)).items()))
 
 
 def add_builder(root: Path, name: str, say: Say) -> str:
@@ -342,6 +338,7 @@ def _wait_healthy(compose: Compose, say: Say) -> None:
 
 
 def _statuses(compose: Compose) -> dict[str, tuple[str, str]]:
+    """Each service's state and health (``-`` when it has no health check)."""
     return {
         s: (st.get("Status", "?"), (st.get("Health") or {}).get("Status", "-"))
         for s, st in compose.states().items()

@@ -11,7 +11,6 @@ checkpoint, co-signed by 2f+1 genesis validators: :func:`same_checkpoint`).
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -73,14 +72,6 @@ class FarmHosts:
         """``service``'s health (or its state when it has no health check)."""
         state = self.compose.states().get(service, {})
         return str((state.get("Health") or {}).get("Status") or state.get("Status", "missing"))
-
-    def wait_healthy(self, services: Sequence[str], timeout: float = 300) -> None:
-        """Wait until every one of ``services`` is healthy."""
-
-        def all_healthy() -> bool | None:
-            return all(self.health(s) == "healthy" for s in services) or None
-
-        wait_for(f"{', '.join(services)} healthy", all_healthy, timeout)
 
     def http(self) -> httpx.Client:
         """A client for the coordinator's published port."""
