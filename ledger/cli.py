@@ -204,6 +204,7 @@ def run(
     (Prometheus) on its HTTP address, beside the ledger API.
     """
     import uvloop
+    from pydantic import ValidationError
 
     from farm.logs import Service, setup_logging
     from ledger.process import serve
@@ -213,6 +214,11 @@ def run(
         setup_logging(Service.validator, log_format, log_level)
     except ValueError as exc:
         raise ConfigError(f"--log-level: {exc}") from None
-    settings = NodeSettings(dir=dir, genesis=genesis)
+    try:
+        settings = NodeSettings(dir=dir, genesis=genesis)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "settings"
+        raise ConfigError(f"invalid FARM_LEDGER_* setting: {where}: {first['msg']}") from None
     # libuv's loop: frames, timers and HTTP cost a fraction of the stock loop's CPU.
     uvloop.run(serve(settings))

@@ -18,6 +18,15 @@ so the transport sender of every later frame is authenticated (a peer cannot cla
 another validator's name). Consensus messages are signed on their own as well and are
 checked by the state machine, so a relayed message needs no trust in the relayer.
 
+Liveness: every validator tells its peers its height every ``status_interval``
+(:mod:`ledger.node`), so a receiving connection on which no byte arrived for
+``peer_timeout`` is dead or stuck, whatever TCP says: it is closed (the peer sees its
+sending connection end and dials again, then sends what we missed: ADR 0018). The
+dialled connection gets ``TCP_USER_TIMEOUT`` of the same length, so frames that stay
+unacknowledged that long end it too and we dial again. Without this, a link whose path
+stopped carrying packets stayed "connected" for as long as the kernel keeps retrying
+(many minutes), and ``/readyz`` counted it (ADR 0033).
+
 Invariants: a frame larger than :data:`MAX_FRAME` closes the connection; each peer has
 a bounded send queue, used only while the peer is connected (a frame for a peer that is
 down, or whose queue is full, is dropped: consensus copes with loss through timeouts,
@@ -30,6 +39,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import socket
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -105,12 +115,24 @@ def decode_frame(raw: bytes) -> dict[str, Any]:
     return obj
 
 
-async def _read_frame(reader: asyncio.StreamReader) -> bytes:
-    header = await reader.readexactly(_HEADER.size)
+async def _read_frame(reader: asyncio.StreamReader, idle: float | None = None) -> bytes:
+    """One frame; TimeoutError if ``idle`` seconds pass with no byte arriving (a frame
+    of megabytes may take longer than that on a slow link, as long as it keeps coming)."""
+    header = await asyncio.wait_for(reader.readexactly(_HEADER.size), idle)
     (length,) = _HEADER.unpack(header)
     if length > MAX_FRAME:
         raise ValueError(f"frame of {length} bytes is larger than {MAX_FRAME}")
-    return await reader.readexactly(length)
+    if idle is None:
+        return await reader.readexactly(length)
+    parts: list[bytes] = []
+    got = 0
+    while got < length:
+        chunk = await asyncio.wait_for(reader.read(length - got), idle)
+        if not chunk:
+            raise asyncio.IncompleteReadError(b"".join(parts), length)
+        parts.append(chunk)
+        got += len(chunk)
+    return parts[0] if len(parts) == 1 else b"".join(parts)
 
 
 def _write_frame(writer: asyncio.StreamWriter, raw: bytes) -> None:
@@ -140,6 +162,10 @@ class Network:
         reconnect_max: the longest pause between dial attempts, in seconds.
         on_connected: called with a peer's name each time the connection we send on is
             (re)established, so the caller can send what the peer missed meanwhile.
+        peer_timeout: close a peer's receiving connection that carried nothing for this
+            long, and end a sending one whose frames stay unacknowledged this long
+            (seconds; None: never). It must exceed the interval at which peers send
+            something anyway (their status frames).
     """
 
     def __init__(
@@ -153,6 +179,7 @@ class Network:
         *,
         reconnect_max: float = 2.0,
         on_connected: Callable[[str], None] | None = None,
+        peer_timeout: float | None = None,
     ) -> None:
         self.chain_id = chain_id
         self.name = name
@@ -162,6 +189,7 @@ class Network:
         self._on_frame = on_frame
         self._reconnect_max = reconnect_max
         self._on_connected = on_connected
+        self._peer_timeout = peer_timeout
         self._out = {n: _Outbound(p) for n, p in self._peers.items()}
         self._inbound: dict[str, asyncio.StreamWriter] = {}
         self._server: asyncio.Server | None = None
@@ -256,6 +284,7 @@ class Network:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max)
                 continue
+            self._set_user_timeout(writer)
             delay = 0.05
             out.connected = True
             log.info("connected to %s", peer.name)
@@ -272,6 +301,16 @@ class Network:
                     out.queue.get_nowait()
                 watcher.cancel()
                 writer.close()
+
+    def _set_user_timeout(self, writer: asyncio.StreamWriter) -> None:
+        """Frames unacknowledged for ``peer_timeout`` end the dialled connection."""
+        sock = writer.get_extra_info("socket")
+        if self._peer_timeout is None or sock is None or not hasattr(socket, "TCP_USER_TIMEOUT"):
+            return
+        with contextlib.suppress(OSError):
+            sock.setsockopt(
+                socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._peer_timeout * 1000)
+            )
 
     async def _dial_handshake(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo
@@ -338,7 +377,15 @@ class Network:
         self._inbound[name] = writer
         try:
             while True:
-                raw = await _read_frame(reader)
+                try:
+                    raw = await _read_frame(reader, self._peer_timeout)
+                except TimeoutError:
+                    log.warning(
+                        "nothing from %s for %.1f s: closing its link, it will dial again",
+                        name,
+                        self._peer_timeout,
+                    )
+                    break
                 try:
                     self._on_frame(name, raw)
                 except Exception:

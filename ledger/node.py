@@ -235,6 +235,7 @@ class Node:
             self.gossip.on_frame,
             reconnect_max=self.settings.reconnect_max,
             on_connected=self.gossip.on_peer_connected,
+            peer_timeout=self.settings.peer_timeout,
         )
 
     def _broadcast(self, raw: bytes) -> None:

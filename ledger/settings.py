@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ledger.consensus import TimeoutConfig
@@ -75,6 +75,15 @@ class NodeSettings(BaseSettings):
         ),
     )
     reconnect_max: float = Field(2.0, gt=0, description="Longest pause between dial attempts.")
+    peer_timeout: float = Field(
+        10.0,
+        gt=0,
+        description=(
+            "A peer link that carried no frame for this long (peers send their status "
+            "every status_interval), or whose frames stay unacknowledged this long, is "
+            "closed and dialled again (ADR 0033). Must exceed status_interval."
+        ),
+    )
     listen_host: str | None = Field(
         default=None,
         description=(
@@ -83,6 +92,17 @@ class NodeSettings(BaseSettings):
             "address can change, e.g. a container taken off its network and put back."
         ),
     )
+
+    @model_validator(mode="after")
+    def _peer_timeout_outlasts_status(self) -> NodeSettings:
+        """A healthy but quiet link carries a status frame every status_interval: a
+        shorter peer_timeout would close it."""
+        if self.peer_timeout <= 2 * self.status_interval:
+            raise ValueError(
+                f"peer_timeout ({self.peer_timeout:g} s) must exceed twice "
+                f"status_interval ({self.status_interval:g} s)"
+            )
+        return self
 
     def listen(self, address: str) -> tuple[str, int]:
         """Where to listen for the genesis ``address`` (``host:port``)."""

@@ -6,8 +6,9 @@ the loopback ones do (:mod:`tests.support.ledger_checks`): all four serve the sa
 co-signed by 2f+1 genesis validators, and every transaction a validator acknowledged
 is at its index, with proofs a consumer checks against the genesis alone. Each prints
 its timings: how long the fault lasted, to recover (the faulty validator serves the
-common checkpoint again) and to commit again. Delay and loss on every link
-(:mod:`tests.support.netfault`) is not here yet: it committed in two runs of four.
+common checkpoint again) and to commit again. The last scenario delays and drops packets
+on every validator link (:mod:`tests.support.netfault`: a delay proxy and iptables loss
+in each validator's namespace, as ``tc netem`` on every host would).
 """
 
 from __future__ import annotations
@@ -35,10 +36,19 @@ from tests.support.ledger_checks import (
     submit,
 )
 from tests.support.ledger_testnet import wait_for
+from tests.support.netfault import net_faults
 
 pytestmark = [pytest.mark.slow, pytest.mark.cluster, pytest.mark.docker]
 
 P2P_PORT = 26656
+DELAY_S = 0.1
+"""Added to every packet of a validator link, each way (one way: 100 ms, round trip 200)."""
+LOSS = 0.05
+"""Share of the packets of every validator link dropped (on leaving each host)."""
+LOSSY_S = 45.0
+"""How long transactions are submitted under delay and loss."""
+COMMIT_BOUND_S = 20.0
+"""Every transaction submitted under the fault commits within this (its 504 comes at 30)."""
 
 
 @pytest.fixture(scope="module")
@@ -232,3 +242,84 @@ def test_kill_all_four_under_load_nothing_acknowledged_is_lost(
     )
     client_check(vals, genesis, 0, after, pre_kill)
     _report("kill -9 all four", acknowledged_txs=len(acknowledged), commit_again=back)
+
+
+def test_delay_and_loss_on_every_link_still_commits(
+    vals: ClusterValidators, genesis: Genesis
+) -> None:
+    """100 ms delay and 5 % loss on every validator link: transactions submitted during
+    the fault commit, each within COMMIT_BOUND_S, and afterwards all four are identical."""
+    early = healthy(vals, genesis)
+    h0 = height(vals, 0)
+    with net_faults([vals.container(i) for i in range(vals.n)]) as faults:
+        for fault in faults:
+            fault.drop(LOSS, [P2P_PORT], ingress=False)
+            fault.delay(DELAY_S, [P2P_PORT])
+        # Links made before the rules would skip the proxy: break them, they redial.
+        for fault in faults:
+            fault.reset_links([P2P_PORT])
+        t0 = time.monotonic()
+        try:
+            wait_for("every validator linked to its 3 peers again", lambda: _all_linked(vals), 60)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{_links_report(vals)}") from None
+        relinked = time.monotonic() - t0
+        receipts: list[Receipt] = []
+        latencies: list[float] = []
+        batch = 0
+        while time.monotonic() - t0 < LOSSY_S or height(vals, 0) < h0 + 2 * vals.n:
+            assert time.monotonic() - t0 < 3 * LOSSY_S, "the ledger stopped committing"
+            for k, tx in enumerate(enrolls(vals, f"lossy{batch}", vals.n)):
+                sent = time.monotonic()
+                receipts.append(submit(vals, k, tx))
+                latencies.append(time.monotonic() - sent)
+            batch += 1
+        dropped = sum(f.dropped() for f in faults)
+        under_fault = time.monotonic() - t0
+    healed = time.monotonic()
+    latencies.sort()
+    # The faults were in effect: packets were dropped, and no commit beat the delay (a
+    # height takes at least propose, prevote, precommit: three one-way delays).
+    assert dropped > 0, "the loss rules dropped nothing"
+    assert latencies[0] >= 3 * DELAY_S, f"a commit took {latencies[0]:.3f} s: no delay?"
+    assert latencies[-1] < COMMIT_BOUND_S, f"a commit took {latencies[-1]:.1f} s"
+    after = submit(vals, 1, enrolls(vals, "healed", 1)[0])
+    all_identical(vals, genesis, after.index + 1)
+    _acknowledged_everywhere(vals, [*receipts, after])
+    client_check(vals, genesis, 2, receipts[-1], early)
+    _report(
+        "delay 100 ms + loss 5 % on every link",
+        fault_s=under_fault,
+        relink=relinked,
+        txs=len(receipts),
+        heights=height(vals, 0) - h0,
+        dropped_packets=dropped,
+        commit_p50=latencies[len(latencies) // 2],
+        commit_max=latencies[-1],
+        commit_after_heal=time.monotonic() - healed,
+    )
+
+
+def _all_linked(vals: ClusterValidators) -> bool:
+    """Every validator has its send and receive links to every other one."""
+    for i in range(vals.n):
+        st = vals.status(i)
+        if st is None or len(st["peers"]) != vals.n - 1:
+            return False
+    return True
+
+
+def _links_report(vals: ClusterValidators) -> str:
+    """Each validator's peers and the end of its log, for a failed wait on the links."""
+    import subprocess
+
+    lines = []
+    for i in range(vals.n):
+        st = vals.status(i)
+        lines.append(f"--- v{i}: peers {st and st['peers']}, height {st and st['height']}")
+        tail = subprocess.run(
+            ["docker", "logs", "--tail", "25", vals.container(i)],
+            capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+        lines += [f"    {t}" for t in (tail.stdout + tail.stderr).splitlines()]
+    return "\n".join(lines)

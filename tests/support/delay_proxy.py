@@ -7,6 +7,12 @@ their original destination (``SO_ORIGINAL_DST``) from a socket marked ``--mark``
 the rules let through unredirected. Each chunk read from one side is written to the
 other ``--delay`` seconds after it was read; chunks keep their order, and a side's end
 of stream is passed on after the chunks before it. Stops on SIGTERM.
+
+A connection made straight to ``--port`` (not redirected: a readiness probe, say) has
+the proxy's own port as its original destination; it is closed at once. Forwarding it
+would connect the proxy to itself, and each such hop makes another: the first cluster
+runs grew 20,000 self-connections per proxy within seconds (its open-file limit), after
+which the proxy starved the very links it was meant to delay.
 """
 
 from __future__ import annotations
@@ -65,6 +71,9 @@ async def _serve(port: int, delay: float, mark: int) -> None:
         sock: socket.socket = client_w.get_extra_info("socket")
         try:
             host, dport = original_destination(sock)
+            if dport == port:  # not redirected: see the module docstring
+                client_w.close()
+                return
             up = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             up.setsockopt(socket.SOL_SOCKET, socket.SO_MARK, mark)
             up.setblocking(False)

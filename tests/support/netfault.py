@@ -5,7 +5,10 @@ tests make with netem another way, inside the container's own network namespace
 (entered with ``nsenter -t PID -n``, so the image needs no iptables and no capability):
 
 - **loss**: ``iptables -m statistic --mode random --probability P -j DROP`` on the
-  namespace's INPUT and OUTPUT for the given TCP ports (both directions of a link);
+  namespace's INPUT and OUTPUT for the given TCP ports (both directions of a link), or
+  on OUTPUT alone (``ingress=False``): what ``netem loss`` on every host does, when
+  every container of a link has the rule (each packet then meets one rule, not two:
+  5 % on both ends would lose 1 - 0.95² ≈ 9.75 % of the packets);
 - **delay**: the namespace's new outgoing TCP connections to the given ports are
   redirected (``nat OUTPUT ... REDIRECT``) to a small proxy running in the same
   namespace (:mod:`tests.support.delay_proxy`), which connects to the original
@@ -15,8 +18,9 @@ tests make with netem another way, inside the container's own network namespace
   exist are not redirected: :meth:`NetFault.reset_links` destroys them (``ss -K``), so
   the program dials again, through the proxy.
 
-Every rule lives in chains of its own (``FARM-FAULT``) that :meth:`NetFault.heal`
-removes, and a namespace disappears with its container, so nothing outlives a test.
+Every rule lives in chains of its own (``FARM-FAULT``, ``FARM-FAULT-OUT``) that
+:meth:`NetFault.heal` removes, and a namespace disappears with its container, so
+nothing outlives a test.
 """
 
 from __future__ import annotations
@@ -57,7 +61,8 @@ class NetFault:
     container: str
     pid: int
     proxy: subprocess.Popen[bytes] | None = None
-    _tables: set[str] = field(default_factory=set)
+    _chains: dict[tuple[str, str], tuple[str, ...]] = field(default_factory=dict)
+    """(table, chain) → the built-in chains that jump to it."""
 
     def _ipt(self, table: str, *args: str, check: bool = True) -> int:
         cmd = ["nsenter", "-t", str(self.pid), "-n", "iptables", "-w", "-t", table, *args]
@@ -66,24 +71,43 @@ class NetFault:
             raise RuntimeError(f"{' '.join(cmd)}: {done.stderr.strip()}")
         return done.returncode
 
-    def _chain(self, table: str, hooks: Sequence[str]) -> None:
-        """Make this table's FARM-FAULT chain once and jump to it from ``hooks``."""
-        if table in self._tables:
-            return
-        self._ipt(table, "-N", CHAIN)
-        for hook in hooks:
-            self._ipt(table, "-I", hook, "1", "-j", CHAIN)
-        self._tables.add(table)
+    def _chain(self, table: str, hooks: Sequence[str], name: str = CHAIN) -> str:
+        """Make chain ``name`` of ``table`` once, jumped to from ``hooks``; its name."""
+        if (table, name) not in self._chains:
+            self._ipt(table, "-N", name)
+            for hook in hooks:
+                self._ipt(table, "-I", hook, "1", "-j", name)
+            self._chains[(table, name)] = tuple(hooks)
+        return name
 
-    def drop(self, probability: float, ports: Sequence[int]) -> None:
-        """Drop each packet to or from ``ports`` (TCP) with ``probability``, both ways."""
+    def drop(self, probability: float, ports: Sequence[int], *, ingress: bool = True) -> None:
+        """Drop each packet to or from ``ports`` (TCP) with ``probability``: packets
+        leaving the namespace and, if ``ingress``, those entering it."""
         if not 0 < probability < 1:
             raise ValueError(f"probability must be in (0, 1), not {probability}")
-        self._chain("filter", ["INPUT", "OUTPUT"])
+        chain = (
+            self._chain("filter", ["INPUT", "OUTPUT"])
+            if ingress
+            else self._chain("filter", ["OUTPUT"], f"{CHAIN}-OUT")
+        )
         rand = ["-m", "statistic", "--mode", "random", "--probability", str(probability)]
         for port in ports:
             for way in ("--dport", "--sport"):
-                self._ipt("filter", "-A", CHAIN, "-p", "tcp", way, str(port), *rand, "-j", "DROP")
+                self._ipt("filter", "-A", chain, "-p", "tcp", way, str(port), *rand, "-j", "DROP")
+
+    def dropped(self) -> int:
+        """Packets the loss rules dropped so far (0 without rules)."""
+        total = 0
+        for table, chain in self._chains:
+            if table != "filter":
+                continue
+            cmd = ["nsenter", "-t", str(self.pid), "-n", "iptables", "-w", "-t", table,
+                   "-L", chain, "-n", "-v", "-x"]  # fmt: skip
+            done = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True)
+            total += sum(
+                int(line.split()[0]) for line in done.stdout.splitlines() if "DROP" in line.split()
+            )
+        return total
 
     def delay(self, seconds: float, ports: Sequence[int]) -> None:
         """Delay new outgoing TCP connections to ``ports`` by ``seconds`` each way."""
@@ -139,13 +163,12 @@ class NetFault:
         except (RuntimeError, ValueError, subprocess.CalledProcessError):
             alive = False
         if alive:
-            hooks = {"filter": ["INPUT", "OUTPUT"], "nat": ["OUTPUT"]}
-            for table in sorted(self._tables):
-                for hook in hooks[table]:
-                    self._ipt(table, "-D", hook, "-j", CHAIN, check=False)
-                self._ipt(table, "-F", CHAIN, check=False)
-                self._ipt(table, "-X", CHAIN, check=False)
-        self._tables.clear()
+            for (table, chain), hooks in sorted(self._chains.items()):
+                for hook in hooks:
+                    self._ipt(table, "-D", hook, "-j", chain, check=False)
+                self._ipt(table, "-F", chain, check=False)
+                self._ipt(table, "-X", chain, check=False)
+        self._chains.clear()
         if self.proxy is not None:
             self.proxy.terminate()
             try:

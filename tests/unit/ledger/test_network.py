@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
+from collections.abc import Callable
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -11,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from farm.errors import ConfigError
 from farm.ports import free_port as _free_port
 from ledger.mempool import Mempool
-from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+from ledger.network import Network, PeerInfo, decode_frame, encode_frame, hello_bytes
 
 
 def _mesh(
@@ -27,12 +29,17 @@ def _mesh(
             keys[n],
             ("127.0.0.1", ports[n]),
             peers,
-            lambda src, raw, n=n: got[n].append((src, raw)),
+            _collector(got[n]),
             reconnect_max=0.1,
         )
         for n in names
     }
     return peers, nets
+
+
+def _collector(into: list[tuple[str, bytes]]) -> Callable[[str, bytes], None]:
+    """A frame handler that keeps (sender, frame) in ``into``."""
+    return lambda src, raw: into.append((src, raw))
 
 
 async def _until(pred: object, timeout: float = 5.0) -> None:
@@ -97,6 +104,101 @@ def test_a_peer_with_the_wrong_key_is_refused() -> None:
             await nets["a"].close()
 
     asyncio.run(run())
+
+
+def test_a_silent_link_is_closed_and_dialled_again_a_busy_one_is_kept() -> None:
+    """A receiving link that carries nothing for peer_timeout is dead or stuck, whatever
+    TCP says (a cluster run kept one "connected" for minutes while nothing got through):
+    it is closed, and the peer dials again. A link carrying frames is left alone."""
+    names = ["a", "b"]
+    keys = {n: Ed25519PrivateKey.generate() for n in names}
+    ports = {n: _free_port() for n in names}
+    peers = [PeerInfo(n, "127.0.0.1", ports[n], keys[n].public_key()) for n in names]
+    connects: dict[str, list[str]] = {n: [] for n in names}
+    nets = {
+        n: Network(
+            "test-chain",
+            n,
+            keys[n],
+            ("127.0.0.1", ports[n]),
+            peers,
+            lambda _s, _r: None,
+            reconnect_max=0.1,
+            on_connected=connects[n].append,
+            peer_timeout=0.4,
+        )
+        for n in names
+    }
+
+    async def run() -> None:
+        for net in nets.values():
+            await net.start()
+        try:
+            await _until(lambda: all(len(net.connected()) == 1 for net in nets.values()))
+            # Busy: a frame each way every 0.1 s for 1.2 s (three peer_timeouts).
+            for _ in range(12):
+                nets["a"].send("b", encode_frame({"t": "status", "height": 1}))
+                nets["b"].send("a", encode_frame({"t": "status", "height": 1}))
+                await asyncio.sleep(0.1)
+            assert connects == {"a": ["b"], "b": ["a"]}, "a busy link was dialled again"
+            # Silent: each side closes its receiving link; the other dials again.
+            await _until(lambda: len(connects["a"]) >= 2 and len(connects["b"]) >= 2)
+        finally:
+            for net in nets.values():
+                await net.close()
+
+    asyncio.run(run())
+
+
+def test_a_large_frame_that_keeps_coming_outlasts_the_peer_timeout() -> None:
+    """Silence is what closes a link, not a slow frame: a proposal of megabytes may take
+    longer than peer_timeout on a slow link, and closing it then would resend it forever."""
+    keys = {n: Ed25519PrivateKey.generate() for n in ("a", "b")}
+    port = _free_port()
+    peers = [PeerInfo(n, "127.0.0.1", port, keys[n].public_key()) for n in keys]
+    got: list[tuple[str, bytes]] = []
+    net = Network(
+        "test-chain",
+        "a",
+        keys["a"],
+        ("127.0.0.1", port),
+        peers,
+        _collector(got),
+        reconnect_max=60,  # "a" dialling "b" (nobody listens) stays out of the way
+        peer_timeout=0.3,
+    )
+    body = encode_frame({"t": "x", "pad": "0" * 200_000})
+
+    async def run() -> None:
+        await net.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                _framed({"t": "hello", "chain": "test-chain", "from": "b", "nonce": "1" * 32})
+            )
+            reply = decode_frame(
+                await reader.readexactly(struct.unpack(">I", await reader.readexactly(4))[0])
+            )
+            sig = keys["b"].sign(hello_bytes("test-chain", "dialer", "b", reply["nonce"]))
+            writer.write(_framed({"t": "auth", "sig": sig.hex()}))
+            # 200 kB in 20 pieces, one every 0.1 s: 2 s in all, never 0.3 s of silence.
+            raw = struct.pack(">I", len(body)) + body
+            step = len(raw) // 20 + 1
+            for k in range(0, len(raw), step):
+                writer.write(raw[k : k + step])
+                await writer.drain()
+                await asyncio.sleep(0.1)
+            await _until(lambda: got == [("b", body)])
+            writer.close()
+        finally:
+            await net.close()
+
+    asyncio.run(run())
+
+
+def _framed(obj: dict[str, object]) -> bytes:
+    raw = encode_frame(obj)
+    return struct.pack(">I", len(raw)) + raw
 
 
 def test_a_port_in_use_is_a_clear_error() -> None:
