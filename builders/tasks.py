@@ -5,6 +5,11 @@ with SET NX and every later delivery of the same task returns that stored result
 instead of building again. A delivery after a worker crash first removes the
 containers the crashed attempt left behind.
 
+A build outlives a broker that restarts under it: storing the finished result is tried
+again for up to :data:`STORE_WITHIN` seconds, and a result that still could not be
+stored is delivered all the same (the coordinator holds what counts; the stored copy
+only answers a repeated task), so a Redis restart mid-build never throws a build away.
+
 Every line logged while a task runs, by any module, carries its build id and builder
 id (:func:`farm.logs.bind`); with counters (:class:`builders.metrics.BuildCounters`)
 each task is counted as started, then finished by outcome, and a build's duration is
@@ -30,12 +35,52 @@ from farm.errors import FarmError
 from farm.logs import bind
 from farm.task import BUILD_TASK_NAME, BuildTask
 
-__all__ = ["register_build_task", "result_key"]
+__all__ = ["register_build_task", "result_key", "store_result"]
 
 logger = logging.getLogger(__name__)
 
 #: Completed results are kept this long for idempotency (seconds).
 RESULT_TTL = 30 * 24 * 3600
+#: How long a finished build tries to store its result while Redis is away (seconds).
+STORE_WITHIN = 300.0
+#: Pause between two tries (seconds).
+STORE_PAUSE = 2.0
+
+
+def store_result(
+    client: redis.Redis,
+    build_id: str,
+    builder_id: str,
+    body: str,
+    *,
+    within: float = STORE_WITHIN,
+    pause: float = STORE_PAUSE,
+    log: logging.Logger | logging.LoggerAdapter = logger,  # type: ignore[type-arg]
+) -> str | None:
+    """Store ``body`` as the one result of (build id, builder id), trying again while
+    Redis is unreachable for up to ``within`` seconds.
+
+    Returns the stored result: ``body``, or the one another attempt stored first; None
+    if Redis could not be reached in time (the caller delivers ``body`` anyway)."""
+    key = result_key(build_id, builder_id)
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if client.set(key, body, nx=True, ex=RESULT_TTL):
+                counter = completions_key(build_id, builder_id)
+                client.incr(counter)
+                client.expire(counter, RESULT_TTL)
+                return body
+            first = client.get(key)
+            if first is None:  # expired in between: nothing else stands
+                return body
+            return first.decode() if isinstance(first, bytes) else str(first)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if time.monotonic() >= deadline:
+                log.error("result not stored: Redis unreachable for %.0f s (%s)", within, exc)
+                return None
+            log.warning("Redis unreachable, storing the result again shortly: %s", exc)
+            time.sleep(pause)
 
 
 def result_key(build_id: str, builder_id: str) -> str:
@@ -128,13 +173,12 @@ def register_build_task(
             log.info("building %s for %s", recipe.label, task.arch)
             outcome = execute(task, recipe, ctx)
             body = json.dumps(outcome.to_json())
-            if client.set(key, body, nx=True, ex=RESULT_TTL):
-                client.incr(completions_key(task.build_id, task.builder_id))
-                client.expire(completions_key(task.build_id, task.builder_id), RESULT_TTL)
+            stored_body = store_result(client, task.build_id, task.builder_id, body, log=log)
+            if stored_body is None or stored_body == body:
                 log.info("done")
                 return counted(delivered(outcome.to_json()), t0)
             log.warning("another attempt stored a result first; returning that one")
-            first: dict[str, Any] = json.loads(client.get(key) or body)
+            first: dict[str, Any] = json.loads(stored_body)
             return counted(delivered(first), t0)
 
     return build

@@ -4,7 +4,11 @@ Runs the ``solo`` pool, one build at a time, in this process: a worker killed wi
 SIGKILL takes its build with it, and the unacknowledged task is delivered again when
 the builder starts again (:mod:`builders.requeue`), or else once the visibility
 timeout has passed. Announces itself to the registry every few seconds
-with the architectures it can really build. With ``metrics_address`` it also serves
+with the architectures it can really build, and beats to the coordinator, which gives a
+builder silent for long up as lost (:mod:`farm.coordinator.scheduler`): the announcement
+uses a Redis client of its own with short timeouts, so a builder cut off from Redis
+keeps beating to the coordinator (and keeps its build) instead of hanging with the
+broker. With ``metrics_address`` it also serves
 ``/healthz``, ``/readyz`` and ``/metrics`` (:mod:`builders.metrics`) from a small HTTP
 server in this process, started before the worker and closed after it.
 """
@@ -21,6 +25,8 @@ from datetime import UTC, datetime
 import docker
 import redis
 from celery.signals import setup_logging as celery_setup_logging
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from builders.arch import buildable_arches
 from builders.build import BuildContext
@@ -39,7 +45,7 @@ from farm.queue import make_celery
 from farm.registry import BuilderInfo, announce, list_builders, withdraw
 from farm.task import queue_for
 
-__all__ = ["run_worker"]
+__all__ = ["beat_client", "run_worker"]
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,18 @@ def _heartbeat(
         except redis.RedisError as exc:
             logger.warning("heartbeat failed: %s", exc)
         beat()
+
+
+def beat_client(redis_url: str, interval: float) -> redis.Redis:
+    """The heartbeat's own Redis client: one try, bounded by ``interval`` (at least 1 s),
+    so an unreachable or silent broker never holds up the beat to the coordinator."""
+    timeout = max(1.0, interval)
+    return redis.Redis.from_url(
+        redis_url,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0),
+    )
 
 
 def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
@@ -164,7 +182,12 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
     stop = threading.Event()
     beat = threading.Thread(
         target=_heartbeat,
-        args=(client, info, settings.heartbeat_interval, stop),
+        args=(
+            beat_client(settings.redis_url, settings.heartbeat_interval),
+            info,
+            settings.heartbeat_interval,
+            stop,
+        ),
         kwargs={"beat": link.heartbeat} if link is not None else {},
         daemon=True,
     )

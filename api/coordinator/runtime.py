@@ -114,6 +114,7 @@ def start_background(state: Runtime) -> None:
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
             heartbeat_within=settings.heartbeat_within,
+            lost_after=settings.builder_lost_after,
         )
         scheduler = state.scheduler = Scheduler(
             state.engine,

@@ -3,13 +3,24 @@
 Tasks go to each enrolled builder's own queue through :func:`farm.dispatch.dispatch`;
 the coordinator learns results from what builders post to it, and asks Celery only
 whether a task ended in an exception (a builder that crashed inside the task).
+
+A broker that lost its contents is recognised by a marker key: the dispatcher sets
+``farm:broker:marker`` to a random value once, and a later look that finds it missing
+(or another value) means Redis was emptied or replaced (:meth:`broker_reset`).
+Redis keeps the key across restarts (append-only, fsync always), so a restart alone
+is not a reset.
 """
 
 from __future__ import annotations
 
+import secrets
+
 import redis
 from celery import Celery
 from celery.result import AsyncResult
+from kombu.exceptions import KombuError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from farm.coordinator.models import Builder
 from farm.dispatch import dispatch
@@ -19,7 +30,10 @@ from farm.recipe import Recipe
 from farm.registry import BuilderInfo
 from farm.task import queue_for
 
-__all__ = ["CeleryDispatcher"]
+__all__ = ["MARKER_KEY", "CeleryDispatcher"]
+
+#: The key whose disappearance tells that the broker lost its contents.
+MARKER_KEY = "farm:broker:marker"
 
 
 def _info(builder: Builder) -> BuilderInfo:
@@ -46,13 +60,38 @@ class CeleryDispatcher:
 
     def __init__(self, redis_url: str, app: Celery | None = None) -> None:
         self.app = app or make_celery(redis_url)
+        # Short timeouts, one try: a pass of the scheduler must not hang on a broker that
+        # is away (Celery's own clients retry for many seconds before giving up).
+        self._redis = redis.Redis.from_url(
+            redis_url, socket_timeout=5, socket_connect_timeout=5, retry=Retry(NoBackoff(), 0)
+        )
+        self._marker: bytes | str | None = None
 
     def send(self, recipe: Recipe, arch: str, builder: Builder, build_id: str) -> None:
-        """Queue the task on ``builder``'s own queue."""
+        """Queue the task on ``builder``'s own queue; FarmError if the broker is away.
+
+        Celery's Redis result backend, which subscribes to every sent task's result,
+        gives up on a broker that stays away with a RuntimeError: that is one too."""
         try:
+            self._redis.ping()  # fail fast while the broker is away
             dispatch(self.app, recipe, arch, [_info(builder)], build_id)
-        except (redis.RedisError, OSError) as exc:
-            raise FarmError(f"broker unreachable: {exc}") from None
+        except (redis.RedisError, OSError, KombuError, RuntimeError) as exc:
+            raise FarmError(f"broker unreachable: {str(exc).strip()}") from None
+
+    def broker_reset(self) -> bool:
+        """Whether Redis lost its contents since the last call (see the module docstring)."""
+        try:
+            value = self._redis.get(MARKER_KEY)
+            if value is None:
+                self._redis.set(MARKER_KEY, secrets.token_hex(16), nx=True)
+                value = self._redis.get(MARKER_KEY)
+        except (redis.RedisError, OSError):
+            return False
+        if value is None:
+            return False
+        reset = self._marker is not None and value != self._marker
+        self._marker = value
+        return reset
 
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
         """The exception the builder's task ended with, if it ended with one."""

@@ -247,7 +247,7 @@ class BuildCreate(SQLModel):
     arches: list[str] | None = Field(default=None, min_length=1)
 
 
-AttemptState = Literal["dispatched", "succeeded", "failed", "timed_out", "refused"]
+AttemptState = Literal["dispatched", "succeeded", "failed", "timed_out", "refused", "lost"]
 
 
 class BuildAttempt(SQLModel, table=True):

@@ -10,7 +10,9 @@ A build requested through the API or the recipe follower is stored ``pending`` a
 * settles the dispatched attempts of running builds from what the coordinator has
   *recorded* (the results builders posted): ``succeeded``, ``failed`` (the builder's
   own signed failure), ``refused`` (the coordinator refused what it sent), or
-  ``timed_out`` (no result by the recipe timeout plus a margin);
+  ``timed_out`` (no result by the recipe timeout plus a margin), or ``lost`` (the
+  builder's host has not been heard from for ``lost_after`` seconds: a host that died
+  mid-build is replaced within that bound, not only at the recipe timeout);
 * replaces each attempt that did not succeed by another healthy builder, at most
   ``max_retries`` times per build, each replacement recorded on the attempt it
   replaces and counted in ``build.retries``;
@@ -20,7 +22,11 @@ A build requested through the API or the recipe follower is stored ``pending`` a
 
 Everything lives in the database, so a restarted coordinator resumes where it was:
 :meth:`Scheduler.resume` sends the tasks of outstanding attempts again (a builder
-answers a repeated task with the result it already has).
+answers a repeated task with the result it already has). The broker is not trusted to
+keep what it was given either: a task that could not be sent (the broker away) is sent
+again on every pass until it is, and when the dispatcher reports that the broker lost
+its contents (:meth:`Dispatcher.broker_reset`: wiped, or replaced by an empty one), every
+outstanding task is sent again, as on a restart.
 """
 
 from __future__ import annotations
@@ -50,6 +56,9 @@ __all__ = ["Dispatcher", "Scheduler", "SchedulerConfig", "request_build"]
 
 log = logging.getLogger(__name__)
 
+#: Attempt states that ended without a result: the attempt is replaced (within the bound).
+GIVEN_UP = ("failed", "timed_out", "refused", "lost")
+
 
 class Dispatcher(Protocol):
     """How a task reaches one builder (Celery in production; anything in tests)."""
@@ -60,6 +69,10 @@ class Dispatcher(Protocol):
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
         """Why the builder's task ended without a result, if it did (else None)."""
 
+    def broker_reset(self) -> bool:
+        """Whether the broker lost what it held since this was last asked (True once per
+        loss; False while that cannot be told, e.g. the broker is unreachable)."""
+
 
 @dataclass(frozen=True)
 class SchedulerConfig:
@@ -69,6 +82,10 @@ class SchedulerConfig:
     timeout_margin: float = 120.0
     max_retries: int = 2
     heartbeat_within: float = 60.0
+    lost_after: float = 90.0
+    """Seconds without a heartbeat from a builder after which its outstanding attempts
+    are given up (``lost``) and replaced; counted afresh after the scheduler itself was
+    away (started, paused, failing passes), so it first hears its builders again."""
 
 
 def request_build(
@@ -140,6 +157,11 @@ class Scheduler:
         """Called with a decided build that needs diffoscope reports
         (:meth:`farm.coordinator.report_worker.ReportWorker.submit`)."""
         self._wake = threading.Event()
+        self._listening_since: datetime | None = None
+        """Since when passes have followed each other without a gap (see :meth:`_silence`)."""
+        self._last_pass: datetime | None = None
+        self._unsent: set[tuple[str, str]] = set()
+        """(build id, builder id) of tasks the broker did not take; sent again each pass."""
 
     def wake(self) -> None:
         """Start the next pass now (a build was requested, a result arrived)."""
@@ -149,6 +171,12 @@ class Scheduler:
 
     def tick(self) -> None:
         """Start pending builds, settle running ones; one build's error does not stop others."""
+        self._note_pass(self.clock())
+        if self.dispatcher.broker_reset():
+            log.warning("the broker lost its queued tasks (emptied or replaced); sending again")
+            self.resume()
+        elif self._unsent:
+            self._send_again(set(self._unsent))
         with Session(self.engine, expire_on_commit=False) as session:
             ids = session.exec(
                 select(Build.id).where(
@@ -163,24 +191,52 @@ class Scheduler:
             except FarmError as exc:
                 log.error("build %s: %s", build_id, exc, extra={"build_id": build_id})
 
+    def _note_pass(self, now: datetime) -> None:
+        """Start counting builders' silence afresh after a gap between passes longer than
+        half of ``lost_after`` (the coordinator was paused, restarted, or its passes
+        failed): beats that could not be recorded meanwhile are not silence."""
+        gap = self.config.lost_after / 2
+        if self._last_pass is None or (now - self._last_pass).total_seconds() > gap:
+            self._listening_since = now
+        self._last_pass = now
+
     def resume(self) -> None:
-        """Send again the tasks of every outstanding attempt (after a restart)."""
+        """Send again the tasks of every outstanding attempt (after a restart, or after
+        the broker lost them)."""
+        self._send_again(None)
+
+    def _send_again(self, only: set[tuple[str, str]] | None) -> None:
+        """Send the tasks of outstanding attempts again: all of them, or ``only`` these
+        (build id, builder id); a task the broker still refuses is kept for the next pass."""
         with Session(self.engine, expire_on_commit=False) as session:
             attempts = session.exec(
                 select(BuildAttempt).where(BuildAttempt.state == "dispatched")
             ).all()
+            wanted = {(a.build_id, a.builder_id) for a in attempts}
+            if only is not None:
+                self._unsent -= only - wanted  # settled or replaced meanwhile
+            away = False
             for attempt in attempts:
+                key = (attempt.build_id, attempt.builder_id)
+                if only is not None and key not in only:
+                    continue
                 build = session.get(Build, attempt.build_id)
                 builder = session.get(Builder, attempt.builder_id)
                 if build is None or builder is None or build.verdict is not None:
+                    self._unsent.discard(key)
+                    continue
+                if away:  # one refusal per pass is enough: the rest waits for the next
+                    self._unsent.add(key)
                     continue
                 try:
                     recipe = parse_recipe(build.recipe, f"build {build.id}")
-                    self.dispatcher.send(recipe, build.arch, builder, build.id)
                 except FarmError as exc:
                     log.error("build %s: cannot resend to %s: %s", build.id, builder.id[:12], exc)
-                else:
+                    continue
+                if self._send(build, recipe, builder):
                     log.info("build %s: task resent to %s", build.id, builder.id[:12])
+                else:
+                    away = True
 
     def _advance(self, session: Session, build_id: str) -> None:
         build = service.get_build(session, build_id)
@@ -196,7 +252,7 @@ class Scheduler:
             if attempt.state == "dispatched":
                 self._settle(session, build, attempt, now)
         for attempt in list(attempts):
-            if attempt.state in ("failed", "timed_out", "refused") and attempt.replaced_by is None:
+            if attempt.state in GIVEN_UP and attempt.replaced_by is None:
                 replacement = self._replace(session, build, recipe, attempt, attempts, now)
                 if replacement is not None:
                     attempts.append(replacement)
@@ -244,14 +300,19 @@ class Scheduler:
             deadline=now + timedelta(seconds=wait),
         )
 
-    def _send(self, build: Build, recipe: Recipe, builder: Builder) -> None:
+    def _send(self, build: Build, recipe: Recipe, builder: Builder) -> bool:
+        """Queue the task; whether the broker took it (if not, it is sent again each pass)."""
+        key = (build.id, builder.id)
         try:
             self.dispatcher.send(recipe, build.arch, builder, build.id)
         except FarmError as exc:
-            # The attempt stays dispatched: it times out and is replaced, or resent on resume.
+            # The attempt stays dispatched and is sent again on the next passes.
+            self._unsent.add(key)
             log.error("build %s: task for %s not sent: %s", build.id, builder.id[:12], exc)
-        else:
-            log.info("build %s: dispatched to %s", build.id, builder.id[:12])
+            return False
+        self._unsent.discard(key)
+        log.info("build %s: dispatched to %s", build.id, builder.id[:12])
+        return True
 
     def _settle(self, session: Session, build: Build, attempt: BuildAttempt, now: datetime) -> None:
         outcome = _result_state(session, attempt)
@@ -261,6 +322,10 @@ class Scheduler:
                 outcome = ("failed", failure)
             elif now >= attempt.deadline:
                 outcome = ("timed_out", f"no result by {attempt.deadline.isoformat()}")
+            else:
+                silence = self._silence(session, attempt, now)
+                if silence is not None:
+                    outcome = ("lost", silence)
         if outcome is None:
             return
         attempt.state, attempt.reason = outcome
@@ -273,6 +338,26 @@ class Scheduler:
             attempt.builder_id[:12],
             attempt.state,
             f": {attempt.reason}" if attempt.reason else "",
+        )
+
+    def _silence(self, session: Session, attempt: BuildAttempt, now: datetime) -> str | None:
+        """Why ``attempt``'s builder counts as gone (no heartbeat for ``lost_after``), or None.
+
+        Silence is counted from the latest of its last heartbeat, the dispatch and the
+        end of this scheduler's last gap (:meth:`_note_pass`: a coordinator that was down,
+        paused or failing could not record the beats sent meanwhile)."""
+        builder = session.get(Builder, attempt.builder_id)
+        if builder is None:
+            return "the builder is no longer enrolled"
+        heard = [attempt.dispatched_at, self._listening_since or now]
+        if builder.last_seen is not None:
+            heard.append(builder.last_seen)
+        if (now - max(heard)).total_seconds() < self.config.lost_after:
+            return None
+        last = builder.last_seen.isoformat() if builder.last_seen is not None else "never"
+        return (
+            f"builder host {builder.hostname} not heard from for "
+            f"{self.config.lost_after:g} s (last heartbeat: {last})"
         )
 
     def _replace(
@@ -349,5 +434,6 @@ class Scheduler:
                 self.tick()
             except Exception:  # the loop must outlive one bad pass (a database hiccup)
                 log.exception("scheduler pass failed")
+                self._last_pass = None  # beats were not recorded either: count afresh
             self._wake.wait(interval)
             self._wake.clear()

@@ -37,6 +37,14 @@ class CoordinatorSettings(BaseSettings):
     heartbeat_within: float = Field(
         default=60.0, gt=0, description="A builder not heard from for this long is not scheduled."
     )
+    builder_lost_after: float = Field(
+        default=90.0,
+        gt=0,
+        description="Seconds without a heartbeat after which a builder's unfinished "
+        "attempts are given up as lost and replaced (a dead builder host is detected "
+        "within this bound, not at the recipe timeout). Keep it several heartbeat "
+        "intervals long: a live builder whose heartbeats are late is replaced too.",
+    )
     redis_url: str | None = Field(
         default=None,
         description="Celery broker of the builders; set, ``farm serve`` runs the scheduler.",

@@ -18,6 +18,7 @@ from farm.coordinator.models import Build, BuildAttempt, Builder, BuilderCreate
 from farm.coordinator.recipes_repo import RecipeFollower, list_recipes, signature_matches
 from farm.coordinator.scheduler import Scheduler, SchedulerConfig, request_build
 from farm.coordinator.staging import Staging
+from farm.errors import FarmError
 from farm.keys import KeyPair, generate_key
 from farm.recipe import Recipe
 from tests.unit.farm.conftest import BASE_RECIPE
@@ -27,17 +28,29 @@ KEYS = [generate_key() for _ in range(5)]
 
 
 class FakeQueue:
-    """Records what was sent; ``failures`` says which tasks ended in an exception."""
+    """Records what was sent; ``failures`` says which tasks ended in an exception;
+    ``down`` makes every send fail (the broker away); ``reset`` is reported once by
+    :meth:`broker_reset` (the broker lost its contents)."""
 
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
         self.failures: dict[tuple[str, str], str] = {}
+        self.down = False
+        self.reset = False
+        self.tries = 0
 
     def send(self, recipe: Recipe, arch: str, builder: Builder, build_id: str) -> None:
+        self.tries += 1
+        if self.down:
+            raise FarmError("broker unreachable: connection refused")
         self.sent.append((build_id, builder.id))
 
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
         return self.failures.get((build_id, builder_id))
+
+    def broker_reset(self) -> bool:
+        reset, self.reset = self.reset, False
+        return reset
 
 
 class Clock:
@@ -65,7 +78,7 @@ def make(
     engine: Engine, tmp_path: Path, **config: object
 ) -> tuple[Scheduler, FakeQueue, Clock, Staging]:
     queue, clock, staging = FakeQueue(), Clock(), Staging(tmp_path / "staging")
-    cfg = SchedulerConfig(timeout_margin=60, **config)  # type: ignore[arg-type]
+    cfg = SchedulerConfig(**{"timeout_margin": 60, **config})  # type: ignore[arg-type]
     return Scheduler(engine, staging, queue, cfg, clock), queue, clock, staging
 
 
