@@ -1,22 +1,14 @@
 """The validators' transport: asyncio TCP, a full mesh, authenticated peers.
 
 Every validator listens on its genesis p2p address and dials every other validator.
-A connection carries length-prefixed frames (4-byte big-endian length, then one JSON
-object, at most :data:`MAX_FRAME` bytes). The dialled connection is used to *send*
-to that peer and the accepted one to *receive* from it, so a pair of validators holds
-two connections and never has to decide which one wins.
-
-Handshake (both directions of every connection, before any other frame)::
-
-    dialer   → {"t": "hello", "chain": C, "from": A, "nonce": nA}
-    listener → {"t": "hello", "chain": C, "from": B, "nonce": nB,
-                "sig": sign_B(hello_bytes(C, "listener", B, nA))}
-    dialer   → {"t": "auth", "sig": sign_A(hello_bytes(C, "dialer", A, nB))}
-
-Each side signs the other's fresh nonce with the validator key genesis names for it,
-so the transport sender of every later frame is authenticated (a peer cannot claim
-another validator's name). Consensus messages are signed on their own as well and are
-checked by the state machine, so a relayed message needs no trust in the relayer.
+The dialled connection is used to *send* to that peer and the accepted one to *receive*
+from it, so a pair of validators holds two connections and never has to decide which one
+wins. Each connection is a secret link (:mod:`ledger.secret_link`): a handshake in which
+both sides sign the exchange with the keys genesis names for them and agree on a fresh
+key, then frames sealed under it, so the sender of every frame is authenticated, nobody
+on the path can read, inject or alter one, and nothing larger than a hello is read from
+a peer that has not proved its key. Consensus messages are signed on their own as well
+and are checked by the state machine, so a relayed message needs no trust in the relayer.
 
 Liveness: every validator tells its peers its height every ``status_interval``
 (:mod:`ledger.node`), so a receiving connection on which no byte arrived for
@@ -27,7 +19,8 @@ unacknowledged that long end it too and we dial again. Without this, a link whos
 stopped carrying packets stayed "connected" for as long as the kernel keeps retrying
 (many minutes), and ``/readyz`` counted it (ADR 0033).
 
-Invariants: a frame larger than :data:`MAX_FRAME` closes the connection; each peer has
+Invariants: a frame larger than :data:`MAX_FRAME` (:data:`PREAUTH_MAX` during the
+handshake), or one that fails to open, closes the connection; each peer has
 a bounded send queue, used only while the peer is connected (a frame for a peer that is
 down, or whose queue is full, is dropped: consensus copes with loss through timeouts,
 relays and catch-up); dialling backs off exponentially up to a maximum.
@@ -38,21 +31,27 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import socket
-import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import orjson
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from farm.errors import ConfigError
+from ledger.secret_link import (
+    MAX_FRAME,
+    TAG,
+    LinkAuthError,
+    Sealer,
+    accept_handshake,
+    decode_frame,
+    dial_handshake,
+    encode_frame,
+    read_frame,
+)
 
 __all__ = [
     "MAX_FRAME",
@@ -60,18 +59,16 @@ __all__ = [
     "PeerInfo",
     "decode_frame",
     "encode_frame",
-    "hello_bytes",
     "split_hostport",
 ]
 
 log = logging.getLogger(__name__)
 
-MAX_FRAME = 64 * 1024 * 1024
-"""Largest frame accepted, in bytes (a full block proposal fits well inside)."""
-
 SEND_QUEUE = 20_000
+_BUFFER = 1024 * 1024
+"""Bytes a connection's reader buffers ahead of what was asked for (twice this at most,
+then reading pauses): what a peer that has not proved its key can make us hold."""
 HANDSHAKE_TIMEOUT = 5.0
-_HEADER = struct.Struct(">I")
 
 FrameHandler = Callable[[str, bytes], None]
 """Called with (authenticated peer name, raw JSON bytes of the frame)."""
@@ -93,50 +90,6 @@ class PeerInfo:
     host: str
     port: int
     public_key: Ed25519PublicKey
-
-
-def hello_bytes(chain_id: str, role: str, name: str, nonce: str) -> bytes:
-    """What a side of the handshake signs: the peer's nonce, bound to chain and role."""
-    return f"farm-ledger/p2p-hello/v1\n{chain_id}\n{role}\n{name}\n{nonce}\n".encode()
-
-
-def encode_frame(obj: dict[str, Any]) -> bytes:
-    """Compact JSON bytes of a frame body (without the length prefix), keys in the
-    order given (orjson: frames carry megabytes of hex, the standard library's encoder
-    costs several times as much)."""
-    return orjson.dumps(obj)
-
-
-def decode_frame(raw: bytes) -> dict[str, Any]:
-    """Parse a frame body; raises ValueError unless it is a JSON object with "t"."""
-    obj = orjson.loads(raw)
-    if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
-        raise ValueError("a frame is a JSON object with a string 't'")
-    return obj
-
-
-async def _read_frame(reader: asyncio.StreamReader, idle: float | None = None) -> bytes:
-    """One frame; TimeoutError if ``idle`` seconds pass with no byte arriving (a frame
-    of megabytes may take longer than that on a slow link, as long as it keeps coming)."""
-    header = await asyncio.wait_for(reader.readexactly(_HEADER.size), idle)
-    (length,) = _HEADER.unpack(header)
-    if length > MAX_FRAME:
-        raise ValueError(f"frame of {length} bytes is larger than {MAX_FRAME}")
-    if idle is None:
-        return await reader.readexactly(length)
-    parts: list[bytes] = []
-    got = 0
-    while got < length:
-        chunk = await asyncio.wait_for(reader.read(length - got), idle)
-        if not chunk:
-            raise asyncio.IncompleteReadError(b"".join(parts), length)
-        parts.append(chunk)
-        got += len(chunk)
-    return parts[0] if len(parts) == 1 else b"".join(parts)
-
-
-def _write_frame(writer: asyncio.StreamWriter, raw: bytes) -> None:
-    writer.write(_HEADER.pack(len(raw)) + raw)
 
 
 class _Outbound:
@@ -186,6 +139,7 @@ class Network:
         self._key = key
         self._listen = listen
         self._peers = {p.name: p for p in peers if p.name != name}
+        self._keys = {n: p.public_key for n, p in self._peers.items()}
         self._on_frame = on_frame
         self._reconnect_max = reconnect_max
         self._on_connected = on_connected
@@ -210,7 +164,7 @@ class Network:
         host, port = self._listen
         try:
             self._server = await asyncio.start_server(
-                self._accept, host, port, limit=MAX_FRAME + _HEADER.size, reuse_address=True
+                self._accept, host, port, limit=_BUFFER, reuse_address=True
             )
         except OSError as exc:
             why = str(exc).rsplit(": ", 1)[-1]  # asyncio prefixes the address it tried
@@ -267,19 +221,21 @@ class Network:
         peer = out.peer
         while not self._closing:
             try:
-                reader, writer = await asyncio.open_connection(
-                    peer.host, peer.port, limit=MAX_FRAME + _HEADER.size
-                )
+                reader, writer = await asyncio.open_connection(peer.host, peer.port, limit=_BUFFER)
             except OSError:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max)
                 continue
             try:
-                await asyncio.wait_for(
-                    self._dial_handshake(reader, writer, peer), HANDSHAKE_TIMEOUT
+                handshake = dial_handshake(
+                    reader, writer, self.chain_id, self.name, self._key, peer.name, peer.public_key
                 )
+                sealer = await asyncio.wait_for(handshake, HANDSHAKE_TIMEOUT)
             except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
-                log.info("handshake with %s failed: %s", peer.name, exc)
+                log.log(
+                    logging.WARNING if isinstance(exc, LinkAuthError) else logging.INFO,
+                    "handshake with %s failed: %s", peer.name, exc,
+                )  # fmt: skip
                 writer.close()
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, self._reconnect_max)
@@ -292,7 +248,7 @@ class Network:
                 self._on_connected(peer.name)
             watcher = asyncio.create_task(self._watch_eof(reader))
             try:
-                await self._pump(out, writer, watcher)
+                await self._pump(out, writer, watcher, sealer)
             except (OSError, ConnectionError) as exc:
                 log.info("lost %s: %s", peer.name, exc)
             finally:
@@ -312,34 +268,12 @@ class Network:
                 socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(self._peer_timeout * 1000)
             )
 
-    async def _dial_handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: PeerInfo
-    ) -> None:
-        nonce = os.urandom(16).hex()
-        _write_frame(
-            writer,
-            encode_frame({"t": "hello", "chain": self.chain_id, "from": self.name, "nonce": nonce}),
-        )
-        await writer.drain()
-        reply = decode_frame(await _read_frame(reader))
-        if reply.get("t") != "hello" or reply.get("chain") != self.chain_id:
-            raise ValueError(f"peer at {peer.host}:{peer.port} is not on chain {self.chain_id}")
-        if reply.get("from") != peer.name:
-            raise ValueError(f"{peer.host}:{peer.port} says it is {reply.get('from')!r}")
-        sig = bytes.fromhex(str(reply.get("sig", "")))
-        try:
-            peer.public_key.verify(sig, hello_bytes(self.chain_id, "listener", peer.name, nonce))
-        except InvalidSignature:
-            raise ValueError(f"{peer.name} did not prove its key") from None
-        their_nonce = str(reply.get("nonce", ""))
-        if len(their_nonce) < 32:
-            raise ValueError("short nonce")
-        mine = self._key.sign(hello_bytes(self.chain_id, "dialer", self.name, their_nonce))
-        _write_frame(writer, encode_frame({"t": "auth", "sig": mine.hex()}))
-        await writer.drain()
-
     async def _pump(
-        self, out: _Outbound, writer: asyncio.StreamWriter, watcher: asyncio.Task[None]
+        self,
+        out: _Outbound,
+        writer: asyncio.StreamWriter,
+        watcher: asyncio.Task[None],
+        sealer: Sealer,
     ) -> None:
         """Write queued frames until the connection fails."""
         while True:
@@ -351,7 +285,7 @@ class Network:
             chunks = [getter.result()]
             while not out.queue.empty() and len(chunks) < 256:
                 chunks.append(out.queue.get_nowait())
-            writer.write(b"".join(_HEADER.pack(len(c)) + c for c in chunks))
+            writer.write(b"".join(sealer.seal(c) for c in chunks))
             await writer.drain()
 
     @staticmethod
@@ -364,11 +298,17 @@ class Network:
     # ------------------------------------------------------------------ accepting
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        name: str | None = None
         try:
-            name = await asyncio.wait_for(self._accept_handshake(reader, writer), HANDSHAKE_TIMEOUT)
+            name, opener = await asyncio.wait_for(
+                accept_handshake(reader, writer, self.chain_id, self.name, self._key, self._keys),
+                HANDSHAKE_TIMEOUT,
+            )
+        except LinkAuthError as exc:
+            log.warning("refused a peer from %s: %s", writer.get_extra_info("peername"), exc)
+            writer.close()
+            return
         except (OSError, ValueError, asyncio.IncompleteReadError, TimeoutError) as exc:
-            log.info("refused a peer: %s", exc)
+            log.info("refused a peer from %s: %s", writer.get_extra_info("peername"), exc)
             writer.close()
             return
         old = self._inbound.get(name)
@@ -378,7 +318,7 @@ class Network:
         try:
             while True:
                 try:
-                    raw = await _read_frame(reader, self._peer_timeout)
+                    header, sealed = await read_frame(reader, MAX_FRAME + TAG, self._peer_timeout)
                 except TimeoutError:
                     log.warning(
                         "nothing from %s for %.1f s: closing its link, it will dial again",
@@ -386,51 +326,16 @@ class Network:
                         self._peer_timeout,
                     )
                     break
+                raw = opener.open(header, sealed)  # LinkAuthError: closed below
                 try:
                     self._on_frame(name, raw)
                 except Exception:
                     log.exception("handling a frame from %s failed", name)
+        except LinkAuthError as exc:
+            log.warning("closing the link from %s: %s (injected or altered on the wire)", name, exc)
         except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
             log.info("inbound from %s closed: %s", name, exc)
         finally:
             if self._inbound.get(name) is writer:
                 del self._inbound[name]
             writer.close()
-
-    async def _accept_handshake(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> str:
-        hello = decode_frame(await _read_frame(reader))
-        if hello.get("t") != "hello" or hello.get("chain") != self.chain_id:
-            raise ValueError(f"a peer on chain {hello.get('chain')!r}, not {self.chain_id!r}")
-        name = str(hello.get("from"))
-        peer = self._peers.get(name)
-        if peer is None:
-            raise ValueError(f"{name!r} is not a validator of {self.chain_id}")
-        their_nonce = str(hello.get("nonce", ""))
-        if len(their_nonce) < 32:
-            raise ValueError("short nonce")
-        nonce = os.urandom(16).hex()
-        sig = self._key.sign(hello_bytes(self.chain_id, "listener", self.name, their_nonce))
-        _write_frame(
-            writer,
-            encode_frame(
-                {
-                    "t": "hello",
-                    "chain": self.chain_id,
-                    "from": self.name,
-                    "nonce": nonce,
-                    "sig": sig.hex(),
-                }
-            ),
-        )
-        await writer.drain()
-        auth = decode_frame(await _read_frame(reader))
-        try:
-            peer.public_key.verify(
-                bytes.fromhex(str(auth.get("sig", ""))),
-                hello_bytes(self.chain_id, "dialer", name, nonce),
-            )
-        except InvalidSignature:
-            raise ValueError(f"{name} did not prove its key") from None
-        return name

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from farm.errors import ConfigError
 from farm.ports import free_port as _free_port
 from ledger.mempool import Mempool
-from ledger.network import Network, PeerInfo, decode_frame, encode_frame, hello_bytes
+from ledger.network import Network, PeerInfo, decode_frame, encode_frame
+from ledger.secret_link import dial_handshake
 
 
 def _mesh(
@@ -173,16 +174,11 @@ def test_a_large_frame_that_keeps_coming_outlasts_the_peer_timeout() -> None:
         await net.start()
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port)
-            writer.write(
-                _framed({"t": "hello", "chain": "test-chain", "from": "b", "nonce": "1" * 32})
+            sealer = await dial_handshake(
+                reader, writer, "test-chain", "b", keys["b"], "a", keys["a"].public_key()
             )
-            reply = decode_frame(
-                await reader.readexactly(struct.unpack(">I", await reader.readexactly(4))[0])
-            )
-            sig = keys["b"].sign(hello_bytes("test-chain", "dialer", "b", reply["nonce"]))
-            writer.write(_framed({"t": "auth", "sig": sig.hex()}))
             # 200 kB in 20 pieces, one every 0.1 s: 2 s in all, never 0.3 s of silence.
-            raw = struct.pack(">I", len(body)) + body
+            raw = sealer.seal(body)
             step = len(raw) // 20 + 1
             for k in range(0, len(raw), step):
                 writer.write(raw[k : k + step])
