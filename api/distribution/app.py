@@ -214,10 +214,14 @@ def serve(settings: DistSettings, *, log_level: str = "info") -> None:
     """Run a node until interrupted: check a validator answers, then serve HTTP."""
     import uvicorn
 
+    from farm.tls import server_tls
+
+    tls = server_tls(settings.tls_cert, settings.tls_key)
     app = create_app(settings)
     app.node.check_ledger()
     log.info(
-        "serving on http://%s:%d, following %s, mirroring from %s",
+        "serving on %s://%s:%d, following %s, mirroring from %s",
+        "https" if tls else "http",
         settings.host,
         settings.port,
         ", ".join(app.node.urls),
@@ -233,4 +237,5 @@ def serve(settings: DistSettings, *, log_level: str = "info") -> None:
         lifespan="on",
         http="httptools",
         loop="uvloop",
+        **tls,  # type: ignore[arg-type]
     )

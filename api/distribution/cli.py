@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from farm.logs import LogFormat, LogFormatOption
+from farm.tls import TlsCertOption, TlsKeyOption
 
 __all__ = ["app", "serve"]
 
@@ -43,6 +44,8 @@ def serve(
     ] = 1.0,
     log_level: Annotated[str, typer.Option("--log-level", help="Log level.")] = "info",
     log_format: LogFormatOption = LogFormat.text,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     max_age: Annotated[
         float | None,
         typer.Option(
@@ -81,6 +84,8 @@ def serve(
             host=host,
             port=port,
             poll_interval=poll_interval,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
             **extra,
         )
     except ValidationError as exc:

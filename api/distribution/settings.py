@@ -42,6 +42,11 @@ class DistSettings(BaseSettings):
         "which the node still reports ready (GET /readyz); the consumer's default --max-age.",
     )
 
+    tls_cert: Path | None = Field(
+        default=None, description="Serve HTTPS with this PEM certificate (with tls_key)."
+    )
+    tls_key: Path | None = Field(default=None, description="The private key of tls_cert.")
+
     @field_validator("ledger_urls", mode="before")
     @classmethod
     def _split(cls, v: object) -> object:

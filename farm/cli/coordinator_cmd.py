@@ -15,6 +15,7 @@ import typer
 
 from farm.cli import _tables, attestation_cmd
 from farm.logs import LogFormat, LogFormatOption
+from farm.tls import TlsCertOption, TlsKeyOption
 
 __all__ = ["app"]
 
@@ -70,6 +71,8 @@ def serve(
     ] = Path("farm-staging"),
     log_level: Annotated[str, typer.Option(help="Log level (also uvicorn's).")] = "info",
     log_format: LogFormatOption = LogFormat.text,
+    tls_cert: TlsCertOption = None,
+    tls_key: TlsKeyOption = None,
     redis_url: Annotated[
         str | None,
         typer.Option(
@@ -152,11 +155,13 @@ def serve(
     from farm.coordinator.db import create_tables, make_engine
     from farm.errors import ConfigError
     from farm.logs import Service, setup_logging
+    from farm.tls import server_tls
 
     try:
         setup_logging(Service.coordinator, log_format, log_level)
     except ValueError as exc:
         raise ConfigError(f"--log-level: {exc}") from None
+    tls = server_tls(tls_cert, tls_key)
     create_tables(make_engine(db))  # fail here, with one line, on an unusable URL
     os.environ["FARM_COORDINATOR_DB_URL"] = db
     os.environ["FARM_COORDINATOR_STAGING_DIR"] = str(staging)
@@ -200,6 +205,7 @@ def serve(
         port=port,
         log_level=log_level,
         log_config=None,  # its lines go through the handler set up above (farm.logs)
+        **tls,  # type: ignore[arg-type]
     )
 
 

@@ -55,9 +55,10 @@ def _register(argv: list[str]) -> None:
                 bench_app.command(ep.name)(ep.load())
         app.add_typer(bench_app, name="bench")
         return
-    from farm.cli import build_cmd, coordinator_cmd, recipe_cmd, up_cmd
+    from farm.cli import build_cmd, coordinator_cmd, recipe_cmd, tls_cmd, up_cmd
 
     app.add_typer(recipe_cmd.app, name="recipe")
+    app.add_typer(tls_cmd.app, name="tls")
     app.add_typer(coordinator_cmd.app)  # farm serve, farm operator
     app.command("build")(build_cmd.build)
     app.command("up")(up_cmd.up)
