@@ -4,6 +4,7 @@ agree, and each signed result says what its build ran under."""
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ from builders.store import ContentStore
 from builders.variation import derive
 from farm.keys import KeyPair, generate_key
 from farm.recipe import load_recipe
-from farm.result import verify_result
+from farm.result import envelope_payload, verify_result
 from farm.task import BuildTask
 from tests.integration.conftest import REPO
 
@@ -43,7 +44,13 @@ def _differing(a: KeyPair, b: KeyPair) -> str:
 
 
 def _build(
-    key: KeyPair, build_id: str, client: docker.DockerClient, cache: Path, root: Path
+    key: KeyPair,
+    build_id: str,
+    client: docker.DockerClient,
+    cache: Path,
+    root: Path,
+    *,
+    vary: bool = True,
 ) -> dict[str, object]:
     task = BuildTask.create(FLIT, "amd64", key.keyid, build_id)
     with Fetcher(cache) as fetcher:
@@ -54,6 +61,7 @@ def _build(
             store=ContentStore(root / "store"),
             work_root=root / "work",
             visibility_timeout=3600,
+            vary=vary,
         )
         return execute(task, FLIT, ctx).envelope
 
@@ -96,3 +104,17 @@ def test_two_variations_of_a_shipped_recipe_agree_and_are_signed(
         all=True, filters={"label": f"farm.build-id={build_id}"}
     )
     assert leftover == []
+
+
+def test_a_builder_with_variation_off_signs_none_and_still_agrees(
+    docker_client: docker.DockerClient, builder_image: str, fetch_cache: Path, tmp_path: Path
+) -> None:
+    key = generate_key()
+    envelope = _build(key, "variation-off", docker_client, fetch_cache, tmp_path, vary=False)
+    result = verify_result(envelope, [key.public])
+    assert result.predicate.status == "succeeded", result.predicate.error
+    assert result.predicate.variation is None
+    # signed as builders signed before variation existed: no "variation" key at all
+    assert "variation" not in json.loads(envelope_payload(envelope))["predicate"]
+    wheel = "flit_core-3.10.1-py3-none-any.whl"
+    assert result.digest_set() == {wheel: FLIT.upstream[0].sha256}
