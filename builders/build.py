@@ -25,11 +25,12 @@ from builders.image import require_image
 from builders.outputs import collect_outputs
 from builders.runner import RunOutcome, RunSpec, run_hermetic
 from builders.store import ContentStore
+from builders.variation import apply, derive, record
 from farm.canonical import sha256_bytes
 from farm.errors import BuildError, FarmError
 from farm.keys import KeyPair
 from farm.recipe import Recipe
-from farm.result import BuildPredicate, OutputDigest, sign_result
+from farm.result import BuildPredicate, BuildVariation, OutputDigest, sign_result
 from farm.task import BuildTask
 
 __all__ = ["BuildContext", "BuildOutcome", "execute", "failure_of", "spec_for"]
@@ -50,6 +51,8 @@ class BuildContext:
     build_margin: int = 120
     keep_work: bool = False
     progress: Callable[[str], None] = field(default=lambda _m: None)
+    vary: bool = True
+    """Run each build under this builder's variation (builders.variation, ADR 38)."""
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,7 @@ class _Progress:
     timed_out: bool = False
     outputs: tuple[OutputDigest, ...] = ()
     error: str | None = None
+    variation: BuildVariation | None = None
 
 
 def _preflight(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> None:
@@ -111,7 +115,7 @@ def spec_for(
     recipe: Recipe, arch: str, source_dir: Path, deps_dir: Path | None, labels: dict[str, str]
 ) -> RunSpec:
     """The hermetic run of ``recipe`` for ``arch`` over fetched sources and dependencies,
-    under the defaults every builder runs with (no variation)."""
+    without variation (:func:`builders.variation.apply` adds one)."""
     return RunSpec(
         image=recipe.image,
         script=recipe.build.command,
@@ -135,7 +139,12 @@ def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: 
         deps_dir = ctx.fetcher.dependencies(recipe.build.dependencies, work / "deps")
     ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image[:19]}…")
     spec = spec_for(recipe, task.arch, source_dir, deps_dir, labels_for(task))
+    variation = derive(ctx.key.keyid, task.build_id) if ctx.vary else None
+    if variation is not None:
+        spec = apply(spec, variation)
     run = run_hermetic(ctx.docker, spec, work / "run")
+    if variation is not None:
+        state.variation = record(variation, recipe, run)
     state.started, state.finished = run.started_at, run.finished_at
     state.log, state.log_truncated = run.log, run.log_truncated
     state.exit_code, state.timed_out = run.exit_code, run.timed_out
@@ -188,5 +197,6 @@ def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
         log_sha256=sha256_bytes(state.log),
         log_truncated=state.log_truncated,
         outputs=state.outputs,
+        variation=state.variation,
     )
     return BuildOutcome(envelope=sign_result(predicate, ctx.key), log=state.log)

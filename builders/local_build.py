@@ -6,9 +6,10 @@ image and architecture checked, the source and dependencies fetched and verified
 the fetch cache (:class:`builders.fetch.Fetcher`), the hermetic run
 (:func:`builders.runner.run_hermetic`), the declared outputs checked and hashed
 (:func:`builders.outputs.collect_outputs`) — and stops before anything is stored or
-signed. The only difference is the :class:`Variation`: what the recipe leaves open
-(hostname, umask, CPU count, the wall clock) is set on purpose to two different values,
-so that equal outputs mean the build does not depend on them.
+signed. The variation (:class:`builders.variation.Variation`) is the caller's:
+``farm recipe check`` sets what the recipe leaves open (hostname, domain name, umask,
+CPU count, locale, the wall clock) to two different values, so that equal outputs
+mean the build does not depend on them.
 
 Invariants: a variation never overrides what the recipe pins (its ``build.env``, its
 limits, a ``umask`` its command sets itself); a build that cannot run to the end is a
@@ -18,8 +19,6 @@ raise); the outputs stay on disk under ``work`` for the caller to compare.
 
 from __future__ import annotations
 
-import dataclasses
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,73 +34,14 @@ from builders.image import require_image
 from builders.outputs import collect_outputs
 from builders.runner import RunSpec, run_hermetic
 from builders.settings import BuilderSettings
+from builders.variation import VARIATION_A, Variation, apply
 from farm.errors import BuildError, FarmError
 from farm.recipe import Recipe
 
-__all__ = ["VARIATION_A", "VARIATION_B", "LocalBuild", "Variation", "build_locally"]
+__all__ = ["LocalBuild", "build_locally"]
 
-_HOSTNAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 #: Labels of the containers of local builds, so a crashed run's leftovers can be found.
 LOCAL_LABEL = "farm.local-build"
-
-
-@dataclass(frozen=True)
-class Variation:
-    """What a build runs under among the things a recipe does not pin.
-
-    Each field is applied by the hermetic runner (:class:`builders.runner.RunSpec`):
-
-    ``hostname``
-        The container's hostname (builders use the fixed ``farm-build``); what
-        ``uname -n``, ``hostname`` and ``socket.gethostname()`` return. Always applied.
-    ``umask``
-        The umask the build command starts with (Docker's exec default is ``022``). A
-        recipe whose command sets ``umask`` itself (the shipped ones do) overrides it, as
-        it should. Always applied.
-    ``time_offset_s``
-        Seconds added to the build's wall clock. Applied only through libfaketime
-        (``LD_PRELOAD``) when the pinned image carries it and the recipe's environment
-        sets neither ``LD_PRELOAD`` nor ``FAKETIME``; the builder image farm ships does
-        not carry it, so there the clock is **not** shifted and the two builds differ
-        only in the real time they run at. ``SOURCE_DATE_EPOCH`` stays the recipe's.
-    ``cpus``
-        How many CPUs the build sees and may use: the container is confined to the
-        first ``ceil(cpus)`` CPUs of this host (``nproc``, ``os.sched_getaffinity``)
-        and its quota is ``min(cpus, the recipe's limits.cpus)``. ``None``: every CPU,
-        quota as the recipe says. Applied where the host has more than one CPU.
-    """
-
-    hostname: str
-    umask: int
-    time_offset_s: int
-    cpus: float | None
-
-    def __post_init__(self) -> None:
-        if not _HOSTNAME.match(self.hostname):
-            raise ValueError(f"hostname {self.hostname!r} is not a lower-case DNS label")
-        if not 0 <= self.umask <= 0o777:
-            raise ValueError(f"umask {self.umask:o} is not between 000 and 777")
-        if self.cpus is not None and self.cpus <= 0:
-            raise ValueError("cpus must be positive")
-
-    @staticmethod
-    def pair() -> tuple[Variation, Variation]:
-        """Two variations that differ in every field: :data:`VARIATION_A`, :data:`VARIATION_B`."""
-        return VARIATION_A, VARIATION_B
-
-    def describe(self) -> str:
-        """One line for people, e.g. ``host farm-check-b, umask 077, clock +400d, 1 CPU``."""
-        days, rest = divmod(self.time_offset_s, 86400)
-        clock = f"{days:+d}d" if rest == 0 else f"{self.time_offset_s:+d}s"
-        clock = clock if self.time_offset_s else "real"
-        cpus = "all CPUs" if self.cpus is None else f"{self.cpus:g} CPU"
-        return f"host {self.hostname}, umask {self.umask:03o}, clock {clock}, {cpus}"
-
-
-#: The first build of a check: a builder-like environment with another hostname.
-VARIATION_A = Variation(hostname="farm-check-a", umask=0o022, time_offset_s=0, cpus=None)
-#: The second: another hostname, a strict umask, a clock 400 days ahead, one CPU.
-VARIATION_B = Variation(hostname="farm-check-b", umask=0o077, time_offset_s=400 * 86400, cpus=1.0)
 
 
 @dataclass(frozen=True)
@@ -122,13 +62,7 @@ class LocalBuild:
 
 
 def _spec(recipe: Recipe, arch: str, source: Path, deps: Path | None, v: Variation) -> RunSpec:
-    return dataclasses.replace(
-        spec_for(recipe, arch, source, deps, {LOCAL_LABEL: "1"}),
-        hostname=v.hostname,
-        umask=v.umask,
-        time_offset_s=v.time_offset_s,
-        cpus=v.cpus,
-    )
+    return apply(spec_for(recipe, arch, source, deps, {LOCAL_LABEL: "1"}), v)
 
 
 def _arch_for(recipe: Recipe) -> str:

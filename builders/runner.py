@@ -5,7 +5,7 @@ The container, and what it guarantees:
 * the image is named by its ID (``sha256:<64 hex>``) and must already be on this host;
   nothing is ever pulled;
 * no network (``network_mode="none"``), a read-only root file system, every capability
-  dropped, ``no-new-privileges``, a fixed hostname, no log driver;
+  dropped, ``no-new-privileges``, no log driver;
 * the source is bind-mounted read-only at ``/src``, dependencies read-only at ``/deps``;
   ``/tmp`` is a tmpfs of ``scratch_size`` (``HOME=/tmp/home``); ``/out`` is a tmpfs of
   ``output_size`` and the only other writable place. Nothing the build writes reaches
@@ -17,10 +17,11 @@ The container, and what it guarantees:
   pins, still apply);
 * the build runs as uid/gid 1000 as ``/bin/sh -euc SCRIPT``.
 
-Variation (``farm recipe check``, :mod:`builders.local_build`): a :class:`RunSpec` may
-set another hostname, a starting umask, a CPU count (cpuset) and a clock offset
-(libfaketime, only if the image carries it). Builders leave them at their defaults,
-and none of them overrides what the recipe sets (its env, its limits, its own umask).
+Variation (:mod:`builders.variation`; builders and ``farm recipe check``): a
+:class:`RunSpec` may set another hostname and domain name, a starting umask, a CPU count
+(cpuset), environment under the recipe's (``LANG``) and a clock offset (libfaketime, only
+if the image carries it). None of them overrides what the recipe sets (its env, its
+limits, its own umask).
 
 How it runs: the container's main process is Docker's init (tini) keeping a ``sleep``
 alive, as uid 65534 so that the build (uid 1000) cannot signal it; tini also reaps the
@@ -66,7 +67,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, cast
@@ -147,10 +148,14 @@ class RunSpec:
     """Debian architecture name, e.g. ``amd64``."""
     labels: Mapping[str, str]
     """Container labels, e.g. ``farm.build-id``; :func:`remove_stale` finds containers by them."""
-    # Variation of what a recipe leaves open (builders.local_build.Variation); the
-    # defaults are what every builder runs under. None of them overrides the recipe.
+    # Variation of what a recipe leaves open (builders.variation.Variation); the
+    # defaults are a run without variation. None of them overrides the recipe.
     hostname: str = "farm-build"
     """The container's hostname."""
+    domainname: str = ""
+    """The container's NIS domain name; empty: none."""
+    varied_env: Mapping[str, str] = field(default_factory=dict)
+    """Environment the variation sets (``LANG``); the recipe's :attr:`env` wins over it."""
     umask: int | None = None
     """The umask the build command starts with; ``None`` keeps Docker's exec default, 022.
     A command that sets its own umask overrides it."""
@@ -185,6 +190,10 @@ class RunOutcome:
     """Host directory holding what the build left in ``/out``; empty unless it succeeded."""
     clock_offset_s: int = 0
     """The wall-clock shift actually applied (0 when the image has no libfaketime)."""
+    cpus: int = 0
+    """How many CPUs the build could see (its cpuset, or every CPU of this host)."""
+    host_cpus: int = 0
+    """How many CPUs this process may use on this host."""
 
 
 class _LogSink:
@@ -234,11 +243,17 @@ def _require_image(client: docker.DockerClient, image: str, arch: str) -> None:
         raise ImageError(f"image {image} is for {have}, not {arch} ({want})")
 
 
-def _environment(env: Mapping[str, str]) -> dict[str, str]:
-    clash = sorted((set(env) & set(FIXED_ENV)) | (set(env) & RESERVED_ENV))
+def _environment(env: Mapping[str, str], varied: Mapping[str, str]) -> dict[str, str]:
+    """The build's environment: defaults, then the variation's, then the recipe's (which
+    wins over both), then :data:`FIXED_ENV`."""
+    reserved = set(FIXED_ENV) | RESERVED_ENV
+    clash = sorted(set(env) & reserved)
     if clash:
         raise SandboxError(f"the runner sets {', '.join(clash)} itself; a recipe may not")
-    return {**_DEFAULT_ENV, **env, **FIXED_ENV}
+    clash = sorted(set(varied) & reserved)
+    if clash:
+        raise SandboxError(f"the runner sets {', '.join(clash)} itself; a variation may not")
+    return {**_DEFAULT_ENV, **varied, **env, **FIXED_ENV}
 
 
 def _out_tmpfs(limits: Limits) -> tuple[int, int]:
@@ -253,8 +268,14 @@ def _cpu_quota(spec: RunSpec) -> tuple[float, str | None]:
     if spec.cpus is None:
         return cpus, None
     host = sorted(os.sched_getaffinity(0))
-    n = max(1, min(len(host), math.ceil(spec.cpus)))
+    n = _visible_cpus(spec)
     return min(cpus, spec.cpus, float(n)), ",".join(str(c) for c in host[:n])
+
+
+def _visible_cpus(spec: RunSpec) -> int:
+    """How many CPUs the build sees: ``ceil(spec.cpus)`` of this host's, or all of them."""
+    host = len(os.sched_getaffinity(0))
+    return host if spec.cpus is None else max(1, min(host, math.ceil(spec.cpus)))
 
 
 def _clock_env(container: Container, spec: RunSpec) -> dict[str, str]:
@@ -284,8 +305,9 @@ def _create(client: docker.DockerClient, spec: RunSpec) -> Container:
         command=["sleep", str(limits.timeout + _KEEPER_SLACK)],
         init=True,
         user=_KEEPER_USER,
-        environment=_environment(spec.env),
+        environment=_environment(spec.env, spec.varied_env),
         hostname=spec.hostname,
+        domainname=spec.domainname or None,
         working_dir="/",
         labels={**spec.labels, HERMETIC_LABEL: "1"},
         platform=docker_platform(spec.arch),
@@ -617,6 +639,8 @@ def _run_build(container: Container, spec: RunSpec, output_dir: Path) -> RunOutc
         log_sha256=hashlib.sha256(log).hexdigest(),
         output_dir=output_dir,
         clock_offset_s=spec.time_offset_s if clock else 0,
+        cpus=_visible_cpus(spec),
+        host_cpus=len(os.sched_getaffinity(0)),
     )
 
 
@@ -630,7 +654,7 @@ def run_hermetic(client: docker.DockerClient, spec: RunSpec, work_dir: Path) -> 
     cannot be copied out safely. The container is gone when this returns or raises.
     """
     _require_image(client, spec.image, spec.arch)
-    _environment(spec.env)
+    _environment(spec.env, spec.varied_env)
     if not spec.source_dir.is_dir():
         raise SandboxError(f"source directory {spec.source_dir} does not exist")
     if spec.deps_dir is not None and not spec.deps_dir.is_dir():

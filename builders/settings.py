@@ -46,6 +46,12 @@ class BuilderSettings(BaseSettings):
     pypi_url: str = Field(default="https://pypi.org", description="PyPI JSON API base URL.")
     heartbeat_interval: float = Field(default=5.0, gt=0, description="Seconds between heartbeats.")
     keep_work: bool = Field(default=False, description="Keep each build's work directory.")
+    builder_variation: bool = Field(
+        default=True,
+        description="Run each build under this builder's own variation of what the recipe "
+        "leaves open (hostname, domain name, umask, CPU count, locale; ADR 38) and record "
+        "it in the signed result (FARM_BUILDER_VARIATION; off: the fixed environment).",
+    )
     coordinator_url: str | None = Field(
         default=None,
         description="Coordinator API URL (FARM_COORDINATOR_URL). When set, every signed "

@@ -147,6 +147,7 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         build_margin=settings.build_margin,
         keep_work=settings.keep_work,
         progress=logger.info,
+        vary=settings.builder_variation,
     )
     app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
     # No other live process serves this identity (checked above): a task its queue

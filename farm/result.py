@@ -3,11 +3,14 @@
 A result is an in-toto Statement v1 whose subjects are the outputs (file name and
 sha256; a failed build with no outputs names its log instead) and whose predicate
 (:class:`BuildPredicate`) says which recipe, image, architecture and builder, when,
-how it ended and the digest of its log. It travels as
-a DSSE envelope signed with the builder's key.
+how it ended and the digest of its log, and — from builders that vary what the recipe
+leaves open — the variation it ran under (:class:`BuildVariation`, ADR 38). It travels
+as a DSSE envelope signed with the builder's key.
 
 Invariants: the payload is signed as canonical JSON bytes and verified as received —
 never re-serialized; a result verifies only against the key whose id is its builder id.
+A result without a variation is signed without the ``variation`` key, byte for byte
+what builders signed before variation existed, so either kind verifies everywhere.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ __all__ = [
     "PAYLOAD_TYPE",
     "STATEMENT_TYPE",
     "BuildPredicate",
+    "BuildVariation",
     "OutputDigest",
     "ResultStatement",
     "SignedResult",
@@ -61,6 +65,29 @@ class OutputDigest(_Frozen):
     size: int = Field(ge=0)
 
 
+class BuildVariation(_Frozen):
+    """What a builder set, for one build, among what the recipe leaves open (ADR 38).
+
+    Values are what the build actually ran under, not what was drawn: a variation the
+    recipe pins or the host cannot apply is left out and named in :attr:`unvaried`.
+    """
+
+    hostname: str = Field(min_length=1, description="The container's hostname.")
+    domainname: str = Field(description="The container's NIS domain name; empty: none.")
+    umask: str = Field(
+        pattern=r"^0[0-7]{3}$",
+        description="The umask the build command started with (its own ``umask`` wins).",
+    )
+    cpus: int = Field(ge=1, description="CPUs the build could see and use (nproc).")
+    lang: str | None = Field(
+        description="LANG the builder set; None when the recipe pins the locale."
+    )
+    clock_offset_s: int = Field(description="Seconds the build's wall clock ran ahead; 0: real.")
+    unvaried: tuple[str, ...] = Field(
+        default=(), description="What was not varied for this build, and why, one line each."
+    )
+
+
 class BuildPredicate(_Frozen):
     """What a builder states about one build."""
 
@@ -80,6 +107,10 @@ class BuildPredicate(_Frozen):
     log_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     log_truncated: bool = False
     outputs: tuple[OutputDigest, ...] = ()
+    variation: BuildVariation | None = Field(
+        default=None,
+        description="What the builder varied (ADR 38); absent from builders that do not vary.",
+    )
 
 
 class ResultStatement(_Frozen):
@@ -119,6 +150,12 @@ def _subjects(predicate: BuildPredicate) -> list[tuple[str, str]]:
     return [(LOG_SUBJECT, predicate.log_sha256)]
 
 
+def _predicate_json(predicate: BuildPredicate) -> dict[str, Any]:
+    """The predicate as signed; without ``variation`` when there is none (older bytes)."""
+    exclude = {"variation"} if predicate.variation is None else None
+    return predicate.model_dump(mode="json", exclude=exclude)
+
+
 def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     subjects = [
         ResourceDescriptor(name=name, digest={"sha256": sha}).pb
@@ -127,12 +164,12 @@ def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     stmt = Statement(
         subjects=subjects,
         predicate_type=BUILD_RESULT_PREDICATE,
-        predicate=predicate.model_dump(mode="json"),
+        predicate=_predicate_json(predicate),
     )
     stmt.validate()
     value: dict[str, Any] = json_format.MessageToDict(stmt.pb)
     # protobuf's Struct has only doubles; give integers back their type before signing.
-    value["predicate"] = predicate.model_dump(mode="json")
+    value["predicate"] = _predicate_json(predicate)
     value.setdefault("subject", [])
     return value
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from celery import Celery
 
     from farm.registry import BuilderInfo
+    from farm.result import SignedResult
 
 __all__ = ["build", "default_wait", "run_builds"]
 
@@ -111,6 +112,13 @@ def _agreement_table(
     return table
 
 
+def _variation(result: SignedResult | None) -> dict[str, object] | None:
+    """What a builder's build ran under, as its signed result says (ADR 38)."""
+    if result is None or result.predicate.variation is None:
+        return None
+    return result.predicate.variation.model_dump(mode="json")
+
+
 def _report_arch(
     recipe: Recipe, arch: str, runs: Sequence[BuilderRun], count: int, wait: float
 ) -> tuple[dict[str, object], str | None]:
@@ -146,6 +154,7 @@ def _report_arch(
                 "state": r.state,
                 "error": r.error,
                 "outputs": r.result.digest_set() if r.result else None,
+                "variation": _variation(r.result),
             }
             for r in runs
         },

@@ -62,7 +62,8 @@ def run_check(
     paths: Sequence[Path], *, work: Path | None, cache: Path | None, console: Console
 ) -> int:
     """Check every recipe file under ``paths``; print a line each; return the exit status."""
-    from builders.local_build import Variation, build_locally
+    from builders.local_build import build_locally
+    from builders.variation import Variation
     from farm.coordinator.upstream import fetch_upstream
 
     files = find_recipe_files(paths)

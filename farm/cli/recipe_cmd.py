@@ -72,11 +72,12 @@ def check(
 
     What a recipe pull request's CI runs. Each recipe is built in its pinned image
     exactly as builders build it, twice: under hostname farm-check-a, umask 022, all
-    CPUs, then farm-check-b, umask 077, one CPU and a clock 400 days ahead (applied only
-    if the image has libfaketime; farm's builder image has not, so the second build just
-    runs later). Prints one line per recipe: verified; differs from upstream (with
-    diffoscope's list of differing members); not deterministic (idem, between the two
-    builds); or failed (lint problem, build failure, image missing).
+    CPUs, then farm-check-b, domain farm.invalid, umask 077, one CPU, LANG=C (unless the
+    recipe pins the locale) and a clock 400 days ahead (applied only if the image has
+    libfaketime; farm's builder image has not, so the second build just runs later).
+    Prints one line per recipe: verified; differs from upstream (with diffoscope's list
+    of differing members); not deterministic (idem, between the two builds); or failed
+    (lint problem, build failure, image missing).
 
     Exit status: 0 when every recipe is deterministic, including one that is
     deterministic but differs from upstream (reported, not refused); 1 when any recipe

@@ -59,6 +59,9 @@ def test_shipped_recipe_rebuilt_bit_for_bit_by_three_builders(
     assert len(digest_sets) == 3 and all(d == digest_sets[0] for d in digest_sets)
     assert set(arch["builders"]) == {b.builder_id for b in cluster3.builders}
     assert "all 3 builders agree bit for bit" in proc.stdout
+    # each built under its own variation (ADR 38), and signed what it was
+    variations = [b["variation"] for b in arch["builders"].values()]
+    assert len({v["hostname"] for v in variations}) == 3
     wheel = next(iter(digest_sets[0]))
     assert wheel.endswith(".whl")
     if recipe.upstream:

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from builders.local_build import VARIATION_A, VARIATION_B, Variation, build_locally
+from builders.local_build import build_locally
 from builders.runner import RunSpec, _cpu_quota
+from builders.variation import VARIATION_A, VARIATION_B, Variation
 from farm.recipe import Limits, parse_recipe
 from tests.unit.farm.conftest import BASE_RECIPE
 
@@ -18,7 +19,9 @@ def test_the_pair_differs_in_every_field() -> None:
     a, b = Variation.pair()
     assert (a, b) == (VARIATION_A, VARIATION_B)
     assert all(getattr(a, f.name) != getattr(b, f.name) for f in fields(Variation))
-    assert b.describe() == "host farm-check-b, umask 077, clock +400d, 1 CPU"
+    assert b.describe() == (
+        "host farm-check-b, umask 077, clock +400d, 1 CPU, domain farm.invalid, LANG C"
+    )
     assert a.describe() == "host farm-check-a, umask 022, clock real, all CPUs"
 
 

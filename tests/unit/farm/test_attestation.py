@@ -17,11 +17,12 @@ from farm.attestation import (
     envelope_digest,
     verify_bundle,
 )
+from farm.attestation._fast import _verify_bundle_fast
 from farm.attestation.build import _provenance
 from farm.canonical import canonical_json
 from farm.errors import FarmError, QuorumError, SignatureError
 from farm.keys import KeyPair, generate_key
-from farm.result import PAYLOAD_TYPE
+from farm.result import PAYLOAD_TYPE, BuildVariation
 from tests.support.attest_world import ARCH, BUILD, IMAGE, RECIPE, SHA, WHEEL, World, result
 
 
@@ -83,6 +84,27 @@ def test_good_bundle_verifies(world: World) -> None:
     assert {b["digest"]["sha256"] for b in run["byproducts"]} == {
         envelope_digest(e) for e in bundle.builder_envelopes
     }
+
+
+def test_builders_that_record_their_variation_verify_on_both_paths(world: World) -> None:
+    envelopes = []
+    for i, k in enumerate(world.builders[:3]):
+        variation = BuildVariation(
+            hostname=f"b-{k.keyid[:12]}",
+            domainname="",
+            umask=("0022", "0002", "0077")[i],
+            cpus=1 + i % 2,
+            lang=None,
+            clock_offset_s=0,
+            unvaried=("directory order: not varied",),
+        )
+        envelopes.append(result(k, variation=variation))
+    envelopes[2] = result(world.builders[2])  # a builder that does not vary
+    bundle = world.bundle(envelopes)
+    keys = world.builder_keys()
+    assert _verify_bundle_fast(bundle, keys, world.coordinator_keys(), 3) is not None
+    verified = verify_bundle(bundle, keys, world.coordinator_keys(), 3)
+    assert set(verified.builder_ids) == {k.keyid for k in world.builders[:3]}
 
 
 def test_bundle_survives_json_round_trip(world: World) -> None:

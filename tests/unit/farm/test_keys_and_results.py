@@ -11,10 +11,29 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from securesystemslib.dsse import Envelope
 
+from farm.canonical import canonical_json
 from farm.errors import SignatureError, SigningKeyError
 from farm.keys import KeyPair, generate_key, load_key, public_key_from_dict, save_key
-from farm.result import BuildPredicate, OutputDigest, sign_result, verify_result
+from farm.result import (
+    PAYLOAD_TYPE,
+    BuildPredicate,
+    BuildVariation,
+    OutputDigest,
+    sign_result,
+    verify_result,
+)
+
+VARIATION = BuildVariation(
+    hostname="b-0123456789ab",
+    domainname="farm.invalid",
+    umask="0077",
+    cpus=1,
+    lang=None,
+    clock_offset_s=0,
+    unvaried=("timezone: pinned by the recipe (TZ)",),
+)
 
 
 def predicate(key: KeyPair, **changes: Any) -> BuildPredicate:
@@ -88,6 +107,55 @@ def test_signed_result_verifies_and_is_an_in_toto_statement() -> None:
     result = verify_result(envelope, [key.public])
     assert result.digest_set() == {"demo-1.0.whl": "4" * 64}
     assert result.envelope == envelope
+
+
+def _sign_payload(statement: dict[str, Any], key: KeyPair) -> dict[str, Any]:
+    """Sign ``statement`` as given, the way any builder version would have."""
+    envelope = Envelope(payload=canonical_json(statement), payload_type=PAYLOAD_TYPE, signatures={})
+    envelope.sign(key.signer)
+    out: dict[str, Any] = envelope.to_dict()
+    return out
+
+
+def test_a_result_without_variation_is_signed_as_before_variation_existed() -> None:
+    key = generate_key()
+    envelope = sign_result(predicate(key), key)
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert "variation" not in statement["predicate"]
+    # what a builder made before variation existed still verifies
+    older = _sign_payload(statement, key)
+    assert verify_result(older, [key.public]).predicate.variation is None
+
+
+def test_a_result_carries_its_variation_signed() -> None:
+    key = generate_key()
+    envelope = sign_result(predicate(key, variation=VARIATION), key)
+    statement = json.loads(base64.b64decode(envelope["payload"]))
+    assert statement["predicate"]["variation"]["umask"] == "0077"
+    assert verify_result(envelope, [key.public]).predicate.variation == VARIATION
+    with pytest.raises(SignatureError, match="does not verify"):
+        verify_result(
+            _tamper(envelope, lambda s: s["predicate"]["variation"].update(cpus=2)),
+            [key.public],
+        )
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda v: v.update(faked="yes"),
+        lambda v: v.update(umask="77"),
+        lambda v: v.pop("hostname"),
+    ],
+)
+def test_a_malformed_variation_is_not_a_build_result(change: Any) -> None:
+    key = generate_key()
+    statement = json.loads(
+        base64.b64decode(sign_result(predicate(key, variation=VARIATION), key)["payload"])
+    )
+    change(statement["predicate"]["variation"])
+    with pytest.raises(SignatureError, match=r"not a build result: predicate\.variation"):
+        verify_result(_sign_payload(statement, key), [key.public])
 
 
 def _tamper(envelope: dict[str, Any], change: Any) -> dict[str, Any]:
