@@ -41,8 +41,12 @@ __all__ = ["bare_once", "bench_build"]
 console = Console(stderr=True)
 
 
-def bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) -> float:
-    """Start ``n`` bare ``docker run``s of the recipe at once; seconds until all exit."""
+def bare_once(
+    recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int, arch: str | None = None
+) -> float:
+    """Start ``n`` bare ``docker run``s of the recipe for ``arch`` (default: its first
+    architecture) at once, in that architecture's image; seconds until all exit."""
+    arch = arch or recipe.architectures[0]
     procs = []
     outs = []
     for i in range(n):
@@ -85,7 +89,9 @@ def bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) 
             *argv_common,
             "-v",
             f"{out}:/out",
-            recipe.image,
+            "--platform",
+            f"linux/{arch}",
+            recipe.image_for(arch),
             "/bin/sh",
             "-euc",
             recipe.build.command,
