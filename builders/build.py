@@ -95,7 +95,7 @@ def _preflight(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> None:
             "task could be delivered twice"
         )
     require_arch(task.arch)
-    require_image(ctx.docker, recipe.image)
+    require_image(ctx.docker, recipe.image_for(task.arch))
 
 
 def failure_of(run: RunOutcome, recipe: Recipe) -> str | None:
@@ -117,7 +117,7 @@ def spec_for(
     """The hermetic run of ``recipe`` for ``arch`` over fetched sources and dependencies,
     without variation (:func:`builders.variation.apply` adds one)."""
     return RunSpec(
-        image=recipe.image,
+        image=recipe.image_for(arch),
         script=recipe.build.command,
         workdir=recipe.build.workdir,
         env=recipe.build.env,
@@ -137,7 +137,7 @@ def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: 
     if recipe.build.dependencies:
         ctx.progress(f"fetching {len(recipe.build.dependencies)} build dependencies")
         deps_dir = ctx.fetcher.dependencies(recipe.build.dependencies, work / "deps")
-    ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image[:19]}…")
+    ctx.progress(f"building {recipe.label} for {task.arch} in {recipe.image_for(task.arch)[:19]}…")
     spec = spec_for(recipe, task.arch, source_dir, deps_dir, labels_for(task))
     variation = derive(ctx.key.keyid, task.build_id) if ctx.vary else None
     if variation is not None:
@@ -185,7 +185,7 @@ def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
         recipe_digest=task.recipe_digest,
         recipe_name=recipe.name,
         recipe_version=recipe.version,
-        image_digest=recipe.image,
+        image_digest=recipe.image_for(task.arch),
         arch=task.arch,
         builder_id=ctx.key.keyid,
         started_at=state.started,

@@ -114,7 +114,7 @@ def build_locally(
             client = client or docker.from_env()
         except docker.errors.DockerException as exc:
             raise BuildError(f"cannot reach the Docker Engine: {exc}") from None
-        require_image(client, recipe.image)
+        require_image(client, recipe.image_for(arch))
         settings = BuilderSettings()
         cache = fetch_cache or settings.cache
         with Fetcher(cache, pypi_url=settings.pypi_url, progress=say) as fetcher:

@@ -1,10 +1,11 @@
 """The recipe: what to build, from what, in what, and what comes out.
 
 A recipe is one YAML file, ``recipes/NAME/VERSION.yaml``. Everything it names is
-pinned: sources by commit or sha256, the image by digest, build dependencies by
-sha256. The *recipe digest* is the sha256 of the canonical JSON (RFC 8785) of the
-validated, normalized recipe (defaults filled in, sizes in bytes); every later stage
-names the recipe by that digest.
+pinned: sources by commit or sha256, the image by digest (one per architecture in
+``images``, ``image`` for the rest), build dependencies by sha256. The *recipe digest*
+is the sha256 of the canonical JSON (RFC 8785) of the validated, normalized recipe
+(defaults filled in, sizes in bytes, an empty ``images`` left out, so recipes written
+before it existed keep their digest); every later stage names the recipe by that digest.
 
 Invariants: a :class:`Recipe` is immutable; two files that mean the same recipe have
 the same digest; a recipe that validates names nothing by a movable reference.
@@ -53,6 +54,7 @@ ARCHITECTURES = ("amd64", "arm64", "armhf", "i386", "ppc64el", "s390x", "riscv64
 _NAME_RE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 _VERSION_RE = r"^[A-Za-z0-9]([A-Za-z0-9.+!_-]*[A-Za-z0-9])?$"
 _HEX64 = r"^[0-9a-f]{64}$"
+_IMAGE_RE = r"^sha256:[0-9a-f]{64}$"
 _ENV_KEY_RE = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 _SIZE_RE = re.compile(r"^\s*(\d+)\s*([KMGT]i?B|B)?\s*$", re.IGNORECASE)
 _UNITS = {
@@ -230,8 +232,13 @@ class Recipe(_Frozen):
     description: str | None = None
     source: Source
     image: str = Field(
-        pattern=r"^sha256:[0-9a-f]{64}$",
+        pattern=_IMAGE_RE,
         description="Builder image pinned by digest (the image ID), e.g. sha256:<64 hex>.",
+    )
+    images: dict[str, Annotated[str, Field(pattern=_IMAGE_RE)]] = Field(
+        default_factory=dict,
+        description="Builder image per architecture, pinned by digest (an image ID is one "
+        "architecture's); an architecture not listed here is built in `image`.",
     )
     architectures: tuple[str, ...] = Field(min_length=1)
     build: BuildSpec
@@ -256,6 +263,12 @@ class Recipe(_Frozen):
             raise ValueError("an architecture is listed twice")
         return tuple(sorted(arches))
 
+    @field_validator("images")
+    @classmethod
+    def _images_sorted(cls, images: dict[str, str]) -> dict[str, str]:
+        # Sorted, so that nothing downstream depends on the order they were written in.
+        return dict(sorted(images.items()))
+
     @model_validator(mode="after")
     def _upstream_unique(self) -> Recipe:
         names = [u.output for u in self.upstream]
@@ -263,9 +276,41 @@ class Recipe(_Frozen):
             raise ValueError("upstream lists one output twice")
         return self
 
+    @model_validator(mode="after")
+    def _images_per_arch(self) -> Recipe:
+        for arch in self.images:
+            if arch not in self.architectures:
+                raise ValueError(
+                    f"images.{arch}: {arch} is not one of the recipe's architectures "
+                    f"({', '.join(self.architectures)})"
+                )
+        if self.images:
+            # An image ID names one architecture's image: two architectures pinned to
+            # one ID means one of them would run the other's binaries.
+            seen: dict[str, str] = {}
+            for arch in self.architectures:
+                image = self.image_for(arch)
+                if image in seen:
+                    raise ValueError(
+                        f"images.{arch}: {arch} and {seen[image]} both pin {image[:19]}…; "
+                        "each architecture needs its own image"
+                    )
+                seen[image] = arch
+        return self
+
+    def image_for(self, arch: str) -> str:
+        """The builder image ``arch`` is built in: its pin in ``images``, else ``image``."""
+        return self.images.get(arch, self.image)
+
     def canonical_form(self) -> dict[str, Any]:
-        """The JSON value whose canonical bytes define the recipe digest."""
-        return self.model_dump(mode="json")
+        """The JSON value whose canonical bytes define the recipe digest.
+
+        An empty ``images`` is left out: recipes from before it existed keep their digest.
+        """
+        form = self.model_dump(mode="json")
+        if not form["images"]:
+            del form["images"]
+        return form
 
     def canonical_bytes(self) -> bytes:
         """RFC 8785 bytes of :meth:`canonical_form`."""

@@ -41,8 +41,15 @@ class LintProblem:
 _PIN_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"^source\.git\.commit$"), "must be a full 40-hex commit, not a branch or tag"),
     (re.compile(r"^image$"), "must pin the builder image by digest: sha256:<64 hex>"),
+    (
+        re.compile(r"^images\.[^.]+$"),
+        "must pin this architecture's builder image by digest: sha256:<64 hex>",
+    ),
     (re.compile(r"\.sha256$"), "must be the 64-hex sha256 of the exact file"),
 )
+
+#: What the recipe's check across ``images`` and ``architectures`` says, by field.
+_IMAGES_PROBLEM = re.compile(r"^Value error, (images\.[^:]+): (.*)$", re.DOTALL)
 
 
 def _normalize(name: str) -> str:
@@ -113,7 +120,11 @@ def _schema_problems(path: str, root: yaml.Node | None, exc: ValidationError) ->
         )
         field = _field_name(loc)
         message = err["msg"]
-        if err["type"] == "string_pattern_mismatch":
+        whole = _IMAGES_PROBLEM.match(message) if not loc else None
+        if whole:  # a check across fields, about one architecture's image
+            field, message = whole.group(1), whole.group(2)
+            yaml_loc = tuple(field.split("."))
+        elif err["type"] == "string_pattern_mismatch":
             for pattern, hint in _PIN_HINTS:
                 if pattern.search(field):
                     message = f"{hint} (got {err['input']!r})"

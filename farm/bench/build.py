@@ -6,8 +6,14 @@ envelope, the live progress table) by calling the very function the command runs
 :func:`farm.cli.build_cmd.run_builds`, with the command's arguments, against the same
 three builds started at once as bare ``docker run``s of the same image and command on
 the same machine, several times each, and prints the medians. The last line is JSON:
-``bare_s``, ``farm_s``, ``overhead_s`` (difference of the medians),
-``paired_overhead_s`` (median of the per-round differences) and ``target_s``.
+``arch``, ``bare_s``, ``farm_s``, ``overhead_s`` (difference of the medians),
+``overhead`` (the same, as a fraction of ``bare_s``), ``paired_overhead_s`` (median of
+the per-round differences) and ``target_s``.
+
+``--arch arm64`` times the arm64 build (under QEMU on an amd64 host) and, round by round,
+the same recipe's amd64 build, and adds ``bare_amd64_s``, ``farm_amd64_s``,
+``overhead_amd64_s``, ``overhead_amd64`` and ``emulation_cost`` (bare arm64 / bare
+amd64): what emulation costs, apart from what farm costs.
 """
 
 from __future__ import annotations
@@ -41,8 +47,12 @@ __all__ = ["bare_once", "bench_build"]
 console = Console(stderr=True)
 
 
-def bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) -> float:
-    """Start ``n`` bare ``docker run``s of the recipe at once; seconds until all exit."""
+def bare_once(
+    recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int, arch: str | None = None
+) -> float:
+    """Start ``n`` bare ``docker run``s of the recipe for ``arch`` (default: its first
+    architecture) at once, in that architecture's image; seconds until all exit."""
+    arch = arch or recipe.architectures[0]
     procs = []
     outs = []
     for i in range(n):
@@ -85,7 +95,9 @@ def bare_once(recipe: Recipe, src: Path, deps: Path | None, work: Path, n: int) 
             *argv_common,
             "-v",
             f"{out}:/out",
-            recipe.image,
+            "--platform",
+            f"linux/{arch}",
+            recipe.image_for(arch),
             "/bin/sh",
             "-euc",
             recipe.build.command,
@@ -109,12 +121,29 @@ def bench_build(
     builders: Annotated[
         int, typer.Option(help="Builders (and bare containers) at once.", min=1)
     ] = 3,
+    arch: Annotated[
+        str | None,
+        typer.Option(
+            help="Architecture to time (default: the recipe's first). A foreign one (arm64 "
+            "under QEMU) is timed next to amd64, which gives the cost of emulation."
+        ),
+    ] = None,
 ) -> None:
     """Median time of `farm build` on N builders vs N bare `docker run`s of the same build."""
+    from farm.errors import ConfigError
+
     root = Path(tempfile.mkdtemp(prefix="farm-bench-"))
     recipe = load_recipe(recipe_for_this_host(recipe_path, root))
-    bare: list[float] = []
-    farm_times: list[float] = []
+    arch = arch or recipe.architectures[0]
+    if arch not in recipe.architectures:
+        raise ConfigError(f"{recipe.label} is not built for {arch}")
+    # A foreign architecture is measured beside amd64's, round by round, so that the
+    # two share the machine's state: bare arm64 / bare amd64 is the cost of emulation.
+    arches = [arch] if arch == "amd64" else [arch, "amd64"]
+    if "amd64" not in recipe.architectures:
+        arches = [arch]
+    bare: dict[str, list[float]] = {a: [] for a in arches}
+    farm_times: dict[str, list[float]] = {a: [] for a in arches}
     try:
         with Fetcher(root / "cache", progress=lambda m: None) as fetcher:
             src = fetcher.source(recipe.source, root / "fetch")
@@ -126,15 +155,15 @@ def bench_build(
         with local_cluster(root / "cluster", builders) as cluster:
             app = make_celery(cluster.redis.url)
             running = list_builders(redis_lib.Redis.from_url(cluster.redis.url))
-            chosen = pick_builders(running, recipe.architectures[0], builders)
+            chosen = {a: pick_builders(running, a, builders) for a in arches}
 
-            def farm_once() -> float:
+            def farm_once(a: str) -> float:
                 # `farm build`'s own code from queueing to the last verified result,
                 # with the same arguments (its progress table shown on stderr).
-                arch, build_id = recipe.architectures[0], uuid.uuid4().hex
+                build_id = uuid.uuid4().hex
                 start = time.monotonic()
                 jobs = build_cmd.run_builds(
-                    app, recipe, arch, chosen, build_id, build_cmd.default_wait(recipe), out=console
+                    app, recipe, a, chosen[a], build_id, build_cmd.default_wait(recipe), out=console
                 )
                 elapsed = time.monotonic() - start
                 bad = [j for j in jobs if j.state != "DONE"]
@@ -144,49 +173,78 @@ def bench_build(
                 return elapsed
 
             console.print(
-                f"{runs} rounds, each: {builders} bare docker runs at once, then `farm build` "
-                f"on {builders} builders (after one warm-up round)"
+                f"{runs} rounds, each per architecture ({', '.join(arches)}): {builders} bare "
+                f"docker runs at once, then `farm build` on {builders} builders (after one "
+                "warm-up round)"
             )
-            bare_once(recipe, src, deps, root, builders)
-            farm_once()
+            for a in arches:
+                bare_once(recipe, src, deps, root, builders, a)
+                farm_once(a)
             for i in range(runs):
-                bare.append(bare_once(recipe, src, deps, root, builders))
-                farm_times.append(farm_once())
-                console.print(f"  round {i + 1}: bare {bare[-1]:.2f}s, farm {farm_times[-1]:.2f}s")
+                for a in arches:
+                    bare[a].append(bare_once(recipe, src, deps, root, builders, a))
+                    farm_times[a].append(farm_once(a))
+                    console.print(
+                        f"  round {i + 1} {a}: bare {bare[a][-1]:.2f}s, "
+                        f"farm {farm_times[a][-1]:.2f}s"
+                    )
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    bare_s = statistics.median(bare)
-    farm_s = statistics.median(farm_times)
+    typer.echo(json.dumps(_report(arch, bare, farm_times, runs, builders)))
+
+
+def _report(
+    arch: str,
+    bare: dict[str, list[float]],
+    farm_times: dict[str, list[float]],
+    runs: int,
+    builders: int,
+) -> dict[str, object]:
+    """Print the table and the overheads; return the JSON report."""
+    arches = list(bare)
+    report: dict[str, object] = {"arch": arch}
+    table = Table("", "median s", "min s", "max s")
+    for a in arches:
+        b, f = bare[a], farm_times[a]
+        for what, xs in (
+            (f"bare docker run ×{builders} ({a})", b),
+            (f"farm build ×{builders} ({a})", f),
+        ):
+            table.add_row(what, f"{statistics.median(xs):.3f}", f"{min(xs):.3f}", f"{max(xs):.3f}")
+    console.print(table)
+    bare_s = statistics.median(bare[arch])
+    farm_s = statistics.median(farm_times[arch])
     overhead = farm_s - bare_s
     # Rounds run back to back, so the per-round difference cancels slow drifts of the machine.
-    paired = statistics.median(f - b for f, b in zip(farm_times, bare, strict=True))
+    paired = statistics.median(f - b for f, b in zip(farm_times[arch], bare[arch], strict=True))
     target = max(0.3, 0.1 * bare_s)
-    table = Table("", "median s", "min s", "max s")
-    table.add_row(
-        f"bare docker run ×{builders}", f"{bare_s:.3f}", f"{min(bare):.3f}", f"{max(bare):.3f}"
-    )
-    table.add_row(
-        f"farm build ×{builders}",
-        f"{farm_s:.3f}",
-        f"{min(farm_times):.3f}",
-        f"{max(farm_times):.3f}",
-    )
-    console.print(table)
     console.print(
-        f"overhead {overhead:.3f}s (median of per-round differences {paired:.3f}s); "
+        f"overhead ({arch}) {overhead:.3f}s (median of per-round differences {paired:.3f}s); "
         f"target ≤ {target:.3f}s: "
         + ("[green]met[/]" if max(overhead, paired) <= target else "[red]missed[/]")
     )
-    typer.echo(
-        json.dumps(
-            {
-                "bare_s": round(bare_s, 3),
-                "farm_s": round(farm_s, 3),
-                "overhead_s": round(overhead, 3),
-                "paired_overhead_s": round(paired, 3),
-                "runs": runs,
-                "builders": builders,
-                "target_s": round(target, 3),
-            }
+    report |= {
+        "bare_s": round(bare_s, 3),
+        "farm_s": round(farm_s, 3),
+        "overhead_s": round(overhead, 3),
+        "paired_overhead_s": round(paired, 3),
+        "overhead": round(overhead / bare_s, 3),
+    }
+    if arch != "amd64" and "amd64" in arches:
+        bare_amd64 = statistics.median(bare["amd64"])
+        farm_amd64 = statistics.median(farm_times["amd64"])
+        report |= {
+            "bare_amd64_s": round(bare_amd64, 3),
+            "farm_amd64_s": round(farm_amd64, 3),
+            "overhead_amd64_s": round(farm_amd64 - bare_amd64, 3),
+            "overhead_amd64": round((farm_amd64 - bare_amd64) / bare_amd64, 3),
+            "emulation_cost": round(bare_s / bare_amd64, 3),
+        }
+        console.print(
+            f"overhead under emulation ({arch}) {overhead:.3f}s = {overhead / bare_s:.1%} of "
+            f"bare; amd64 {farm_amd64 - bare_amd64:.3f}s = "
+            f"{(farm_amd64 - bare_amd64) / bare_amd64:.1%}; cost of emulation "
+            f"(bare {arch} / bare amd64) ×{bare_s / bare_amd64:.2f}"
         )
-    )
+    report |= {"runs": runs, "builders": builders, "target_s": round(target, 3)}
+    return report

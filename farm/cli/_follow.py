@@ -11,7 +11,7 @@ image this host does not build identically is only reported here, never re-pinne
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -88,13 +88,32 @@ def _following(f: Followed) -> str:
     )
 
 
-def pinned_images(f: Followed) -> dict[str, list[str]]:
-    """The builder images the recipes on the followed branch pin, each with its recipes'
-    paths (a local repository only; empty for a URL or a branch that does not exist)."""
+def _pins(data: object) -> list[tuple[str, str]]:
+    """(arch, image) for each architecture a decoded recipe lists, as far as it says."""
+    if not isinstance(data, dict) or not isinstance(data.get("image"), str):
+        return []
+    arches = data.get("architectures")
+    images = data.get("images")
+    per_arch = images if isinstance(images, dict) else {}
+    if not isinstance(arches, list) or not arches:
+        arches = ["amd64"]  # the recipe does not validate; its default image is still pinned
+    return [
+        (arch, image)
+        for arch in arches
+        if isinstance(arch, str)
+        for image in [per_arch.get(arch, data["image"])]
+        if isinstance(image, str)
+    ]
+
+
+def pinned_images(f: Followed) -> dict[tuple[str, str], list[str]]:
+    """The builder images the recipes on the followed branch pin, by (architecture,
+    image), each with its recipes' paths (a local repository only; empty for a URL or a
+    branch that does not exist)."""
     if f.local is None:
         return {}
     listing = _git(f.local, "ls-tree", "-r", "--name-only", f.branch, "--", "recipes")
-    images: dict[str, list[str]] = {}
+    images: dict[tuple[str, str], list[str]] = {}
     for path in (listing or "").splitlines():
         if path.count("/") != 2 or not path.endswith(".yaml"):
             continue
@@ -103,33 +122,40 @@ def pinned_images(f: Followed) -> dict[str, list[str]]:
             data = yaml.safe_load(text or "")
         except yaml.YAMLError:
             continue  # the follower records it as lint_failed
-        if isinstance(data, dict) and isinstance(data.get("image"), str):
-            images.setdefault(data["image"], []).append(path)
+        for pin in _pins(data):
+            images.setdefault(pin, []).append(path)
     return images
 
 
 def drifted(
-    f: Followed, ensure_image: Callable[[str], None], warn: Callable[[str], None]
+    f: Followed,
+    ensure_image: Callable[[str, str], None],
+    warn: Callable[[str], None],
+    arches: Collection[str] | None = None,
 ) -> list[str]:
-    """Check each image the followed recipes pin (``ensure_image`` builds a missing one);
-    warn about those this host cannot provide; return the paths of their recipes.
+    """Check each image the followed recipes pin for an architecture in ``arches`` (this
+    host's; all when None): ``ensure_image(image, arch)`` builds a missing one; warn
+    about those this host cannot provide; return the paths of their recipes.
 
     The follower builds them as committed, so their builds fail here: a recipe is
     re-pinned by a commit, never silently.
     """
     affected: list[str] = []
-    for image, paths in sorted(pinned_images(f).items()):
+    for (arch, image), paths in sorted(pinned_images(f).items()):
+        if arches is not None and arch not in arches:
+            continue
         try:
-            ensure_image(image)
+            ensure_image(image, arch)
         except ImageDriftError as drift:
             why = f"this host builds {drift.built[:19]}… instead"
         except FarmError as exc:
             why = str(exc)
         else:
             continue
-        affected += paths
+        affected += [p for p in paths if p not in affected]
         warn(
-            f"{len(paths)} followed recipe(s) pin builder image {image[:19]}…: {why}; they are "
-            f"built as committed and will fail here (re-pin them by a commit): {', '.join(paths)}"
+            f"{len(paths)} followed recipe(s) pin {arch} builder image {image[:19]}…: {why}; "
+            f"they are built as committed and will fail here (re-pin them by a commit): "
+            f"{', '.join(paths)}"
         )
     return affected

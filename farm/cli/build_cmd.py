@@ -14,6 +14,7 @@ from rich.table import Table
 from rich.text import Text
 
 from farm.agreement import AgreementRow, agreement_rows
+from farm.cross_arch import CrossArch, compare_arches, require_cross_arch
 from farm.dispatch import BuilderRun, collect, dispatch
 from farm.errors import QuorumError
 from farm.quorum import Tally, require_quorum, tally
@@ -121,8 +122,9 @@ def _variation(result: SignedResult | None) -> dict[str, object] | None:
 
 def _report_arch(
     recipe: Recipe, arch: str, runs: Sequence[BuilderRun], count: int, wait: float
-) -> tuple[dict[str, object], str | None]:
-    """Print one architecture's tables; return its JSON report and its problem, if any."""
+) -> tuple[dict[str, object], str | None, dict[str, str] | None]:
+    """Print one architecture's tables; return its JSON report, its problem, if any, and
+    the outputs its builders agreed on (None unless verified)."""
     for run in runs:
         if not run.done:
             run.state, run.error = "MISSING", f"no result within {wait:.0f}s"
@@ -160,7 +162,25 @@ def _report_arch(
         },
         "upstream": {row.output: row.upstream_state for row in rows},
     }
-    return report, problem
+    top = t.majority
+    agreed = dict(top.digests) if t.verdict == "verified" and top is not None else None
+    return report, problem, agreed
+
+
+def _cross_arch(agreed: dict[str, dict[str, str] | None]) -> tuple[CrossArch, str | None]:
+    """Compare the pure wheels the architectures agreed on; print the outcome."""
+    cross = compare_arches(agreed)
+    if cross.verdict == "not_applicable":
+        return cross, None
+    console.print()
+    for o in cross.outputs:
+        mark = "[green]identical[/]" if o.agreed else "[bold red]differs[/]"
+        console.print(f"cross-architecture ({', '.join(cross.arches)}): {mark} {o.describe()}")
+    try:
+        require_cross_arch(cross)
+    except QuorumError as exc:
+        return cross, str(exc)
+    return cross, None
 
 
 def build(
@@ -185,7 +205,10 @@ def build(
 ) -> None:
     """Send RECIPE to distinct running builders, verify each signed result, print who agrees.
 
-    Exits 0 only when every chosen builder produced identical outputs.
+    Each architecture is its own build (its own build id) on builders that can build it.
+    With several architectures, a pure (none-any) wheel must also be byte-identical
+    across them. Exits 0 only when every chosen builder produced identical outputs and
+    no pure wheel differs between architectures.
     """
     import uuid
 
@@ -211,23 +234,34 @@ def build(
         raise ConfigError(f"cannot reach Redis at {redis_url}: {exc}") from None
     chosen = {a: pick_builders(running, a, count) for a in arches}
     app = make_celery(redis_url)
-    build_id = uuid.uuid4().hex
-    console.print(f"build [bold]{build_id}[/] of {recipe.label} ({recipe.digest})", highlight=False)
+    # One build id per architecture: a builder that builds both answers a task by its
+    # build id, so a shared one would hand arm64 the amd64 result it already has.
+    build_ids = {a: uuid.uuid4().hex for a in arches}
+    for a in arches:
+        console.print(
+            f"build [bold]{build_ids[a]}[/] of {recipe.label} ({recipe.digest}) on {a}",
+            highlight=False,
+        )
     wait = timeout if timeout is not None else default_wait(recipe)
     report: dict[str, object] = {
-        "build_id": build_id,
+        "build_ids": build_ids,
         "recipe": recipe.label,
         "recipe_digest": recipe.digest,
         "arches": {},
     }
     problems: list[str] = []
     arch_reports: dict[str, object] = {}
+    agreed: dict[str, dict[str, str] | None] = {}
     for a in arches:
-        runs = run_builds(app, recipe, a, chosen[a], build_id, wait)
-        arch_reports[a], problem = _report_arch(recipe, a, runs, count, wait)
+        runs = run_builds(app, recipe, a, chosen[a], build_ids[a], wait)
+        arch_reports[a], problem, agreed[a] = _report_arch(recipe, a, runs, count, wait)
         if problem:
             problems.append(problem)
     report["arches"] = arch_reports
+    cross, problem = _cross_arch(agreed)
+    report["cross_arch"] = cross.to_json()
+    if problem:
+        problems.append(problem)
     if json_out is not None:
         json_out.write_text(json.dumps(report, indent=2))
     if problems:

@@ -18,6 +18,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     from farm.cli import _follow
     from farm.localfarm import LocalFarm
+    from farm.recipe import Recipe
     from farm.supervise import Supervisor
 
 console = Console()
@@ -29,8 +30,9 @@ DEFAULT_RECIPE = REPO / "recipes" / "iniconfig" / "2.0.0.yaml"
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
-def ensure_image(digest: str) -> None:
-    """Make sure the pinned builder image exists here, building it reproducibly if not.
+def ensure_image(digest: str, arch: str = "amd64") -> None:
+    """Make sure the pinned builder image of ``arch`` exists here, building it
+    reproducibly (``build.sh --arch ARCH``) if not.
 
     Raise :class:`~farm.errors.ImageDriftError` when this host builds another image: the
     Debian packages it is made from changed since the recipe was pinned.
@@ -49,46 +51,65 @@ def ensure_image(digest: str) -> None:
         return
     except docker.errors.ImageNotFound:
         pass
-    console.print(f"builder image {digest[:19]}… is not here; building it with {IMAGE_SCRIPT.name}")
+    console.print(
+        f"{arch} builder image {digest[:19]}… is not here; building it with "
+        f"{IMAGE_SCRIPT.name} --arch {arch}"
+    )
     proc = subprocess.run(
-        ["bash", str(IMAGE_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+        ["bash", str(IMAGE_SCRIPT), "--arch", arch], stdout=subprocess.PIPE, text=True, check=False
     )
     if proc.returncode != 0:
-        raise ImageError(f"{IMAGE_SCRIPT} failed (exit {proc.returncode})")
+        raise ImageError(f"{IMAGE_SCRIPT} --arch {arch} failed (exit {proc.returncode})")
     built = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
     if built != digest:
         raise ImageDriftError(digest, built)
 
 
+def host_arches(recipe: Recipe) -> list[str]:
+    """The recipe's architectures this host can build (natively or under QEMU)."""
+    from builders.arch import buildable_arches
+
+    can = buildable_arches()
+    return [a for a in recipe.architectures if a in can]
+
+
 def recipe_for_this_host(recipe: Path, work: Path) -> Path:
-    """``recipe`` if its pinned builder image is here or this host rebuilds it identically;
-    otherwise a copy under ``work`` pinned to the image this host builds, said loudly.
+    """``recipe`` if the builder image it pins for each architecture this host can build
+    is here or this host rebuilds it identically; otherwise a copy under ``work`` pinned
+    to the images this host builds, said loudly.
 
     For the local farm and the benchmarks only: a farm's builders must agree on one
-    image, and on one machine they do; a recipe repository re-pins by pull request
-    (deploy/builder-image/README.md).
+    image per architecture, and on one machine they do; a recipe repository re-pins by
+    pull request (deploy/builder-image/README.md).
     """
     from farm.errors import ImageDriftError
     from farm.recipe import load_recipe
 
     r = load_recipe(recipe)
-    try:
-        ensure_image(r.image)
+    text = recipe.read_text(encoding="utf-8")
+    drifts: list[ImageDriftError] = []
+    for arch in host_arches(r):
+        try:
+            ensure_image(r.image_for(arch), arch)
+        except ImageDriftError as exc:
+            if text.count(exc.pinned) != 1:
+                raise
+            drifts.append(exc)
+    if not drifts:
         return recipe
-    except ImageDriftError as drift:
-        text = recipe.read_text(encoding="utf-8")
-        if text.count(drift.pinned) != 1:
-            raise
-        copy = work / "repinned" / r.name / f"{r.version}.yaml"
-        copy.parent.mkdir(parents=True, exist_ok=True)
-        copy.write_text(text.replace(drift.pinned, drift.built), encoding="utf-8")
+    for d in drifts:
+        text = text.replace(d.pinned, d.built)
+    copy = work / "repinned" / r.name / f"{r.version}.yaml"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    copy.write_text(text, encoding="utf-8")
+    for drift in drifts:
         console.print(
             f"[yellow]warning:[/] {drift}\n"
             f"  building {r.name} {r.version} with this host's image {drift.built[:19]}… "
             f"instead (a re-pinned copy: {copy})",
             highlight=False,
         )
-        return copy
+    return copy
 
 
 def _stop_on_signals() -> list[int]:
@@ -213,13 +234,13 @@ def up(
         return
     follow = _follow_choice(keep_running or no_recipe, no_follow, recipes_repo, recipes_branch)
     received = _stop_on_signals()
-    target: tuple[Path, str, str] | None = None
+    target: tuple[Path, str, str, list[str]] | None = None
     if no_recipe:
         console.print(f"[bold]farm up[/]: the farm under {root}, no recipe")
     else:
         path = recipe_for_this_host(recipe or DEFAULT_RECIPE, root)
         r = load_recipe(path)
-        target = (path, r.name, r.version)
+        target = (path, r.name, r.version, host_arches(r))
         console.print(f"[bold]farm up[/]: {r.name} {r.version} under {root}")
     try:
         with local_farm(
@@ -260,8 +281,13 @@ def _follow_choice(
     followed, line = _follow.choose(Path.cwd(), repo, branch)
     console.print(line, highlight=False)
     if followed is not None:
+        from builders.arch import buildable_arches
+
         _follow.drifted(
-            followed, ensure_image, lambda text: console.print(f"[yellow]warning:[/] {text}")
+            followed,
+            ensure_image,
+            lambda text: console.print(f"[yellow]warning:[/] {text}"),
+            buildable_arches(),
         )
     return followed
 
@@ -373,9 +399,11 @@ def _take_through(
     recipe: Path,
     name: str,
     version: str,
+    arches: list[str],
     timeout: float,
 ) -> None:
-    """Submit ``recipe``, wait for its committed attestation and for the node to serve it.
+    """Submit ``recipe`` for ``arches`` (those of its architectures this host can build),
+    wait for its committed attestation and for the node to serve it.
 
     The parts that exit meanwhile are restarted (``supervisor``), so a builder killed
     in the middle of the build builds it again; if ``farm submit --wait`` loses the
@@ -389,6 +417,7 @@ def _take_through(
     before = next(iter(farm.builds(name, version) or []), None)
     proc = subprocess.Popen(
         [*FARM, "submit", str(recipe), "--wait", "--timeout", str(timeout),
+         *(f"--arch={a}" for a in arches),
          "--coordinator", farm.coordinator_url, "--operator-token", farm.operator_token],
         preexec_fn=die_with_parent(),  # noqa: PLW1509 - only prctl, then exec
     )  # fmt: skip

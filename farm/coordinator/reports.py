@@ -41,6 +41,19 @@ def _pairs(verdict: dict[str, Any]) -> list[tuple[str, str, str]]:
         if base is None:
             continue
         pairs.extend((str(out["name"]), str(base), other) for other in produced if other != base)
+    # A pure wheel that differs across architectures (farm.cross_arch): each other
+    # architecture's bytes against the first's; staging holds every build's outputs.
+    cross = verdict.get("cross_arch") or {}
+    for name, info in (cross.get("outputs") or {}).items():
+        if info.get("agreed"):
+            continue
+        digests = [str(d) for _, d in sorted(info.get("sha256", {}).items())]
+        base = digests[0] if digests else None
+        pairs.extend(
+            (str(name), str(base), other)
+            for other in dict.fromkeys(digests[1:])
+            if other != base and (str(name), str(base), other) not in pairs
+        )
     return pairs
 
 

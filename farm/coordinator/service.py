@@ -19,6 +19,7 @@ Invariants:
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Collection, Sequence
 from datetime import datetime, timedelta
@@ -56,7 +57,8 @@ from farm.coordinator.models import (
     StagingBlob,
 )
 from farm.coordinator.staging import Staging, check_digest
-from farm.errors import FarmError, RecipeError, SignatureError, SigningKeyError
+from farm.cross_arch import compare_arches, require_cross_arch
+from farm.errors import FarmError, QuorumError, RecipeError, SignatureError, SigningKeyError
 from farm.keys import public_key_from_dict
 from farm.recipe import ARCHITECTURES, Recipe, parse_recipe
 from farm.result import SignedResult, envelope_payload, parse_statement, verify_result
@@ -485,6 +487,52 @@ def _accepted(session: Session, build: Build) -> list[SignedResult]:
     return results
 
 
+def _across_arches(
+    session: Session, build: Build, verdict: Verdict
+) -> tuple[Verdict, dict[str, Any]]:
+    """``verdict``, disputed if a pure wheel it agreed on differs from the one the latest
+    verified build of the same recipe on another architecture agreed on; and the
+    comparison to record with it (``{"cross_arch": …}``, or nothing when there is none).
+
+    The comparison is also recorded on those other builds' verdicts: the build decided
+    first stays as decided (it may be attested already); the one decided second is the
+    one disputed, in the same transaction as its verdict, so it is never attested.
+    """
+    if verdict.status != "verified":
+        return verdict, {}
+    siblings = session.exec(
+        select(Build)
+        .where(
+            Build.recipe_digest == build.recipe_digest,
+            Build.arch != build.arch,
+            Build.status == "verified",
+        )
+        .order_by(col(Build.finished_at).desc())
+    ).all()
+    latest: dict[str, Build] = {}
+    for other in siblings:
+        latest.setdefault(other.arch, other)
+    agreed: dict[str, dict[str, str] | None] = {build.arch: dict(verdict.digests)}
+    for arch, other in latest.items():
+        agreed[arch] = {
+            str(d["name"]): str(d["sha256"]) for d in (other.verdict or {}).get("digests", [])
+        }
+    cross = compare_arches(agreed)
+    if cross.verdict == "not_applicable":
+        return verdict, {}
+    builds = {build.arch: build.id} | {a: b.id for a, b in latest.items()}
+    record: dict[str, Any] = {"cross_arch": {**cross.to_json(), "builds": builds}}
+    for other in latest.values():
+        other.verdict = {**(other.verdict or {}), **record}
+        session.add(other)
+    try:
+        require_cross_arch(cross)
+    except QuorumError as exc:
+        log.warning("build %s: %s", build.id, exc)
+        return dataclasses.replace(verdict, status="disputed", reason=str(exc)), record
+    return verdict, record
+
+
 def finalize(
     session: Session, build_id: str, now: datetime, *, force: bool = False
 ) -> Verdict | None:
@@ -508,8 +556,8 @@ def finalize(
         recipe = parse_recipe(build.recipe, f"build {build.id}")
     except FarmError as exc:
         raise ConflictError(f"stored recipe of build {build.id} no longer parses: {exc}") from None
-    verdict = decide(recipe, results, build.builders)
-    build.verdict = verdict.to_json()
+    verdict, cross = _across_arches(session, build, decide(recipe, results, build.builders))
+    build.verdict = {**verdict.to_json(), **cross}
     build.status = verdict.status
     build.finished_at = now
     build.updated_at = now

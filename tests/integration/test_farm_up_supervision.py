@@ -386,7 +386,7 @@ def test_4_validator_killed_six_times_is_left_down_and_the_farm_commits(
     before = _ledger(urls[0])
     assert before is not None
     recipe = farm.recipe("flit_core", "3.10.1")
-    submitted = _farm(farm.home, "submit", str(recipe), "--wait", timeout=600)
+    submitted = _farm(farm.home, "submit", str(recipe), "--arch", "amd64", "--wait", timeout=600)
     assert submitted.returncode == 0, submitted.stdout + submitted.stderr
     _wait(
         "the ledger commits with 3 of 4 validators",

@@ -106,3 +106,46 @@ def test_shipped_recipes_are_valid() -> None:
     for f in files:
         recipe = load_recipe(f)
         assert f.relative_to(root).as_posix() == f"{recipe.name}/{recipe.version}.yaml"
+
+
+#: The digest of conftest's BASE_RECIPE before ``images`` existed: it must not move.
+BASE_DIGEST = "sha256:5e95b7d0bd9b39f6c1408cd07c48f8bccad0baf74c011328d08523f97cf959d5"
+AMD = "sha256:" + "ab" * 32
+ARM = "sha256:" + "cd" * 32
+
+
+def test_a_recipe_without_images_keeps_its_digest(recipe_data: dict[str, Any]) -> None:
+    assert parse_recipe(recipe_data).digest == BASE_DIGEST
+    assert parse_recipe({**recipe_data, "images": {}}).digest == BASE_DIGEST
+    assert "images" not in parse_recipe(recipe_data).canonical_form()
+
+
+def test_image_for_is_the_arch_s_pin_or_the_default(recipe_data: dict[str, Any]) -> None:
+    r = parse_recipe({**recipe_data, "architectures": ["arm64", "amd64"], "images": {"arm64": ARM}})
+    assert (r.image_for("amd64"), r.image_for("arm64")) == (AMD, ARM)
+    assert r.canonical_form()["images"] == {"arm64": ARM}
+    assert r.digest != BASE_DIGEST
+    # The order images are written in does not matter.
+    both = {"arm64": ARM, "amd64": "sha256:" + "ef" * 32}
+    one = parse_recipe({**recipe_data, "architectures": ["amd64", "arm64"], "images": both})
+    other = parse_recipe(
+        {**recipe_data, "architectures": ["amd64", "arm64"], "images": dict(reversed(both.items()))}
+    )
+    assert one.digest == other.digest and one.image_for("amd64") == "sha256:" + "ef" * 32
+
+
+@pytest.mark.parametrize(
+    ("arches", "images", "needle"),
+    [
+        (["amd64"], {"arm64": ARM}, "images.arm64: arm64 is not one of the recipe's"),
+        (["amd64", "arm64"], {"arm64": AMD}, "images.arm64: arm64 and amd64 both pin"),
+        (["amd64", "arm64"], {"amd64": ARM, "arm64": ARM}, "both pin"),
+        (["amd64", "arm64"], {"arm64": "debian:bookworm"}, "images.arm64"),
+        (["amd64", "arm64"], {"arm64": "sha256:" + "0" * 63}, "images.arm64"),
+    ],
+)
+def test_bad_images_are_refused(
+    recipe_data: dict[str, Any], arches: list[str], images: dict[str, str], needle: str
+) -> None:
+    with pytest.raises(RecipeError, match=needle):
+        parse_recipe({**recipe_data, "architectures": arches, "images": images})

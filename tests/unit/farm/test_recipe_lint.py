@@ -107,3 +107,23 @@ def test_shipped_recipes_lint_clean() -> None:
     recipes, problems = lint_paths([root])
     assert [str(p) for p in problems] == []
     assert len(recipes) >= 5
+
+
+@pytest.mark.parametrize(
+    ("images", "hint"),
+    [
+        ({"arm64": "debian:bookworm-arm64"}, "images.arm64: must pin this architecture's builder"),
+        ({"arm64": "sha256:" + "ab" * 32}, "images.arm64: arm64 and amd64 both pin"),
+        ({"riscv64": "sha256:" + "cd" * 32}, "images.riscv64: riscv64 is not one of"),
+    ],
+)
+def test_a_bad_images_entry_names_its_architecture_and_line(
+    tmp_path: Path, recipe_data: dict[str, Any], images: dict[str, str], hint: str
+) -> None:
+    recipe_data["architectures"] = ["amd64", "arm64"]
+    recipe_data["images"] = images
+    path = _write(tmp_path, "demo/1.0.0.yaml", recipe_data)
+    (arch,) = images
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if f"{arch}: " in t)
+    msgs = _messages(tmp_path)
+    assert any(m.startswith(f"{path}:{line}: {hint}") for m in msgs), msgs

@@ -74,12 +74,15 @@ def test_a_detached_head_is_an_error_not_a_guess(tmp_path: Path, repo: Path) -> 
 def test_images_are_read_from_the_committed_branch_and_drift_is_reported(repo: Path) -> None:
     followed, _ = choose(repo, None, None)
     assert followed is not None
-    assert pinned_images(followed) == {PINNED: ["recipes/demo/1.0.0.yaml"]}  # not 2.0 yet
+    assert pinned_images(followed) == {
+        ("amd64", PINNED): ["recipes/demo/1.0.0.yaml"]  # not 2.0 yet
+    }
     _git(repo, "add", "-A")
     _git(repo, "commit", "-qm", "demo 2.0")
-    assert set(pinned_images(followed)) == {PINNED, OTHER}
+    assert set(pinned_images(followed)) == {("amd64", PINNED), ("amd64", OTHER)}
 
-    def ensure(image: str) -> None:
+    def ensure(image: str, arch: str) -> None:
+        assert arch == "amd64"
         if image == OTHER:
             raise ImageDriftError(OTHER, PINNED)
 
@@ -88,3 +91,34 @@ def test_images_are_read_from_the_committed_branch_and_drift_is_reported(repo: P
     (warning,) = warnings
     assert OTHER[:19] in warning and "recipes/demo/2.0.yaml" in warning
     assert "built as committed" in warning
+
+
+def test_each_architecture_s_image_is_checked_on_the_hosts_that_build_it(repo: Path) -> None:
+    arm = "sha256:" + "ef" * 32
+    (repo / "recipes" / "demo" / "3.0.yaml").write_text(
+        yaml.safe_dump(
+            {**BASE_RECIPE, "version": "3.0", "architectures": ["amd64", "arm64"],
+             "images": {"arm64": arm}}
+        )
+    )  # fmt: skip
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "demo 3.0")
+    followed, _ = choose(repo, None, None)
+    assert followed is not None
+    pins = pinned_images(followed)
+    assert pins[("arm64", arm)] == ["recipes/demo/3.0.yaml"]
+    assert "recipes/demo/3.0.yaml" in pins[("amd64", PINNED)]
+    asked: list[tuple[str, str]] = []
+
+    def ensure(image: str, arch: str) -> None:
+        asked.append((arch, image))
+        if arch == "arm64":
+            raise ImageDriftError(image, OTHER)
+
+    warnings: list[str] = []
+    assert drifted(followed, ensure, warnings.append, ("amd64",)) == []
+    assert all(arch == "amd64" for arch, _ in asked)
+    assert drifted(followed, ensure, warnings.append, ("amd64", "arm64")) == [
+        "recipes/demo/3.0.yaml"
+    ]
+    assert "arm64 builder image" in warnings[-1]
