@@ -21,10 +21,11 @@ from farm.transactions import (
     make_retire,
     make_revoke,
     tx_id,
+    verify_operator_signature,
 )
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis, genesis_hash, load_genesis, save_genesis
-from ledger.transactions import summarize_tx, verify_operator_signature
+from ledger.transactions import summarize_tx
 from tests.support.attest_world import SHA, World
 from tests.support.ledger_fixtures import CHAIN, genesis_for
 
