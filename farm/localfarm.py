@@ -185,6 +185,8 @@ class LocalFarm:
             "FARM_OPERATOR_TOKEN": self.operator_token,
             "FARM_DIST_URL": self.dist_url,
             "FARM_GENESIS": str(self.genesis),
+            # The operator's own key: farm revoke and farm operator sign with it here.
+            "FARM_OPERATOR_KEY": str(self.root / "ledger" / "operator.key"),
             "FARM_REDIS_URL": self.cluster.redis.url,
         }
 
