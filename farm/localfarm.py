@@ -262,7 +262,7 @@ def _validator_ports(genesis: Path) -> list[list[int]]:
 
 
 def _chain_id(genesis: Path) -> str:
-    """The chain id the genesis names (the coordinator signs operator transactions for it)."""
+    """The chain id the genesis names (operator transactions relayed must name it)."""
     chain: str = json.loads(genesis.read_text())["chain_id"]
     return chain
 

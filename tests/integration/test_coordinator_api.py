@@ -55,7 +55,7 @@ class Farm:
         token = self.operator.new_enrollment_token()["token"]
         client.enroll(token, f"host-{key.keyid[:6]}", ["amd64"])
         if approve:
-            self.operator.approve(key.keyid)
+            self.operator.approve(key.keyid, f"site-{key.keyid[:6]}")
         return client
 
     def create_build(self, build_id: str, keys: list[KeyPair]) -> None:
@@ -109,10 +109,10 @@ def test_enroll_approve_heartbeat_and_read(farm: Farm) -> None:
     assert client.heartbeat()["last_seen"] is not None
     with pytest.raises(PermissionDeniedError, match="not approved"):
         client.upload(GOOD)
-    farm.operator.approve(key.keyid)
+    farm.operator.approve(key.keyid, "site-a")
     assert client.upload(GOOD) == sha(GOOD)
     (listed,) = farm.operator.builders()
-    assert listed["approved"] is True
+    assert listed["approved"] is True and listed["domain"] == "site-a"
     text = farm.http.get("/v1/builders").text
     assert token not in text and "sha256" not in text.replace("sha256_", "")
     with pytest.raises(EnrollmentError, match="already used"):

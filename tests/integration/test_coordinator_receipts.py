@@ -327,7 +327,7 @@ def _approved_builder(url: str) -> Any:
             arches=["amd64"],
         )
         service.enroll(session, create, NOW)
-        service.approve(session, key.keyid, NOW)
+        service.approve(session, key.keyid, NOW, f"site-{key.keyid[:6]}")
     engine.dispose()
     return key
 
