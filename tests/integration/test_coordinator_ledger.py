@@ -163,7 +163,10 @@ def test_verified_build_is_attested_with_a_verifiable_proof(
 ) -> None:
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
@@ -208,7 +211,10 @@ def test_disputed_build_commits_nothing(
 ) -> None:
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
@@ -248,7 +254,10 @@ def _attested_artifact(farm: Farm, image: str, source: dict[str, str], tmp: Path
     """Build a trivial recipe named ``name`` to a committed attestation; return it."""
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
