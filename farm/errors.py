@@ -13,6 +13,7 @@ The tree::
     │   └── ImageError           the pinned image is not present or not what it claims
     │       └── ImageDriftError  this host builds another image than the one pinned
     ├── QuorumError              builders did not agree, or too few finished
+    │   └── DomainShortfallError the agreeing builders span fewer than quorum domains
     └── LedgerError              (raised by the ledger package, rooted here)
         ├── TransactionError     a ledger transaction that is malformed or refused
         ├── ProofError           an inclusion or consistency proof that does not verify
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigError",
     "ContentError",
     "DigestMismatchError",
+    "DomainShortfallError",
     "FarmError",
     "ImageDriftError",
     "ImageError",
@@ -103,6 +105,12 @@ class ImageDriftError(ImageError):
 
 class QuorumError(FarmError):
     """Builders disagreed, or too few of them finished."""
+
+
+class DomainShortfallError(QuorumError):
+    """The agreeing builders span fewer than ``quorum`` independence domains
+    (``farm.quorum.domain_shortfall``): enough keys agreed, but not enough
+    independent organisations or sites."""
 
 
 class LedgerError(FarmError):

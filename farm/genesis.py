@@ -28,7 +28,7 @@ from securesystemslib.signer import SSlibKey
 from farm.canonical import canonical_json, sha256_bytes
 from farm.errors import ConfigError, SigningKeyError
 from farm.keys import public_key_from_dict
-from farm.transactions import CHAIN_ID_PATTERN
+from farm.transactions import CHAIN_ID_PATTERN, DOMAIN_PATTERN
 
 __all__ = [
     "Genesis",
@@ -65,6 +65,12 @@ class GenesisBuilder(_Frozen):
     key: dict[str, Any]
     arches: tuple[str, ...] = ()
     hostname: str = ""
+    domain: str = Field(
+        default="",
+        pattern=r"^$|" + DOMAIN_PATTERN,
+        description="Independence domain (the organisation or site that controls it); "
+        "empty: a domain of its own (ADR 35).",
+    )
 
 
 def _check_keys(values: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
@@ -163,6 +169,9 @@ class Genesis(_Frozen):
     def to_json(self) -> dict[str, Any]:
         """The JSON value of the file."""
         value: dict[str, Any] = self.model_dump(mode="json")
+        for b in value.get("builders", ()):
+            if not b.get("domain"):  # a genesis made before domains keeps its hash
+                b.pop("domain", None)
         return value
 
     def canonical_bytes(self) -> bytes:

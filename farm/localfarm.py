@@ -6,8 +6,10 @@ Parts, in the order they start (all on loopback, each with its log under ``root`
   (with the operator and coordinator keys) ``farm ledger testnet`` makes once;
 - Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key;
 - the coordinator (``farm serve --ledger``) with its SQLite database; the builders
-  enroll with one-time tokens and the operator approves them, which commits their
-  enroll transactions to the ledger;
+  enroll with one-time tokens and ``farm up`` approves them as the operator, each in
+  an independence domain of its own (``local-1``, ``local-2``, ...): it signs their
+  enroll transactions itself with ``root/ledger/operator.key``, and the coordinator,
+  which is given no operator key, relays them to the ledger (ADR 34, 35);
 - the read-only distribution node (``farm dist serve``), which follows the ledger.
 
 Given ``follow`` (a recipe repository and branch), the coordinator follows it
@@ -61,7 +63,11 @@ from farm.cluster import (
     free_port_range,
     local_cluster,
 )
+from farm.coordinator.client import CoordinatorClient
 from farm.errors import ConfigError, FarmError
+from farm.genesis import Genesis, load_genesis
+from farm.keys import load_key
+from farm.operator import Operator
 from farm.poll import poll
 from farm.supervise import Part
 
@@ -179,6 +185,8 @@ class LocalFarm:
             "FARM_OPERATOR_TOKEN": self.operator_token,
             "FARM_DIST_URL": self.dist_url,
             "FARM_GENESIS": str(self.genesis),
+            # The operator's own key: farm revoke and farm operator sign with it here.
+            "FARM_OPERATOR_KEY": str(self.root / "ledger" / "operator.key"),
             "FARM_REDIS_URL": self.cluster.redis.url,
         }
 
@@ -254,7 +262,7 @@ def _validator_ports(genesis: Path) -> list[list[int]]:
 
 
 def _chain_id(genesis: Path) -> str:
-    """The chain id the genesis names (the coordinator signs operator transactions for it)."""
+    """The chain id the genesis names (operator transactions relayed must name it)."""
     chain: str = json.loads(genesis.read_text())["chain_id"]
     return chain
 
@@ -356,10 +364,9 @@ def local_farm(
             [
                 *FARM, "serve", "--db", db_url, "--port", str(port),
                 "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-                "--allow-same-host", "--log-level", "warning",
+                "--log-level", "warning",
                 "--ledger", ",".join(ledger_urls),
                 "--coordinator-key", str(root / "ledger" / "coordinator.key"),
-                "--operator-key", str(root / "ledger" / "operator.key"),
                 "--ledger-chain", _chain_id(genesis), "--genesis", str(genesis),
             ],
             root / "coordinator.log",
@@ -379,7 +386,12 @@ def local_farm(
         serve.wait_http(f"{url}/v1/builders")
         parts.append(_part(serve, "coordinator", url, "/v1/builders"))
 
-        parts += _start_builders(cluster, enrollment, url, operator_token, env, record, report)
+        operator = Operator.of(
+            load_key(root / "ledger" / "operator.key"), load_genesis(genesis, Genesis)
+        )
+        parts += _start_builders(
+            cluster, enrollment, url, operator, operator_token, env, record, report
+        )
 
         dist_port = free_port()
         dist_url = f"http://127.0.0.1:{dist_port}"
@@ -450,29 +462,42 @@ def _start_validators(
     return started
 
 
+def local_domain(n: int) -> str:
+    """The independence domain of a farm up's ``n``-th builder (from 1): each its own,
+    as if run by another organisation (they share one machine, which the domains do not
+    claim otherwise; ADR 35)."""
+    return f"local-{n}"
+
+
 def _start_builders(
     cluster: LocalCluster,
     enrollment: list[str],
     url: str,
+    operator: Operator,
     operator_token: str,
     env: dict[str, str],
     record: RunRecord,
     report: Callable[[str], None],
 ) -> list[Part]:
-    """Enroll the builders not yet approved, start them all and wait until they announce."""
+    """Enroll the builders not yet approved and approve each in its own domain (the
+    enroll transaction signed here, by ``operator``; the coordinator relays it), start
+    them all and wait until they announce."""
     approved = _approved(url)
     parts = []
-    for b, secret in zip(cluster.builders, enrollment, strict=True):
+    for n, (b, secret) in enumerate(zip(cluster.builders, enrollment, strict=True), 1):
         if b.builder_id not in approved:
-            report(f"enrolling builder {b.builder_id[:12]} and approving it")
+            report(f"enrolling builder {b.builder_id[:12]} and approving it in {local_domain(n)}")
             run_farm(
                 "builder", "enroll", "--coordinator", url, "--token", secret,
                 "--home", str(b.home), env=env,
             )  # fmt: skip
-            run_farm(
-                "operator", "approve", b.builder_id, "--coordinator", url,
-                "--operator-token", operator_token, env=env,
-            )  # fmt: skip
+            domain = local_domain(n)
+            client = CoordinatorClient(url, operator_token=operator_token)
+            try:
+                shown = client.builder(b.builder_id)
+                client.approve(b.builder_id, domain, operator.enroll(b.builder_id, shown, domain))
+            finally:
+                client.http.close()
         cluster.start_builder(b)
         record.started(f"builder {b.builder_id[:12]}", b.proc)
         record.add_containers({"farm.builder-id": b.builder_id})

@@ -14,18 +14,32 @@ Verdicts:
 
 Fail closed: no results or a quorum below one never verifies. Invariant: the verdict
 does not depend on the order of the results.
+
+Independence: distinct keys are not enough. Each enrolled builder belongs to an
+independence domain (the organisation or site that controls it, assigned by the
+operator in the signed enroll transaction); ``require_domains`` raises
+:class:`~farm.errors.DomainShortfallError` unless the agreeing builders span at least
+``quorum`` distinct domains. Validators and the consumer both apply it (ADR 35).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from farm.errors import QuorumError
+from farm.errors import DomainShortfallError, QuorumError
 from farm.result import SignedResult
 
-__all__ = ["DigestGroup", "Tally", "Verdict", "require_quorum", "tally"]
+__all__ = [
+    "DigestGroup",
+    "Tally",
+    "Verdict",
+    "distinct_domains",
+    "require_domains",
+    "require_quorum",
+    "tally",
+]
 
 Verdict = Literal["verified", "disputed", "failed"]
 DigestSet = frozenset[tuple[str, str]]
@@ -123,3 +137,31 @@ def require_quorum(t: Tally) -> DigestGroup:
     if t.missing:
         parts.append("no result from: " + ", ".join(b[:12] for b in t.missing))
     raise QuorumError(f"{t.verdict}: " + "; ".join(parts))
+
+
+def distinct_domains(
+    builder_ids: Iterable[str], domain_of: Callable[[str], str | None]
+) -> dict[str, tuple[str, ...]]:
+    """domain → the builders of ``builder_ids`` in it. A builder whose domain is unknown
+    (``domain_of`` answers None) is counted in a domain of its own, its key id: that
+    never merges two builders, and ``require_domains`` fails closed on the count."""
+    groups: dict[str, list[str]] = {}
+    for b in sorted(set(builder_ids)):
+        groups.setdefault(domain_of(b) or f"builder:{b}", []).append(b)
+    return {d: tuple(bs) for d, bs in sorted(groups.items())}
+
+
+def require_domains(
+    builder_ids: Iterable[str], domain_of: Callable[[str], str | None], quorum: int
+) -> dict[str, tuple[str, ...]]:
+    """The agreeing builders grouped by independence domain, if there are at least
+    ``quorum`` domains (and ``quorum`` >= 1); otherwise raise
+    :class:`~farm.errors.DomainShortfallError` naming the domains found."""
+    groups = distinct_domains(builder_ids, domain_of)
+    if quorum < 1 or len(groups) < quorum:
+        named = "; ".join(f"{d}: {', '.join(b[:12] for b in bs)}" for d, bs in groups.items())
+        raise DomainShortfallError(
+            f"farm.quorum.domain_shortfall: the agreeing builders span {len(groups)} "
+            f"independence domain(s), {quorum} needed ({named or 'none'})"
+        )
+    return groups

@@ -5,8 +5,8 @@ Four kinds, told apart by ``type``:
 * ``attest``  — an :class:`~farm.attestation.AttestationBundle` (coordinator-signed
   SLSA provenance plus the builders' own envelopes; it carries its own signatures);
 * ``revoke``  — an artifact sha256 and a reason, signed by a genesis operator;
-* ``enroll``  — a builder public key, its architectures and host name, signed by an
-  operator;
+* ``enroll``  — a builder public key, its architectures, host name and independence
+  domain (the organisation or site that controls it), signed by an operator;
 * ``retire``  — a builder key id and a reason, signed by an operator.
 
 Wire form: the RFC 8785 canonical JSON bytes of the transaction; anything else (not
@@ -21,9 +21,10 @@ whoever saw it, even when both trust the same operator key (the replay EIP-155 c
 for Ethereum). ``issued_at`` makes two otherwise equal operator transactions (retire,
 enroll again, retire again) distinct.
 
-This module builds and parses transactions only; signature checks against the
-genesis operators and whether a transaction fits the state are the ledger's job
-(:mod:`ledger.transactions`, :mod:`ledger.state`). This is the only definition of
+This module builds and parses transactions and checks an operator transaction's
+signature against given operator keys (:func:`verify_operator_signature`: validators,
+the coordinator that relays and the consumer run the same check); whether a
+transaction fits the state is the ledger's job (:mod:`ledger.state`). This is the only definition of
 the transaction types: everyone imports them from here.
 """
 
@@ -38,6 +39,8 @@ from typing import Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
+from securesystemslib.signer import Signature, SSlibKey
 
 from farm.attestation import AttestationBundle
 from farm.canonical import canonical_json, sha256_bytes
@@ -46,6 +49,7 @@ from farm.keys import KeyPair, public_key_from_dict
 
 __all__ = [
     "CHAIN_ID_PATTERN",
+    "DOMAIN_PATTERN",
     "MAX_TX_BYTES",
     "AttestTx",
     "EnrollTx",
@@ -61,6 +65,7 @@ __all__ = [
     "make_revoke",
     "signed_bytes",
     "tx_id",
+    "verify_operator_signature",
 ]
 
 #: Largest transaction accepted, in bytes (an attestation with many builders fits).
@@ -70,6 +75,10 @@ _HEX64 = r"^[0-9a-f]{64}$"
 
 #: What a chain id (a ledger genesis's ``chain_id``, the checkpoint origin) looks like.
 CHAIN_ID_PATTERN = r"^[A-Za-z0-9._/-]{1,128}$"
+
+
+#: What an independence domain looks like (``site-b1``, ``example.org/lab-2``).
+DOMAIN_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$"
 
 
 class _Frozen(BaseModel):
@@ -101,12 +110,17 @@ class RevokeTx(_Signed):
 
 
 class EnrollTx(_Signed):
-    """Enroll a builder key for some architectures."""
+    """Enroll a builder key for some architectures, in one independence domain."""
 
     type: Literal["enroll"]
     key: dict[str, Any]
     arches: tuple[str, ...] = Field(min_length=1)
     hostname: str = Field(min_length=1, max_length=255)
+    domain: str = Field(
+        pattern=DOMAIN_PATTERN,
+        description="Independence domain: the organisation or site that controls the "
+        "builder. An attestation needs its agreeing builders in quorum distinct domains.",
+    )
 
 
 class RetireTx(_Signed):
@@ -248,6 +262,26 @@ def signed_bytes(tx: OperatorTx) -> bytes:
     return canonical_json(tx.model_dump(mode="json", exclude={"signature"}))
 
 
+def verify_operator_signature(
+    tx: OperatorTx, operators: Mapping[str, SSlibKey], chain_id: str
+) -> str | None:
+    """None if ``tx`` is meant for the ledger ``chain_id`` and signed by one of
+    ``operators``, else the reason it is not."""
+    if tx.chain != chain_id:
+        return (
+            f"{tx.type} is signed for ledger {tx.chain!r}, this ledger is {chain_id!r} "
+            "(an operator transaction counts only on the chain it names)"
+        )
+    key = operators.get(tx.operator)
+    if key is None:
+        return f"{tx.type} signed by unknown operator {tx.operator[:12]}…"
+    try:
+        key.verify_signature(Signature(tx.operator, tx.signature), signed_bytes(tx))
+    except (UnverifiedSignatureError, VerificationError):
+        return f"{tx.type} signature of operator {tx.operator[:12]}… does not verify"
+    return None
+
+
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -289,11 +323,12 @@ def make_enroll(
     arches: Sequence[str],
     hostname: str,
     *,
+    domain: str,
     chain: str,
     issued_at: str | None = None,
 ) -> bytes:
-    """Wire bytes of an enroll transaction for ``builder_key`` (a public key dict) on the
-    ledger ``chain``."""
+    """Wire bytes of an enroll transaction for ``builder_key`` (a public key dict) in the
+    independence ``domain``, on the ledger ``chain``."""
     try:
         public_key_from_dict(dict(builder_key))
     except SigningKeyError as exc:
@@ -303,6 +338,7 @@ def make_enroll(
         "key": dict(builder_key),
         "arches": list(arches),
         "hostname": hostname,
+        "domain": domain,
     }
     if issued_at is not None:
         tx["issued_at"] = issued_at

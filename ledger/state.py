@@ -18,6 +18,10 @@ Invariants:
   and :meth:`root_after` computes the log root the block would give from the log's
   right border (O(k + log n) hashing for k new leaves).
 
+An attestation counts only if its agreeing builders span at least ``quorum``
+independence domains, as their enroll transactions (or genesis entries) name them
+(:func:`farm.quorum.require_domains`, ADR 35).
+
 Signature checks are pure functions of the bytes and the keys, so their outcome is
 cached by transaction id (bounded, larger than a full mempool): a transaction checked
 at admission is not re-verified at proposal, validation or commit, as long as every
@@ -40,12 +44,21 @@ from farm.attestation import VerifiedBundle, verify_bundle
 from farm.errors import FarmError, SigningKeyError
 from farm.keys import public_key_from_dict
 from farm.merkle import EMPTY_ROOT, MerkleLog, hash_children, hash_leaf
-from farm.transactions import AttestTx, EnrollTx, RetireTx, RevokeTx, decode_tx, tx_id
+from farm.quorum import require_domains
+from farm.transactions import (
+    AttestTx,
+    EnrollTx,
+    RetireTx,
+    RevokeTx,
+    decode_tx,
+    tx_id,
+    verify_operator_signature,
+)
 from ledger.block import Block
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis
 from ledger.revoked_set import RevokedSet, revoked_at
-from ledger.transactions import summarize_tx, verify_operator_signature
+from ledger.transactions import summarize_tx
 
 __all__ = ["BuilderRecord", "LedgerState", "Revocation"]
 
@@ -59,7 +72,9 @@ _Tx = AttestTx | RevokeTx | EnrollTx | RetireTx
 
 @dataclass(frozen=True)
 class BuilderRecord:
-    """An enrolled builder. ``enrolled_at`` is None for a genesis builder."""
+    """An enrolled builder. ``enrolled_at`` is None for a genesis builder; ``domain`` is
+    its independence domain ("" only for a genesis builder listed without one, which
+    then counts as a domain of its own)."""
 
     keyid: str
     key: dict[str, Any] = field(compare=False)
@@ -69,6 +84,7 @@ class BuilderRecord:
     enrolled_at: int | None
     retired_at: int | None = None
     retire_reason: str | None = None
+    domain: str = ""
 
     @property
     def active(self) -> bool:
@@ -86,6 +102,7 @@ class BuilderRecord:
             "key": self.key,
             "arches": list(self.arches),
             "hostname": self.hostname,
+            "domain": self.domain,
             "enrolled_at": self.enrolled_at,
             "retired_at": self.retired_at,
             "retire_reason": self.retire_reason,
@@ -132,6 +149,12 @@ class _Effect:
 
 def _short(hex_id: str) -> str:
     return hex_id[:12] + "…"
+
+
+def _domain(view: _View, keyid: str) -> str | None:
+    """The independence domain of an enrolled builder (None: a domain of its own)."""
+    record = view.builder(keyid)
+    return None if record is None or not record.domain else record.domain
 
 
 def _norm(sha: str) -> str:
@@ -278,6 +301,7 @@ class LedgerState(_View):
                 arches=gb.arches,
                 hostname=gb.hostname,
                 enrolled_at=None,
+                domain=gb.domain,
             )
         self._attested: dict[str, list[int]] = {}
         self._revoked: dict[str, Revocation] = {}
@@ -603,16 +627,28 @@ class LedgerState(_View):
                 return str(exc), None
             verified = _Attested.of(bundle)
             self._remember(txid, verified)
-        for b in verified.builder_ids:
-            record = view.builder(b)
-            assert record is not None
-            if not record.allows(verified.arch):
-                return f"builder {_short(b)} is not enrolled for arch {verified.arch}", None
+        reason = self._check_builders(verified, view)
+        if reason is not None:
+            return reason, None
         for sha in verified.artifacts:
             revoked = view.revocation(sha)
             if revoked is not None:
                 return f"artifact sha256:{_short(sha)} is revoked ({_where(revoked.index)})", None
         return None, verified
+
+    def _check_builders(self, verified: _Attested, view: _View) -> str | None:
+        """Why the builders of a verified bundle cannot attest here: one not enrolled
+        for the arch, or fewer than quorum independence domains among them."""
+        for b in verified.builder_ids:
+            record = view.builder(b)
+            assert record is not None
+            if not record.allows(verified.arch):
+                return f"builder {_short(b)} is not enrolled for arch {verified.arch}"
+        try:
+            require_domains(verified.builder_ids, lambda b: _domain(view, b), self.quorum)
+        except FarmError as exc:
+            return str(exc)
+        return None
 
     def _check_operator_tx(self, tx: RevokeTx | EnrollTx | RetireTx, view: _View) -> str | None:
         if isinstance(tx, RevokeTx):
@@ -672,6 +708,7 @@ class LedgerState(_View):
                     arches=tx.arches,
                     hostname=tx.hostname,
                     enrolled_at=index,
+                    domain=tx.domain,
                 ),
             )
         record = view.builder(tx.builder)

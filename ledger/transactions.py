@@ -1,5 +1,6 @@
-"""What only validators need of transactions: the operator signature check against
-the genesis operators and the light summary used by storage and replay.
+"""What only validators need of transactions: the light summary used by storage and
+replay. (The operator signature check, which the coordinator and the consumer run
+too, is :func:`farm.transactions.verify_operator_signature`.)
 
 The transaction models and their wire form are defined once, in :mod:`farm.transactions`
 (the coordinator builds transactions without importing the ledger). Whether a
@@ -12,38 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
 
-from securesystemslib.exceptions import UnverifiedSignatureError, VerificationError
-from securesystemslib.signer import Signature, SSlibKey
-
-from farm.transactions import (
-    OperatorTx,
-    signed_bytes,
-)
 from ledger.errors import TransactionError
 
-__all__ = ["summarize_tx", "verify_operator_signature"]
-
-
-def verify_operator_signature(
-    tx: OperatorTx, operators: Mapping[str, SSlibKey], chain_id: str
-) -> str | None:
-    """None if ``tx`` is meant for the ledger ``chain_id`` and signed by one of
-    ``operators``, else the reason it is not."""
-    if tx.chain != chain_id:
-        return (
-            f"{tx.type} is signed for ledger {tx.chain!r}, this ledger is {chain_id!r} "
-            "(an operator transaction counts only on the chain it names)"
-        )
-    key = operators.get(tx.operator)
-    if key is None:
-        return f"{tx.type} signed by unknown operator {tx.operator[:12]}…"
-    try:
-        key.verify_signature(Signature(tx.operator, tx.signature), signed_bytes(tx))
-    except (UnverifiedSignatureError, VerificationError):
-        return f"{tx.type} signature of operator {tx.operator[:12]}… does not verify"
-    return None
+__all__ = ["summarize_tx"]
 
 
 def summarize_tx(data: bytes) -> tuple[str, tuple[str, ...]]:

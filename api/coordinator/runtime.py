@@ -16,6 +16,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import Engine
 
 from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher, LedgerTrust
+from farm.coordinator.operator_txs import OperatorTrust
 from farm.coordinator.recipes_repo import RecipeFollower
 from farm.coordinator.replay import ReplayGuard
 from farm.coordinator.report_worker import ReportWorker
@@ -72,10 +73,11 @@ def make_runtime(
 
 
 def make_publisher(state: Runtime) -> LedgerPublisher:
-    """The ledger publisher, with the coordinator and operator keys the settings name."""
+    """The ledger publisher, with the coordinator key the settings name and the genesis
+    operators whose transactions it relays (it holds no operator key, ADR 34)."""
     settings = state.settings
-    if settings.coordinator_key is None or settings.operator_key is None:
-        raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+    if settings.coordinator_key is None:
+        raise ConfigError("--ledger needs --coordinator-key")
     if settings.ledger_chain is None:
         raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger's genesis)")
     if settings.genesis is None:
@@ -91,9 +93,8 @@ def make_publisher(state: Runtime) -> LedgerPublisher:
         state.engine,
         LedgerClient(urls, LedgerTrust.from_genesis(genesis)),
         load_key(settings.coordinator_key),
-        load_key(settings.operator_key),
+        OperatorTrust(genesis.operator_keys(), settings.ledger_chain),
         state.clock,
-        settings.ledger_chain,
     )
 
 
@@ -110,7 +111,6 @@ def start_background(state: Runtime) -> None:
         from farm.coordinator.celery_dispatch import CeleryDispatcher
 
         config = SchedulerConfig(
-            allow_same_host=settings.allow_same_host,
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
             heartbeat_within=settings.heartbeat_within,

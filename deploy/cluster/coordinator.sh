@@ -9,9 +9,11 @@ Usage: coordinator.sh [operator-token NAME]
 Without arguments: run the coordinator (farm serve) as the farm user on port 8600, with
 its database on the postgres host (password from /run/farm-secrets/postgres-password),
 the broker on the redis host, the four validators v0..v3 and its staging store in
-/var/lib/farm (the host's volume). Its coordinator and operator keys are
-/run/farm-secrets/coordinator.key and operator.key; the chain id is \$FARM_CHAIN_ID and its genesis /etc/farm/genesis.json (receipts are
-checked against 2f+1 of its validators).
+/var/lib/farm (the host's volume). Its coordinator key is
+/run/farm-secrets/coordinator.key; it holds no operator key (it relays the enroll, retire
+and revoke transactions the operator signs on the operator's host, checked against the
+genesis operators). The chain id is \$FARM_CHAIN_ID and its genesis
+/etc/farm/genesis.json (receipts are checked against 2f+1 of its validators).
 
 operator-token NAME: print a new operator bearer token made in its database (what
 farm cluster up runs once, through docker-compose exec, to act as the operator).
@@ -46,5 +48,5 @@ export FARM_COORDINATOR_REPORTS_DIR=/var/lib/farm/reports
 exec farm serve --host 0.0.0.0 --port 8600 --staging /var/lib/farm/staging \
     --redis-url redis://redis:6379/0 \
     --ledger http://v0:26657,http://v1:26657,http://v2:26657,http://v3:26657 \
-    --coordinator-key "$secrets/coordinator.key" --operator-key "$secrets/operator.key" \
+    --coordinator-key "$secrets/coordinator.key" \
     --ledger-chain "$FARM_CHAIN_ID" --genesis /etc/farm/genesis.json --log-level info

@@ -250,7 +250,16 @@ def _receipts(
     """(index, height, tree size, inclusion proof, checkpoint note) of each attestation."""
     operator = generate_key()
     log = MerkleLog(
-        hash_leaf(make_enroll(operator, b.public_dict(), list(ARCHES), f"host-{n}", chain=CHAIN_ID))
+        hash_leaf(
+            make_enroll(
+                operator,
+                b.public_dict(),
+                list(ARCHES),
+                f"host-{n}",
+                domain=f"site-{n}",
+                chain=CHAIN_ID,
+            )
+        )
         for n, b in enumerate(builders)
     )
     first = len(log)

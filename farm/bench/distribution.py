@@ -172,7 +172,10 @@ def _attest_files(ledger_dir: Path, ledger_url: str, files: dict[str, tuple[str,
     builders = [generate_key() for _ in range(3)]
     for i, b in enumerate(builders):
         _submit(
-            ledger_url, make_enroll(operator, b.public_dict(), [arch], f"bench{i}", chain=chain)
+            ledger_url,
+            make_enroll(
+                operator, b.public_dict(), [arch], f"bench{i}", domain=f"bench-{i}", chain=chain
+            ),
         )
     now = datetime.now(UTC)
     outputs = tuple(

@@ -539,7 +539,9 @@ async def _run(
     chain = load_genesis(net.root / "genesis.json").chain_id
     builders = [generate_key() for _ in range(3)]
     enroll = [
-        make_enroll(operator, b.public_dict(), [ARCH], f"bench-host-{i}", chain=chain)
+        make_enroll(
+            operator, b.public_dict(), [ARCH], f"bench-host-{i}", domain=f"bench-{i}", chain=chain
+        )
         for i, b in enumerate(builders)
     ]
     conn = HttpConn("127.0.0.1", net.http_port(0))

@@ -1,7 +1,8 @@
 """``farm attestations`` (what the ledger holds for a package) and ``farm revoke``.
 
 Both talk to a coordinator's REST API (``farm.coordinator.client``); ``revoke`` needs an
-operator token. ``farm.cli.coordinator_cmd`` adds them to the ``farm`` command.
+operator token and signs the revoke transaction here with the operator key.
+``farm.cli.coordinator_cmd`` adds them to the ``farm`` command.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from farm.cli import _tables
+from farm.cli._operator import GenesisOpt, KeyOpt, load_operator
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -157,6 +159,8 @@ def attestations(
 def revoke(
     sha256: Annotated[str, typer.Argument(help="The artifact's sha256 (hex, sha256: allowed).")],
     reason: Annotated[str, typer.Option("--reason", help="Why (recorded on the ledger).")],
+    key: KeyOpt = None,
+    genesis: GenesisOpt = None,
     coordinator: CoordinatorOpt = None,
     operator_token: Annotated[
         str | None,
@@ -167,7 +171,8 @@ def revoke(
     ] = False,
     timeout: Annotated[float, typer.Option(help="Seconds --wait waits at most.")] = 120.0,
 ) -> None:
-    """Revoke an attested artifact: the coordinator submits a revoke transaction."""
+    """Revoke an attested artifact: the revoke transaction is signed here with the
+    operator key (--key), and the coordinator relays it to the ledger."""
     from rich.console import Console
 
     from farm.errors import ConfigError, LedgerError, TransactionError
@@ -177,9 +182,10 @@ def revoke(
         raise typer.BadParameter("must not be empty", param_hint="'--reason'")
     if not operator_token:
         raise ConfigError("farm revoke needs --operator-token (or $FARM_OPERATOR_TOKEN)")
+    tx = load_operator(key, genesis, "farm revoke").revoke(sha256, reason)
     console = Console()
     client = _client(coordinator, operator_token)
-    row = client.revoke(sha256, reason)
+    row = client.revoke(tx)
     console.print(f"revocation {row['id']} of sha256:{row['sha256']} {row['status']}")
     if not wait:
         return

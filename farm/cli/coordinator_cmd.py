@@ -1,4 +1,5 @@
-"""``farm serve`` (the coordinator's API) and ``farm operator`` (tokens, approval);
+"""``farm serve`` (the coordinator's API) and ``farm operator`` (tokens, approval and
+retirement, signed here with the operator key: the coordinator holds none);
 ``farm attestations`` and ``farm revoke`` come from ``farm.cli.attestation_cmd``.
 
 The API itself lives in ``api.coordinator.app``; ``farm`` does not import ``api``, so
@@ -14,6 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from farm.cli import _tables, attestation_cmd
+from farm.cli._operator import DomainOpt, GenesisOpt, KeyOpt, load_operator
 from farm.logs import LogFormat, LogFormatOption
 from farm.tls import TlsCertOption, TlsKeyOption
 
@@ -21,7 +23,8 @@ __all__ = ["app"]
 
 app = typer.Typer(no_args_is_help=True)
 operator_app = typer.Typer(
-    help="Operator tasks: enrollment tokens, operator tokens, approving builders.",
+    help="Operator tasks: enrollment tokens, operator tokens, approving and retiring "
+    "builders (signed here with the operator key).",
     no_args_is_help=True,
 )
 app.add_typer(operator_app, name="operator")
@@ -81,13 +84,6 @@ def serve(
             help="The builders' broker; given, the scheduler runs builds to their verdict.",
         ),
     ] = None,
-    allow_same_host: Annotated[
-        bool,
-        typer.Option(
-            "--allow-same-host",
-            help="Let two builders on one host build the same recipe (one-machine farms only).",
-        ),
-    ] = False,
     recipes_repo: Annotated[
         str | None,
         typer.Option(
@@ -117,21 +113,13 @@ def serve(
             help="The coordinator's signing key (public key in the ledger genesis).",
         ),
     ] = None,
-    operator_key: Annotated[
-        Path | None,
-        typer.Option(
-            "--operator-key",
-            envvar="FARM_COORDINATOR_OPERATOR_KEY",
-            help="An operator key of the ledger genesis (signs enroll transactions).",
-        ),
-    ] = None,
     ledger_chain: Annotated[
         str | None,
         typer.Option(
             "--ledger-chain",
             envvar="FARM_COORDINATOR_LEDGER_CHAIN",
-            help="The ledger's chain id (chain_id in its genesis): operator transactions "
-            "are signed for that chain only.",
+            help="The ledger's chain id (chain_id in its genesis): only operator "
+            "transactions signed for that chain are relayed (the coordinator signs none).",
         ),
     ] = None,
     genesis: Annotated[
@@ -167,8 +155,6 @@ def serve(
     os.environ["FARM_COORDINATOR_STAGING_DIR"] = str(staging)
     if redis_url:
         os.environ["FARM_COORDINATOR_REDIS_URL"] = redis_url
-    if allow_same_host:
-        os.environ["FARM_COORDINATOR_ALLOW_SAME_HOST"] = "true"
     if recipes_repo:
         os.environ["FARM_COORDINATOR_RECIPES_REPO"] = recipes_repo
     if recipes_poll is not None:
@@ -179,14 +165,13 @@ def serve(
         from farm.keys import load_key
         from farm.transactions import CHAIN_ID_PATTERN
 
-        if coordinator_key is None or operator_key is None:
-            raise ConfigError("--ledger needs --coordinator-key and --operator-key")
+        if coordinator_key is None:
+            raise ConfigError("--ledger needs --coordinator-key")
         if ledger_chain is None:
             raise ConfigError("--ledger needs --ledger-chain (the chain_id of the ledger genesis)")
         if not re.fullmatch(CHAIN_ID_PATTERN, ledger_chain):
             raise ConfigError(f"--ledger-chain {ledger_chain!r} is not a chain id")
         load_key(coordinator_key)  # fail here, with one line, on an unusable key
-        load_key(operator_key)
         if genesis is None:
             raise ConfigError("--ledger needs --genesis (the ledger's genesis file)")
         from farm.genesis import Genesis, load_genesis
@@ -196,7 +181,6 @@ def serve(
         os.environ["FARM_COORDINATOR_GENESIS"] = str(genesis.resolve())
         os.environ["FARM_COORDINATOR_LEDGER_URLS"] = ledger
         os.environ["FARM_COORDINATOR_COORDINATOR_KEY"] = str(coordinator_key.resolve())
-        os.environ["FARM_COORDINATOR_OPERATOR_KEY"] = str(operator_key.resolve())
         os.environ["FARM_COORDINATOR_LEDGER_CHAIN"] = ledger_chain
     uvicorn.run(
         "api.coordinator.app:create_app_from_env",
@@ -264,21 +248,71 @@ def new_operator_token(
 @operator_app.command()
 def approve(
     builder_id: Annotated[str, typer.Argument(help="The builder's id (its key id).")],
+    domain: DomainOpt,
+    key: KeyOpt = None,
+    genesis: GenesisOpt = None,
     db: DbOpt = None,
     coordinator: CoordinatorOpt = None,
     operator_token: OperatorTokenOpt = None,
 ) -> None:
-    """Approve an enrolled builder so it can be scheduled."""
+    """Approve an enrolled builder in an independence domain so it can be scheduled.
+
+    With --key and --genesis (needed when the coordinator has a ledger) the enroll
+    transaction is signed here, with the operator key, from the pending enrollment the
+    coordinator shows, and the coordinator relays it to the validators.
+    """
+    from farm.errors import ConfigError
+
+    operator = None if key is None and genesis is None else load_operator(key, genesis, "approve")
     if db:
         from farm.coordinator import service
         from farm.coordinator.db import make_engine, session_scope
         from farm.coordinator.models import utcnow
+        from farm.transactions import EnrollTx, decode_tx
 
         with session_scope(make_engine(db)) as session:
-            service.approve(session, builder_id, utcnow())
+            if operator is None:
+                service.approve(session, builder_id, utcnow(), domain)
+            else:
+                shown = service.get_builder(session, builder_id).model_dump()
+                tx = operator.enroll(builder_id, shown, domain)
+                decoded = decode_tx(tx)
+                assert isinstance(decoded, EnrollTx)
+                service.approve(
+                    session, builder_id, utcnow(), domain, enroll_tx=decoded, enroll_bytes=tx
+                )
     else:
-        _client(coordinator, operator_token).approve(builder_id)
-    typer.echo(f"approved {builder_id}")
+        client = _client(coordinator, operator_token)
+        if operator is None:
+            client.approve(builder_id, domain)
+        else:
+            shown = client.builder(builder_id)
+            if shown.get("ledger_index") is not None:
+                raise ConfigError(f"builder {builder_id[:12]} is already enrolled on the ledger")
+            client.approve(builder_id, domain, operator.enroll(builder_id, shown, domain))
+    typer.echo(f"approved {builder_id} in domain {domain}")
+
+
+@operator_app.command()
+def retire(
+    builder_id: Annotated[str, typer.Argument(help="The builder's id (its key id).")],
+    reason: Annotated[str, typer.Option(help="Why (recorded on the ledger).")] = (
+        "retired by the operator"
+    ),
+    key: KeyOpt = None,
+    genesis: GenesisOpt = None,
+    coordinator: CoordinatorOpt = None,
+    operator_token: OperatorTokenOpt = None,
+) -> None:
+    """Retire a builder: no longer scheduled, its results refused. A builder enrolled on
+    the ledger is retired there by a retire transaction signed here with --key."""
+    client = _client(coordinator, operator_token)
+    shown = client.builder(builder_id)
+    tx = None
+    if shown.get("ledger_index") is not None:
+        tx = load_operator(key, genesis, "retire").retire(builder_id, reason)
+    client.retire(builder_id, reason, tx)
+    typer.echo(f"retired {builder_id}")
 
 
 def _reader(coordinator: str | None):  # type: ignore[no-untyped-def]

@@ -26,10 +26,12 @@ __all__ = ["GenesisBuilderKey", "TrustMemory", "TrustRoot"]
 
 @dataclass(frozen=True)
 class GenesisBuilderKey:
-    """A builder enrolled in the genesis: its key and architectures (empty: any)."""
+    """A builder enrolled in the genesis: its key, architectures (empty: any) and
+    independence domain (empty: a domain of its own)."""
 
     key: SSlibKey
     arches: tuple[str, ...]
+    domain: str = ""
 
     def allows(self, arch: str) -> bool:
         """Whether the builder may attest ``arch``."""
@@ -55,7 +57,7 @@ class TrustRoot:
         builders: dict[str, GenesisBuilderKey] = {}
         for b in genesis.genesis_builders():
             key = public_key_from_dict(b.key)
-            builders[key.keyid] = GenesisBuilderKey(key, tuple(b.arches))
+            builders[key.keyid] = GenesisBuilderKey(key, tuple(b.arches), b.domain)
         return cls(
             origin=genesis.chain_id,
             genesis_hash=genesis.hash,

@@ -20,7 +20,9 @@ artifact, what failed and what to do:
    the attestation, by an enroll entry signed by a genesis operator and proven included;
 7. the bundle verifies (:func:`farm.attestation.verify_bundle`): the coordinator's
    signature by a genesis coordinator key, each builder's envelope signature, at least
-   ``quorum`` distinct builders with identical digests;
+   ``quorum`` distinct builders with identical digests, and those builders span at
+   least ``quorum`` independence domains as their genesis entry or enroll transaction
+   names them (:func:`farm.quorum.require_domains`);
 8. the attested subjects include this artifact's name and digest, for the requested
    package, version and architecture (mix-and-match);
 9. the artifact is not revoked: a revocation the node shows is checked (operator
@@ -63,9 +65,9 @@ from farm.errors import CheckpointError, FarmError, ProofError, SigningKeyError
 from farm.evidence import ArtifactEvidence, LedgerEntryProof
 from farm.keys import public_key_from_dict
 from farm.merkle import hash_leaf, verify_consistency, verify_inclusion
+from farm.quorum import require_domains
 from farm.result import envelope_payload, parse_statement
-from farm.transactions import EnrollTx, RevokeTx, decode_tx, make_attest
-from ledger.transactions import verify_operator_signature
+from farm.transactions import EnrollTx, RevokeTx, decode_tx, make_attest, verify_operator_signature
 from ledger.verify import AbsenceProof, commitment_of, verify_absent
 
 __all__ = [
@@ -194,6 +196,12 @@ def _verify(
     builder_keys = _enrolled_keys(evidence, trust, checkpoint)
     try:
         verified = verify_bundle(bundle, builder_keys, trust.coordinators, trust.quorum)
+    except FarmError as exc:
+        raise EvidenceError(f"the attestation does not verify: {exc}") from None
+    try:
+        require_domains(
+            verified.builder_ids, lambda b: _enrolled_domain(evidence, trust, b), trust.quorum
+        )
     except FarmError as exc:
         raise EvidenceError(f"the attestation does not verify: {exc}") from None
     _check_subject(evidence, verified, trust, package, arch)
@@ -377,6 +385,17 @@ def _enrolled_keys(
         _check_included(proof, data, checkpoint, what)
         keys[keyid] = key
     return keys
+
+
+def _enrolled_domain(evidence: ArtifactEvidence, trust: TrustRoot, keyid: str) -> str | None:
+    """The independence domain a builder was enrolled in (None: a domain of its own)."""
+    proof = evidence.enrollments.get(keyid)
+    if proof is None:
+        b = trust.builders.get(keyid)
+        return None if b is None or not b.domain else b.domain
+    tx = decode_tx(base64.b64decode(proof.entry))
+    assert isinstance(tx, EnrollTx)
+    return tx.domain
 
 
 def _enrolled_arches(evidence: ArtifactEvidence, trust: TrustRoot, keyid: str) -> tuple[str, ...]:

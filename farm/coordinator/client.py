@@ -191,17 +191,34 @@ class CoordinatorClient:
         )
         return result
 
-    def approve(self, builder_id: str) -> dict[str, Any]:
-        """Approve an enrolled builder (operator)."""
+    def approve(
+        self, builder_id: str, domain: str, enroll_tx: bytes | None = None
+    ) -> dict[str, Any]:
+        """Approve an enrolled builder in independence ``domain`` (operator); with a
+        ledger, ``enroll_tx`` is the enroll transaction the operator signed
+        (:mod:`farm.operator`), which the coordinator relays."""
+        body: dict[str, Any] = {"domain": domain}
+        if enroll_tx is not None:
+            body["enroll_tx"] = enroll_tx.decode("utf-8")
         result: dict[str, Any] = self._send(
-            "POST", f"/v1/builders/{builder_id}/approve", operator=True
+            "POST", f"/v1/builders/{builder_id}/approve", self._json(body), operator=True
         )
         return result
 
-    def retire(self, builder_id: str, reason: str = "retired by the operator") -> dict[str, Any]:
-        """Retire a builder (operator): no longer scheduled, retired on the ledger too."""
-        path = f"/v1/builders/{builder_id}/retire{self._query({'reason': reason})}"
-        result: dict[str, Any] = self._send("POST", path, operator=True)
+    def retire(
+        self,
+        builder_id: str,
+        reason: str = "retired by the operator",
+        retire_tx: bytes | None = None,
+    ) -> dict[str, Any]:
+        """Retire a builder (operator): no longer scheduled; ``retire_tx``, the retire
+        transaction the operator signed, retires it on the ledger too."""
+        body: dict[str, Any] = {"reason": reason}
+        if retire_tx is not None:
+            body["retire_tx"] = retire_tx.decode("utf-8")
+        result: dict[str, Any] = self._send(
+            "POST", f"/v1/builders/{builder_id}/retire", self._json(body), operator=True
+        )
         return result
 
     def request_build(
@@ -212,9 +229,10 @@ class CoordinatorClient:
         result: list[dict[str, Any]] = self._send("POST", "/v1/builds", body, operator=True)
         return result
 
-    def revoke(self, sha256: str, reason: str) -> dict[str, Any]:
-        """Ask for the revocation of artifact ``sha256`` (operator); answers ``pending``."""
-        body = self._json({"sha256": sha256, "reason": reason})
+    def revoke(self, revoke_tx: bytes) -> dict[str, Any]:
+        """Relay the revoke transaction the operator signed (operator); answers
+        ``pending``."""
+        body = self._json({"tx": revoke_tx.decode("utf-8")})
         result: dict[str, Any] = self._send("POST", "/v1/revocations", body, operator=True)
         return result
 
@@ -273,6 +291,11 @@ class CoordinatorClient:
     def recipes(self) -> list[dict[str, Any]]:
         """Recipes of the followed repository."""
         result: list[dict[str, Any]] = self._send("GET", "/v1/recipes")
+        return result
+
+    def builder(self, builder_id: str) -> dict[str, Any]:
+        """One enrolled builder, as the coordinator shows it (key, arches, hostname)."""
+        result: dict[str, Any] = self._send("GET", f"/v1/builders/{builder_id}")
         return result
 
     def builders(self) -> list[dict[str, Any]]:

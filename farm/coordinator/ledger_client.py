@@ -20,15 +20,17 @@ answers it raises :class:`~farm.coordinator.errors.LedgerUnavailableError`.
 
 :class:`LedgerPublisher` runs in ``farm serve`` beside the scheduler. Each pass it
 
-1. submits an enroll transaction (operator-signed, for the configured chain id) for
-   every approved builder that has none yet, and stores the log index (or the
-   ledger's final reason for refusing);
+1. relays the enroll transaction the operator signed at approval (``farm operator
+   approve``; checked against the genesis operators and chain id when it arrived,
+   :mod:`farm.coordinator.operator_txs`) for every approved builder not yet on the
+   ledger, and stores the log index (or the ledger's final reason for refusing); it
+   signs no operator transaction itself and holds no operator key (ADR 34);
 2. for every ``verified`` build without an attestation whose agreeing builders are
    all enrolled on the ledger, builds the attestation bundle from their accepted
    envelopes, submits the attest transaction and stores the verified receipt (index,
    tx id, inclusion proof, tree size, co-signed checkpoint note), or the final
    rejection with its reason;
-3. submits every pending revocation (signed when an operator asked for it,
+3. relays every pending revocation (signed by the operator who asked for it,
    :mod:`farm.coordinator.revocations`) and stores its receipt or the refusal.
 
 :meth:`LedgerPublisher.wake` starts a pass now (a revocation was just asked for).
@@ -64,6 +66,7 @@ from farm.coordinator.models import (
     BuildResultRow,
     Revocation,
 )
+from farm.coordinator.operator_txs import OperatorTrust
 from farm.coordinator.receipts import (
     LedgerTrust,
     Receipt,
@@ -79,7 +82,7 @@ from farm.coordinator.revocations import pending_revocations
 from farm.errors import FarmError, LedgerError, TransactionError
 from farm.keys import KeyPair
 from farm.result import envelope_payload
-from farm.transactions import make_attest, make_enroll, tx_id
+from farm.transactions import make_attest, tx_id
 
 __all__ = ["LedgerClient", "LedgerPublisher", "LedgerTrust", "Receipt", "VerifiedReceipt"]
 
@@ -289,10 +292,10 @@ class LedgerPublisher:
     engine: Engine
     client: LedgerClient
     coordinator_key: KeyPair
-    operator_key: KeyPair
+    operators: OperatorTrust
+    """The genesis operators and chain id: the operator transactions relayed must be
+    signed by one of them, for that chain (the publisher signs none itself)."""
     clock: Callable[[], datetime]
-    chain: str
-    """The ledger's chain id: operator transactions are signed for it."""
     retry_after: float = 2.0
     _waiting: dict[str, float] = field(default_factory=dict, init=False, repr=False)
     _wake: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
@@ -375,15 +378,10 @@ class LedgerPublisher:
 
     def _enroll(self, session: Session, builder: Builder) -> None:
         key = f"builder:{builder.id}"
+        if builder.enroll_tx is None:
+            return  # approved without a signed enroll transaction: nothing to relay
         try:
-            tx = make_enroll(
-                self.operator_key,
-                builder.public_key,
-                builder.arches,
-                builder.hostname,
-                chain=self.chain,
-            )
-            receipt = self.client.submit(tx)
+            receipt = self.client.submit(builder.enroll_tx.encode("utf-8"))
         except TransactionError as exc:
             builder.ledger_error = str(exc)[:2000]
             log.warning("enroll of builder %s refused by the ledger: %s", builder.id[:12], exc)

@@ -22,6 +22,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, SQLModel
 
+from farm.transactions import DOMAIN_PATTERN
+
 __all__ = [
     "ArtifactPublic",
     "AttemptPublic",
@@ -39,9 +41,11 @@ __all__ = [
     "BuildStatus",
     "BuildSummaryPublic",
     "Builder",
+    "BuilderApproval",
     "BuilderBase",
     "BuilderCreate",
     "BuilderPublic",
+    "BuilderRetirement",
     "ConsistencyProofPublic",
     "DiffReport",
     "DiffReportPublic",
@@ -133,6 +137,46 @@ class Builder(BuilderBase, table=True):
     ledger_tx_id: str | None = Field(default=None, max_length=64)
     ledger_error: str | None = None
     """Why the ledger refused the enroll transaction, if it did."""
+    domain: str | None = Field(default=None, max_length=128)
+    """Independence domain the operator assigned at approval (None: not yet approved
+    with one; the scheduler then counts the builder as a domain of its own)."""
+    enroll_tx: str | None = Field(default=None, sa_type=Text)
+    """The enroll transaction the operator signed (canonical JSON), relayed as it is."""
+
+
+class BuilderApproval(BaseModel):
+    """An operator's approval of an enrolled builder: its independence domain and, on a
+    coordinator with a ledger, the enroll transaction the operator signed for it
+    (``farm operator approve`` makes it; the coordinator holds no operator key)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    domain: str = PField(
+        pattern=DOMAIN_PATTERN,
+        description="The organisation or site that controls the builder; the scheduler "
+        "and the ledger need quorum distinct domains among agreeing builders.",
+    )
+    enroll_tx: str | None = PField(
+        default=None,
+        max_length=1 << 16,
+        description="The operator-signed enroll transaction (canonical JSON); required "
+        "when the coordinator has a ledger, and its domain must be ``domain``.",
+    )
+
+
+class BuilderRetirement(BaseModel):
+    """An operator's retirement of a builder: on a coordinator with a ledger, the retire
+    transaction the operator signed (``farm operator retire`` makes it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    reason: str = PField(default="retired by the operator", min_length=1, max_length=2000)
+    retire_tx: str | None = PField(
+        default=None,
+        max_length=1 << 16,
+        description="The operator-signed retire transaction (canonical JSON); required "
+        "when the builder is enrolled on the ledger.",
+    )
 
 
 class BuilderPublic(BuilderBase):
@@ -151,6 +195,7 @@ class BuilderPublic(BuilderBase):
     ledger_index: int | None = None
     ledger_tx_id: str | None = None
     ledger_error: str | None = None
+    domain: str | None = None
 
 
 # ---- tokens -------------------------------------------------------------------------------
@@ -625,18 +670,20 @@ class AttestationPage(SQLModel):
 
 
 class RevocationCreate(BaseModel):
-    """An operator's request to revoke an attested artifact."""
+    """An operator's revocation of an attested artifact: the revoke transaction the
+    operator signed (``farm revoke --key`` makes it); the coordinator relays it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    sha256: str = PField(
-        pattern=r"^(sha256:)?[0-9a-f]{64}$", description="The artifact's sha256 (hex)."
+    tx: str = PField(
+        min_length=2,
+        max_length=1 << 16,
+        description="The operator-signed revoke transaction (canonical JSON).",
     )
-    reason: str = PField(min_length=1, max_length=2000, description="Why, for consumers.")
 
 
 class Revocation(SQLModel, table=True):
-    """A revoke transaction the coordinator signed with its operator key.
+    """A revoke transaction an operator signed, relayed by the coordinator.
 
     ``pending`` until a validator answers; then ``committed`` (``ledger_index`` ..
     ``checkpoint`` are the receipt) or ``rejected`` (``error`` is the ledger's reason).

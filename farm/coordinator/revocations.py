@@ -1,7 +1,8 @@
 """Revocations: an operator withdraws an attested artifact through a revoke transaction.
 
-:func:`request_revocation` signs a revoke transaction with the coordinator's operator
-key and stores it ``pending``; the ledger publisher submits it
+:func:`request_revocation` stores a revoke transaction the operator signed where they
+work (``farm revoke --key``; checked by :mod:`farm.coordinator.operator_txs` before it
+gets here: the coordinator holds no operator key) ``pending``; the ledger publisher submits it
 (:meth:`~farm.coordinator.ledger_client.LedgerPublisher.tick`) and stores the receipt
 (``committed``) or the ledger's refusal (``rejected``, with its reason).
 
@@ -26,13 +27,11 @@ from farm.coordinator.models import (
     Attestation,
     AttestationArtifact,
     Revocation,
-    RevocationCreate,
     RevocationPage,
     RevocationPublic,
     RevokedPublic,
 )
-from farm.keys import KeyPair
-from farm.transactions import make_revoke, tx_id
+from farm.transactions import RevokeTx, tx_id
 
 __all__ = [
     "get_revocation",
@@ -49,19 +48,20 @@ def _short(sha: str) -> str:
 
 def request_revocation(
     session: Session,
-    body: RevocationCreate,
-    operator: KeyPair,
-    chain: str,
+    tx: RevokeTx,
+    data: bytes,
     requested_by: str,
     now: datetime,
 ) -> Revocation:
-    """Sign and store a pending revocation of ``body.sha256``.
+    """Store the operator-signed revoke transaction ``tx`` (wire bytes ``data``) as a
+    pending revocation.
 
     Raises:
         NotFoundError: no committed attestation here names that artifact.
-        ConflictError: the artifact is already revoked, or a revocation is pending.
+        ConflictError: the artifact is already revoked, or a revocation is pending, or
+            these very bytes were relayed before.
     """
-    sha = body.sha256.removeprefix("sha256:")
+    sha = tx.artifact
     attested = session.exec(
         select(AttestationArtifact.tx_id)
         .join(Attestation, col(Attestation.tx_id) == col(AttestationArtifact.tx_id))
@@ -87,13 +87,13 @@ def request_revocation(
         raise ConflictError(
             f"artifact {_short(sha)} is already revoked ({where}; revocation {earlier.id})"
         )
-    # issued_at: the signing time, to the µs; chain: only the configured ledger takes it
-    tx = make_revoke(operator, sha, body.reason, chain=chain)
+    if session.exec(select(Revocation).where(Revocation.tx_id == tx_id(data))).first():
+        raise ConflictError(f"this revoke transaction of {_short(sha)} was relayed before")
     row = Revocation(
         sha256=sha,
-        reason=body.reason,
-        tx=tx.decode("utf-8"),
-        tx_id=tx_id(tx),
+        reason=tx.reason,
+        tx=data.decode("utf-8"),
+        tx_id=tx_id(data),
         requested_by=requested_by[:255],
         created_at=now,
     )

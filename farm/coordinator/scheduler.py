@@ -4,7 +4,7 @@ A build requested through the API or the recipe follower is stored ``pending`` a
 ``managed``. Each :meth:`Scheduler.tick`:
 
 * gives every pending build ``quorum`` healthy approved builders of its architecture
-  (never two on one host unless ``allow_same_host``), records one
+  (never two in one independence domain, ADR 35), records one
   :class:`~farm.coordinator.models.BuildAttempt` per builder and sends each its task
   on its own queue (a build short of builders stays pending, with a note saying why);
 * settles the dispatched attempts of running builds from what the coordinator has
@@ -78,7 +78,6 @@ class Dispatcher(Protocol):
 class SchedulerConfig:
     """The scheduler's knobs (from :class:`~farm.coordinator.settings.CoordinatorSettings`)."""
 
-    allow_same_host: bool = False
     timeout_margin: float = 120.0
     max_retries: int = 2
     heartbeat_within: float = 60.0
@@ -267,7 +266,6 @@ class Scheduler:
                 build.quorum,
                 now,
                 within_seconds=self.config.heartbeat_within,
-                allow_same_host=self.config.allow_same_host,
             )
         except ConflictError as exc:
             if build.note != str(exc):
@@ -372,11 +370,11 @@ class Scheduler:
         if build.retries >= self.config.max_retries:
             return None
         active = [a for a in attempts if a.state in ("dispatched", "succeeded")]
-        hosts = set()
+        domains: set[str] = set()
         for a in active:
             b = session.get(Builder, a.builder_id)
             if b is not None:
-                hosts.add(b.hostname)
+                domains.add(service.domain_of(b))
         try:
             (builder,) = service.pick_builders(
                 session,
@@ -385,8 +383,7 @@ class Scheduler:
                 now,
                 within_seconds=self.config.heartbeat_within,
                 exclude={a.builder_id for a in attempts},
-                avoid_hosts=hosts,
-                allow_same_host=self.config.allow_same_host,
+                avoid_domains=domains,
             )
         except ConflictError as exc:
             note = f"no replacement for {failed.builder_id[:12]}: {exc}"

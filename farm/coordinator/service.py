@@ -6,6 +6,9 @@ command line are thin wrappers around these.
 
 Invariants:
   * secrets are returned once, when made, and stored only as sha256;
+  * builders are scheduled from distinct independence domains, the ones the operator
+    assigned at approval (ADR 35); the coordinator relays operator-signed enroll
+    transactions and signs none itself (ADR 34);
   * an enrollment token enrolls exactly one builder (claimed by a conditional update,
     so two concurrent enrollments cannot both use it);
   * a builder result is accepted only if its envelope verifies against the builder's
@@ -31,6 +34,7 @@ from sqlmodel import Session, col, select
 from farm.coordinator.auth import hash_secret, new_secret, secret_matches
 from farm.coordinator.errors import (
     AuthenticationError,
+    BadRequestError,
     ConflictError,
     EnrollmentError,
     NotFoundError,
@@ -62,6 +66,7 @@ from farm.errors import FarmError, QuorumError, RecipeError, SignatureError, Sig
 from farm.keys import public_key_from_dict
 from farm.recipe import ARCHITECTURES, Recipe, parse_recipe
 from farm.result import SignedResult, envelope_payload, parse_statement, verify_result
+from farm.transactions import EnrollTx
 from farm.verdict import Verdict, decide
 
 __all__ = [
@@ -191,15 +196,54 @@ def list_builders(session: Session) -> list[Builder]:
     return list(session.exec(select(Builder).order_by(col(Builder.enrolled_at), col(Builder.id))))
 
 
-def approve(session: Session, builder_id: str, now: datetime) -> Builder:
-    """Approve an enrolled builder so it may be scheduled and send results."""
+def approve(
+    session: Session,
+    builder_id: str,
+    now: datetime,
+    domain: str,
+    enroll_tx: EnrollTx | None = None,
+    enroll_bytes: bytes | None = None,
+) -> Builder:
+    """Approve an enrolled builder in independence ``domain`` so it may be scheduled and
+    send results; with ``enroll_tx`` (already checked as operator-signed, see
+    :mod:`farm.coordinator.operator_txs`) and its exact ``enroll_bytes``, record the
+    transaction the ledger publisher relays.
+
+    Approving again with the same domain changes nothing but may bring a new enroll
+    transaction (after the ledger refused one); another domain is allowed only while the
+    builder is not on the ledger.
+
+    Raises:
+        NotFoundError: no such builder.
+        BadRequestError: the transaction enrolls another key or another domain.
+        ConflictError: the builder is on the ledger in another domain.
+    """
     builder = get_builder(session, builder_id)
+    if enroll_tx is not None:
+        keyid = str(enroll_tx.key.get("keyid", ""))
+        if keyid != builder.id:
+            raise BadRequestError(
+                f"the enroll transaction is for key {keyid[:12]}, not builder {builder.id[:12]}"
+            )
+        if enroll_tx.domain != domain:
+            raise BadRequestError(
+                f"the enroll transaction names domain {enroll_tx.domain!r}, the approval {domain!r}"
+            )
+    if builder.ledger_index is not None and builder.domain != domain:
+        raise ConflictError(
+            f"builder {builder.id[:12]} is enrolled on the ledger in domain {builder.domain!r}; "
+            "retire it and enroll a new key to move it"
+        )
+    if builder.ledger_index is None and enroll_tx is not None and enroll_bytes is not None:
+        builder.enroll_tx = enroll_bytes.decode("utf-8")
+        builder.ledger_error = None
     if not builder.approved:
         builder.approved = True
         builder.approved_at = now
-        session.add(builder)
-        session.commit()
-        log.info("builder %s approved", builder_id[:12])
+    builder.domain = domain
+    session.add(builder)
+    session.commit()
+    log.info("builder %s approved in domain %s", builder_id[:12], domain)
     return builder
 
 
@@ -236,6 +280,12 @@ def healthy_builders(
     return sorted((b for b in rows if arch in b.arches), key=lambda b: b.id)
 
 
+def domain_of(builder: Builder) -> str:
+    """The builder's independence domain; one approved before domains existed (none
+    recorded) is a domain of its own, so it never stands in for another builder."""
+    return builder.domain or f"builder:{builder.id}"
+
+
 def pick_builders(
     session: Session,
     arch: str,
@@ -244,37 +294,32 @@ def pick_builders(
     *,
     within_seconds: float = 60.0,
     exclude: Collection[str] = (),
-    avoid_hosts: Collection[str] = (),
-    allow_same_host: bool = False,
+    avoid_domains: Collection[str] = (),
 ) -> list[Builder]:
-    """``count`` healthy builders of ``arch``, never two on one host; least busy first.
+    """``count`` healthy builders of ``arch`` from distinct independence domains, least
+    busy first.
 
-    Builders in ``exclude`` and (unless ``allow_same_host``) builders on ``avoid_hosts``
-    are not chosen; ``allow_same_host`` drops the one-per-host rule, for a farm on one
-    machine only. Raises :class:`ConflictError` naming how many distinct hosts are
-    available when there are fewer than ``count`` (fail closed: never schedule a build
-    short of quorum).
+    Builders in ``exclude`` and builders in ``avoid_domains`` (those of the builders
+    already asked) are not chosen. Raises :class:`ConflictError` naming how many
+    distinct domains are available when there are fewer than ``count`` (fail closed:
+    never schedule a build short of quorum; the ledger would refuse its attestation).
     """
     candidates = sorted(
         (
             b
             for b in healthy_builders(session, arch, now, within_seconds=within_seconds)
-            if b.id not in exclude and (allow_same_host or b.hostname not in avoid_hosts)
+            if b.id not in exclude and domain_of(b) not in avoid_domains
         ),
         key=lambda b: (b.builds_done, b.id),
     )
-    if allow_same_host:
-        chosen = candidates[:count]
-    else:
-        by_host: dict[str, Builder] = {}
-        for b in candidates:
-            by_host.setdefault(b.hostname, b)
-        chosen = sorted(by_host.values(), key=lambda b: (b.builds_done, b.id))[:count]
+    by_domain: dict[str, Builder] = {}
+    for b in candidates:
+        by_domain.setdefault(domain_of(b), b)
+    chosen = sorted(by_domain.values(), key=lambda b: (b.builds_done, b.id))[:count]
     if len(chosen) < count:
-        where = "" if allow_same_host else " on distinct hosts"
         raise ConflictError(
-            f"{count} builders of {arch}{where} are needed; "
-            f"{len(chosen)} healthy ones are available"
+            f"{count} builders of {arch} in distinct independence domains are needed; "
+            f"healthy ones are available in {len(chosen)}"
         )
     return chosen
 

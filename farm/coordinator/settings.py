@@ -49,11 +49,6 @@ class CoordinatorSettings(BaseSettings):
         default=None,
         description="Celery broker of the builders; set, ``farm serve`` runs the scheduler.",
     )
-    allow_same_host: bool = Field(
-        default=False,
-        description="Let the scheduler pick two builders on one host (one-machine setups "
-        "only: it weakens the independence the verdict rests on).",
-    )
     schedule_interval: float = Field(
         default=1.0, gt=0, description="Seconds between two passes of the scheduler."
     )
@@ -93,15 +88,12 @@ class CoordinatorSettings(BaseSettings):
         default=None,
         description="The coordinator's signing key (its public key is in the ledger genesis).",
     )
-    operator_key: Path | None = Field(
-        default=None,
-        description="An operator's key (in the ledger genesis) that signs enroll transactions.",
-    )
     ledger_chain: str | None = Field(
         default=None,
         pattern=CHAIN_ID_PATTERN,
         description="Chain id of the ledger (its genesis chain_id): operator transactions "
-        "(enroll, revoke) are signed for this chain only; validators of another refuse them.",
+        "(enroll, retire, revoke), signed by the operator where they work, are relayed only "
+        "when signed for this chain by an operator of the genesis.",
     )
     genesis: Path | None = Field(
         default=None,

@@ -9,11 +9,12 @@
     compose.env                  docker-compose's --env-file (paths, ports, image IDs)
     compose.builders.yml         builder hosts added later (``farm cluster add-builder``)
     secrets/vN/validator.key     validator vN's key                      → vN only
-    secrets/coordinator/         coordinator.key, operator.key, postgres-password
-                                                                         → coordinator only
+    secrets/coordinator/         coordinator.key, postgres-password     → coordinator only
     secrets/postgres/            postgres-password                       → postgres only
     secrets/bN/token             bN's one-time enrollment token (written by ``up`` once
                                  the coordinator runs)                   → bN only
+    operator/operator.key        the operator key (signs enroll, retire, revoke): the
+                                 host's CLI only, never mounted into any container
     operator/token               the operator's bearer token: the host's CLI only
 
 Invariants:
@@ -26,7 +27,9 @@ Invariants:
   rather than completed or overwritten.
 - Every secret is mode 0400 in a 0700 directory, both owned by the uid of the service
   that reads it (:data:`SERVICE_UID`, the image's ``farm`` user, for all of them; the
-  operator token by the caller), and each service's directory is mounted into it alone.
+  operator key and token by the caller), and each service's directory is mounted into
+  it alone. The operator's directory is mounted into none: the coordinator relays the
+  transactions the operator signs on the host and holds no operator key (ADR 34).
 """
 
 from __future__ import annotations
@@ -135,6 +138,11 @@ class ClusterDir:
         return self.root / "compose.builders.yml"
 
     @property
+    def operator_key(self) -> Path:
+        """The operator key (host only: no container mounts it)."""
+        return self.root / "operator" / "operator.key"
+
+    @property
     def operator_token(self) -> Path:
         """The operator's bearer token (host only)."""
         return self.root / "operator" / "token"
@@ -152,9 +160,9 @@ class ClusterDir:
         paths = [self.genesis, self.env_file, self.root / "public" / "operator.pub"]
         paths += [self.secrets(v) / "validator.key" for v in VALIDATORS]
         paths += [
-            self.secrets("coordinator") / name
-            for name in ("coordinator.key", "operator.key", "postgres-password")
+            self.secrets("coordinator") / name for name in ("coordinator.key", "postgres-password")
         ]
+        paths.append(self.operator_key)
         paths.append(self.secrets("postgres") / "postgres-password")
         paths += [self.secrets(b) for b in m.builders]
         return paths
@@ -343,7 +351,7 @@ def _make(
                 "http": f"{name}:{HTTP_PORT}",
             }
         )
-    operator = _key(work.secrets("coordinator") / "operator.key", uid)
+    operator = _key(work.operator_key, os.geteuid())  # the host's CLI, no container
     coordinator = _key(work.secrets("coordinator") / "coordinator.key", uid)
     _write_json(work.root / "public" / "operator.pub", operator.public_dict())
     _write_json(work.root / "public" / "coordinator.pub", coordinator.public_dict())

@@ -13,13 +13,15 @@ enrollment):
    directory for the host's CLI only (mode 0600);
 5. each builder host without an enrollment gets a one-time token (written into its own
    secrets directory, which it alone mounts); it enrolls itself, and the operator
-   approves the builder id the host reports, which commits its enroll transaction;
+   approves the builder id the host reports in a domain of its own (``site-bN``):
+   the enroll transaction is signed here, with ``DIR/operator/operator.key``, and the
+   coordinator relays it to the ledger (it holds no operator key, ADR 34);
 6. every service healthy, then the URLs and how to use them.
 
 ``add_builder`` adds a host to ``DIR/compose.builders.yml`` (a service extending b1),
 starts it and enrolls and approves it the same way; ``retire_builder`` retires its
 builder through the coordinator (``POST /v1/builders/{id}/retire``: no longer scheduled,
-a retire transaction committed) and stops its container.
+a retire transaction signed here committed) and stops its container.
 
 A builder host is approved only under the id it enrolled with (read from its own
 volume), so a token used by anyone else leaves an enrolled builder nobody approves.
@@ -53,11 +55,14 @@ from farm.hosts.init import (
     save_manifest,
     write_secret,
 )
+from farm.keys import load_key
+from farm.operator import Operator
 from farm.poll import poll
 
 __all__ = [
     "ClusterInfo",
     "add_builder",
+    "builder_domain",
     "cluster_down",
     "cluster_status",
     "cluster_up",
@@ -183,7 +188,8 @@ def retire_builder(root: Path, name: str, say: Say) -> str:
         raise ClusterCommandError(f"{name} has not enrolled (is it running? farm cluster status)")
     token = d.operator_token.read_text().strip()
     client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
-    client.retire(builder_id, f"builder host {name} retired by the operator")
+    reason = f"builder host {name} retired by the operator"
+    client.retire(builder_id, reason, _operator(d).retire(builder_id, reason))
     say(f"{name}: builder {builder_id[:16]} retired (no longer scheduled; retired on the ledger)")
     save_manifest(
         d,
@@ -253,12 +259,27 @@ def _enroll(d: ClusterDir, compose: Compose, client: CoordinatorClient, host: st
             f"{host} says it enrolled as {builder_id}, but the coordinator has no such builder"
         )
     if not known[builder_id]["approved"]:
-        client.approve(builder_id)
+        domain = builder_domain(host)
+        tx = _operator(d).enroll(builder_id, known[builder_id], domain)
+        client.approve(builder_id, domain, tx)
         say(
-            f"{host}: builder {builder_id[:16]} approved (its enroll transaction goes to the "
-            "ledger)"
+            f"{host}: builder {builder_id[:16]} approved in domain {domain} (the enroll "
+            "transaction, signed here with the operator key, goes to the ledger)"
         )
     return builder_id
+
+
+def builder_domain(host: str) -> str:
+    """The independence domain a builder host of the cluster is approved in: one site
+    per host (``site-b1`` ...), as if each were run by another organisation."""
+    return f"site-{host}"
+
+
+def _operator(d: ClusterDir) -> Operator:
+    """The operator, from the key kept on this host (``DIR/operator/operator.key``)."""
+    from farm.genesis import Genesis, load_genesis
+
+    return Operator.of(load_key(d.operator_key), load_genesis(d.genesis, Genesis))
 
 
 def _write_override(d: ClusterDir, m: Manifest) -> None:

@@ -30,6 +30,7 @@ import pytest
 
 from farm.coordinator.client import CoordinatorClient
 from farm.hosts.operate import add_builder, retire_builder
+from farm.keys import load_key
 from tests.support.hosts import FarmHosts, same_checkpoint
 from tests.support.ledger_testnet import wait_for
 
@@ -68,8 +69,24 @@ def _builder(hosts: FarmHosts, builder_id: str) -> dict[str, Any]:
 def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: FarmHosts) -> None:
     hosts = farm_hosts
     assert sorted(hosts.builders) == ["b1", "b2", "b3"]
-    for builder_id in hosts.builders.values():
-        assert _builder(hosts, builder_id)["approved"] is True
+    operator = load_key(hosts.dir / "operator" / "operator.key").keyid
+    for name, builder_id in hosts.builders.items():
+        # Approved in a domain of its own, by the operator on this host (the coordinator
+        # container has no operator key: ADR 34, 35).
+        row = wait_for(
+            f"{name}'s enroll transaction committed",
+            lambda b=builder_id: (
+                ((r := _builder(hosts, b))["ledger_index"] is not None and r) or None
+            ),
+            120,
+        )
+        assert row["approved"] is True and row["domain"] == f"site-{name}"
+        enroll = _ledger_entry(hosts, int(row["ledger_index"]))["tx_json"]
+        assert enroll["domain"] == f"site-{name}" and enroll["operator"] == operator
+    listed = hosts.exec("coordinator", "ls", "-A", "/run/farm-secrets")
+    assert listed.returncode == 0, listed.stderr
+    coordinator_files = listed.stdout.split()
+    assert sorted(coordinator_files) == ["coordinator.key", "postgres-password"]
 
     start = time.monotonic()
     builds = _client(hosts).request_build(RECIPE.read_text(encoding="utf-8"), None)
@@ -153,7 +170,7 @@ def test_a_builder_host_is_added_and_retired(farm_hosts: FarmHosts) -> None:
     joined = time.monotonic() - start
     assert b4 not in hosts.builders.values()
     row = _builder(hosts, b4)
-    assert row["approved"] is True and row["hostname"] == "b4"
+    assert row["approved"] is True and row["hostname"] == "b4" and row["domain"] == "site-b4"
     row = wait_for(
         "b4's enroll transaction committed",
         lambda: ((r := _builder(hosts, b4))["ledger_index"] is not None and r) or None,

@@ -54,8 +54,10 @@ from farm.coordinator.client import CoordinatorClient
 from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
-from farm.keys import KeyPair, generate_key
+from farm.keys import KeyPair, generate_key, load_key
+from farm.operator import Operator
 from tests.support.ledger_testnet import LedgerTestnet
+from tests.support.operator import approve
 from tests.support.served import Serve, wait_for
 from tests.unit.farm.coordinator._world import GOOD, envelope, recipe
 
@@ -110,7 +112,7 @@ class Coordinator:
             assert secret not in text, f"{where} reveals {what}"
 
 
-def _populate(http: httpx.Client, db: str, token: str, farm: Coordinator) -> None:
+def _populate(http: httpx.Client, db: str, token: str, farm: Coordinator, signer: Operator) -> None:
     operator = CoordinatorClient(http, operator_token=token)
     keys = [generate_key() for _ in range(3)]
     for i, key in enumerate(keys):
@@ -119,7 +121,7 @@ def _populate(http: httpx.Client, db: str, token: str, farm: Coordinator) -> Non
         farm.secrets[f"enrollment token {i}"] = issued
         farm.secrets[f"enrollment token {i} hash"] = hashlib.sha256(issued.encode()).hexdigest()
         client.enroll(issued, f"schema{i}.farm.test", ["amd64"])
-        operator.approve(key.keyid)
+        approve(operator, key.keyid, f"site-{i}", signer)
         client.heartbeat()
         client.upload(GOOD)
         for n, form in enumerate(private_forms(key)):
@@ -162,7 +164,6 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
         "--staging", str(root / "staging"), "--log-level", "warning",
         "--ledger", ",".join(net.url(i) for i in range(net.n)),
         "--coordinator-key", str(net.root / "coordinator.key"),
-        "--operator-key", str(net.root / "operator.key"),
         "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
     ]  # fmt: skip
     serve = Serve(argv, env, root / "serve.log", url)
@@ -177,7 +178,10 @@ def coordinator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Coordinato
         for who, key in (("coordinator", net.coordinator), ("operator", net.operator)):
             for n, form in enumerate(private_forms(key)):
                 farm.secrets[f"{who} private key ({n})"] = form
-        _populate(http, db, token, farm)
+        signer = Operator(load_key(net.root / "operator.key"), net.chain_id)
+        for n, form in enumerate(private_forms(signer.key)):
+            farm.secrets[f"operator private key ({n})"] = form
+        _populate(http, db, token, farm, signer)
 
         def attested() -> bool | None:
             return http.get("/v1/attestations").json()["total"] == 1 or None

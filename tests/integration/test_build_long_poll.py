@@ -69,7 +69,7 @@ def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
                 key = generate_key()
                 client = CoordinatorClient(http, key=key)
                 client.enroll(operator.new_enrollment_token()["token"], key.keyid[:8], ["amd64"])
-                operator.approve(key.keyid)
+                operator.approve(key.keyid, f"site-{key.keyid[:6]}")
                 client.heartbeat()
                 builders.append((key, client))
             yield Coordinator(url, token, http, operator, builders)

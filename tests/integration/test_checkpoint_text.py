@@ -58,7 +58,7 @@ def test_only_the_validators_own_checkpoint_text_is_merged(net: LedgerTestnet) -
     for i in range(3):
         net.start(i)
     r = net.submit(0, make_enroll(net.operator, generate_key().public_dict(), ["x86_64"], "h",
-                                  chain=net.chain_id))  # fmt: skip
+                                  domain="h", chain=net.chain_id))  # fmt: skip
     assert r.status_code == 200, r.text
     size = r.json()["tree_size"]
     wait_for("a checkpoint of the enroll", lambda: net.checkpoint(0) is not None)

@@ -77,7 +77,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
         for key, host in zip(keys, HOSTS, strict=True):
             client = CoordinatorClient(http, key=key)
             client.enroll(operator.new_enrollment_token()["token"], host, ["amd64"])
-            operator.approve(key.keyid)
+            operator.approve(key.keyid, f"site-{key.keyid[:6]}")
             client.heartbeat()
             client.upload(GOOD)
             clients.append(client)

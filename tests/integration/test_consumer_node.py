@@ -53,7 +53,12 @@ def node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Proc
         for i, b in enumerate(builders):
             w.submit(
                 make_enroll(
-                    net.operator, b.public_dict(), ["amd64"], f"host{i}", chain=net.chain_id
+                    net.operator,
+                    b.public_dict(),
+                    ["amd64"],
+                    f"host{i}",
+                    domain=f"host{i}",
+                    chain=net.chain_id,
                 )
             )
         dist = dist_proc(root, net.genesis, w.ledger_urls, w.coordinator_url)

@@ -34,6 +34,7 @@ from farm.coordinator.errors import (
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
 from farm.keys import KeyPair, generate_key
+from farm.transactions import make_revoke
 from tests.integration.conftest import serve
 from tests.integration.openapi_checks import assert_one_error_body
 from tests.support.postgres import have_postgres, postgres_server
@@ -55,7 +56,7 @@ class Farm:
         token = self.operator.new_enrollment_token()["token"]
         client.enroll(token, f"host-{key.keyid[:6]}", ["amd64"])
         if approve:
-            self.operator.approve(key.keyid)
+            self.operator.approve(key.keyid, f"site-{key.keyid[:6]}")
         return client
 
     def create_build(self, build_id: str, keys: list[KeyPair]) -> None:
@@ -109,10 +110,10 @@ def test_enroll_approve_heartbeat_and_read(farm: Farm) -> None:
     assert client.heartbeat()["last_seen"] is not None
     with pytest.raises(PermissionDeniedError, match="not approved"):
         client.upload(GOOD)
-    farm.operator.approve(key.keyid)
+    farm.operator.approve(key.keyid, "site-a")
     assert client.upload(GOOD) == sha(GOOD)
     (listed,) = farm.operator.builders()
-    assert listed["approved"] is True
+    assert listed["approved"] is True and listed["domain"] == "site-a"
     text = farm.http.get("/v1/builders").text
     assert token not in text and "sha256" not in text.replace("sha256_", "")
     with pytest.raises(EnrollmentError, match="already used"):
@@ -336,13 +337,16 @@ def test_openapi_is_published(farm: Farm) -> None:
 
 
 def test_revocations_and_ledger_reads_without_a_ledger(farm: Farm) -> None:
-    body = {"sha256": sha(GOOD), "reason": "compromised"}
+    signed = make_revoke(generate_key(), sha(GOOD), "compromised", chain="farm-x")
+    body = {"tx": signed.decode()}
     assert farm.http.post("/v1/revocations", json=body).status_code == 401
     operator = {"Authorization": f"Bearer {farm.operator.operator_token}"}
     r = farm.http.post("/v1/revocations", json=body, headers=operator)
     assert r.status_code == 409 and "has no ledger" in r.json()["error"]["message"]
-    r = farm.http.post("/v1/revocations", json={**body, "sha256": "xyz"}, headers=operator)
-    assert r.status_code == 422 and r.json()["error"]["message"].startswith("body.sha256")
+    # The body is the operator's signed transaction, not a digest for the coordinator to sign.
+    legacy = {"sha256": sha(GOOD), "reason": "compromised"}
+    r = farm.http.post("/v1/revocations", json=legacy, headers=operator)
+    assert r.status_code == 422 and r.json()["error"]["message"].startswith("body.")
     page = farm.http.get("/v1/revocations", params={"sha256": sha(GOOD)}).json()
     assert page == {"items": [], "total": 0, "next_offset": None}
     assert farm.http.get("/v1/revocations/7").status_code == 404

@@ -105,10 +105,13 @@ def test_serve_token_enroll_approve(tmp_path: Path) -> None:
             url,
             "--operator-token",
             operator,
+            "--domain",
+            "org-a",
             env=env,
         )
         (listed,) = httpx.get(f"{url}/v1/builders").json()
         assert listed["id"] == builder_id and listed["approved"] is True
+        assert listed["domain"] == "org-a"
         direct = farm("operator", "token", "--db", db, env=env)
         assert len(direct) >= 40 and direct != token
     finally:
@@ -126,7 +129,7 @@ def test_serve_with_a_ledger_needs_its_chain_id(tmp_path: Path) -> None:
     base = [
         *FARM, "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--port", str(free_port()),
         "--staging", str(tmp_path / "st"), "--ledger", "http://127.0.0.1:9",
-        "--coordinator-key", str(key), "--operator-key", str(key),
+        "--coordinator-key", str(key),
     ]  # fmt: skip
     for extra, message in (
         ([], "--ledger needs --ledger-chain"),
@@ -139,3 +142,47 @@ def test_serve_with_a_ledger_needs_its_chain_id(tmp_path: Path) -> None:
         )
         assert proc.returncode != 0
         assert message in proc.stderr + proc.stdout
+
+
+def test_the_coordinator_takes_no_operator_key_and_the_operator_signs_only_with_theirs(
+    tmp_path: Path,
+) -> None:
+    """``farm serve`` has no --operator-key (ADR 34); ``farm operator approve --key`` and
+    ``farm revoke --key`` refuse a key the genesis does not list, before any request."""
+    from ledger.genesis import Genesis, save_genesis
+    from tests.support.ledger_fixtures import validator_info
+
+    env = {**os.environ, "COLUMNS": "200"}
+    key, operator = tmp_path / "k.key", generate_key()
+    save_key(generate_key(), key)
+    proc = subprocess.run(
+        [*FARM, "serve", "--db", f"sqlite:///{tmp_path / 'c.db'}", "--operator-key", str(key)],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2 and "No such option" in proc.stderr
+    genesis = tmp_path / "genesis.json"
+    save_genesis(
+        Genesis(
+            chain_id="farm-cli", genesis_time="2026-01-01T00:00:00Z",
+            validators=(validator_info(0),), operators=(operator.public_dict(),),
+        ),
+        genesis,
+    )  # fmt: skip
+    unreachable = ["--coordinator", "http://127.0.0.1:9", "--operator-token", "t"]
+    for argv in (
+        ["operator", "approve", "ab" * 32, "--domain", "org-a"],
+        ["revoke", "ab" * 32, "--reason", "r"],
+    ):
+        proc = subprocess.run(
+            [*FARM, *argv, *unreachable, "--key", str(key), "--genesis", str(genesis)],
+            capture_output=True, text=True, env=env, timeout=60, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 1, proc.stderr
+        assert "is not an operator of ledger 'farm-cli'" in proc.stderr
+    proc = subprocess.run(
+        [*FARM, "revoke", "ab" * 32, "--reason", "r", *unreachable],
+        capture_output=True, text=True, env={k: v for k, v in env.items()
+                                             if k not in ("FARM_OPERATOR_KEY", "FARM_GENESIS")},
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1 and "give --key OPERATOR_KEY and --genesis GENESIS" in proc.stderr

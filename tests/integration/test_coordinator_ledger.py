@@ -24,9 +24,12 @@ from api.coordinator.app import create_app
 from farm.attestation import AttestationBundle
 from farm.checkpoint import signature_threshold, verify_checkpoint
 from farm.cluster import LocalCluster, free_port
+from farm.coordinator.client import CoordinatorClient
 from farm.coordinator.settings import CoordinatorSettings
+from farm.keys import generate_key, load_key
 from farm.merkle import hash_leaf, verify_consistency, verify_inclusion
-from farm.transactions import make_attest, tx_id
+from farm.operator import Operator
+from farm.transactions import make_attest, make_revoke, tx_id
 from ledger.genesis import load_genesis
 from tests.integration.conftest import serve, write_recipe
 from tests.support.ledger_testnet import LedgerTestnet
@@ -47,6 +50,17 @@ class Farm:
     cluster: LocalCluster
     net: LedgerTestnet
     http: httpx.Client
+
+    @property
+    def auth(self) -> dict[str, str]:
+        """The operator token's header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    @property
+    def signing(self) -> list[str]:
+        """What farm revoke / farm operator sign with: the operator's key, kept where
+        the operator works (never given to the coordinator)."""
+        return ["--key", str(self.net.root / "operator.key"), "--genesis", str(self.net.genesis)]
 
     def get(self, path: str, **params: Any) -> Any:
         response = self.http.get(path, params=params)
@@ -71,9 +85,9 @@ def farm(tmp_path_factory: pytest.TempPathFactory, builder_image: str) -> Iterat
             serve_args=[
                 "--ledger", ",".join(net.url(i) for i in range(net.n)),
                 "--coordinator-key", str(net.root / "coordinator.key"),
-                "--operator-key", str(net.root / "operator.key"),
                 "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
             ],
+            operator=(net.root / "operator.key", net.genesis),
             serve_env={
                 "FARM_COORDINATOR_TIMEOUT_MARGIN": "5",
                 "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5",
@@ -112,6 +126,36 @@ def test_approved_builders_are_enrolled_on_the_ledger(farm: Farm) -> None:
     rows = wait_for("three enroll transactions", enrolled, 60, 0.3)
     assert sorted(b["ledger_index"] for b in rows) == [0, 1, 2]
     assert farm.ledger_size() == 3
+    # Each in the domain the operator gave it, inside the enroll transaction it signed.
+    assert sorted(b["domain"] for b in rows) == ["local-1", "local-2", "local-3"]
+    for b in rows:
+        entry = farm.net.get(0, f"/v1/entries/{b['ledger_index']}").json()
+        tx = json.loads(base64.b64decode(entry["tx"]))
+        assert tx["type"] == "enroll" and tx["domain"] == b["domain"]
+        assert tx["operator"] == farm.net.operator.keyid
+
+
+def test_the_coordinator_relays_only_what_the_operator_signed(farm: Farm) -> None:
+    """A coordinator with a ledger approves nothing unsigned, and nothing signed by a key
+    the genesis does not list as an operator (its own coordinator key, say)."""
+    token = farm.http.post(
+        "/v1/operator/enrollment-tokens", headers=farm.auth, json={"note": "relay test"}
+    ).json()["token"]
+    key = generate_key()
+    CoordinatorClient(farm.http, key=key).enroll(token, "relay-host", ["amd64"])
+    approve = f"/v1/builders/{key.keyid}/approve"
+    unsigned = farm.http.post(approve, headers=farm.auth, json={"domain": "org-x"})
+    assert unsigned.status_code == 400, unsigned.text
+    assert "enroll transaction the operator signed" in unsigned.json()["error"]["message"]
+    shown = farm.get(f"/v1/builders/{key.keyid}")
+    coordinator = Operator(load_key(farm.net.root / "coordinator.key"), farm.net.chain_id)
+    forged = coordinator.enroll(key.keyid, shown, "org-x").decode()
+    refused = farm.http.post(
+        approve, headers=farm.auth, json={"domain": "org-x", "enroll_tx": forged}
+    )
+    assert refused.status_code == 403, refused.text
+    assert "unknown operator" in refused.json()["error"]["message"]
+    assert farm.get(f"/v1/builders/{key.keyid}")["approved"] is False
 
 
 def test_verified_build_is_attested_with_a_verifiable_proof(
@@ -119,7 +163,10 @@ def test_verified_build_is_attested_with_a_verifiable_proof(
 ) -> None:
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
@@ -164,7 +211,10 @@ def test_disputed_build_commits_nothing(
 ) -> None:
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
@@ -204,7 +254,10 @@ def _attested_artifact(farm: Farm, image: str, source: dict[str, str], tmp: Path
     """Build a trivial recipe named ``name`` to a committed attestation; return it."""
     wait_for(
         "enrolls",
-        lambda: all(b["ledger_index"] is not None for b in farm.get("/v1/builders")) or None,
+        lambda: (
+            all(b["ledger_index"] is not None for b in farm.get("/v1/builders") if b["approved"])
+            or None
+        ),
         60,
         0.3,
     )
@@ -233,7 +286,9 @@ def test_revocation_is_committed_and_shown(
     assert att["revoked"] is False and att["artifacts"][0]["revoked"] is None
 
     # Writes need a valid operator token.
-    body = {"sha256": sha, "reason": "compromised"}
+    body = {
+        "tx": make_revoke(farm.net.operator, sha, "compromised", chain=farm.net.chain_id).decode()
+    }
     anon = farm.http.post("/v1/revocations", json=body)
     assert anon.status_code == 401, anon.text
     assert anon.json()["error"]["code"] == "unauthenticated"
@@ -246,7 +301,7 @@ def test_revocation_is_committed_and_shown(
     # An unknown digest is refused with a clear message, before anything is signed.
     proc = _farm(
         "revoke", "ab" * 32, "--reason", "x", "--coordinator", farm.url,
-        "--operator-token", farm.token,
+        "--operator-token", farm.token, *farm.signing,
     )  # fmt: skip
     assert proc.returncode == 1
     assert "no committed attestation on this coordinator" in proc.stderr, proc.stderr
@@ -254,7 +309,7 @@ def test_revocation_is_committed_and_shown(
     size_before = farm.ledger_size()
     proc = _farm(
         "revoke", f"sha256:{sha}", "--reason", "compromised signing host",
-        "--coordinator", farm.url, "--operator-token", farm.token, "--wait",
+        "--coordinator", farm.url, "--operator-token", farm.token, "--wait", *farm.signing,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"committed at ledger index {size_before}" in proc.stdout, proc.stdout
@@ -263,7 +318,7 @@ def test_revocation_is_committed_and_shown(
     (rev,) = farm.get("/v1/revocations", sha256=sha)["items"]
     assert rev["status"] == "committed" and rev["ledger_index"] == size_before
     assert rev["reason"] == "compromised signing host" and rev["error"] is None
-    # The committed entry is the revoke transaction the coordinator signed.
+    # The committed entry is the revoke transaction the operator signed (farm revoke --key).
     entry = farm.net.get(1, f"/v1/entries/{size_before}").json()
     tx = json.loads(base64.b64decode(entry["tx"]))
     assert entry["tx_id"] == rev["tx_id"]
@@ -294,7 +349,7 @@ def test_revocation_is_committed_and_shown(
     # Twice is refused, with where the first one is.
     proc = _farm(
         "revoke", sha, "--reason", "again", "--coordinator", farm.url,
-        "--operator-token", farm.token,
+        "--operator-token", farm.token, *farm.signing,
     )  # fmt: skip
     assert proc.returncode == 1
     assert f"already revoked (at ledger index {size_before}" in proc.stderr, proc.stderr
@@ -454,7 +509,6 @@ def test_ledger_reads_fail_over_and_say_when_no_validator_answers(
         staging_dir=tmp_path / "staging",
         ledger_urls=dead,
         coordinator_key=farm.net.root / "coordinator.key",
-        operator_key=farm.net.root / "operator.key",
         ledger_chain=farm.net.chain_id,
         genesis=farm.net.genesis,
     )

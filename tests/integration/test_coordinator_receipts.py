@@ -44,12 +44,14 @@ from farm.coordinator.auth import sign_request
 from farm.coordinator.db import create_tables, make_engine
 from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher, LedgerTrust
 from farm.coordinator.models import Attestation, Build, Builder, BuilderCreate
+from farm.coordinator.operator_txs import OperatorTrust
 from farm.coordinator.scheduler import request_build
 from farm.coordinator.settings import CoordinatorSettings
 from farm.genesis import Genesis, load_genesis
 from farm.keys import generate_key, load_key
 from farm.merkle import MerkleLog, hash_leaf, inclusion_proof_length
-from farm.transactions import tx_id
+from farm.operator import Operator
+from farm.transactions import EnrollTx, decode_tx, tx_id
 from tests.integration.conftest import serve
 from tests.support.ledger_testnet import LedgerTestnet
 from tests.support.postgres import have_postgres, postgres_server
@@ -192,11 +194,22 @@ def _publisher(
         engine,
         client,
         coordinator or net.coordinator,
-        net.operator,
+        OperatorTrust({net.operator.keyid: net.operator.public}, net.chain_id),
         lambda: NOW,
-        net.chain_id,
         retry_after=0,
     )
+
+
+def _enroll(session: Session, key: Any, net: LedgerTestnet) -> None:
+    """Enroll and approve ``key`` with the enroll transaction the operator signs (what
+    ``farm operator approve --key`` sends; the publisher relays it)."""
+    domain = f"site-{key.keyid[:6]}"
+    enroll(session, key, domain=domain)
+    shown = service.get_builder(session, key.keyid).model_dump()
+    data = Operator(net.operator, net.chain_id).enroll(key.keyid, shown, domain)
+    tx = decode_tx(data)
+    assert isinstance(tx, EnrollTx)
+    service.approve(session, key.keyid, NOW, domain, enroll_tx=tx, enroll_bytes=data)
 
 
 def _verified_build(session: Session, engine: Engine, tmp_path: Path, builders: list[Any]) -> str:
@@ -232,7 +245,7 @@ def test_forged_receipts_and_stale_refusals_do_not_change_what_is_recorded(
     publisher = _publisher(net, liar, engine)
     with Session(engine, expire_on_commit=False) as session:
         for key in KEYS[:3]:
-            enroll(session, key)
+            _enroll(session, key, net)
         first = _verified_build(session, engine, tmp_path / "a", KEYS[:3])
 
         # (a) four forged 200s: three enrolls and the attestation.
@@ -260,7 +273,7 @@ def test_forged_receipts_and_stale_refusals_do_not_change_what_is_recorded(
 
         # (b) stale 400s: an enroll "already enrolled", an attestation "unknown builder".
         caplog.clear()
-        enroll(session, KEYS[3])
+        _enroll(session, KEYS[3], net)
         second = _verified_build(session, engine, tmp_path / "b", KEYS[:4])
         liar.lies = [liar.already_enrolled, liar.unknown_builder]
         publisher.tick()
@@ -283,7 +296,7 @@ def test_a_transaction_every_honest_validator_refuses_is_rejected_despite_a_forg
     honest = _publisher(net, liar, engine)
     with Session(engine, expire_on_commit=False) as session:
         for key in KEYS[:3]:
-            enroll(session, key)
+            _enroll(session, key, net)
         liar.lies = [liar.too_few_signatures] * 3
         honest.tick()
         build = _verified_build(session, engine, tmp_path, KEYS[:3])
@@ -327,7 +340,7 @@ def _approved_builder(url: str) -> Any:
             arches=["amd64"],
         )
         service.enroll(session, create, NOW)
-        service.approve(session, key.keyid, NOW)
+        service.approve(session, key.keyid, NOW, f"site-{key.keyid[:6]}")
     engine.dispose()
     return key
 

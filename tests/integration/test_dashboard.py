@@ -37,8 +37,10 @@ from farm.coordinator.client import CoordinatorClient
 from farm.coordinator.db import create_tables, make_engine, session_scope
 from farm.coordinator.errors import ResultRefusedError
 from farm.coordinator.models import utcnow
-from farm.keys import KeyPair, generate_key
+from farm.keys import KeyPair, generate_key, load_key
+from farm.operator import Operator
 from tests.support.ledger_testnet import LedgerTestnet
+from tests.support.operator import approve
 from tests.support.served import Serve, wait_for
 from tests.unit.farm.coordinator._world import GOOD, envelope, recipe, sha
 
@@ -123,7 +125,9 @@ def _serve(root: Path, db: str, *extra: str) -> tuple[Serve, httpx.Client]:
     return serve, http
 
 
-def _populate(url: str, http: httpx.Client, db: str, token: str) -> tuple[list[KeyPair], KeyPair]:
+def _populate(
+    url: str, http: httpx.Client, db: str, token: str, signer: Operator | None = None
+) -> tuple[list[KeyPair], KeyPair]:
     """Three approved builders with results for three builds, and one pending builder."""
     operator = CoordinatorClient(http, operator_token=token)
     keys = [generate_key() for _ in range(3)]
@@ -131,7 +135,7 @@ def _populate(url: str, http: httpx.Client, db: str, token: str) -> tuple[list[K
     for i, key in enumerate(keys):
         client = CoordinatorClient(http, key=key)
         client.enroll(operator.new_enrollment_token()["token"], f"rack{i + 1}.farm.test", ["amd64"])
-        operator.approve(key.keyid)
+        approve(operator, key.keyid, f"site-{i + 1}", signer)
         client.heartbeat()
         clients.append(client)
     pending = generate_key()
@@ -175,11 +179,11 @@ def dash(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dash]:
         serve, http = _serve(
             root, db, "--ledger", ledger,
             "--coordinator-key", str(net.root / "coordinator.key"),
-            "--operator-key", str(net.root / "operator.key"),
             "--ledger-chain", net.chain_id, "--genesis", str(net.genesis),
         )  # fmt: skip
         try:
-            keys, pending = _populate(serve.url, http, db, token)
+            signer = Operator(load_key(net.root / "operator.key"), net.chain_id)
+            keys, pending = _populate(serve.url, http, db, token, signer)
 
             def attested() -> bool | None:
                 page = http.get("/v1/attestations").json()
@@ -409,7 +413,7 @@ def test_recent_builds_show_the_upstream_comparison(tmp_path: Path) -> None:
         for i, key in enumerate(keys):
             client = CoordinatorClient(http, key=key)
             client.enroll(operator.new_enrollment_token()["token"], f"up{i}.farm.test", ["amd64"])
-            operator.approve(key.keyid)
+            approve(operator, key.keyid, f"site-{i}")
             client.upload(GOOD)
             clients.append(client)
         recipes = {

@@ -242,7 +242,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         for i, b in enumerate(builders):
             w.submit(
                 make_enroll(
-                    net.operator, b.public_dict(), ["amd64"], f"host{i}", chain=net.chain_id
+                    net.operator,
+                    b.public_dict(),
+                    ["amd64"],
+                    f"host{i}",
+                    domain=f"host{i}",
+                    chain=net.chain_id,
                 )
             )
         yield w

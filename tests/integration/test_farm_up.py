@@ -48,6 +48,12 @@ def test_a_second_start_reuses_the_chain_and_the_builders(
         ids = sorted(b.builder_id for b in first.cluster.builders)
         approved = httpx.get(f"{first.coordinator_url}/v1/builders", timeout=10).json()
         assert sorted(b["id"] for b in approved if b["approved"]) == ids
+        # farm up approved them as the operator, each in its own domain; the coordinator
+        # was given no operator key (ADR 34, 35).
+        assert sorted(b["domain"] for b in approved) == ["local-1", "local-2", "local-3"]
+        serve = next(p for p in first.processes if p.name == "coordinator")
+        assert not any("operator" in arg for arg in serve.argv), serve.argv
+        assert first.profile()["FARM_OPERATOR_KEY"] == str(root / "ledger" / "operator.key")
         size_before = httpx.get(f"{first.ledger_urls[0]}/v1/status", timeout=10).json()["size"]
         assert size_before >= 3  # the three enroll transactions
     with local_farm(root, validators=4, builders=3) as second:

@@ -96,7 +96,9 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
 
     # enroll three builders through three different validators
     for i, b in enumerate(builders):
-        tx = make_enroll(operator, b.public_dict(), ["x86_64"], f"host{i}", chain=net.chain_id)
+        tx = make_enroll(
+            operator, b.public_dict(), ["x86_64"], f"host{i}", domain=f"host{i}", chain=net.chain_id
+        )
         r = net.submit(i, tx)
         assert r.status_code == 200, r.text
         _check_receipt(net, r.json(), tx)
@@ -144,7 +146,12 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
     net.kill(1)
     more = [
         make_enroll(
-            operator, generate_key().public_dict(), ["x86_64"], f"extra{k}", chain=net.chain_id
+            operator,
+            generate_key().public_dict(),
+            ["x86_64"],
+            f"extra{k}",
+            domain=f"extra{k}",
+            chain=net.chain_id,
         )
         for k in range(4)
     ]
@@ -168,7 +175,12 @@ def test_commit_reject_crash_and_catch_up(net: LedgerTestnet) -> None:
         assert st is not None and st["size"] == size
     # and the chain goes on
     tx = make_enroll(
-        operator, generate_key().public_dict(), ["x86_64"], "after-restart", chain=net.chain_id
+        operator,
+        generate_key().public_dict(),
+        ["x86_64"],
+        "after-restart",
+        domain="after-restart",
+        chain=net.chain_id,
     )
     r = net.submit(0, tx)
     assert r.status_code == 200, r.text
@@ -180,7 +192,12 @@ def test_api_errors_and_proofs(net: LedgerTestnet) -> None:
     import base64
 
     tx = make_enroll(
-        net.operator, generate_key().public_dict(), ["x86_64"], "api-test", chain=net.chain_id
+        net.operator,
+        generate_key().public_dict(),
+        ["x86_64"],
+        "api-test",
+        domain="api-test",
+        chain=net.chain_id,
     )
     r = net.client.post(net.url(1) + "/v1/tx", json={"tx": base64.b64encode(tx).decode()})
     assert r.status_code == 200, r.text
@@ -210,7 +227,12 @@ def test_an_idle_ledgers_checkpoint_stays_fresh(net: LedgerTestnet) -> None:
     import time
 
     tx = make_enroll(
-        net.operator, generate_key().public_dict(), ["x86_64"], "fresh", chain=net.chain_id
+        net.operator,
+        generate_key().public_dict(),
+        ["x86_64"],
+        "fresh",
+        domain="fresh",
+        chain=net.chain_id,
     )
     r = net.submit(0, tx)
     assert r.status_code == 200, r.text
@@ -324,7 +346,12 @@ def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
         operator = t.operator
         txs = [
             make_enroll(
-                operator, generate_key().public_dict(), ["x86_64"], f"load{k}", chain=t.chain_id
+                operator,
+                generate_key().public_dict(),
+                ["x86_64"],
+                f"load{k}",
+                domain=f"load{k}",
+                chain=t.chain_id,
             )
             for k in range(400)
         ]
@@ -349,7 +376,12 @@ def test_kill_all_under_load_then_restart_goes_on(tmp_path: Path) -> None:
             th.join()
         t.start_all()
         tx = make_enroll(
-            operator, generate_key().public_dict(), ["x86_64"], "after", chain=t.chain_id
+            operator,
+            generate_key().public_dict(),
+            ["x86_64"],
+            "after",
+            domain="after",
+            chain=t.chain_id,
         )
         r = t.submit(1, tx)
         assert r.status_code == 200, r.text
@@ -373,7 +405,7 @@ def test_a_validator_that_joins_mid_height_is_sent_the_heights_messages(
         t.start(1)
         wait_for("v0 and v1 to connect", lambda: (t.status(0) or {}).get("peers") == ["v1"])
         tx = make_enroll(t.operator, generate_key().public_dict(), ["x86_64"], "late",
-                         chain=t.chain_id)  # fmt: skip
+                         domain="late", chain=t.chain_id)  # fmt: skip
         answers: list[int] = []
         submit = threading.Thread(target=lambda: answers.append(t.submit(0, tx, 40).status_code))
         submit.start()

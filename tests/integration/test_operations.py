@@ -109,11 +109,11 @@ def _with_farm(root: Path, net: LedgerTestnet, builder_image: str) -> Iterator[W
         serve_args=[
             "--ledger", ",".join(net.url(i) for i in range(net.n)),
             "--coordinator-key", str(net.root / "coordinator.key"),
-            "--operator-key", str(net.root / "operator.key"),
             "--ledger-chain", net.chain_id, "--log-level", "info",
             "--genesis", str(net.genesis),
         ],
         serve_env={**JSON_LOGS, "FARM_COORDINATOR_LEDGER_INTERVAL": "0.5"},
+        operator=(net.root / "operator.key", net.genesis),
     ) as served:  # fmt: skip
         cluster = served.cluster
         builder = cluster.builders[0]

@@ -58,7 +58,7 @@ class ClusterValidators(ValidatorReads):
 
     @property
     def operator(self) -> KeyPair:
-        return load_key(self.dir / "secrets" / "coordinator" / "operator.key")
+        return load_key(self.dir / "operator" / "operator.key")
 
     @property
     def chain_id(self) -> str:

@@ -69,6 +69,7 @@ class MiniLedger:
                 k.public_dict(),
                 (ARCH,),
                 f"host{i}",
+                domain=f"host{i}",
                 chain=self.genesis.chain_id,
             )
             self.enrolled[k.keyid] = self.append(tx)

@@ -118,7 +118,12 @@ def enrolls(net: Validators, tag: str, count: int) -> list[bytes]:
     operator = net.operator
     return [
         make_enroll(
-            operator, generate_key().public_dict(), ["x86_64"], f"{tag}-{k}", chain=net.chain_id
+            operator,
+            generate_key().public_dict(),
+            ["x86_64"],
+            f"{tag}-{k}",
+            domain=f"{tag}-{k}",
+            chain=net.chain_id,
         )
         for k in range(count)
     ]

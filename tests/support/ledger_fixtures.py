@@ -39,7 +39,13 @@ def enroll_all(world: World, arches: tuple[str, ...] = ("amd64",)) -> list[bytes
     """Enroll transactions for every builder of ``world``."""
     return [
         make_enroll(
-            world.operator, k.public_dict(), arches, f"host{i}", chain=CHAIN, issued_at="t0"
+            world.operator,
+            k.public_dict(),
+            arches,
+            f"host{i}",
+            domain=f"host{i}",
+            chain=CHAIN,
+            issued_at="t0",
         )
         for i, k in enumerate(world.builders)
     ]

@@ -112,13 +112,17 @@ def served_farm(
     serve_args: Sequence[str] = (),
     serve_env: dict[str, str] | None = None,
     builders: int = 3,
+    operator: tuple[Path, Path] | None = None,
 ) -> Iterator[ServedFarm]:
     """``farm serve`` on ``root``'s SQLite database, Redis and ``builders`` approved
     builders, all ready; stopped on exit.
 
     ``serve_args`` are added to ``farm serve``'s command line, ``serve_env`` to its
     environment (which keeps no ``FARM_`` variable of ours); reports go to
-    ``root/reports``, the log to ``root/serve.log``.
+    ``root/reports``, the log to ``root/serve.log``. Builder n is approved in domain
+    ``local-n``; with ``operator`` (its key and the ledger genesis: a coordinator with a
+    ledger), the enroll transaction is signed by ``farm operator approve --key``, as an
+    operator does where they work.
     """
     db = f"sqlite:///{root / 'coordinator.db'}"
     engine = make_engine(db)
@@ -136,7 +140,7 @@ def served_farm(
         argv = [
             sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
             "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-            "--allow-same-host", "--log-level", "warning", *serve_args,
+            "--log-level", "warning", *serve_args,
         ]  # fmt: skip
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},
@@ -149,7 +153,10 @@ def served_farm(
         http = httpx.Client(base_url=url, timeout=30)
         try:
             serve.start(http)
-            for b, secret in zip(cluster.builders, enrollment, strict=True):
+            signing = [] if operator is None else [
+                "--key", str(operator[0]), "--genesis", str(operator[1]),
+            ]  # fmt: skip
+            for n, (b, secret) in enumerate(zip(cluster.builders, enrollment, strict=True), 1):
                 proc = farm_cli(
                     "builder", "enroll", "--coordinator", url, "--token", secret,
                     "--home", str(b.home),
@@ -158,7 +165,7 @@ def served_farm(
                 assert "pending approval" in proc.stdout
                 proc = farm_cli(
                     "operator", "approve", b.builder_id, "--coordinator", url,
-                    "--operator-token", token,
+                    "--operator-token", token, "--domain", f"local-{n}", *signing,
                 )  # fmt: skip
                 assert proc.returncode == 0, proc.stdout + proc.stderr
                 cluster.start_builder(b)

@@ -49,7 +49,7 @@ def test_the_genesis_names_every_validator_by_hostname_with_the_operator_and_coo
         key = load_key(made.secrets(v.name) / "validator.key")
         assert key.private.public_key().public_bytes_raw().hex() == v.public_key
     secrets = made.secrets("coordinator")
-    assert [k["keyid"] for k in g.operators] == [load_key(secrets / "operator.key").keyid]
+    assert [k["keyid"] for k in g.operators] == [load_key(made.operator_key).keyid]
     assert [k["keyid"] for k in g.coordinators] == [load_key(secrets / "coordinator.key").keyid]
     assert g.quorum == 3 and g.f == 1
     m = load_cluster(made.root)
@@ -74,7 +74,6 @@ def test_every_secret_is_0400_in_a_0700_directory_of_the_farm_user(made: Cluster
     assert names == {
         *(f"v{i}/validator.key" for i in range(4)),
         "coordinator/coordinator.key",
-        "coordinator/operator.key",
         "coordinator/postgres-password",
         "postgres/postgres-password",
     }
@@ -90,6 +89,13 @@ def test_every_secret_is_0400_in_a_0700_directory_of_the_farm_user(made: Cluster
         made.secrets("coordinator") / "postgres-password"
     ).read_bytes()
     assert not made.operator_token.exists()  # made by `up`, once the coordinator runs
+    # The operator key is the host's CLI's alone, outside every mounted directory: no
+    # container (the coordinator's least) ever sees it.
+    st = made.operator_key.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o400, os.geteuid())
+    assert stat.S_IMODE(made.operator_key.parent.stat().st_mode) == 0o700
+    compose = (Path(__file__).parents[2] / "deploy/cluster/docker-compose.yml").read_text()
+    assert "/operator" not in compose and "operator.key" not in compose
     assert not list(made.root.parent.glob(".cluster.*")), "the work directory was left"
 
 

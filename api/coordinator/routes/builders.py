@@ -1,10 +1,14 @@
-"""Builders: enrollment with a one-time token, heartbeats, approval, retirement, listing."""
+"""Builders: enrollment with a one-time token, heartbeats, approval, retirement, listing.
+
+Approval and retirement on a coordinator with a ledger relay the operator's own signed
+transactions (:mod:`farm.coordinator.operator_txs`); the coordinator holds no operator
+key."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Body, FastAPI, Query, Request
+from fastapi import Body, FastAPI, Request
 
 from api.coordinator.deps import (
     BuilderDep,
@@ -17,17 +21,21 @@ from api.coordinator.deps import (
 )
 from farm.coordinator import service
 from farm.coordinator.errors import (
+    BadRequestError,
     LedgerUnavailableError,
     PermissionDeniedError,
 )
 from farm.coordinator.models import (
+    BuilderApproval,
     BuilderCreate,
     BuilderPublic,
+    BuilderRetirement,
     EnrollmentTokenCreate,
     EnrollmentTokenPublic,
 )
+from farm.coordinator.operator_txs import check_relayed
 from farm.errors import LedgerError, TransactionError
-from farm.transactions import make_retire
+from farm.transactions import EnrollTx, RetireTx
 
 __all__ = ["add_routes"]
 
@@ -77,9 +85,29 @@ def add_routes(app: FastAPI) -> None:
         dependencies=[OperatorDep],
         tags=["operator"],
     )
-    def approve(request: Request, builder_id: str, session: SessionDep) -> BuilderPublic:
-        """Approve an enrolled builder."""
-        return builder_public(service.approve(session, builder_id, runtime(request).clock()))
+    def approve(
+        request: Request, builder_id: str, body: BuilderApproval, session: SessionDep
+    ) -> BuilderPublic:
+        """Approve an enrolled builder in an independence domain. On a coordinator with a
+        ledger the body carries the enroll transaction the operator signed for it
+        (``farm operator approve``); it is checked against the genesis operators and
+        relayed to the validators as it is. The coordinator signs nothing for it."""
+        state = runtime(request)
+        enroll: EnrollTx | None = None
+        data: bytes | None = None
+        if state.publisher is not None:
+            if body.enroll_tx is None:
+                raise BadRequestError(
+                    "this coordinator has a ledger: approval needs the enroll transaction "
+                    "the operator signed (farm operator approve --key --genesis)"
+                )
+            enroll, data = check_relayed(body.enroll_tx, EnrollTx, state.publisher.operators)
+        builder = service.approve(
+            session, builder_id, state.clock(), body.domain, enroll_tx=enroll, enroll_bytes=data
+        )
+        if state.publisher is not None:
+            state.publisher.wake()
+        return builder_public(builder)
 
     @app.post(
         "/v1/builders/{builder_id}/retire",
@@ -91,16 +119,31 @@ def add_routes(app: FastAPI) -> None:
         request: Request,
         builder_id: str,
         session: SessionDep,
-        reason: Annotated[str, Query(max_length=500)] = "retired by the operator",
+        body: Annotated[BuilderRetirement | None, Body()] = None,
     ) -> BuilderPublic:
-        """Retire a builder: it is no longer scheduled and its results are refused; on a
-        coordinator with a ledger, a builder enrolled there is retired there too (the
-        answer comes once the retire transaction is committed)."""
+        """Retire a builder: it is no longer scheduled and its results are refused; a
+        builder enrolled on the ledger is retired there too by the retire transaction
+        the operator signed (``farm operator retire``), relayed as it is (the answer
+        comes once it is committed)."""
         state = runtime(request)
-        builder = service.retire(session, builder_id)
+        body = body or BuilderRetirement()
         publisher = state.publisher
+        builder = service.get_builder(session, builder_id)
+        tx: bytes | None = None
         if publisher is not None and builder.ledger_index is not None:
-            tx = make_retire(publisher.operator_key, builder.id, reason, chain=publisher.chain)
+            if body.retire_tx is None:
+                raise BadRequestError(
+                    f"builder {builder_id[:12]} is enrolled on the ledger: retiring it needs "
+                    "the retire transaction the operator signed (farm operator retire --key)"
+                )
+            retire_tx, tx = check_relayed(body.retire_tx, RetireTx, publisher.operators)
+            if retire_tx.builder != builder.id:
+                raise BadRequestError(
+                    f"the retire transaction is for builder {retire_tx.builder[:12]}, "
+                    f"not {builder_id[:12]}"
+                )
+        builder = service.retire(session, builder_id)
+        if publisher is not None and tx is not None and builder.ledger_index is not None:
             try:
                 # A refusal counts only from validators that have its enrollment.
                 publisher.client.submit(tx, after=builder.ledger_index + 1)

@@ -1,4 +1,5 @@
-"""Revocations: an operator asks, the ledger commits a revoke transaction."""
+"""Revocations: an operator signs a revoke transaction, the coordinator relays it, the
+ledger commits it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from farm.coordinator.models import (
     RevocationPage,
     RevocationPublic,
 )
+from farm.coordinator.operator_txs import check_relayed
+from farm.transactions import RevokeTx
 
 __all__ = ["add_routes"]
 
@@ -43,17 +46,18 @@ def add_routes(app: FastAPI) -> None:
         session: SessionDep,
         operator: Annotated[str, Depends(operator_name)],
     ) -> RevocationPublic:
-        """Revoke an attested artifact (operator): the coordinator signs a revoke
-        transaction with its operator key and submits it; the answer is ``pending``
-        until the ledger commits (or refuses) it, see ``GET /v1/revocations/{id}``."""
+        """Revoke an attested artifact (operator): the body carries the revoke
+        transaction the operator signed (``farm revoke --key``); the coordinator checks
+        it is signed by a genesis operator for this ledger and relays it. The answer is
+        ``pending`` until the ledger commits (or refuses) it, see
+        ``GET /v1/revocations/{id}``."""
         state = runtime(request)
         if state.publisher is None:
             raise ConflictError("this coordinator has no ledger (farm serve --ledger)")
         publisher = state.publisher
-        row = revocations.request_revocation(
-            session, body, publisher.operator_key, publisher.chain, operator, state.clock()
-        )
-        state.publisher.wake()
+        tx, data = check_relayed(body.tx, RevokeTx, publisher.operators)
+        row = revocations.request_revocation(session, tx, data, operator, state.clock())
+        publisher.wake()
         assert row.id is not None
         return revocations.get_revocation(session, row.id)
 

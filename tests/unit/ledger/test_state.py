@@ -49,7 +49,9 @@ def scene() -> Scene:
     g = genesis_for(w)
     b = w.builders
     enrolls = [
-        make_enroll(op, k.public_dict(), ["amd64"], f"h{i}", chain=CHAIN, issued_at="t0")
+        make_enroll(
+            op, k.public_dict(), ["amd64"], f"h{i}", domain=f"h{i}", chain=CHAIN, issued_at="t0"
+        )
         for i, k in enumerate(b[:4])
     ]
     attest0 = make_attest(w.bundle())
@@ -76,19 +78,25 @@ def scene() -> Scene:
         "revoke by stranger": make_revoke(stranger, SHA, "bad", chain=CHAIN, issued_at="t1"),
         "revoke for staging": make_revoke(op, SHA, "bad", chain="farm-staging", issued_at="t1"),
         "enroll for staging": make_enroll(
-            op, b[4].public_dict(), ["amd64"], "h4", chain="farm-staging", issued_at="t1"
+            op,
+            b[4].public_dict(),
+            ["amd64"],
+            "h4",
+            domain="h4",
+            chain="farm-staging",
+            issued_at="t1",
         ),
         "enroll again": make_enroll(
-            op, b[0].public_dict(), ["amd64"], "h0", chain=CHAIN, issued_at="t9"
+            op, b[0].public_dict(), ["amd64"], "h0", domain="h0", chain=CHAIN, issued_at="t9"
         ),
         "enroll 3 again": make_enroll(
-            op, b[3].public_dict(), ["amd64"], "h3", chain=CHAIN, issued_at="t9"
+            op, b[3].public_dict(), ["amd64"], "h3", domain="h3", chain=CHAIN, issued_at="t9"
         ),
         "enroll builder 4": make_enroll(
-            op, b[4].public_dict(), ["amd64"], "h4", chain=CHAIN, issued_at="t1"
+            op, b[4].public_dict(), ["amd64"], "h4", domain="h4", chain=CHAIN, issued_at="t1"
         ),
         "enroll by stranger": make_enroll(
-            stranger, b[4].public_dict(), ["amd64"], "h4", chain=CHAIN
+            stranger, b[4].public_dict(), ["amd64"], "h4", domain="h4", chain=CHAIN
         ),
         "retire 3": make_retire(op, b[3].keyid, "compromised", chain=CHAIN, issued_at="t1"),
         "retire 3 again": make_retire(op, b[3].keyid, "compromised", chain=CHAIN, issued_at="t2"),

@@ -21,10 +21,11 @@ from farm.transactions import (
     make_retire,
     make_revoke,
     tx_id,
+    verify_operator_signature,
 )
 from ledger.errors import TransactionError
 from ledger.genesis import Genesis, genesis_hash, load_genesis, save_genesis
-from ledger.transactions import summarize_tx, verify_operator_signature
+from ledger.transactions import summarize_tx
 from tests.support.attest_world import SHA, World
 from tests.support.ledger_fixtures import CHAIN, genesis_for
 
@@ -37,7 +38,9 @@ def world() -> World:
 def test_round_trips(world: World) -> None:
     op = world.operator
     attest = make_attest(world.bundle())
-    enroll = make_enroll(op, world.builders[0].public_dict(), ["amd64"], "host0", chain=CHAIN)
+    enroll = make_enroll(
+        op, world.builders[0].public_dict(), ["amd64"], "host0", domain="host0", chain=CHAIN
+    )
     retire = make_retire(op, world.builders[0].keyid, "lost", chain=CHAIN)
     revoke = make_revoke(op, "sha256:" + SHA, "bad", chain=CHAIN)
     for data, cls in [
@@ -114,7 +117,9 @@ def test_operator_transactions_count_only_on_the_chain_they_name(world: World) -
     keys = {op.keyid: op.public}
     made = (
         make_revoke(op, SHA, "bad", chain="farm-staging"),
-        make_enroll(op, world.builders[0].public_dict(), ["amd64"], "h", chain="farm-staging"),
+        make_enroll(
+            op, world.builders[0].public_dict(), ["amd64"], "h", domain="h", chain="farm-staging"
+        ),
         make_retire(op, world.builders[0].keyid, "lost", chain="farm-staging"),
     )
     for data in made:
@@ -143,7 +148,7 @@ def test_enroll_refuses_a_bad_key(world: World) -> None:
     data = world.builders[0].public_dict()
     data["keyid"] = "0" * 64
     with pytest.raises(TransactionError, match="cannot enroll"):
-        make_enroll(world.operator, data, ["amd64"], "h", chain=CHAIN)
+        make_enroll(world.operator, data, ["amd64"], "h", domain="h", chain=CHAIN)
 
 
 # ------------------------------------------------------------------------- genesis

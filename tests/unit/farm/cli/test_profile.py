@@ -154,7 +154,7 @@ def test_a_flag_beats_the_environment_which_beats_the_profile(
     flags = ["--coordinator", f"{coordinator}/flag", "--operator-token", "flag"] if flag else []
     listed = _farm(tmp_path, "builders", *flags[:2], **env)
     assert listed.returncode == 0, listed.stderr
-    approved = _farm(tmp_path, "operator", "approve", "b1", *flags, **env)
+    approved = _farm(tmp_path, "operator", "approve", "b1", "--domain", "d1", *flags, **env)
     assert approved.returncode == 0, approved.stderr
     assert _Recorder.seen == [
         ("GET", f"/{winner}/v1/builders", None),

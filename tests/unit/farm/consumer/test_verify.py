@@ -235,7 +235,7 @@ def test_enrollment_signed_by_an_unknown_operator_is_refused(ledger: MiniLedger)
     ledger.enrolled = {}
     for i, k in enumerate(ledger.world.builders):
         ledger.enrolled[k.keyid] = ledger.append(
-            make_enroll(rogue, k.public_dict(), (ARCH,), f"h{i}", chain=CHAIN)
+            make_enroll(rogue, k.public_dict(), (ARCH,), f"h{i}", domain=f"h{i}", chain=CHAIN)
         )
     ledger.world.operator = genuine
     index, bundle = ledger.attest()
@@ -484,7 +484,9 @@ def _reenroll(ledger: MiniLedger, arches: tuple[str, ...]) -> None:
     evidence then rests on these newer entries."""
     for i, k in enumerate(ledger.world.builders):
         ledger.enrolled[k.keyid] = ledger.append(
-            make_enroll(ledger.world.operator, k.public_dict(), arches, f"h{i}", chain=CHAIN)
+            make_enroll(
+                ledger.world.operator, k.public_dict(), arches, f"h{i}", domain=f"h{i}", chain=CHAIN
+            )
         )
 
 
@@ -520,3 +522,27 @@ def test_a_builder_not_enrolled_for_the_arch_is_refused(ledger: MiniLedger) -> N
     index, bundle = ledger.attest()
     with pytest.raises(EvidenceError, match=f"is not enrolled for arch {ARCH}"):
         check(ledger, ledger.evidence(index, bundle))
+
+
+@pytest.mark.parametrize(
+    ("domains", "refused"),
+    [(["org-a", "org-b", "org-c"], False), (["org-a", "org-a", "org-b"], True)],
+)
+def test_the_agreeing_builders_must_span_quorum_domains(
+    ledger: MiniLedger, domains: list[str], refused: bool
+) -> None:
+    # A node serving enrollments that put two agreeing builders in one domain cannot make
+    # the consumer count them twice (ADR 35): the domains come from signed enroll entries.
+    ledger.enrolled = {}
+    for i, (k, d) in enumerate(zip(ledger.world.builders, domains, strict=False)):
+        ledger.enrolled[k.keyid] = ledger.append(
+            make_enroll(
+                ledger.world.operator, k.public_dict(), (ARCH,), f"h{i}", domain=d, chain=CHAIN
+            )
+        )
+    index, bundle = ledger.attest()
+    if refused:
+        with pytest.raises(EvidenceError, match=r"domain_shortfall.* span 2 independence"):
+            check(ledger, ledger.evidence(index, bundle))
+    else:
+        assert check(ledger, ledger.evidence(index, bundle)).builders

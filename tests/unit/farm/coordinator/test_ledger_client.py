@@ -10,13 +10,15 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from farm.coordinator import attestations
+from farm.coordinator import attestations, service
 from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher
 from farm.coordinator.models import Attestation, Builder
+from farm.coordinator.operator_txs import OperatorTrust
 from farm.coordinator.scheduler import request_build
 from farm.errors import LedgerError, TransactionError
-from farm.keys import generate_key
-from farm.transactions import decode_tx, tx_id
+from farm.keys import KeyPair, generate_key
+from farm.operator import Operator
+from farm.transactions import EnrollTx, decode_tx, tx_id
 from tests.unit.farm.coordinator._ledger import CHAIN, TRUST1, TRUST4, SignedLog
 from tests.unit.farm.coordinator._world import BAD, GOOD, NOW, recipe, sha
 from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, enroll, make
@@ -24,6 +26,19 @@ from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, enroll, mak
 OPERATOR = generate_key()
 GOOD_SHA = sha(GOOD)
 COORDINATOR = generate_key()
+OPERATORS = OperatorTrust({OPERATOR.keyid: OPERATOR.public}, CHAIN)
+
+
+def enroll_signed(session: Session, key: KeyPair, domain: str | None = None) -> None:
+    """Enroll and approve ``key`` as the scheduler tests do, with the enroll transaction
+    the operator signs (``farm operator approve``) for the publisher to relay."""
+    domain = domain or f"site-{key.keyid[:6]}"
+    enroll(session, key, domain=domain)
+    shown = service.get_builder(session, key.keyid).model_dump()
+    data = Operator(OPERATOR, CHAIN).enroll(key.keyid, shown, domain)
+    tx = decode_tx(data)
+    assert isinstance(tx, EnrollTx)
+    service.approve(session, key.keyid, NOW, domain, enroll_tx=tx, enroll_bytes=data)
 
 
 class FakeLedger:
@@ -115,16 +130,15 @@ def test_publisher_enrolls_then_attests_verified_builds_only(
 ) -> None:
     scheduler, _queue, _clock, staging = make(engine, tmp_path)
     for key in KEYS[:3]:
-        enroll(session, key)
+        enroll_signed(session, key)
     ledger = FakeLedger()
     ledger.down = True
     publisher = LedgerPublisher(
         engine,
         _client(ledger, attempts=1),
         COORDINATOR,
-        OPERATOR,
+        OPERATORS,
         lambda: NOW,
-        CHAIN,
         retry_after=0,
     )
     publisher.tick()  # the ledger is down: nothing stored, retried later
@@ -165,10 +179,10 @@ def test_a_refused_attestation_is_stored_with_the_ledgers_reason(
 ) -> None:
     scheduler, _queue, _clock, staging = make(engine, tmp_path)
     for key in KEYS[:3]:
-        enroll(session, key)
+        enroll_signed(session, key)
     ledger = FakeLedger()
     ledger.refuse["attest"] = "coordinator key is not in the genesis"
-    publisher = LedgerPublisher(engine, _client(ledger), COORDINATOR, OPERATOR, lambda: NOW, CHAIN)
+    publisher = LedgerPublisher(engine, _client(ledger), COORDINATOR, OPERATORS, lambda: NOW)
     (build,) = request_build(session, recipe(), NOW)
     scheduler.tick()
     for key in KEYS[:3]:

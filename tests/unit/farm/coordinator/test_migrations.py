@@ -27,10 +27,10 @@ from farm.coordinator.models import (
     Builder,
     DiffReport,
     Revocation,
-    RevocationCreate,
 )
 from farm.coordinator.revocations import request_revocation
 from farm.errors import ConfigError
+from farm.transactions import RevokeTx, decode_tx, make_revoke
 from tests.unit.farm.coordinator._ledger import CHAIN
 from tests.unit.farm.coordinator.test_ledger_client import OPERATOR
 
@@ -132,14 +132,24 @@ def _check_data(engine: Engine) -> None:
         (report,) = session.exec(select(DiffReport)).all()
         assert report.against == "builders" and report.sha256_a == SHA
         # The new table works on the old data: the attested artifact can be revoked.
-        row = request_revocation(
-            session, RevocationCreate(sha256=SHA, reason="r"), OPERATOR, CHAIN, "op", T
-        )
+        row = request_revocation(session, *_revoke(SHA), "op", T)
         assert row.id is not None and session.get(Revocation, row.id) is not None
         with pytest.raises(NotFoundError):
-            request_revocation(
-                session, RevocationCreate(sha256="ef" * 32, reason="r"), OPERATOR, CHAIN, "op", T
-            )
+            request_revocation(session, *_revoke("ef" * 32), "op", T)
+        # Migration 0008: builders carry the domain and the enroll tx the operator signed.
+        assert builder.domain is None and builder.enroll_tx is None
+        builder.domain = "site-b1"
+        session.add(builder)
+        session.commit()
+        session.refresh(builder)
+        assert builder.domain == "site-b1"
+
+
+def _revoke(sha: str) -> tuple[RevokeTx, bytes]:
+    data = make_revoke(OPERATOR, sha, "r", chain=CHAIN)
+    tx = decode_tx(data)
+    assert isinstance(tx, RevokeTx)
+    return tx, data
 
 
 def test_a_database_at_the_first_revision_upgrades_with_its_data(empty: Engine) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -10,32 +11,53 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from farm.canonical import canonical_json
 from farm.coordinator import attestations, revocations
 from farm.coordinator.errors import (
     BadRequestError,
     ConflictError,
     LedgerUnavailableError,
     NotFoundError,
+    PermissionDeniedError,
 )
 from farm.coordinator.ledger_client import LedgerClient, LedgerPublisher
 from farm.coordinator.models import (
     LedgerCheckpointPublic,
     LedgerStatusPublic,
+    Revocation,
     RevocationCreate,
 )
+from farm.coordinator.operator_txs import check_relayed
 from farm.coordinator.scheduler import request_build
-from farm.transactions import decode_tx
+from farm.keys import generate_key
+from farm.transactions import RetireTx, RevokeTx, decode_tx, make_revoke
 from tests.unit.farm.coordinator._ledger import CHAIN, TRUST4
 from tests.unit.farm.coordinator._world import GOOD, NOW, recipe, sha
 from tests.unit.farm.coordinator.test_ledger_client import (
     COORDINATOR,
     OPERATOR,
+    OPERATORS,
     FakeLedger,
     _client,
+    enroll_signed,
 )
-from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, enroll, make
+from tests.unit.farm.coordinator.test_scheduler import KEYS, answer, make
 
 GOOD_SHA = sha(GOOD)
+
+
+@dataclass(frozen=True)
+class _Ask:
+    sha256: str
+    reason: str
+
+
+def _request(session: Session, ask: _Ask) -> Revocation:
+    """What the route does with what ``farm revoke --key`` sends: a revoke transaction
+    the operator signed (checked by operator_txs), stored pending."""
+    data = make_revoke(OPERATOR, ask.sha256, ask.reason, chain=CHAIN)
+    tx, raw = check_relayed(data, RevokeTx, OPERATORS)
+    return revocations.request_revocation(session, tx, raw, "alice", NOW)
 
 
 def _attested(
@@ -44,15 +66,14 @@ def _attested(
     """A ledger holding three enrolls and one attestation of GOOD."""
     scheduler, _queue, _clock, staging = make(engine, tmp_path)
     for key in KEYS[:3]:
-        enroll(session, key)
+        enroll_signed(session, key)
     ledger = FakeLedger()
     publisher = LedgerPublisher(
         engine,
         _client(ledger, attempts=1),
         COORDINATOR,
-        OPERATOR,
+        OPERATORS,
         lambda: NOW,
-        CHAIN,
         retry_after=0,
     )
     (build,) = request_build(session, recipe(), NOW)
@@ -69,15 +90,15 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
     engine: Engine, session: Session, tmp_path: Path
 ) -> None:
     ledger, publisher = _attested(engine, session, tmp_path)
-    body = RevocationCreate(sha256=f"sha256:{GOOD_SHA}", reason="CVE-2026-0001")
-    row = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+    body = _Ask(f"sha256:{GOOD_SHA}", "CVE-2026-0001")
+    row = _request(session, body)
     assert row.status == "pending" and row.sha256 == GOOD_SHA and row.requested_by == "alice"
     tx = decode_tx(row.tx.encode())
     assert tx.type == "revoke" and tx.artifact == GOOD_SHA and tx.operator == OPERATOR.keyid
     # Not yet committed: the attestation does not show it.
     assert not attestations.list_attestations(session).items[0].revoked
     with pytest.raises(ConflictError, match="pending"):
-        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+        _request(session, body)
 
     publisher.tick()
     assert ledger.kinds()[-1] == "revoke" and ledger.log[-1] == row.tx.encode()
@@ -100,15 +121,15 @@ def test_a_revocation_is_signed_committed_and_shown_on_the_attestation(
     assert revocations.list_revocations(session, sha256=GOOD_SHA).total == 1
     assert revocations.list_revocations(session, sha256="0" * 64).total == 0
     with pytest.raises(ConflictError, match=r"already revoked \(at ledger index 4"):
-        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+        _request(session, body)
     publisher.tick()
     assert ledger.kinds().count("revoke") == 1
 
 
 def test_unknown_digests_are_refused_before_signing(engine: Engine, session: Session) -> None:
-    body = RevocationCreate(sha256="ab" * 32, reason="typo")
+    body = _Ask("ab" * 32, "typo")
     with pytest.raises(NotFoundError, match="no committed attestation on this coordinator"):
-        revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+        _request(session, body)
     assert revocations.list_revocations(session).total == 0
 
 
@@ -117,8 +138,8 @@ def test_a_refused_revocation_keeps_the_reason_and_may_be_asked_again(
 ) -> None:
     ledger, publisher = _attested(engine, session, tmp_path)
     ledger.refuse["revoke"] = "operator key is not in the genesis"
-    body = RevocationCreate(sha256=GOOD_SHA, reason="bad")
-    first = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+    body = _Ask(GOOD_SHA, "bad")
+    first = _request(session, body)
     publisher.tick()
     session.expire_all()
     got = revocations.get_revocation(session, first.id or 0)
@@ -127,7 +148,7 @@ def test_a_refused_revocation_keeps_the_reason_and_may_be_asked_again(
 
     ledger.down = True
     del ledger.refuse["revoke"]
-    second = revocations.request_revocation(session, body, OPERATOR, CHAIN, "alice", NOW)
+    second = _request(session, body)
     publisher.tick()  # down: stays pending, retried later
     session.expire_all()
     assert revocations.get_revocation(session, second.id or 0).status == "pending"
@@ -186,8 +207,33 @@ def test_no_validator_answering_is_unavailable() -> None:
 
 
 def test_revocation_request_shape() -> None:
-    with pytest.raises(ValueError, match="pattern"):
-        RevocationCreate(sha256="xyz", reason="r")
-    with pytest.raises(ValueError, match="at least 1"):
-        RevocationCreate(sha256="ab" * 32, reason="")
-    assert json.loads(RevocationCreate(sha256="ab" * 32, reason="r").model_dump_json())
+    # The body is the operator's signed transaction, nothing the coordinator would sign.
+    with pytest.raises(ValueError, match="Extra inputs"):
+        RevocationCreate.model_validate({"sha256": "ab" * 32, "reason": "r"})
+    assert RevocationCreate(tx="{}").tx == "{}"
+
+
+def test_the_coordinator_relays_only_what_a_genesis_operator_signed_for_its_chain() -> None:
+    """Relaying is checked before anything is stored: not a transaction, another kind,
+    another chain, a key the genesis does not list are refused with the reason."""
+    good = make_revoke(OPERATOR, "ab" * 32, "r", chain=CHAIN)
+    tx, raw = check_relayed(good.decode(), RevokeTx, OPERATORS)
+    assert raw == good and tx.artifact == "ab" * 32
+    with pytest.raises(BadRequestError, match="not an operator transaction"):
+        check_relayed(b"{not json", RevokeTx, OPERATORS)
+    with pytest.raises(
+        BadRequestError, match="a retire transaction was expected, this is a revoke"
+    ):
+        check_relayed(good, RetireTx, OPERATORS)
+    stranger = generate_key()
+    with pytest.raises(PermissionDeniedError, match="unknown operator"):
+        check_relayed(make_revoke(stranger, "ab" * 32, "r", chain=CHAIN), RevokeTx, OPERATORS)
+    with pytest.raises(PermissionDeniedError, match="signed for ledger 'farm-staging'"):
+        check_relayed(
+            make_revoke(OPERATOR, "ab" * 32, "r", chain="farm-staging"), RevokeTx, OPERATORS
+        )
+    # A genesis operator's key id over another key's signature: does not verify.
+    forged = json.loads(make_revoke(stranger, "ab" * 32, "r", chain=CHAIN))
+    forged["operator"] = OPERATOR.keyid
+    with pytest.raises(PermissionDeniedError, match="does not verify"):
+        check_relayed(canonical_json(forged), RevokeTx, OPERATORS)

@@ -61,7 +61,9 @@ class Clock:
         return self.now
 
 
-def enroll(session: Session, key: KeyPair, host: str | None = None) -> None:
+def enroll(
+    session: Session, key: KeyPair, host: str | None = None, domain: str | None = None
+) -> None:
     token = service.issue_enrollment_token(session, NOW)
     req = BuilderCreate(
         token=token.token,
@@ -70,7 +72,7 @@ def enroll(session: Session, key: KeyPair, host: str | None = None) -> None:
         arches=["amd64"],
     )
     service.enroll(session, req, NOW)
-    service.approve(session, key.keyid, NOW)
+    service.approve(session, key.keyid, NOW, domain or f"site-{key.keyid[:6]}")
     service.heartbeat(session, key.keyid, NOW)
 
 
@@ -115,7 +117,10 @@ def test_waits_for_quorum_then_dispatches_and_decides(
     scheduler.tick()
     waiting = build_of(session, build.id)
     assert waiting.status == "pending" and queue.sent == []
-    assert waiting.note is not None and "3 builders of amd64 on distinct hosts" in waiting.note
+    assert (
+        waiting.note is not None
+        and "3 builders of amd64 in distinct independence domains" in waiting.note
+    )
     enroll(session, KEYS[2])
     scheduler.tick()
     assert {b for _, b in queue.sent} == {k.keyid for k in KEYS[:3]}
@@ -180,16 +185,23 @@ def test_a_disagreeing_builder_makes_the_build_disputed(
     assert build_of(session, build.id).status == "disputed"
 
 
-def test_one_host_rule_and_its_override(engine: Engine, session: Session, tmp_path: Path) -> None:
-    for key in KEYS[:3]:
-        enroll(session, key, host="one-machine")
-    strict, queue, _, _ = make(engine, tmp_path)
+def test_builders_are_picked_from_distinct_domains_not_hosts(
+    engine: Engine, session: Session, tmp_path: Path
+) -> None:
+    # Three builders on one host in three domains build; two in one domain do not.
+    for key, domain in zip(KEYS[:3], ["org-a", "org-a", "org-b"], strict=True):
+        enroll(session, key, host="one-machine", domain=domain)
+    scheduler, queue, _, _ = make(engine, tmp_path)
     (build,) = request_build(session, recipe(), NOW)
-    strict.tick()
+    scheduler.tick()
     assert queue.sent == [] and build_of(session, build.id).status == "pending"
-    relaxed, queue, _, _ = make(engine, tmp_path, allow_same_host=True)
-    relaxed.tick()
-    assert len(queue.sent) == 3 and build_of(session, build.id).status == "running"
+    assert "distinct independence domains" in (build_of(session, build.id).note or "")
+    enroll(session, KEYS[3], host="one-machine", domain="org-c")
+    scheduler.tick()
+    sent = sorted(b for _, b in queue.sent)
+    assert len(sent) == 3 and build_of(session, build.id).status == "running"
+    domains = {service.get_builder(session, b).domain for b in sent}
+    assert domains == {"org-a", "org-b", "org-c"}
 
 
 def test_resume_sends_outstanding_tasks_again(

@@ -25,7 +25,9 @@ from tests.unit.farm.coordinator._world import BAD, GOOD, NOW, WHEEL, envelope, 
 KEYS = [generate_key() for _ in range(4)]
 
 
-def enroll(session: Session, key: KeyPair, *, approve: bool = True, host: str = "") -> None:
+def enroll(
+    session: Session, key: KeyPair, *, approve: bool = True, host: str = "", domain: str = ""
+) -> None:
     token = service.issue_enrollment_token(session, NOW)
     req = BuilderCreate(
         token=token.token,
@@ -35,7 +37,7 @@ def enroll(session: Session, key: KeyPair, *, approve: bool = True, host: str = 
     )
     service.enroll(session, req, NOW)
     if approve:
-        service.approve(session, key.keyid, NOW)
+        service.approve(session, key.keyid, NOW, domain or f"site-{key.keyid[:6]}")
 
 
 @pytest.fixture
@@ -268,13 +270,39 @@ def test_a_build_is_decided_once(session: Session, staging: Staging) -> None:
         service.record_result(session, staging, build_id, KEYS[3].keyid, late, NOW)
 
 
-def test_pick_builders_never_two_on_one_host(session: Session) -> None:
-    enroll(session, KEYS[0], host="rack-a")
-    enroll(session, KEYS[1], host="rack-a")
-    enroll(session, KEYS[2], host="rack-b")
+def test_pick_builders_never_two_in_one_domain(session: Session) -> None:
+    # Hosts do not matter; the domains the operator assigned do.
+    enroll(session, KEYS[0], host="one-machine", domain="org-a")
+    enroll(session, KEYS[1], host="one-machine", domain="org-a")
+    enroll(session, KEYS[2], host="one-machine", domain="org-b")
     for key in KEYS[:3]:
         service.heartbeat(session, key.keyid, NOW)
     picked = service.pick_builders(session, "amd64", 2, NOW)
-    assert sorted(b.hostname for b in picked) == ["rack-a", "rack-b"]
-    with pytest.raises(ConflictError, match="2 healthy ones are available"):
+    assert sorted(b.domain or "" for b in picked) == ["org-a", "org-b"]
+    with pytest.raises(ConflictError, match="available in 2"):
         service.pick_builders(session, "amd64", 3, NOW)
+    # A replacement avoids the domains already asked.
+    (spare,) = service.pick_builders(
+        session, "amd64", 1, NOW, exclude={KEYS[2].keyid}, avoid_domains={"org-b"}
+    )
+    assert spare.domain == "org-a"
+    with pytest.raises(ConflictError):
+        service.pick_builders(session, "amd64", 1, NOW, avoid_domains={"org-a", "org-b"})
+
+
+def test_a_builder_approved_without_a_domain_is_a_domain_of_its_own(session: Session) -> None:
+    enroll(session, KEYS[0], approve=False)
+    builder = service.approve(session, KEYS[0].keyid, NOW, "org-a")
+    builder.domain = None  # as a row approved before migration 0008 reads
+    assert service.domain_of(builder) == f"builder:{KEYS[0].keyid}"
+
+
+def test_approval_keeps_the_domain_of_a_builder_on_the_ledger(session: Session) -> None:
+    enroll(session, KEYS[0], domain="org-a")
+    builder = service.get_builder(session, KEYS[0].keyid)
+    builder.ledger_index = 3
+    session.add(builder)
+    session.commit()
+    with pytest.raises(ConflictError, match="enrolled on the ledger in domain 'org-a'"):
+        service.approve(session, KEYS[0].keyid, NOW, "org-b")
+    assert service.approve(session, KEYS[0].keyid, NOW, "org-a").domain == "org-a"
