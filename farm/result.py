@@ -23,7 +23,7 @@ from typing import Any, Literal
 from google.protobuf import json_format
 from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
@@ -34,9 +34,11 @@ from farm.keys import KeyPair
 
 __all__ = [
     "BUILD_RESULT_PREDICATE",
+    "FAILURE_KINDS",
     "PAYLOAD_TYPE",
     "STATEMENT_TYPE",
     "BuildPredicate",
+    "FailureKind",
     "OutputDigest",
     "ResultStatement",
     "SignedResult",
@@ -47,6 +49,16 @@ __all__ = [
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 BUILD_RESULT_PREDICATE = "https://farm.dev/attestations/build-result/v1"
+
+
+#: Why a failed build failed, for machines: ``build`` (the build itself: its command
+#: exited non-zero, timed out, ran out of memory, its sources did not match their pins,
+#: its outputs were refused) or ``infrastructure`` (this builder host's own machinery:
+#: its Docker Engine could not be reached or failed under the build). The coordinator
+#: counts a ``build`` failure against the build and sends the task of an
+#: ``infrastructure`` failure again (ADR 37).
+FAILURE_KINDS = ("build", "infrastructure")
+FailureKind = Literal["build", "infrastructure"]
 
 
 class _Frozen(BaseModel):
@@ -77,9 +89,33 @@ class BuildPredicate(_Frozen):
     exit_code: int | None
     timed_out: bool = False
     error: str | None = Field(default=None, description="Why the build failed, for people.")
+    failure_kind: FailureKind | None = Field(
+        default=None,
+        description="Why the build failed, for machines (see FAILURE_KINDS); absent when it "
+        "succeeded, and read as ``build`` on a failed result that does not say.",
+    )
     log_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     log_truncated: bool = False
     outputs: tuple[OutputDigest, ...] = ()
+
+    @model_validator(mode="after")
+    def _kind_only_on_failures(self) -> BuildPredicate:
+        if self.status == "succeeded" and self.failure_kind is not None:
+            raise ValueError("a succeeded build has no failure_kind")
+        return self
+
+    @property
+    def infrastructure_failure(self) -> bool:
+        """Whether the builder host's machinery, not the build, failed (not its verdict)."""
+        return self.status == "failed" and self.failure_kind == "infrastructure"
+
+    def signed_json(self) -> dict[str, Any]:
+        """The predicate as it is signed: ``failure_kind`` only when it is set, so a
+        result that has none has the bytes it had before the field existed."""
+        value = self.model_dump(mode="json")
+        if value.get("failure_kind") is None:
+            value.pop("failure_kind", None)
+        return value
 
 
 class ResultStatement(_Frozen):
@@ -127,12 +163,12 @@ def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     stmt = Statement(
         subjects=subjects,
         predicate_type=BUILD_RESULT_PREDICATE,
-        predicate=predicate.model_dump(mode="json"),
+        predicate=predicate.signed_json(),
     )
     stmt.validate()
     value: dict[str, Any] = json_format.MessageToDict(stmt.pb)
     # protobuf's Struct has only doubles; give integers back their type before signing.
-    value["predicate"] = predicate.model_dump(mode="json")
+    value["predicate"] = predicate.signed_json()
     value.setdefault("subject", [])
     return value
 

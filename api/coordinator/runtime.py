@@ -113,6 +113,7 @@ def start_background(state: Runtime) -> None:
             allow_same_host=settings.allow_same_host,
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
+            max_interruptions=settings.max_interruptions,
             heartbeat_within=settings.heartbeat_within,
             lost_after=settings.builder_lost_after,
         )

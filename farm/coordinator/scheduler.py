@@ -12,8 +12,15 @@ A build requested through the API or the recipe follower is stored ``pending`` a
   own signed failure), ``refused`` (the coordinator refused what it sent), or
   ``timed_out`` (no result by the recipe timeout plus a margin), or ``lost`` (the
   builder's host has not been heard from for ``lost_after`` seconds: a host that died
-  mid-build is replaced within that bound, not only at the recipe timeout);
-* replaces each attempt that did not succeed by another healthy builder, at most
+  mid-build is replaced within that bound, not only at the recipe timeout), or
+  ``interrupted`` (the builder signed a failure of kind ``infrastructure``: its own
+  host failed, e.g. its Docker Engine was stopping; not the build's failure);
+* sends an ``interrupted`` attempt's task again to the *same* builder (it builds when
+  its host is back), and a ``lost`` one too when no other builder can replace it, at
+  most ``max_interruptions`` times per attempt (counted in ``attempt.interruptions``;
+  then it is treated as any other given-up attempt), so that restarting a builder host
+  never fails a build and a broken host cannot hold one forever (ADR 37);
+* replaces each other attempt that did not succeed by another healthy builder, at most
   ``max_retries`` times per build, each replacement recorded on the attempt it
   replaces and counted in ``build.retries``;
 * finalizes a build once no attempt is outstanding (the verdict counts every accepted
@@ -57,7 +64,7 @@ __all__ = ["Dispatcher", "Scheduler", "SchedulerConfig", "request_build"]
 log = logging.getLogger(__name__)
 
 #: Attempt states that ended without a result: the attempt is replaced (within the bound).
-GIVEN_UP = ("failed", "timed_out", "refused", "lost")
+GIVEN_UP = ("failed", "timed_out", "refused", "lost", "interrupted")
 
 
 class Dispatcher(Protocol):
@@ -86,6 +93,9 @@ class SchedulerConfig:
     """Seconds without a heartbeat from a builder after which its outstanding attempts
     are given up (``lost``) and replaced; counted afresh after the scheduler itself was
     away (started, paused, failing passes), so it first hears its builders again."""
+    max_interruptions: int = 3
+    """Times one attempt's task is sent again to the same builder after its host failed
+    the build (``interrupted``) or fell silent with no spare (``lost``); then given up."""
 
 
 def request_build(
@@ -128,8 +138,16 @@ def _result_state(session: Session, attempt: BuildAttempt) -> tuple[str, str | N
         except (FarmError, KeyError, ValueError):
             error = None
         return "failed", error or "the builder reported a failed build"
-    if rows:
-        return "refused", rows[-1].reason
+    # Only an interruption reported since the task was (last) sent ends this attempt.
+    interrupted = [
+        r for r in rows if r.status == "interrupted" and r.received_at >= attempt.dispatched_at
+    ]
+    if interrupted:
+        why = interrupted[-1].reason or "the builder's host failed the build"
+        return "interrupted", f"infrastructure: {why}"
+    refused = [r for r in rows if r.status == "refused"]
+    if refused:
+        return "refused", refused[-1].reason
     return None
 
 
@@ -253,9 +271,15 @@ class Scheduler:
                 self._settle(session, build, attempt, now)
         for attempt in list(attempts):
             if attempt.state in GIVEN_UP and attempt.replaced_by is None:
+                if attempt.state == "interrupted" and self._again(
+                    session, build, recipe, attempt, now
+                ):
+                    continue
                 replacement = self._replace(session, build, recipe, attempt, attempts, now)
                 if replacement is not None:
                     attempts.append(replacement)
+                elif attempt.state == "lost":  # no one else: wait for this host to be back
+                    self._again(session, build, recipe, attempt, now)
         if not any(a.state == "dispatched" for a in attempts):
             self._decide(session, build.id, now)
 
@@ -359,6 +383,50 @@ class Scheduler:
             f"builder host {builder.hostname} not heard from for "
             f"{self.config.lost_after:g} s (last heartbeat: {last})"
         )
+
+    def _again(
+        self, session: Session, build: Build, recipe: Recipe, attempt: BuildAttempt, now: datetime
+    ) -> bool:
+        """Send ``attempt``'s task again to its own builder, as a fresh dispatch (a new
+        deadline, silence counted from now); whether it was, i.e. whether the attempt has
+        not used up its ``max_interruptions`` and its builder is still approved."""
+        limit = self.config.max_interruptions
+        builder = session.get(Builder, attempt.builder_id)
+        if builder is None or not builder.approved:
+            return False
+        if attempt.interruptions >= limit:
+            note = (
+                f"builder {attempt.builder_id[:12]} given up after {limit} infrastructure "
+                f"retries: {attempt.reason}"
+            )
+            if build.note != note:
+                build.note = note
+                build.updated_at = now
+                session.add(build)
+                session.commit()
+                log.error("build %s: %s", build.id, note)
+            return False
+        was = attempt.state
+        attempt.interruptions += 1
+        attempt.state = "dispatched"
+        attempt.dispatched_at = now
+        attempt.deadline = now + timedelta(
+            seconds=recipe.limits.timeout + self.config.timeout_margin
+        )
+        attempt.finished_at = None
+        session.add(attempt)
+        session.commit()
+        log.warning(
+            "build %s: builder %s %s (%s); task sent to it again (infrastructure retry %d/%d)",
+            build.id,
+            attempt.builder_id[:12],
+            was,
+            attempt.reason,
+            attempt.interruptions,
+            limit,
+        )
+        self._send(build, recipe, builder)
+        return True
 
     def _replace(
         self,
