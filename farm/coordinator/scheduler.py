@@ -138,9 +138,10 @@ def _result_state(session: Session, attempt: BuildAttempt) -> tuple[str, str | N
         except (FarmError, KeyError, ValueError):
             error = None
         return "failed", error or "the builder reported a failed build"
-    # Only an interruption reported since the task was (last) sent ends this attempt.
+    # Only an interruption reported since the task was (last) sent ends this attempt: a
+    # task sent again is sent by the pass that read the report, strictly after it came.
     interrupted = [
-        r for r in rows if r.status == "interrupted" and r.received_at >= attempt.dispatched_at
+        r for r in rows if r.status == "interrupted" and r.received_at > attempt.dispatched_at
     ]
     if interrupted:
         why = interrupted[-1].reason or "the builder's host failed the build"
