@@ -34,12 +34,6 @@ die() {
 : "${FARM_COORDINATOR_URL:?FARM_COORDINATOR_URL must be set}"
 : "${FARM_BUILDER_IMAGE_ID:?FARM_BUILDER_IMAGE_ID must be set}"
 as_farm() { runuser -u farm -- env HOME=/home/farm "$@"; }
-# The long-running worker: setpriv execs (runuser stays as a parent that answers SIGTERM
-# by SIGKILLing its child 2 s later, which cut the worker's warm shutdown short), in a
-# session of its own, so "$!" is the worker itself and only stop() below signals it.
-exec_as_farm() {
-    setsid setpriv --reuid=farm --regid=farm --init-groups env HOME=/home/farm "$@"
-}
 
 # 1. The host's own engine. No bridge and no iptables: builds run with no network.
 rm -f /var/run/docker.pid /var/run/docker.sock
@@ -90,7 +84,13 @@ fi
 
 # 4. The worker, until stopped. A TERM before this point ends the script at once (bash's
 # default), which is right: no worker has taken a task yet.
-exec_as_farm farm builder run --home "$FARM_HOME" --image "$FARM_BUILDER_IMAGE_ID" \
+# Started by setsid and setpriv, which exec (runuser stays as a parent that answers
+# SIGTERM by SIGKILLing its child 2 s later, which cut the worker's warm shutdown short),
+# written out here rather than through a function (a function run with & is a subshell
+# of its own, whose pid "$!" would be): "$!" is the worker itself, in a session of its
+# own, and only stop() below signals it.
+setsid setpriv --reuid=farm --regid=farm --init-groups env HOME=/home/farm \
+    farm builder run --home "$FARM_HOME" --image "$FARM_BUILDER_IMAGE_ID" \
     --metrics-address 0.0.0.0:9100 &
 worker_pid=$!
 # wait_for PID: until it has exited (a trapped signal interrupts "wait"; wait again).

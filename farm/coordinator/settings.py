@@ -74,6 +74,12 @@ class CoordinatorSettings(BaseSettings):
         "stopped or failed) or fell silent with no other builder to replace it; then it "
         "is replaced, or the build decided without it (ADR 37).",
     )
+    interruption_pause: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds after a builder's host failed a build before its task is "
+        "sent to it again: a host going down would fail it again at once (ADR 37).",
+    )
     recipes_repo: str | None = Field(
         default=None, description="Git repository of recipes to follow (local path or URL)."
     )

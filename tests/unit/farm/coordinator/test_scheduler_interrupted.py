@@ -63,7 +63,7 @@ def beat_all(session: Session, clock: Clock, keys: list[KeyPair]) -> None:
 def test_an_interrupted_builder_is_sent_its_task_again_and_counted_when_it_builds(
     engine: Engine, session: Session, tmp_path: Path
 ) -> None:
-    scheduler, queue, clock, staging = make(engine, tmp_path)
+    scheduler, queue, clock, staging = make(engine, tmp_path, interruption_pause=0)
     for key in KEYS[:3]:  # no spare
         enroll(session, key)
     (build,) = request_build(session, recipe(), NOW)
@@ -94,10 +94,42 @@ def test_an_interrupted_builder_is_sent_its_task_again_and_counted_when_it_build
     assert attempts(session, build.id)[KEYS[0].keyid].state == "succeeded"
 
 
+def test_a_host_that_just_failed_a_build_is_not_asked_again_at_once(
+    engine: Engine, session: Session, tmp_path: Path
+) -> None:
+    """A host going down fails every task it takes: sending at once would use up the
+    bound in a second. The build waits the pause out, and is not decided meanwhile."""
+    scheduler, queue, clock, staging = make(engine, tmp_path, interruption_pause=10)
+    for key in KEYS[:3]:
+        enroll(session, key)
+    (build,) = request_build(session, recipe(), NOW)
+    scheduler.tick()
+    for key in KEYS[1:3]:
+        answer(session, staging, key, build.id)
+    later(clock, 1)
+    interrupt(session, staging, KEYS[0], build.id, clock)
+    for _ in range(4):  # 8 s of passes: resting
+        later(clock, 2)
+        scheduler.tick()
+    tried = attempts(session, build.id)[KEYS[0].keyid]
+    assert (tried.state, tried.interruptions) == ("interrupted", 0)
+    assert len(queue.sent) == 3 and build_of(session, build.id).status == "running"
+    later(clock, 4)  # 10 s after the pass that saw the report
+    scheduler.tick()
+    tried = attempts(session, build.id)[KEYS[0].keyid]
+    assert (tried.state, tried.interruptions) == ("dispatched", 1)
+    assert queue.sent[-1] == (build.id, KEYS[0].keyid)
+    answer(session, staging, KEYS[0], build.id)
+    scheduler.tick()
+    assert build_of(session, build.id).status == "verified"
+
+
 def test_past_the_bound_a_spare_replaces_the_broken_host(
     engine: Engine, session: Session, tmp_path: Path
 ) -> None:
-    scheduler, queue, clock, staging = make(engine, tmp_path, max_interruptions=3)
+    scheduler, queue, clock, staging = make(
+        engine, tmp_path, max_interruptions=3, interruption_pause=0
+    )
     for key in KEYS[:4]:
         enroll(session, key)
     (build,) = request_build(session, recipe(), NOW)
@@ -120,7 +152,9 @@ def test_past_the_bound_a_spare_replaces_the_broken_host(
 def test_with_no_spare_a_broken_host_fails_the_build_after_the_bound(
     engine: Engine, session: Session, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    scheduler, _queue, clock, staging = make(engine, tmp_path, max_interruptions=2)
+    scheduler, _queue, clock, staging = make(
+        engine, tmp_path, max_interruptions=2, interruption_pause=0
+    )
     for key in KEYS[:3]:
         enroll(session, key)
     (build,) = request_build(session, recipe(), NOW)
