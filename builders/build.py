@@ -4,7 +4,11 @@ fetch (outside the container, verified, cached) → hermetic run → collect and
 outputs → put outputs and log in the content store → sign the result.
 
 A build that cannot run to the end still yields a *signed failed* result saying why,
-so the caller can tell a failed build from a lost one. Only bugs raise.
+so the caller can tell a failed build from a lost one. Only bugs raise. The failure says
+for machines whose it is (``failure_kind``): ``infrastructure`` when this host's Docker
+Engine failed (:class:`~builders.errors.EngineError`) or does not answer once the build
+has failed, which the coordinator sends again instead of counting (ADR 37); ``build``
+for everything else.
 """
 
 from __future__ import annotations
@@ -20,20 +24,21 @@ from typing import Any
 import docker
 
 from builders.arch import require_arch
+from builders.errors import EngineError
 from builders.fetch import Fetcher
 from builders.image import require_image
 from builders.outputs import collect_outputs
-from builders.runner import RunOutcome, RunSpec, run_hermetic
+from builders.runner import RunOutcome, RunSpec, engine_answers, remove_stale, run_hermetic
 from builders.store import ContentStore
 from builders.variation import apply, derive, record
 from farm.canonical import sha256_bytes
 from farm.errors import BuildError, FarmError
 from farm.keys import KeyPair
 from farm.recipe import Recipe
-from farm.result import BuildPredicate, BuildVariation, OutputDigest, sign_result
+from farm.result import BuildPredicate, BuildVariation, FailureKind, OutputDigest, sign_result
 from farm.task import BuildTask
 
-__all__ = ["BuildContext", "BuildOutcome", "execute", "failure_of", "spec_for"]
+__all__ = ["BuildContext", "BuildOutcome", "execute", "failure_kind_of", "failure_of", "spec_for"]
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +66,8 @@ class BuildOutcome:
 
     envelope: dict[str, Any]
     log: bytes
+    infrastructure_failure: bool = False
+    """Whether this host's machinery failed the build (``failure_kind`` infrastructure)."""
 
     def to_json(self, tail: int = 8192) -> dict[str, Any]:
         """What the task returns over the queue: the envelope and the log's tail."""
@@ -85,6 +92,18 @@ class _Progress:
     outputs: tuple[OutputDigest, ...] = ()
     error: str | None = None
     variation: BuildVariation | None = None
+    failure_kind: FailureKind = "build"
+
+
+def failure_kind_of(exc: FarmError | None, client: docker.DockerClient) -> FailureKind:
+    """Whose failure a build's is: ``infrastructure`` if this host's engine failed under
+    it (``exc`` is an :class:`EngineError`) or does not answer now, else ``build``.
+
+    Asked only once a build has failed: a build command killed because the engine was
+    stopping (exit 143) is the host's failure too, which only the ping tells."""
+    if isinstance(exc, EngineError) or not engine_answers(client):
+        return "infrastructure"
+    return "build"
 
 
 def _preflight(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> None:
@@ -131,6 +150,10 @@ def spec_for(
 
 def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: _Progress) -> None:
     _preflight(task, recipe, ctx)
+    # A container an interrupted attempt of this (build, builder) left behind.
+    removed = remove_stale(ctx.docker, labels_for(task))
+    if removed:
+        ctx.progress(f"removed {removed} container(s) left by an interrupted attempt")
     ctx.progress(f"fetching source of {recipe.label}")
     source_dir = ctx.fetcher.source(recipe.source, work / "fetch")
     deps_dir = None
@@ -149,7 +172,9 @@ def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: 
     state.log, state.log_truncated = run.log, run.log_truncated
     state.exit_code, state.timed_out = run.exit_code, run.timed_out
     state.error = failure_of(run, recipe)
-    if state.error is None:
+    if state.error is not None:
+        state.failure_kind = failure_kind_of(None, ctx.docker)
+    else:
         collected = collect_outputs(
             run.output_dir, recipe.outputs, max_total=recipe.limits.output_size
         )
@@ -172,9 +197,10 @@ def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
         _run(task, recipe, ctx, work, state)
     except FarmError as exc:
         state.error = str(exc)
+        state.failure_kind = failure_kind_of(exc, ctx.docker)
         state.finished = datetime.now(UTC)
         state.outputs = ()
-        logger.warning("build %s failed: %s", task.build_id, state.error)
+        logger.warning("build %s failed (%s): %s", task.build_id, state.failure_kind, state.error)
     finally:
         if not ctx.keep_work:
             shutil.rmtree(work, ignore_errors=True)
@@ -194,9 +220,14 @@ def execute(task: BuildTask, recipe: Recipe, ctx: BuildContext) -> BuildOutcome:
         exit_code=state.exit_code,
         timed_out=state.timed_out,
         error=state.error,
+        failure_kind=state.failure_kind if state.error else None,
         log_sha256=sha256_bytes(state.log),
         log_truncated=state.log_truncated,
         outputs=state.outputs,
         variation=state.variation,
     )
-    return BuildOutcome(envelope=sign_result(predicate, ctx.key), log=state.log)
+    return BuildOutcome(
+        envelope=sign_result(predicate, ctx.key),
+        log=state.log,
+        infrastructure_failure=predicate.infrastructure_failure,
+    )

@@ -79,7 +79,7 @@ from docker.models.containers import Container
 from docker.types import LogConfig, Mount, Ulimit
 
 from builders.arch import docker_platform
-from builders.errors import OutputError, SandboxError
+from builders.errors import EngineError, OutputError, SandboxError
 from farm.errors import ImageError
 from farm.recipe import RESERVED_ENV, Limits
 
@@ -89,6 +89,7 @@ __all__ = [
     "HERMETIC_LABEL",
     "RunOutcome",
     "RunSpec",
+    "engine_answers",
     "remove_stale",
     "run_hermetic",
 ]
@@ -234,7 +235,7 @@ def _require_image(client: docker.DockerClient, image: str, arch: str) -> None:
             f"image {image} is not on this host; farm never pulls, load the pinned image first"
         ) from None
     except _DockerFailure as exc:
-        raise SandboxError(f"cannot inspect image {image}: {exc}") from None
+        raise EngineError(f"cannot inspect image {image}: {exc}") from None
     if found.id != image:
         raise ImageError(f"image {image} resolved to {found.id}")
     want = docker_platform(arch).split("/")[1]
@@ -351,7 +352,7 @@ def _remove(container: Container, *, quiet: bool) -> None:
     if quiet:
         logger.error("%s", message)
     else:
-        raise SandboxError(message)
+        raise EngineError(message)
 
 
 @contextlib.contextmanager
@@ -364,7 +365,7 @@ def _sandbox(client: docker.DockerClient, spec: RunSpec) -> Iterator[Container]:
             container.start()
             yield container
         except _DockerFailure as exc:
-            raise SandboxError(f"build container failed: {exc}") from None
+            raise EngineError(f"build container failed: {exc}") from None
     except BaseException:
         # already failing (KeyboardInterrupt included): remove, but keep the first error
         if container is not None:
@@ -667,7 +668,22 @@ def run_hermetic(client: docker.DockerClient, spec: RunSpec, work_dir: Path) -> 
         try:
             return _run_build(container, spec, output_dir)
         except _DockerFailure as exc:
-            raise SandboxError(f"build container {container.short_id} failed: {exc}") from None
+            raise EngineError(f"build container {container.short_id} failed: {exc}") from None
+
+
+def engine_answers(client: docker.DockerClient, within: float = 0.0, pause: float = 1.0) -> bool:
+    """Whether this host's Docker Engine answers a ping, asking again every ``pause``
+    seconds for up to ``within`` seconds (0: once). Never raises."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            if client.ping():
+                return True
+        except _DockerFailure as exc:
+            logger.debug("the Docker Engine does not answer: %s", exc)
+        if time.monotonic() + pause > deadline:
+            return False
+        time.sleep(pause)
 
 
 def remove_stale(client: docker.DockerClient, labels: Mapping[str, str]) -> int:
@@ -683,7 +699,7 @@ def remove_stale(client: docker.DockerClient, labels: Mapping[str, str]) -> int:
     try:
         found = client.containers.list(all=True, filters=filters)
     except _DockerFailure as exc:
-        raise SandboxError(f"cannot list containers: {exc}") from None
+        raise EngineError(f"cannot list containers: {exc}") from None
     for container in found:
         _remove(container, quiet=False)
     return len(found)

@@ -3,7 +3,13 @@
 Idempotent by (build id, builder id): the first completed result is stored in Redis
 with SET NX and every later delivery of the same task returns that stored result
 instead of building again. A delivery after a worker crash first removes the
-containers the crashed attempt left behind.
+containers the crashed attempt left behind. An ``infrastructure`` failure (this host's
+engine failed, :data:`farm.result.FAILURE_KINDS`) is delivered but not stored: the
+coordinator sends the task again, and it must build again (ADR 37).
+
+A worker takes no build while its Docker Engine does not answer: it waits up to
+:data:`ENGINE_WAIT` seconds for it, then gives the task back to its queue
+(:class:`celery.exceptions.Reject`) for when the engine is back, instead of failing it.
 
 A build outlives a broker that restarts under it: storing the finished result is tried
 again for up to :data:`STORE_WITHIN` seconds, and a result that still could not be
@@ -27,10 +33,11 @@ from typing import Any
 
 import redis
 from celery import Celery, Task
+from celery.exceptions import Reject
 
-from builders.build import BuildContext, execute, labels_for
+from builders.build import BuildContext, execute
 from builders.metrics import BuildCounters, outcome_of
-from builders.runner import remove_stale
+from builders.runner import engine_answers
 from farm.errors import FarmError
 from farm.logs import bind
 from farm.task import BUILD_TASK_NAME, BuildTask
@@ -45,6 +52,8 @@ RESULT_TTL = 30 * 24 * 3600
 STORE_WITHIN = 300.0
 #: Pause between two tries (seconds).
 STORE_PAUSE = 2.0
+#: How long a task waits for an engine that does not answer before it is given back.
+ENGINE_WAIT = 30.0
 
 
 def store_result(
@@ -115,12 +124,14 @@ def register_build_task(
     client: redis.Redis,
     deliver: Deliver | None = None,
     counters: BuildCounters | None = None,
+    engine_wait: float = ENGINE_WAIT,
 ) -> Task:  # type: ignore[type-arg]
     """Register the build task on ``app`` for the builder whose context is ``ctx``.
 
     With ``deliver``, every stored result (a fresh one, or the stored one returned
     again for a repeated task) is also handed to it; it must not raise. With
-    ``counters``, each task is counted (see the module docstring).
+    ``counters``, each task is counted (see the module docstring). ``engine_wait``:
+    how long a task waits for an engine that does not answer before it is given back.
     """
 
     def delivered(result: dict[str, Any]) -> dict[str, Any]:
@@ -166,12 +177,18 @@ def register_build_task(
                 log.info("already built; returning the stored result")
                 result: dict[str, Any] = json.loads(stored)
                 return repeated(delivered(result), t0)
-            removed = remove_stale(ctx.docker, labels_for(task))
-            if removed:
-                log.warning("removed %d container(s) left by an interrupted attempt", removed)
+            if not engine_answers(ctx.docker, within=engine_wait):
+                log.warning(
+                    "the Docker Engine does not answer after %.0f s; task given back", engine_wait
+                )
+                raise Reject("the Docker Engine does not answer", requeue=True)
             recipe = task.load_recipe()
             log.info("building %s for %s", recipe.label, task.arch)
             outcome = execute(task, recipe, ctx)
+            if outcome.infrastructure_failure:
+                # Not stored: the task sent again must build again, not repeat this.
+                log.warning("this host failed the build, not the build itself; not stored")
+                return counted(delivered(outcome.to_json()), t0)
             body = json.dumps(outcome.to_json())
             stored_body = store_result(client, task.build_id, task.builder_id, body, log=log)
             if stored_body is None or stored_body == body:

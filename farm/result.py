@@ -26,7 +26,7 @@ from typing import Any, Literal
 from google.protobuf import json_format
 from in_toto_attestation.v1.resource_descriptor import ResourceDescriptor
 from in_toto_attestation.v1.statement import Statement
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from securesystemslib.dsse import Envelope
 from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
@@ -37,10 +37,12 @@ from farm.keys import KeyPair
 
 __all__ = [
     "BUILD_RESULT_PREDICATE",
+    "FAILURE_KINDS",
     "PAYLOAD_TYPE",
     "STATEMENT_TYPE",
     "BuildPredicate",
     "BuildVariation",
+    "FailureKind",
     "OutputDigest",
     "ResultStatement",
     "SignedResult",
@@ -51,6 +53,16 @@ __all__ = [
 PAYLOAD_TYPE = "application/vnd.in-toto+json"
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 BUILD_RESULT_PREDICATE = "https://farm.dev/attestations/build-result/v1"
+
+
+#: Why a failed build failed, for machines: ``build`` (the build itself: its command
+#: exited non-zero, timed out, ran out of memory, its sources did not match their pins,
+#: its outputs were refused) or ``infrastructure`` (this builder host's own machinery:
+#: its Docker Engine could not be reached or failed under the build). The coordinator
+#: counts a ``build`` failure against the build and sends the task of an
+#: ``infrastructure`` failure again (ADR 37).
+FAILURE_KINDS = ("build", "infrastructure")
+FailureKind = Literal["build", "infrastructure"]
 
 
 class _Frozen(BaseModel):
@@ -104,6 +116,11 @@ class BuildPredicate(_Frozen):
     exit_code: int | None
     timed_out: bool = False
     error: str | None = Field(default=None, description="Why the build failed, for people.")
+    failure_kind: FailureKind | None = Field(
+        default=None,
+        description="Why the build failed, for machines (see FAILURE_KINDS); absent when it "
+        "succeeded, and read as ``build`` on a failed result that does not say.",
+    )
     log_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     log_truncated: bool = False
     outputs: tuple[OutputDigest, ...] = ()
@@ -111,6 +128,27 @@ class BuildPredicate(_Frozen):
         default=None,
         description="What the builder varied (ADR 38); absent from builders that do not vary.",
     )
+
+    @model_validator(mode="after")
+    def _kind_only_on_failures(self) -> BuildPredicate:
+        if self.status == "succeeded" and self.failure_kind is not None:
+            raise ValueError("a succeeded build has no failure_kind")
+        return self
+
+    @property
+    def infrastructure_failure(self) -> bool:
+        """Whether the builder host's machinery, not the build, failed (not its verdict)."""
+        return self.status == "failed" and self.failure_kind == "infrastructure"
+
+    def signed_json(self) -> dict[str, Any]:
+        """The predicate as it is signed: ``failure_kind`` and ``variation`` only when
+        they are set, so a result that has neither has the bytes it had before those
+        fields existed."""
+        value = self.model_dump(mode="json")
+        for optional in ("failure_kind", "variation"):
+            if value.get(optional) is None:
+                value.pop(optional, None)
+        return value
 
 
 class ResultStatement(_Frozen):
@@ -150,12 +188,6 @@ def _subjects(predicate: BuildPredicate) -> list[tuple[str, str]]:
     return [(LOG_SUBJECT, predicate.log_sha256)]
 
 
-def _predicate_json(predicate: BuildPredicate) -> dict[str, Any]:
-    """The predicate as signed; without ``variation`` when there is none (older bytes)."""
-    exclude = {"variation"} if predicate.variation is None else None
-    return predicate.model_dump(mode="json", exclude=exclude)
-
-
 def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     subjects = [
         ResourceDescriptor(name=name, digest={"sha256": sha}).pb
@@ -164,12 +196,12 @@ def _statement_json(predicate: BuildPredicate) -> dict[str, Any]:
     stmt = Statement(
         subjects=subjects,
         predicate_type=BUILD_RESULT_PREDICATE,
-        predicate=_predicate_json(predicate),
+        predicate=predicate.signed_json(),
     )
     stmt.validate()
     value: dict[str, Any] = json_format.MessageToDict(stmt.pb)
     # protobuf's Struct has only doubles; give integers back their type before signing.
-    value["predicate"] = _predicate_json(predicate)
+    value["predicate"] = predicate.signed_json()
     value.setdefault("subject", [])
     return value
 

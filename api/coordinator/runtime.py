@@ -113,6 +113,8 @@ def start_background(state: Runtime) -> None:
         config = SchedulerConfig(
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
+            max_interruptions=settings.max_interruptions,
+            interruption_pause=settings.interruption_pause,
             heartbeat_within=settings.heartbeat_within,
             lost_after=settings.builder_lost_after,
         )

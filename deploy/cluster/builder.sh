@@ -15,8 +15,11 @@ Run one builder host, in order:
     the host's volume); enroll once with the one-time token /run/farm-secrets/token
     (waiting for it: farm cluster up writes it once the coordinator runs);
  4. run the worker (farm builder run) as farm until stopped, serving /healthz, /readyz
-    and /metrics on port 9100; SIGTERM stops the worker
-    (it finishes its build), then dockerd.
+    and /metrics on port 9100. SIGTERM (docker stop/restart) stops the worker first
+    (it takes no new task and finishes or gives back the one it runs), and only once it
+    has exited stops dockerd, so a build never runs on an engine that is going away.
+    dockerd and the worker each run in a session of their own: a signal to this
+    script's process group reaches neither; this script alone orders them.
 Environment: FARM_HOME, FARM_REDIS_URL, FARM_COORDINATOR_URL, FARM_BUILDER_IMAGE_ID.
 USAGE
     exit 0
@@ -34,7 +37,7 @@ as_farm() { runuser -u farm -- env HOME=/home/farm "$@"; }
 
 # 1. The host's own engine. No bridge and no iptables: builds run with no network.
 rm -f /var/run/docker.pid /var/run/docker.sock
-dockerd --group farm --bridge none --iptables=false --ip-masq=false \
+setsid dockerd --group farm --bridge none --iptables=false --ip-masq=false \
     >>/var/log/dockerd.log 2>&1 &
 dockerd_pid=$!
 for _ in $(seq 120); do
@@ -79,22 +82,44 @@ if [[ ! -f $FARM_HOME/enrolled ]]; then
     as_farm sh -c 'printf "%s\n" "$1" > "$2"' sh "$id" "$FARM_HOME/enrolled"
 fi
 
-# 4. The worker, until stopped.
-as_farm farm builder run --home "$FARM_HOME" --image "$FARM_BUILDER_IMAGE_ID" \
+# 4. The worker, until stopped. A TERM before this point ends the script at once (bash's
+# default), which is right: no worker has taken a task yet.
+# Started by setsid and setpriv, which exec (runuser stays as a parent that answers
+# SIGTERM by SIGKILLing its child 2 s later, which cut the worker's warm shutdown short),
+# written out here rather than through a function (a function run with & is a subshell
+# of its own, whose pid "$!" would be): "$!" is the worker itself, in a session of its
+# own, and only stop() below signals it.
+setsid setpriv --reuid=farm --regid=farm --init-groups env HOME=/home/farm \
+    farm builder run --home "$FARM_HOME" --image "$FARM_BUILDER_IMAGE_ID" \
     --metrics-address 0.0.0.0:9100 &
 worker_pid=$!
+# wait_for PID: until it has exited (a trapped signal interrupts "wait"; wait again).
+wait_for() {
+    while kill -0 "$1" 2>/dev/null; do
+        wait "$1" 2>/dev/null
+    done
+}
 stop() {
-    kill -TERM "$worker_pid" 2>/dev/null || true
-    wait "$worker_pid" 2>/dev/null || true
-    kill -TERM "$dockerd_pid" 2>/dev/null || true
-    wait "$dockerd_pid" 2>/dev/null || true
+    trap '' TERM INT  # a second TERM (docker stop after docker restart) changes nothing
+    say "stopping: the worker first (warm shutdown), then dockerd"
+    kill -TERM "$worker_pid" 2>/dev/null
+    wait_for "$worker_pid"
+    say "worker stopped; stopping dockerd"
+    kill -TERM "$dockerd_pid" 2>/dev/null
+    wait_for "$dockerd_pid"
+    say "dockerd stopped"
     exit 0
 }
 trap stop TERM INT
 set +e
 wait -n "$worker_pid" "$dockerd_pid"
 status=$?
+# Either one gone stops the host; the worker still goes first (a dockerd that exited on
+# its own has already failed any build the worker runs: signed as this host's failure).
 say "worker or dockerd exited ($status); stopping the host"
-kill -TERM "$worker_pid" "$dockerd_pid" 2>/dev/null
-wait
+trap '' TERM INT
+kill -TERM "$worker_pid" 2>/dev/null
+wait_for "$worker_pid"
+kill -TERM "$dockerd_pid" 2>/dev/null
+wait_for "$dockerd_pid"
 exit $((status == 0 ? 1 : status))

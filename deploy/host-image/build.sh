@@ -9,7 +9,8 @@ readonly HERE
 ROOT=$(cd "$HERE/../.." && pwd)
 readonly ROOT
 readonly NAME=farm-host-bookworm-amd64
-readonly TAG=farm-host:bookworm
+readonly DEFAULT_TAG=farm-host:bookworm
+readonly TAG=${FARM_HOST_IMAGE:-$DEFAULT_TAG}
 readonly SUITE=bookworm
 readonly SOURCES=(
     "deb http://deb.debian.org/debian bookworm main"
@@ -33,14 +34,17 @@ and the same Debian mirror state give the same image ID.
 
 Options:
   --out DIR   where the rootfs, the wheelhouse, the package manifest and the image ID go
-              (default: \$FARM_CACHE/host-image, FARM_CACHE defaults to /var/cache/farm)
+              (default: \$FARM_CACHE/host-image, FARM_CACHE defaults to /var/cache/farm;
+              with FARM_HOST_IMAGE set, a directory of that tag's own below it)
   --no-load   do not 'docker load'; write the docker-archive to DIR/$NAME.docker.tar
   --verbose   pass --verbose to mmdebstrap
   --help      show this help
 
 Environment: PYTHON, the interpreter that downloads wheels and builds farm's wheel
 (default: the checkout's .venv/bin/python, else python3; it must be CPython 3.11, the
-Python of Debian $SUITE). Must run as root. Prints the image ID as the last stdout line.
+Python of Debian $SUITE); FARM_HOST_IMAGE, the tag to give the image (default
+$DEFAULT_TAG; docker-compose.yml and farm cluster read the same variable), so that
+two checkouts built on one machine do not take each other's tag. Must run as root. Prints the image ID as the last stdout line.
 USAGE
 }
 
@@ -85,7 +89,10 @@ while (($#)); do
 done
 
 (($(id -u) == 0)) || die "must run as root (mmdebstrap --mode=root, docker load)"
-[[ -n $out ]] || out=$cache/host-image
+if [[ -z $out ]]; then
+    out=$cache/host-image
+    [[ $TAG == "$DEFAULT_TAG" ]] || out=$out/${TAG//[^A-Za-z0-9_.-]/-}
+fi
 mkdir -p "$out" "$cache/host-debs" "$cache/host-wheels"
 out=$(cd "$out" && pwd)
 debs=$(cd "$cache/host-debs" && pwd)

@@ -75,7 +75,9 @@ __all__ = [
 ]
 
 BuildStatus = Literal["pending", "running", "verified", "disputed", "failed"]
-ResultStatus = Literal["accepted", "refused"]
+ResultStatus = Literal["accepted", "refused", "interrupted"]
+"""``interrupted``: a builder's signed failure of kind ``infrastructure`` (its own host
+failed, not the build) on a scheduler-managed build; not counted, its task sent again."""
 LedgerStatus = Literal["committed", "rejected"]
 RevocationStatus = Literal["pending", "committed", "rejected"]
 
@@ -292,7 +294,9 @@ class BuildCreate(SQLModel):
     arches: list[str] | None = Field(default=None, min_length=1)
 
 
-AttemptState = Literal["dispatched", "succeeded", "failed", "timed_out", "refused", "lost"]
+AttemptState = Literal[
+    "dispatched", "succeeded", "failed", "timed_out", "refused", "lost", "interrupted"
+]
 
 
 class BuildAttempt(SQLModel, table=True):
@@ -312,6 +316,9 @@ class BuildAttempt(SQLModel, table=True):
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     reason: str | None = None
     replaced_by: str | None = Field(default=None, max_length=64)
+    interruptions: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    """How many times this attempt's task was sent again to the same builder after its
+    host failed it (``interrupted``) or fell silent with no spare to replace it (ADR 37)."""
 
 
 class AttemptPublic(SQLModel):
@@ -325,6 +332,7 @@ class AttemptPublic(SQLModel):
     finished_at: datetime | None
     reason: str | None
     replaced_by: str | None
+    interruptions: int = 0
 
 
 class RecipeEntry(SQLModel, table=True):

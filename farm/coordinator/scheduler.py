@@ -12,8 +12,16 @@ A build requested through the API or the recipe follower is stored ``pending`` a
   own signed failure), ``refused`` (the coordinator refused what it sent), or
   ``timed_out`` (no result by the recipe timeout plus a margin), or ``lost`` (the
   builder's host has not been heard from for ``lost_after`` seconds: a host that died
-  mid-build is replaced within that bound, not only at the recipe timeout);
-* replaces each attempt that did not succeed by another healthy builder, at most
+  mid-build is replaced within that bound, not only at the recipe timeout), or
+  ``interrupted`` (the builder signed a failure of kind ``infrastructure``: its own
+  host failed, e.g. its Docker Engine was stopping; not the build's failure);
+* sends an ``interrupted`` attempt's task again to the *same* builder, after
+  ``interruption_pause`` (it builds when its host is back), and a ``lost`` one too when
+  no other builder can replace it, at most ``max_interruptions`` times per attempt
+  (counted in ``attempt.interruptions``; then it is treated as any other given-up
+  attempt), so that restarting a builder host never fails a build and a broken host
+  cannot hold one forever (ADR 37);
+* replaces each other attempt that did not succeed by another healthy builder, at most
   ``max_retries`` times per build, each replacement recorded on the attempt it
   replaces and counted in ``build.retries``;
 * finalizes a build once no attempt is outstanding (the verdict counts every accepted
@@ -57,7 +65,7 @@ __all__ = ["Dispatcher", "Scheduler", "SchedulerConfig", "request_build"]
 log = logging.getLogger(__name__)
 
 #: Attempt states that ended without a result: the attempt is replaced (within the bound).
-GIVEN_UP = ("failed", "timed_out", "refused", "lost")
+GIVEN_UP = ("failed", "timed_out", "refused", "lost", "interrupted")
 
 
 class Dispatcher(Protocol):
@@ -85,6 +93,12 @@ class SchedulerConfig:
     """Seconds without a heartbeat from a builder after which its outstanding attempts
     are given up (``lost``) and replaced; counted afresh after the scheduler itself was
     away (started, paused, failing passes), so it first hears its builders again."""
+    max_interruptions: int = 3
+    """Times one attempt's task is sent again to the same builder after its host failed
+    the build (``interrupted``) or fell silent with no spare (``lost``); then given up."""
+    interruption_pause: float = 10.0
+    """Seconds an ``interrupted`` attempt waits before its task is sent again (a host
+    going down would fail it again at once); the build stays open meanwhile."""
 
 
 def request_build(
@@ -127,8 +141,17 @@ def _result_state(session: Session, attempt: BuildAttempt) -> tuple[str, str | N
         except (FarmError, KeyError, ValueError):
             error = None
         return "failed", error or "the builder reported a failed build"
-    if rows:
-        return "refused", rows[-1].reason
+    # Only an interruption reported since the task was (last) sent ends this attempt: a
+    # task sent again is sent by the pass that read the report, strictly after it came.
+    interrupted = [
+        r for r in rows if r.status == "interrupted" and r.received_at > attempt.dispatched_at
+    ]
+    if interrupted:
+        why = interrupted[-1].reason or "the builder's host failed the build"
+        return "interrupted", f"infrastructure: {why}"
+    refused = [r for r in rows if r.status == "refused"]
+    if refused:
+        return "refused", refused[-1].reason
     return None
 
 
@@ -161,6 +184,8 @@ class Scheduler:
         self._last_pass: datetime | None = None
         self._unsent: set[tuple[str, str]] = set()
         """(build id, builder id) of tasks the broker did not take; sent again each pass."""
+        self._given_up: set[tuple[str, str]] = set()
+        """(build id, builder id) whose infrastructure retries were used up (logged once)."""
 
     def wake(self) -> None:
         """Start the next pass now (a build was requested, a result arrived)."""
@@ -250,13 +275,40 @@ class Scheduler:
         for attempt in attempts:
             if attempt.state == "dispatched":
                 self._settle(session, build, attempt, now)
+        resting = False
         for attempt in list(attempts):
             if attempt.state in GIVEN_UP and attempt.replaced_by is None:
-                replacement = self._replace(session, build, recipe, attempt, attempts, now)
-                if replacement is not None:
-                    attempts.append(replacement)
-        if not any(a.state == "dispatched" for a in attempts):
+                resting |= self._follow_up(session, build, recipe, attempt, attempts, now)
+        if not resting and not any(a.state == "dispatched" for a in attempts):
             self._decide(session, build.id, now)
+
+    def _follow_up(
+        self,
+        session: Session,
+        build: Build,
+        recipe: Recipe,
+        attempt: BuildAttempt,
+        attempts: list[BuildAttempt],
+        now: datetime,
+    ) -> bool:
+        """Ask ``attempt``'s builder again (interrupted; lost with no one else), or
+        replace it; whether it waits out ``interruption_pause`` (the build stays open)."""
+        if attempt.state == "interrupted":
+            if not self._may_again(attempt):
+                self._given_up_on(build, attempt)
+            elif not self._rested(attempt, now):
+                return True
+            elif self._again(session, build, recipe, attempt, now):
+                return False
+        replacement = self._replace(session, build, recipe, attempt, attempts, now)
+        if replacement is not None:
+            attempts.append(replacement)
+        elif attempt.state == "lost":  # no one else: wait for this host to be back
+            if self._may_again(attempt):
+                self._again(session, build, recipe, attempt, now)
+            else:
+                self._given_up_on(build, attempt)
+        return False
 
     def _start(self, session: Session, build: Build, recipe: Recipe, now: datetime) -> None:
         try:
@@ -357,6 +409,63 @@ class Scheduler:
             f"builder host {builder.hostname} not heard from for "
             f"{self.config.lost_after:g} s (last heartbeat: {last})"
         )
+
+    def _may_again(self, attempt: BuildAttempt) -> bool:
+        """Whether ``attempt`` has not used up its ``max_interruptions``."""
+        return attempt.interruptions < self.config.max_interruptions
+
+    def _rested(self, attempt: BuildAttempt, now: datetime) -> bool:
+        """Whether ``interruption_pause`` has passed since ``attempt`` was interrupted: a
+        host that failed a build because it is going down is not sent the task again
+        while it still runs (it would fail it again at once, using up the bound)."""
+        ended = attempt.finished_at or now
+        return (now - ended).total_seconds() >= self.config.interruption_pause
+
+    def _given_up_on(self, build: Build, attempt: BuildAttempt) -> None:
+        """Log, once (not on every pass that looks again), that ``attempt`` used up its
+        infrastructure retries."""
+        key = (build.id, attempt.builder_id)
+        if key not in self._given_up:
+            self._given_up.add(key)
+            log.error(
+                "build %s: builder %s given up after %d infrastructure retries: %s",
+                build.id,
+                attempt.builder_id[:12],
+                attempt.interruptions,
+                attempt.reason,
+            )
+
+    def _again(
+        self, session: Session, build: Build, recipe: Recipe, attempt: BuildAttempt, now: datetime
+    ) -> bool:
+        """Send ``attempt``'s task again to its own builder, as a fresh dispatch (a new
+        deadline, silence counted from now); whether it was, i.e. whether its builder is
+        still approved (the caller checked ``max_interruptions``)."""
+        limit = self.config.max_interruptions
+        builder = session.get(Builder, attempt.builder_id)
+        if builder is None or not builder.approved:
+            return False
+        was = attempt.state
+        attempt.interruptions += 1
+        attempt.state = "dispatched"
+        attempt.dispatched_at = now
+        attempt.deadline = now + timedelta(
+            seconds=recipe.limits.timeout + self.config.timeout_margin
+        )
+        attempt.finished_at = None
+        session.add(attempt)
+        session.commit()
+        log.warning(
+            "build %s: builder %s %s (%s); task sent to it again (infrastructure retry %d/%d)",
+            build.id,
+            attempt.builder_id[:12],
+            was,
+            attempt.reason,
+            attempt.interruptions,
+            limit,
+        )
+        self._send(build, recipe, builder)
+        return True
 
     def _replace(
         self,

@@ -447,7 +447,9 @@ def record_result(
 ) -> BuildResultRow:
     """Check and record the result ``builder_id`` (already authenticated) sent for a build.
 
-    Returns the accepted row (the same row again for an identical resend). Raises
+    Returns the accepted row (the same row again for an identical resend), or, for a
+    failure of kind ``infrastructure`` on a scheduler-managed build, an ``interrupted``
+    row that counts for nothing (the scheduler sends the task again). Raises
     :class:`ResultRefusedError` after storing a refused row with its reason. Computes
     the build's verdict once every builder asked has answered.
     """
@@ -483,6 +485,8 @@ def record_result(
         raise refuse(f"builder {builder_id[:12]} already sent a different result for this build")
     if build.verdict is not None:
         raise refuse(f"build {build_id} was already decided ({build.status})")
+    if build.managed and result.predicate.infrastructure_failure:
+        return _record_interrupted(session, build, builder_id, envelope, result, now)
     problem = _check_outputs(session, staging, result)
     if problem is not None:
         raise refuse(problem)
@@ -515,6 +519,48 @@ def record_result(
     session.commit()
     if not build.managed:  # the scheduler decides its own builds (it may replace builders)
         finalize(session, build_id, now)
+    return row
+
+
+def _record_interrupted(
+    session: Session,
+    build: Build,
+    builder_id: str,
+    envelope: dict[str, Any],
+    result: SignedResult,
+    now: datetime,
+) -> BuildResultRow:
+    """Record a builder's ``infrastructure`` failure of a scheduler-managed build as
+    ``interrupted``: not a result of the build (it is not counted, and the builder may
+    still send one), but what tells the scheduler to send the task again (ADR 37).
+    The same envelope sent again (a delivery retried) is the same row."""
+    same = session.exec(
+        select(BuildResultRow).where(
+            BuildResultRow.build_id == build.id,
+            BuildResultRow.builder_id == builder_id,
+            BuildResultRow.status == "interrupted",
+        )
+    ).all()
+    for row in same:
+        if row.envelope.get("payload") == envelope.get("payload"):
+            return row
+    row = BuildResultRow(
+        build_id=build.id,
+        builder_id=builder_id,
+        received_at=now,
+        envelope=envelope,
+        status="interrupted",
+        reason=result.predicate.error,
+        build_status="failed",
+    )
+    session.add(row)
+    session.commit()
+    log.warning(
+        "build %s: builder %s reports its host failed the build (infrastructure): %s",
+        build.id,
+        builder_id[:12],
+        result.predicate.error,
+    )
     return row
 
 
@@ -630,7 +676,7 @@ def build_public(session: Session, build_id: str) -> BuildPublic:
         assert row.id is not None
         outputs = session.exec(select(Output).where(Output.result_id == row.id)).all()
         log_sha256 = error = None
-        if row.status == "accepted":  # verified at intake; read back for display only
+        if row.status in ("accepted", "interrupted"):  # verified at intake; for display
             predicate = parse_statement(envelope_payload(row.envelope)).predicate
             log_sha256, error = predicate.log_sha256, predicate.error
         results.append(

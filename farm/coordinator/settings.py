@@ -60,6 +60,21 @@ class CoordinatorSettings(BaseSettings):
     max_retries: int = Field(
         default=2, ge=0, le=10, description="Replacement builders one build may ask, at most."
     )
+    max_interruptions: int = Field(
+        default=3,
+        ge=0,
+        le=20,
+        description="Times one builder's task of a build is sent to it again after its host "
+        "failed the build (a signed failure of kind infrastructure: its Docker Engine "
+        "stopped or failed) or fell silent with no other builder to replace it; then it "
+        "is replaced, or the build decided without it (ADR 37).",
+    )
+    interruption_pause: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds after a builder's host failed a build before its task is "
+        "sent to it again: a host going down would fail it again at once (ADR 37).",
+    )
     recipes_repo: str | None = Field(
         default=None, description="Git repository of recipes to follow (local path or URL)."
     )

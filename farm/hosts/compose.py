@@ -12,6 +12,7 @@ and the images the cluster runs from are built when missing (:func:`ensure_host_
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
@@ -34,7 +35,9 @@ __all__ = [
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "deploy" / "cluster" / "docker-compose.yml"
-HOST_IMAGE = "farm-host:bookworm"
+#: The host image's tag: ``$FARM_HOST_IMAGE`` if set (deploy/host-image/build.sh tags it
+#: so and docker-compose.yml runs it), so that two checkouts on one machine keep theirs.
+HOST_IMAGE = os.environ.get("FARM_HOST_IMAGE") or "farm-host:bookworm"
 BUILDER_CACHE = Path("/var/cache/farm/builder-image")
 BUILDER_ID_FILE = BUILDER_CACHE / "farm-builder-bookworm-amd64.image-id"
 #: Where the builder image's docker-archive is kept (what each builder host loads).

@@ -99,8 +99,12 @@ def test_a_restarted_coordinator_hears_its_builders_before_giving_them_up(
         for builder_id in chosen - {silent}:
             service.heartbeat(session, builder_id, clock2.now)
         restarted.tick()
-    states = {b: a.state for b, a in attempts(session, build.id).items() if b in chosen}
-    assert states == {b: "lost" if b == silent else "dispatched" for b in chosen}
+    # Given up as lost; with no spare beating, its task is sent to it again (ADR 37).
+    tried = {b: a for b, a in attempts(session, build.id).items() if b in chosen}
+    assert {b: a.interruptions for b, a in tried.items()} == {
+        b: 1 if b == silent else 0 for b in chosen
+    }
+    assert "not heard from for 20 s" in (tried[silent].reason or "")
 
 
 def test_a_paused_coordinator_counts_silence_afresh(
@@ -116,11 +120,14 @@ def test_a_paused_coordinator_counts_silence_afresh(
     clock.now = NOW + timedelta(minutes=5)
     scheduler.tick()
     assert {a.state for a in attempts(session, build.id).values()} == {"dispatched"}
-    # Still silent a whole lost_after later, with passes in between: now they are lost.
+    # Still silent a whole lost_after later, with passes in between: now they are lost
+    # (and, with no spare, their tasks sent to them again: ADR 37).
     for step in range(1, 12):
         clock.now = NOW + timedelta(minutes=5, seconds=2 * step)
         scheduler.tick()
-    assert {a.state for a in attempts(session, build.id).values()} == {"lost"}
+    given_up = attempts(session, build.id).values()
+    assert {(a.state, a.interruptions) for a in given_up} == {("dispatched", 1)}
+    assert all("not heard from" in (a.reason or "") for a in given_up)
 
 
 def test_a_task_the_broker_refused_is_sent_again_on_the_next_pass(
