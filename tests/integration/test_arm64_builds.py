@@ -132,7 +132,7 @@ def _enroll(session: Session, key: KeyPair, arches: list[str], now: datetime) ->
         arches=arches,
     )  # fmt: skip
     service.enroll(session, req, now)
-    service.approve(session, key.keyid, now)
+    service.approve(session, key.keyid, now, f"site-{key.keyid[:6]}")
     service.heartbeat(session, key.keyid, now)
 
 

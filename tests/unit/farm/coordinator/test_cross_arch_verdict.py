@@ -60,7 +60,7 @@ def _run(engine: Engine, tmp_path: Path, amd64: bytes, arm64: bytes) -> dict[str
                 arches=[arch],
             )  # fmt: skip
             service.enroll(session, req, NOW)
-            service.approve(session, key.keyid, NOW)
+            service.approve(session, key.keyid, NOW, f"site-{arch}")
             service.heartbeat(session, key.keyid, NOW)
         builds = {b.arch: b.id for b in request_build(session, r, NOW)}
         scheduler.tick()
