@@ -161,12 +161,15 @@ def _ledger_up(net: BenchNet) -> None:
     _wait("the ledger validators to connect", connected, 60)
 
 
-def _enroll(cluster: LocalCluster, url: str, token: str, secrets: list[str]) -> None:
-    for b, secret in zip(cluster.builders, secrets, strict=True):
+def _enroll(cluster: LocalCluster, url: str, token: str, secrets: list[str], ledger: Path) -> None:
+    """Enroll each builder and approve it in a domain of its own, the operator signing
+    with the testnet's operator key (in ``ledger``)."""
+    for i, (b, secret) in enumerate(zip(cluster.builders, secrets, strict=True)):
         _run([*FARM, "builder", "enroll", "--coordinator", url, "--token", secret,
               "--home", str(b.home)])  # fmt: skip
-        _run([*FARM, "operator", "approve", b.builder_id, "--coordinator", url,
-              "--operator-token", token])  # fmt: skip
+        _run([*FARM, "operator", "approve", b.builder_id, "--domain", f"bench-{i + 1}",
+              "--key", str(ledger / "operator.key"), "--genesis", str(ledger / "genesis.json"),
+              "--coordinator", url, "--operator-token", token])  # fmt: skip
         cluster.start_builder(b)
     cluster.wait_ready(timeout=90)
 
@@ -207,13 +210,10 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
                 env,
                 "--redis-url",
                 cluster.redis.url,
-                "--allow-same-host",
                 "--ledger",
                 ledger_urls,
                 "--coordinator-key",
                 str(net.root / "coordinator.key"),
-                "--operator-key",
-                str(net.root / "operator.key"),
                 "--ledger-chain",
                 load_genesis(net.root / "genesis.json").chain_id,
                 "--genesis",
@@ -222,7 +222,7 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
         ).url
         cluster.env.update(FARM_COORDINATOR_URL=url, FARM_HEARTBEAT_INTERVAL="1")
         progress(f"enrolling and starting {BUILDERS} builders")
-        _enroll(cluster, url, token, secrets)
+        _enroll(cluster, url, token, secrets, net.root)
         http = stack.enter_context(httpx.Client(base_url=url, timeout=30))
 
         def enrolled() -> bool:

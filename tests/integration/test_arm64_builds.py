@@ -159,8 +159,11 @@ def test_a_build_that_needs_arm64_waits_for_enough_arm64_builders(
         session.expire_all()
         arm = service.get_build(session, builds["arm64"])
         assert arm.status == "pending" and arm.note is not None
-        assert f"{recipe.quorum} builders of arm64 on distinct hosts are needed" in arm.note
-        assert "1 healthy ones are available" in arm.note
+        assert (
+            f"{recipe.quorum} builders of arm64 in distinct independence domains are needed"
+            in arm.note
+        )
+        assert "healthy ones are available in 1" in arm.note
         assert service.get_build(session, builds["amd64"]).status == "running"
         assert {a for _, a, _ in sent.tasks} == {"amd64"}
 

@@ -162,9 +162,14 @@ class Builds:
             timeout,
         )  # fmt: skip
         listed = self.hosts.get("/v1/attestations", name=name, version=version)["items"]
-        assert len(listed) == 1, f"{name} {version}: {len(listed)} attestations listed"
-        attestation: dict[str, Any] = listed[0]
-        assert attestation["build_id"] == build_id and attestation["status"] == "committed"
+        mine = [a for a in listed if a["build_id"] == build_id]
+        assert len(mine) == 1, f"{name} {version}: build {build_id} attested {len(mine)} times"
+        # Others of the release may stand from earlier tests, never from after ``start``.
+        later = [a for a in listed if a["build_id"] != build_id
+                 and (a["ledger_index"] is None or int(a["ledger_index"]) >= start)]  # fmt: skip
+        assert later == [], f"{name} {version}: attested again by {later}"
+        attestation: dict[str, Any] = mine[0]
+        assert attestation["status"] == "committed"
         rejected = self.hosts.get(
             "/v1/attestations", name=name, version=version, status="rejected"
         )["items"]
