@@ -176,7 +176,7 @@ def _run(task: BuildTask, recipe: Recipe, ctx: BuildContext, work: Path, state: 
         state.failure_kind = failure_kind_of(None, ctx.docker)
     else:
         collected = collect_outputs(
-            run.output_dir, recipe.outputs, max_total=recipe.limits.output_size
+            run.output_dir, recipe.outputs_for(task.arch), max_total=recipe.limits.output_size
         )
         for out in collected:
             ctx.store.put(out.path, out.sha256)

@@ -59,6 +59,8 @@ class LocalBuild:
     """The build's stdout and stderr, bounded by the recipe's ``log_size``."""
     seconds: float
     """Wall-clock seconds of the whole build, fetch included."""
+    arch: str | None = None
+    """The architecture it was built for (``None`` when none could be chosen)."""
 
 
 def _spec(recipe: Recipe, arch: str, source: Path, deps: Path | None, v: Variation) -> RunSpec:
@@ -134,7 +136,7 @@ def build_locally(
         if failure is not None:
             return LocalBuild(False, failure, {}, {}, log, time.monotonic() - started)
         collected = collect_outputs(
-            run.output_dir, recipe.outputs, max_total=recipe.limits.output_size
+            run.output_dir, recipe.outputs_for(arch), max_total=recipe.limits.output_size
         )
     except FarmError as exc:
         return LocalBuild(False, str(exc), {}, {}, log, time.monotonic() - started)
@@ -148,4 +150,5 @@ def build_locally(
         digests={o.name: f"sha256:{o.sha256}" for o in collected},
         log=log,
         seconds=time.monotonic() - started,
+        arch=arch,
     )

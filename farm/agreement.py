@@ -56,13 +56,18 @@ class AgreementRow:
 
 
 def agreement_rows(
-    recipe: Recipe, results: Sequence[SignedResult], builders: Sequence[str], t: Tally
+    recipe: Recipe,
+    results: Sequence[SignedResult],
+    builders: Sequence[str],
+    t: Tally,
+    arch: str | None = None,
 ) -> list[AgreementRow]:
-    """Rows for every output any builder produced, in name order."""
+    """Rows for every output any builder produced, in name order (upstream compared as
+    :func:`farm.verdict.decide` compares it for ``arch``)."""
     by_builder = {r.predicate.builder_id: r for r in results}
     majority = dict(t.majority.digests) if t.majority else {}
     names = sorted({name for r in results for name in r.digest_set()} | set(majority))
-    upstream = {o.name: o for o in decide(recipe, results, builders).outputs}
+    upstream = {o.name: o for o in decide(recipe, results, builders, arch).outputs}
     rows = []
     for name in names:
         cells = []

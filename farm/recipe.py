@@ -14,7 +14,7 @@ the same digest; a recipe that validates names nothing by a movable reference.
 from __future__ import annotations
 
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
@@ -192,9 +192,15 @@ class BuildSpec(_Frozen):
 
 
 class Output(_Frozen):
-    """A declared output: a path or glob relative to ``/out``."""
+    """A declared output: a path or glob relative to ``/out``, on every architecture or on
+    one (a compiled wheel's name carries its platform tag, ADR 42)."""
 
     path: str = Field(min_length=1, description="Path or glob relative to the output directory.")
+    arch: str | None = Field(
+        default=None,
+        description="The one architecture this output is built on (e.g. a linux_aarch64 "
+        "wheel's arm64); absent: every architecture of the recipe produces it.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -298,6 +304,33 @@ class Recipe(_Frozen):
                 seen[image] = arch
         return self
 
+    @model_validator(mode="after")
+    def _outputs_per_arch(self) -> Recipe:
+        for i, out in enumerate(self.outputs):
+            if out.arch is not None and out.arch not in self.architectures:
+                raise ValueError(
+                    f"outputs.{i}.arch: {out.arch} is not one of the recipe's architectures "
+                    f"({', '.join(self.architectures)})"
+                )
+        for arch in self.architectures:
+            if not self.outputs_for(arch):
+                raise ValueError(
+                    f"outputs: none is declared for {arch}; each architecture needs at least "
+                    "one (an output without arch is every architecture's)"
+                )
+        return self
+
+    def outputs_for(self, arch: str) -> tuple[Output, ...]:
+        """The outputs a build for ``arch`` must produce: those of no one architecture
+        and those of ``arch``."""
+        return tuple(o for o in self.outputs if o.arch in (None, arch))
+
+    def upstream_for(self, arch: str) -> tuple[UpstreamReference, ...]:
+        """The upstream references a build for ``arch`` is compared with: those whose
+        output matches one of :meth:`outputs_for` ``arch``."""
+        mine = self.outputs_for(arch)
+        return tuple(u for u in self.upstream if any(_matches(u.output, o.path) for o in mine))
+
     def image_for(self, arch: str) -> str:
         """The builder image ``arch`` is built in: its pin in ``images``, else ``image``."""
         return self.images.get(arch, self.image)
@@ -305,11 +338,15 @@ class Recipe(_Frozen):
     def canonical_form(self) -> dict[str, Any]:
         """The JSON value whose canonical bytes define the recipe digest.
 
-        An empty ``images`` is left out: recipes from before it existed keep their digest.
+        An empty ``images`` and an output's absent ``arch`` are left out: recipes from
+        before they existed keep their digest.
         """
         form = self.model_dump(mode="json")
         if not form["images"]:
             del form["images"]
+        for out in form["outputs"]:  # likewise an output of every architecture
+            if out["arch"] is None:
+                del out["arch"]
         return form
 
     def canonical_bytes(self) -> bytes:
@@ -325,6 +362,11 @@ class Recipe(_Frozen):
     def label(self) -> str:
         """``name==version`` for people."""
         return f"{self.name}=={self.version}"
+
+
+def _matches(name: str, pattern: str) -> bool:
+    """Whether the file name ``name`` is what the output path or glob ``pattern`` declares."""
+    return PurePosixPath(name).match(pattern)
 
 
 def parse_recipe(data: object, origin: str = "<recipe>") -> Recipe:

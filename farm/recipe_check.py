@@ -73,6 +73,8 @@ class BuildRun(Protocol):
     def outputs(self) -> dict[str, Path]: ...
     @property
     def digests(self) -> dict[str, str]: ...
+    @property
+    def arch(self) -> str | None: ...
 
 
 #: Build ``recipe`` in the empty directory ``work`` under variation number 0 or 1.
@@ -137,10 +139,15 @@ class CheckResult:
 
 
 def compare_outputs(
-    recipe: Recipe, first: Mapping[str, str], second: Mapping[str, str]
+    recipe: Recipe,
+    first: Mapping[str, str],
+    second: Mapping[str, str],
+    arch: str | None = None,
 ) -> tuple[OutputComparison, ...]:
-    """Every output either build produced or upstream references, in name order."""
-    upstream = {u.output: f"sha256:{u.sha256}" for u in recipe.upstream}
+    """Every output either build produced or upstream references (those of ``arch``'s
+    outputs; ``None``: all), in name order."""
+    refs = recipe.upstream if arch is None else recipe.upstream_for(arch)
+    upstream = {u.output: f"sha256:{u.sha256}" for u in refs}
     names = sorted(set(first) | set(second) | set(upstream))
     return tuple(OutputComparison(n, first.get(n), second.get(n), upstream.get(n)) for n in names)
 
@@ -310,7 +317,7 @@ def check_recipe(
         if not run.ok:
             return CheckResult(path, recipe.label, "failed", f"build {i + 1}: {run.failure}")
         runs.append(run)
-    outputs = compare_outputs(recipe, runs[0].digests, runs[1].digests)
+    outputs = compare_outputs(recipe, runs[0].digests, runs[1].digests, runs[0].arch)
     status = status_of(outputs)
     if status == "verified":
         return CheckResult(path, recipe.label, status, "", outputs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
@@ -48,8 +48,9 @@ _PIN_HINTS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"\.sha256$"), "must be the 64-hex sha256 of the exact file"),
 )
 
-#: What the recipe's check across ``images`` and ``architectures`` says, by field.
-_IMAGES_PROBLEM = re.compile(r"^Value error, (images\.[^:]+): (.*)$", re.DOTALL)
+#: What the recipe's checks across ``architectures`` and ``images`` or ``outputs`` say,
+#: by field.
+_ARCH_PROBLEM = re.compile(r"^Value error, ((?:images|outputs)(?:\.[^.:\s]+)*): (.*)$", re.DOTALL)
 
 
 def _normalize(name: str) -> str:
@@ -120,10 +121,10 @@ def _schema_problems(path: str, root: yaml.Node | None, exc: ValidationError) ->
         )
         field = _field_name(loc)
         message = err["msg"]
-        whole = _IMAGES_PROBLEM.match(message) if not loc else None
-        if whole:  # a check across fields, about one architecture's image
+        whole = _ARCH_PROBLEM.match(message) if not loc else None
+        if whole:  # a check across fields, about one architecture's image or outputs
             field, message = whole.group(1), whole.group(2)
-            yaml_loc = tuple(field.split("."))
+            yaml_loc = tuple(int(p) if p.isdigit() else p for p in field.split("."))
         elif err["type"] == "string_pattern_mismatch":
             for pattern, hint in _PIN_HINTS:
                 if pattern.search(field):
@@ -177,7 +178,7 @@ def lint_text(text: str, path: str) -> tuple[Recipe | None, list[LintProblem]]:
             )
         )
     for i, ref in enumerate(recipe.upstream):
-        if not any(Path(ref.output).match(o.path) for o in recipe.outputs):
+        if not any(PurePosixPath(ref.output).match(o.path) for o in recipe.outputs):
             problems.append(
                 LintProblem(
                     path,

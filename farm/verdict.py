@@ -110,12 +110,16 @@ def _reason(results: Sequence[SignedResult], quorum: int, expected: Sequence[str
 
 
 def decide(
-    recipe: Recipe, results: Iterable[SignedResult], expected: Sequence[str] = ()
+    recipe: Recipe,
+    results: Iterable[SignedResult],
+    expected: Sequence[str] = (),
+    arch: str | None = None,
 ) -> Verdict:
     """The verdict of ``results`` (already verified, all of one build) under ``recipe``.
 
     ``expected`` names the builders that were asked; those without a result are
-    ``missing``. Never raises.
+    ``missing``. ``arch`` is the build's architecture: only the upstream references of
+    its outputs are compared (``None``: all of them). Never raises.
     """
     ordered = sorted(results, key=lambda r: (r.predicate.builder_id, r.envelope["payload"]))
     t = tally(ordered, recipe.quorum, expected)
@@ -126,7 +130,8 @@ def decide(
         if result.predicate.status == "succeeded":
             for name, sha in result.digest_set().items():
                 produced.setdefault(name, set()).add(sha)
-    upstream = {u.output: u.sha256 for u in recipe.upstream}
+    refs = recipe.upstream if arch is None else recipe.upstream_for(arch)
+    upstream = {u.output: u.sha256 for u in refs}
     outputs = []
     for name in sorted(set(produced) | set(upstream)):
         agreed = agreed_map.get(name)

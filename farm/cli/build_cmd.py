@@ -131,7 +131,7 @@ def _report_arch(
     results = [r.result for r in runs if r.result is not None]
     ids = [r.builder.builder_id for r in runs]
     t = tally(results, quorum=count, expected=ids)
-    rows = agreement_rows(recipe, results, ids, t)
+    rows = agreement_rows(recipe, results, ids, t, arch)
     console.print()
     console.print(_agreement_table(rows, ids, t, arch))
     for run in runs:

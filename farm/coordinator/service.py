@@ -647,7 +647,9 @@ def finalize(
         recipe = parse_recipe(build.recipe, f"build {build.id}")
     except FarmError as exc:
         raise ConflictError(f"stored recipe of build {build.id} no longer parses: {exc}") from None
-    verdict, cross = _across_arches(session, build, decide(recipe, results, build.builders))
+    verdict, cross = _across_arches(
+        session, build, decide(recipe, results, build.builders, build.arch)
+    )
     build.verdict = {**verdict.to_json(), **cross}
     build.status = verdict.status
     build.finished_at = now

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from farm.cross_arch import compare_arches, is_pure, require_cross_arch
 from farm.errors import QuorumError
+from farm.recipe import load_recipe
 
 PURE = "flit_core-3.10.1-py3-none-any.whl"
 NATIVE_AMD = "markupsafe-3.0.2-cp311-cp311-linux_x86_64.whl"
@@ -80,3 +83,19 @@ def test_the_outcome_does_not_depend_on_the_order_of_architectures(
     results: dict[str, dict[str, str] | None],
 ) -> None:
     assert compare_arches(results) == compare_arches(dict(reversed(list(results.items()))))
+
+
+def test_a_compiled_recipe_s_wheels_are_not_compared_across_architectures() -> None:
+    """markupsafe's wheels differ by design (each its platform tag and machine code): its
+    architectures each verify on their own and the cross-architecture check does not apply."""
+    shipped = Path(__file__).resolve().parents[3] / "recipes" / "markupsafe" / "3.0.2.yaml"
+    r = load_recipe(shipped)
+    agreed = {
+        arch: {o.path: sha for o in r.outputs_for(arch)}
+        for arch, sha in (("amd64", A), ("arm64", B))
+    }
+    c = compare_arches(agreed)
+    assert c.verdict == "not_applicable" and c.outputs == () and c.arches == ("amd64", "arm64")
+    require_cross_arch(c)  # does not raise
+    # Even a compiled wheel of one name on two architectures (a glob's match) is not compared.
+    assert compare_arches({"amd64": {NATIVE_AMD: A}, "arm64": {NATIVE_AMD: B}}).disputes == ()

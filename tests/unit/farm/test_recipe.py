@@ -149,3 +149,84 @@ def test_bad_images_are_refused(
 ) -> None:
     with pytest.raises(RecipeError, match=needle):
         parse_recipe({**recipe_data, "architectures": arches, "images": images})
+
+
+AMD_WHEEL = "demo-1.0-cp311-cp311-linux_x86_64.whl"
+ARM_WHEEL = "demo-1.0-cp311-cp311-linux_aarch64.whl"
+
+
+def _per_arch(recipe_data: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """A two-architecture recipe with a compiled wheel per architecture and a shared file."""
+    return {
+        **recipe_data,
+        "architectures": ["amd64", "arm64"],
+        "images": {"arm64": ARM},
+        "outputs": [
+            {"path": "hello.txt"},
+            {"path": AMD_WHEEL, "arch": "amd64"},
+            {"path": ARM_WHEEL, "arch": "arm64"},
+        ],
+        **extra,
+    }
+
+
+def test_outputs_and_upstream_per_architecture(recipe_data: dict[str, Any]) -> None:
+    refs = [
+        {"output": AMD_WHEEL, "sha256": "a" * 64},
+        {"output": ARM_WHEEL, "sha256": "b" * 64},
+        {"output": "hello.txt", "sha256": "c" * 64},
+    ]
+    r = parse_recipe(_per_arch(recipe_data, upstream=refs))
+    assert [o.path for o in r.outputs_for("amd64")] == ["hello.txt", AMD_WHEEL]
+    assert [o.path for o in r.outputs_for("arm64")] == ["hello.txt", ARM_WHEEL]
+    assert [u.output for u in r.upstream_for("amd64")] == [AMD_WHEEL, "hello.txt"]
+    assert [u.output for u in r.upstream_for("arm64")] == [ARM_WHEEL, "hello.txt"]
+    assert r.canonical_form()["outputs"] == [
+        {"path": "hello.txt"},
+        {"path": AMD_WHEEL, "arch": "amd64"},
+        {"path": ARM_WHEEL, "arch": "arm64"},
+    ]
+
+
+def test_an_output_of_every_architecture_keeps_the_digest(recipe_data: dict[str, Any]) -> None:
+    written = {**recipe_data, "outputs": [{"path": "hello.txt", "arch": None}]}
+    assert parse_recipe(written).digest == BASE_DIGEST
+    r = parse_recipe(recipe_data)
+    assert r.outputs_for("amd64") == r.outputs
+    assert (
+        parse_recipe({**recipe_data, "outputs": [{"path": "hello.txt", "arch": "amd64"}]}).digest
+        != BASE_DIGEST
+    )
+
+
+@pytest.mark.parametrize(
+    ("outputs", "needle"),
+    [
+        (
+            [{"path": ARM_WHEEL, "arch": "s390x"}, {"path": AMD_WHEEL}],
+            "outputs.0.arch: s390x is not",
+        ),
+        ([{"path": AMD_WHEEL, "arch": "amd64"}], "outputs: none is declared for arm64"),
+        ([{"path": AMD_WHEEL, "arch": "x86_64"}], "outputs.0.arch: x86_64 is not"),
+    ],
+)
+def test_bad_outputs_per_architecture_are_refused(
+    recipe_data: dict[str, Any], outputs: list[dict[str, str]], needle: str
+) -> None:
+    with pytest.raises(RecipeError, match=needle):
+        parse_recipe(_per_arch(recipe_data, outputs=outputs))
+
+
+def test_the_shipped_compiled_recipe_has_a_wheel_per_architecture() -> None:
+    root = Path(__file__).resolve().parents[3] / "recipes"
+    r = load_recipe(root / "markupsafe" / "3.0.2.yaml")
+    assert r.architectures == ("amd64", "arm64") and r.quorum == 3
+    assert [o.path for o in r.outputs_for("amd64")] == [
+        "MarkupSafe-3.0.2-cp311-cp311-linux_x86_64.whl"
+    ]
+    assert [o.path for o in r.outputs_for("arm64")] == [
+        "MarkupSafe-3.0.2-cp311-cp311-linux_aarch64.whl"
+    ]
+    for arch in r.architectures:
+        (ref,) = r.upstream_for(arch)
+        assert ref.output == r.outputs_for(arch)[0].path

@@ -144,6 +144,7 @@ class FakeRun:
     failure: str | None
     outputs: dict[str, Path]
     digests: dict[str, str]
+    arch: str | None = "amd64"
 
 
 @dataclass

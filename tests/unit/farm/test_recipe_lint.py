@@ -127,3 +127,25 @@ def test_a_bad_images_entry_names_its_architecture_and_line(
     line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if f"{arch}: " in t)
     msgs = _messages(tmp_path)
     assert any(m.startswith(f"{path}:{line}: {hint}") for m in msgs), msgs
+
+
+def test_an_output_for_an_unknown_architecture_names_its_line(
+    tmp_path: Path, recipe_data: dict[str, Any]
+) -> None:
+    recipe_data["architectures"] = ["amd64", "arm64"]
+    recipe_data["images"] = {"arm64": "sha256:" + "cd" * 32}
+    recipe_data["outputs"] = [{"path": "a.whl"}, {"path": "b.whl", "arch": "riscv64"}]
+    path = _write(tmp_path, "demo/1.0.0.yaml", recipe_data)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if "riscv64" in t)
+    msgs = _messages(tmp_path)
+    assert any(
+        m.startswith(f"{path}:{line}: outputs.1.arch: riscv64 is not one of") for m in msgs
+    ), msgs
+
+    recipe_data["outputs"] = [{"path": "a.whl", "arch": "amd64"}]
+    path = _write(tmp_path, "demo/1.0.0.yaml", recipe_data)
+    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if t == "outputs:")
+    msgs = _messages(tmp_path)
+    assert any(m.startswith(f"{path}:{line}: outputs: none is declared for arm64") for m in msgs), (
+        msgs
+    )

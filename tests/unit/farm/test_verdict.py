@@ -122,3 +122,36 @@ def test_verdict_does_not_depend_on_order(
     shuffled = data.draw(st.permutations(results))
     r = recipe(A, quorum)
     assert decide(r, results, IDS) == decide(r, shuffled, IDS)
+
+
+def test_a_build_is_compared_only_with_its_architecture_s_upstream() -> None:
+    """A compiled recipe's arm64 build has no x86_64 wheel: upstream's x86_64 wheel is not
+    an output it failed to produce (it would read as differing from upstream)."""
+    amd, arm = "demo-1.0-cp311-cp311-linux_x86_64.whl", "demo-1.0-cp311-cp311-linux_aarch64.whl"
+    r = parse_recipe(
+        {
+            **BASE_RECIPE,
+            "architectures": ["amd64", "arm64"],
+            "images": {"arm64": "sha256:" + "cd" * 32},
+            "outputs": [{"path": amd, "arch": "amd64"}, {"path": arm, "arch": "arm64"}],
+            "upstream": [{"output": amd, "sha256": U}, {"output": arm, "sha256": A}],
+        }
+    )
+    results = [
+        verify_result(
+            sign_result(predicate(k, outputs=(OutputDigest(name=arm, sha256=A, size=1),)), k),
+            [k.public],
+        )
+        for k in KEYS[:3]
+    ]
+    v = decide(r, results, IDS[:3], "arm64")
+    assert v.status == "verified"
+    assert [(o.name, o.upstream) for o in v.outputs] == [(arm, "match")]
+    assert v.upstream_matches
+    rows = agreement_rows(r, results, IDS[:3], tally(results, 3, IDS[:3]), "arm64")
+    assert [(row.output, row.upstream_state) for row in rows] == [(arm, "match")]
+    # Without the architecture every reference counts, the other one's included.
+    assert [(o.name, o.upstream) for o in decide(r, results, IDS[:3]).outputs] == [
+        (arm, "match"),
+        (amd, "differ"),
+    ]
