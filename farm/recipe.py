@@ -326,10 +326,18 @@ class Recipe(_Frozen):
         return tuple(o for o in self.outputs if o.arch in (None, arch))
 
     def upstream_for(self, arch: str) -> tuple[UpstreamReference, ...]:
-        """The upstream references a build for ``arch`` is compared with: those whose
-        output matches one of :meth:`outputs_for` ``arch``."""
+        """The upstream references a build for ``arch`` is compared with: all but those
+        that name only other architectures' outputs (a reference matching no output at
+        all stays, so that it reads as upstream's file the build did not produce)."""
         mine = self.outputs_for(arch)
-        return tuple(u for u in self.upstream if any(_matches(u.output, o.path) for o in mine))
+        theirs = [o for o in self.outputs if o not in mine]
+
+        def other_arch_only(u: UpstreamReference) -> bool:
+            return not any(_matches(u.output, o.path) for o in mine) and any(
+                _matches(u.output, o.path) for o in theirs
+            )
+
+        return tuple(u for u in self.upstream if not other_arch_only(u))
 
     def image_for(self, arch: str) -> str:
         """The builder image ``arch`` is built in: its pin in ``images``, else ``image``."""

@@ -175,12 +175,13 @@ def test_outputs_and_upstream_per_architecture(recipe_data: dict[str, Any]) -> N
         {"output": AMD_WHEEL, "sha256": "a" * 64},
         {"output": ARM_WHEEL, "sha256": "b" * 64},
         {"output": "hello.txt", "sha256": "c" * 64},
+        {"output": "stray.whl", "sha256": "d" * 64},  # no output's: every build's to miss
     ]
     r = parse_recipe(_per_arch(recipe_data, upstream=refs))
     assert [o.path for o in r.outputs_for("amd64")] == ["hello.txt", AMD_WHEEL]
     assert [o.path for o in r.outputs_for("arm64")] == ["hello.txt", ARM_WHEEL]
-    assert [u.output for u in r.upstream_for("amd64")] == [AMD_WHEEL, "hello.txt"]
-    assert [u.output for u in r.upstream_for("arm64")] == [ARM_WHEEL, "hello.txt"]
+    assert [u.output for u in r.upstream_for("amd64")] == [AMD_WHEEL, "hello.txt", "stray.whl"]
+    assert [u.output for u in r.upstream_for("arm64")] == [ARM_WHEEL, "hello.txt", "stray.whl"]
     assert r.canonical_form()["outputs"] == [
         {"path": "hello.txt"},
         {"path": AMD_WHEEL, "arch": "amd64"},
