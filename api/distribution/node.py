@@ -109,6 +109,11 @@ class DistNode:
         self.lock = threading.RLock()
         self.blobs = BlobStore(settings.blob_dir)
         self.catalog: dict[str, CatalogEntry] = {}
+        """sha256 → the first attestation of those bytes (what the bytes are served as)."""
+        self.arches: dict[str, dict[str, CatalogEntry]] = {}
+        """sha256 → architecture → the first attestation of those bytes for it: a pure
+        wheel attested for amd64 and for arm64 is one file with two attestations, and a
+        consumer of either architecture gets its own (ADR 42)."""
         for start in range(0, self.state.size, 1024):  # pages: bounded memory
             for offset, data in enumerate(self.store.entries(start, start + 1024)):
                 self._catalog_entry(data, start + offset)
@@ -205,6 +210,7 @@ class DistNode:
         new = []
         with self.lock:
             for e in entries:
+                self.arches.setdefault(e.sha256, {}).setdefault(e.arch, e)
                 if e.sha256 not in self.catalog:
                     self.catalog[e.sha256] = e
                     new.append(e)
@@ -281,15 +287,18 @@ class DistNode:
             height=self.store.entry_height(index),
         )
 
-    def evidence(self, sha: str, view: View | None = None) -> ArtifactEvidence | None:
+    def evidence(
+        self, sha: str, view: View | None = None, arch: str | None = None
+    ) -> ArtifactEvidence | None:
         """Everything to check artifact ``sha`` at the view's checkpoint, or None if it
-        is not attested inside that checkpoint or, unrevoked, not mirrored yet.
+        is not attested inside that checkpoint or, unrevoked, not mirrored yet. ``arch``
+        chooses the attestation for that architecture (default: the first of any).
         A revoked artifact's evidence carries the revocation (with its proof) when the
         checkpoint covers the revoke; otherwise None (the caller answers 410). An
         unrevoked one carries the proof that it is not in the checkpoint's revoked set."""
         view = view or self.view
         with self.lock:
-            entry = self.catalog.get(sha)
+            entry = self.catalog.get(sha) if arch is None else self.arches.get(sha, {}).get(arch)
         size, note = view.tree_size, view.note
         if entry is None or note is None or entry.index >= size:
             return None
@@ -342,17 +351,20 @@ class DistNode:
         view = self.view
         want = normalize_name(name)
         with self.lock:
-            shas = [
-                sha
-                for sha, e in self.catalog.items()
+            attested = [
+                (sha, arch, e.name)
+                for sha, by_arch in self.arches.items()
+                for arch, e in by_arch.items()
                 if normalize_name(e.name) == want and e.version == version
             ]
-        artifacts = [ev for sha in shas if (ev := self.evidence(sha, view)) is not None]
+        artifacts = [
+            ev for sha, arch, _ in attested if (ev := self.evidence(sha, view, arch)) is not None
+        ]
         if not artifacts or view.note is None:
             return None
         artifacts.sort(key=lambda a: (a.artifact.arch, a.artifact.filename))
         return PackageRelease(
-            name=self.catalog[shas[0]].name,
+            name=attested[0][2],
             version=version,
             checkpoint=view.note,
             tree_size=view.tree_size,

@@ -583,7 +583,8 @@ def _across_arches(
 ) -> tuple[Verdict, dict[str, Any]]:
     """``verdict``, disputed if a pure wheel it agreed on differs from the one the latest
     verified build of the same recipe on another architecture agreed on; and the
-    comparison to record with it (``{"cross_arch": …}``, or nothing when there is none).
+    comparison to record with it (``{"cross_arch": …}``, ``not_applicable`` when no pure
+    wheel was there to compare; nothing when no other architecture has verified).
 
     The comparison is also recorded on those other builds' verdicts: the build decided
     first stays as decided (it may be attested already); the one decided second is the
@@ -609,8 +610,10 @@ def _across_arches(
             str(d["name"]): str(d["sha256"]) for d in (other.verdict or {}).get("digests", [])
         }
     cross = compare_arches(agreed)
-    if cross.verdict == "not_applicable":
+    if len(cross.arches) < 2:
         return verdict, {}
+    # Two architectures verified: recorded even when nothing pure was compared (a
+    # compiled recipe's platform wheels, ADR 42), so the verdict says it was considered.
     builds = {build.arch: build.id} | {a: b.id for a, b in latest.items()}
     record: dict[str, Any] = {"cross_arch": {**cross.to_json(), "builds": builds}}
     for other in latest.values():

@@ -110,6 +110,11 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
         yield Served(running, load_recipe(recipe), builds)
 
 
+def _agreed(build: dict[str, Any]) -> dict[str, str]:
+    """Output name → the sha256 the build's builders agreed on."""
+    return {d["name"]: d["sha256"] for d in build["verdict"]["digests"]}
+
+
 def _seconds(build: dict[str, Any]) -> list[float]:
     """Each accepted result's build time (the container run its builder signed)."""
     times = []
@@ -129,7 +134,7 @@ def test_each_architecture_verifies_its_own_platform_wheel_by_its_own_quorum(
         verdict = build["verdict"]
         assert build["status"] == "verified", (arch, build["note"], verdict)
         assert len(verdict["agreed"]) == recipe.quorum == 3
-        assert [name for name, _ in verdict["digests"]] == [WHEELS[arch]]
+        assert list(_agreed(build)) == [WHEELS[arch]]
         # Compared with its own architecture's upstream wheel only (manylinux: differs).
         assert [(o["name"], o["upstream"]) for o in verdict["outputs"]] == [
             (WHEELS[arch], "differ")
@@ -148,14 +153,14 @@ def test_each_architecture_verifies_its_own_platform_wheel_by_its_own_quorum(
     listed = {f["filename"]: f["hashes"]["sha256"] for f in page["files"]}
     assert set(listed) == set(WHEELS.values())
     for arch, build in builds.items():
-        assert listed[WHEELS[arch]] == dict(build["verdict"]["digests"])[WHEELS[arch]]
+        assert listed[WHEELS[arch]] == _agreed(build)[WHEELS[arch]]
 
 
 def test_pip_in_an_arm64_container_installs_the_aarch64_wheel_and_farm_pull_verifies_it(
     farm: Served, tmp_path: Path
 ) -> None:
     running = farm.running
-    agreed = dict(farm.builds["arm64"]["verdict"]["digests"])[WHEELS["arm64"]]
+    agreed = _agreed(farm.builds["arm64"])[WHEELS["arm64"]]
     image = farm.recipe.image_for("arm64")
     # A fresh virtual environment inside the arm64 builder image (python3 and pip under
     # QEMU), the node its only index; pip chooses the wheel by this machine's platform.

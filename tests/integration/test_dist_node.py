@@ -34,6 +34,7 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
+from api.distribution.catalog import entries_of_attest
 from api.errors import ErrorBody
 from farm.attestation import AttestationBundle, build_bundle, verify_bundle
 from farm.checkpoint import signature_threshold, verify_checkpoint
@@ -200,9 +201,16 @@ class World:
         return body
 
     def attest(
-        self, name: str, version: str, files: dict[str, bytes], *, stage: bool = True
+        self,
+        name: str,
+        version: str,
+        files: dict[str, bytes],
+        *,
+        stage: bool = True,
+        arch: str = "amd64",
     ) -> dict[str, Any]:
-        """Commit an attestation of ``files`` (output name → bytes); stage the bytes."""
+        """Commit an attestation of ``files`` (output name → bytes) built for ``arch``;
+        stage the bytes."""
         now = datetime(2026, 1, 1, tzinfo=UTC)
         build = f"build-{name}-{version}-{self.submitted}"
         outputs = tuple(
@@ -213,7 +221,7 @@ class World:
             sign_result(
                 BuildPredicate(
                     build_id=build, recipe_digest=RECIPE, recipe_name=name,
-                    recipe_version=version, image_digest=IMAGE, arch="amd64",
+                    recipe_version=version, image_digest=IMAGE, arch=arch,
                     builder_id=b.keyid, started_at=now, finished_at=now, status="succeeded",
                     exit_code=0, log_sha256="0" * 64, outputs=outputs,
                 ),
@@ -222,7 +230,7 @@ class World:
             for b in self.builders
         ]  # fmt: skip
         coordinator = self.net.coordinator
-        bundle = build_bundle(RECIPE, name, version, "amd64", build, envelopes, coordinator, 3)
+        bundle = build_bundle(RECIPE, name, version, arch, build, envelopes, coordinator, 3)
         if stage:
             for data in files.values():
                 self.staging.put(hashlib.sha256(data).hexdigest(), data)
@@ -244,7 +252,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
                 make_enroll(
                     net.operator,
                     b.public_dict(),
-                    ["amd64"],
+                    ["amd64", "arm64"],
                     f"host{i}",
                     domain=f"host{i}",
                     chain=net.chain_id,
@@ -449,6 +457,53 @@ def test_python_index_pep503_and_pep691(world: World, dist: Proc) -> None:
     moved = httpx.get(f"{base(dist)}/simple/Index_Me/")
     assert moved.status_code == 301 and moved.headers["location"] == "/simple/index-me/"
     assert httpx.get(f"{base(dist)}/simple/nothing-here/").status_code == 404
+
+
+def test_a_pure_wheel_attested_on_two_architectures_is_served_for_each(
+    world: World, dist: Proc, tmp_path: Path
+) -> None:
+    """One file, two attestations (amd64 and arm64 agreed on the same bytes): the index
+    lists it once, the release offers it for each architecture with that architecture's
+    attestation, and ``farm pull --arch arm64`` verifies it (ADR 42)."""
+    whl = wheel_bytes("everywhere", "1.0")
+    filename = "everywhere-1.0-py3-none-any.whl"
+    world.attest("everywhere", "1.0", {filename: whl}, arch="amd64")
+    world.attest("everywhere", "1.0", {filename: whl}, arch="arm64")
+    served(dist, sha(whl))
+
+    def both() -> PackageRelease | None:
+        r = httpx.get(f"{base(dist)}/v1/packages/everywhere/1.0")
+        if r.status_code != 200:
+            return None
+        release = PackageRelease.model_validate(r.json())
+        return release if len(release.artifacts) == 2 else None
+
+    release = wait_for("both architectures' attestations", both)
+    assert [(a.artifact.arch, a.artifact.sha256) for a in release.artifacts] == [
+        ("amd64", sha(whl)),
+        ("arm64", sha(whl)),
+    ]
+    # Each architecture its own attestation, each naming its architecture.
+    assert len({a.attestation.index for a in release.artifacts}) == 2
+    for a in release.artifacts:
+        entry = base64.b64decode(a.attestation.entry)
+        (offered,) = entries_of_attest(entry, a.attestation.index)
+        assert offered.arch == a.artifact.arch
+    page = httpx.get(
+        f"{base(dist)}/simple/everywhere/",
+        headers={"accept": "application/vnd.pypi.simple.v1+json"},
+    ).json()
+    assert [f["filename"] for f in page["files"]] == [filename]
+
+    pulled = subprocess.run(
+        [sys.executable, "-m", "farm.cli", "pull", "everywhere==1.0", "--arch", "arm64",
+         "--node", base(dist), "--genesis", str(world.net.genesis), "--dest", str(tmp_path),
+         "--state-dir", str(tmp_path / "state")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+    assert (tmp_path / filename).read_bytes() == whl
+    assert "arm64" in pulled.stdout
 
 
 def test_revoked_artifact_answers_410_and_leaves_the_index(world: World, dist: Proc) -> None:

@@ -16,18 +16,30 @@ from farm.coordinator.scheduler import Scheduler, SchedulerConfig, request_build
 from farm.coordinator.staging import Staging
 from farm.keys import KeyPair, generate_key
 from farm.recipe import Recipe, parse_recipe
+from farm.result import OutputDigest
 from tests.unit.farm.conftest import BASE_RECIPE
 from tests.unit.farm.coordinator._world import BAD, GOOD, NOW, WHEEL, envelope
 
 ARM_IMAGE = "sha256:" + "cd" * 32
 
 
-def _recipe() -> Recipe:
+def _sha(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+AMD_WHEEL = "demo-1.0.0-cp311-cp311-linux_x86_64.whl"
+ARM_WHEEL = "demo-1.0.0-cp311-cp311-linux_aarch64.whl"
+
+
+def _recipe(compiled: bool = False) -> Recipe:
+    outputs: list[dict[str, str]] = [{"path": WHEEL}]
+    if compiled:  # a platform wheel per architecture (ADR 42)
+        outputs = [{"path": AMD_WHEEL, "arch": "amd64"}, {"path": ARM_WHEEL, "arch": "arm64"}]
     data: dict[str, Any] = {
         **BASE_RECIPE,
         "architectures": ["amd64", "arm64"],
         "images": {"arm64": ARM_IMAGE},
-        "outputs": [{"path": WHEEL}],
+        "outputs": outputs,
         "quorum": 1,
     }
     return parse_recipe(data)
@@ -47,9 +59,12 @@ class Queue:
         return False
 
 
-def _run(engine: Engine, tmp_path: Path, amd64: bytes, arm64: bytes) -> dict[str, Build]:
-    """Build the two-architecture recipe; each architecture's builder answers ``bytes``."""
-    r, queue, staging = _recipe(), Queue(), Staging(tmp_path / "staging")
+def _run(
+    engine: Engine, tmp_path: Path, amd64: bytes, arm64: bytes, *, compiled: bool = False
+) -> dict[str, Build]:
+    """Build the two-architecture recipe; each architecture's builder answers ``bytes``
+    (named as the recipe's outputs for it)."""
+    r, queue, staging = _recipe(compiled), Queue(), Staging(tmp_path / "staging")
     scheduler = Scheduler(engine, staging, queue, SchedulerConfig(), lambda: NOW)
     keys: dict[str, KeyPair] = {"amd64": generate_key(), "arm64": generate_key()}
     with Session(engine, expire_on_commit=False) as session:
@@ -70,7 +85,12 @@ def _run(engine: Engine, tmp_path: Path, amd64: bytes, arm64: bytes) -> dict[str
             service.record_upload(
                 session, staging, key.keyid, hashlib.sha256(content).hexdigest(), content, NOW
             )
-            env = envelope(key, r, build_id, content, arch=arch, image_digest=r.image_for(arch))
+            (out,) = r.outputs_for(arch)
+            named = (OutputDigest(name=out.path, sha256=_sha(content), size=len(content)),)
+            env = envelope(
+                key, r, build_id, content, arch=arch, image_digest=r.image_for(arch),
+                outputs=named,
+            )  # fmt: skip
             service.record_result(session, staging, build_id, key.keyid, env, NOW)
             scheduler.tick()  # decides this architecture before the next one answers
         session.expire_all()
@@ -117,3 +137,22 @@ def test_a_pure_wheel_that_differs_across_arches_is_disputed_with_a_diff(
         assert (report.output, report.sha256_a, report.sha256_b) == (WHEEL, good, bad)
         assert report.status == "done", report.error
         assert report.html_path is not None and Path(report.html_path).is_file()
+
+
+def test_compiled_wheels_per_arch_are_not_compared_and_both_verify(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """A platform wheel per architecture: different names and bytes by design. Both
+    verify; the comparison is recorded as not applicable, and nothing is diffed."""
+    builds = _run(engine, tmp_path, GOOD, BAD, compiled=True)
+    for arch, build in builds.items():
+        assert build.status == "verified", arch
+        assert build.verdict is not None
+        assert [d["name"] for d in build.verdict["digests"]] == [
+            {"amd64": AMD_WHEEL, "arm64": ARM_WHEEL}[arch]
+        ]
+        cross = build.verdict["cross_arch"]
+        assert cross["verdict"] == "not_applicable" and cross["outputs"] == {}
+        assert cross["arches"] == ["amd64", "arm64"]
+        assert cross["builds"] == {a: b.id for a, b in builds.items()}
+        assert _pairs(build.verdict) == []
