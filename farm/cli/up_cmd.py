@@ -451,17 +451,29 @@ def _take_through(
             )
         if (farm.builds(name, version) or [{}])[0].get("status") != "verified":
             raise failed
+    # Every architecture submitted: each has its own attestation (ADR 36, 42).
+    want = set(arches)
+
+    def committed() -> bool:
+        return want <= {a.get("arch") for a in farm.committed_attestations(name, version)}
+
+    def served() -> bool:
+        release = farm.dist_serves(name, version)
+        return release is not None and want <= {
+            e["artifact"]["arch"] for e in release.get("artifacts", [])
+        }
+
     with console.status("committing the attestation to the ledger"):
         wait_until(
-            "the attestation's ledger commit",
-            _supervised(supervisor, lambda: bool(farm.committed_attestations(name, version))),
+            "the ledger commit of the attestation of " + ", ".join(sorted(want)),
+            _supervised(supervisor, committed),
             timeout,
             farm.root / "coordinator.log",
         )
     with console.status("the distribution node follows the ledger and mirrors the artifact"):
         wait_until(
-            "the distribution node serving the artifact",
-            _supervised(supervisor, lambda: farm.dist_serves(name, version) is not None),
+            "the distribution node serving the artifact for " + ", ".join(sorted(want)),
+            _supervised(supervisor, served),
             timeout,
             farm.root / "dist.log",
         )
