@@ -56,6 +56,7 @@ def _provenance(
     quorum: int,
     digests: frozenset[tuple[str, str]],
     envelopes: Sequence[tuple[str, dict[str, Any]]],
+    cross_arch: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     deps = [ResourceDescriptor(name="image", digest={"sha256": image_digest.split(":", 1)[1]})]
     if source is not None:
@@ -70,7 +71,8 @@ def _provenance(
                 externalParameters=ExternalParameters(
                     recipe=name, version=version, recipeDigest=recipe_digest, arch=arch
                 ),
-                internalParameters={"quorum": quorum},
+                internalParameters={"quorum": quorum}
+                | ({"crossArch": dict(cross_arch)} if cross_arch is not None else {}),
                 resolvedDependencies=tuple(deps),
             ),
             runDetails=RunDetails(
@@ -103,8 +105,14 @@ def build_bundle(
     *,
     builder_keys: Mapping[str, SSlibKey] | None = None,
     source: ResourceDescriptor | None = None,
+    cross_arch: Mapping[str, Any] | None = None,
 ) -> AttestationBundle:
     """Make and sign the bundle of a verified build.
+
+    ``cross_arch`` is the coordinator's comparison of this build's pure wheels with the
+    other architectures' builds of the recipe (the verdict's ``cross_arch``, ADR 36, 42),
+    carried as ``internalParameters.crossArch``: what the coordinator signs it saw, which
+    validators do not re-check (they see one architecture's build).
 
     Every builder envelope's signature is verified against ``builder_keys`` when given
     (the coordinator verified them on receipt otherwise; the ledger re-checks every one
@@ -143,6 +151,7 @@ def build_bundle(
             quorum,
             digests,
             [(r.predicate.builder_id, r.envelope) for r in results],
+            cross_arch,
         )
     )
     envelope = Envelope(payload=payload, payload_type=PAYLOAD_TYPE, signatures={})

@@ -424,6 +424,7 @@ class LedgerPublisher:
                 envelopes,
                 self.coordinator_key,
                 build.quorum,
+                cross_arch=(build.verdict or {}).get("cross_arch"),
             )
         except FarmError as exc:
             self._store(session, build, {}, b"", rejected=f"no attestation bundle: {exc}")

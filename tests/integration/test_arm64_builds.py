@@ -11,6 +11,10 @@ up it is dispatched to exactly its quorum, never to fewer. This one runs the
 coordinator's scheduler on a real database with builders enrolled as this host's would
 be (the architectures binfmt lets it run); it starts no container.
 
+(c) ``farm up`` with that recipe, on this host (binfmt), takes it through both
+architectures: three builders verify each, both attestations are committed, and the
+node serves the wheel for each architecture.
+
 Needs Docker, the builder images of both architectures (``deploy/setup.sh``), and the
 kernel's qemu-aarch64 binfmt handler with the F flag; without the handler the module
 is skipped, saying so. flit_core has no build dependencies, so its arm64 build is the
@@ -21,6 +25,7 @@ builds shared it; (b) takes well under a second.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -99,6 +104,26 @@ def test_a_pure_wheel_is_byte_identical_on_amd64_and_arm64(
         },
     }
     assert "identical" in proc.stdout
+
+
+@pytest.mark.redis
+def test_farm_up_takes_a_two_architecture_recipe_through_on_both(tmp_path: Path) -> None:
+    """``farm up`` on a host with binfmt submits every architecture it can build, waits
+    until each is committed and served (not only the first), and shows both: one wheel,
+    the same bytes, attested for amd64 and for arm64 (ADR 42)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "farm.cli", "up", str(RECIPE), "--root", str(tmp_path / "farm")],
+        capture_output=True, text=True, timeout=1500, check=False,
+        env={**os.environ, "COLUMNS": "250"},
+    )  # fmt: skip
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert "verified and served: flit_core 3.10.1" in out, out
+    rows = [line for line in out.splitlines() if WHEEL in line]
+    assert {arch for arch in ("amd64", "arm64") if any(arch in r for r in rows)} == {
+        "amd64",
+        "arm64",
+    }, out
 
 
 class Sent:

@@ -407,6 +407,36 @@ def test_source_is_a_resolved_dependency(world: World) -> None:
     assert deps[0] == source and deps[1].name == "image"
 
 
+def test_the_cross_architecture_record_is_carried_and_verifies_on_both_paths(
+    world: World,
+) -> None:
+    """The coordinator signs what it compared across architectures (ADR 42): the
+    attestation carries it as ``internalParameters.crossArch``, and a bundle with it
+    verifies as one without."""
+    cross = {
+        "verdict": "agreed",
+        "arches": ["amd64", "arm64"],
+        "outputs": {WHEEL: {"agreed": True, "sha256": {"amd64": SHA, "arm64": SHA}}},
+        "builds": {"amd64": "build-amd", "arm64": BUILD},
+    }
+    envs = [result(k) for k in world.builders[:3]]
+    bundle = build_bundle(
+        RECIPE, "demo", "1.0", ARCH, BUILD, envs, world.coordinator, 3,
+        builder_keys=world.builder_keys(), cross_arch=cross,
+    )  # fmt: skip
+    for check in (verify_bundle, _verify_bundle_fast):
+        verified = check(bundle, world.builder_keys(), world.coordinator_keys(), 3)
+        assert verified is not None
+        internal = verified.statement.predicate.buildDefinition.internalParameters
+        assert internal == {"quorum": 3, "crossArch": cross}
+    plain = build_bundle(
+        RECIPE, "demo", "1.0", ARCH, BUILD, envs, world.coordinator, 3,
+        builder_keys=world.builder_keys(),
+    )  # fmt: skip
+    statement = json.loads(base64.b64decode(plain.envelope["payload"]))
+    assert statement["predicate"]["buildDefinition"]["internalParameters"] == {"quorum": 3}
+
+
 def test_the_attestation_package_keeps_every_public_name() -> None:
     import farm.attestation
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -265,3 +266,36 @@ def test_a_refusal_is_final_only_from_f_plus_1_validators_at_the_dependency() ->
     refusing.add("v2")  # a second validator at the dependency gives the same reason
     with pytest.raises(TransactionError, match="unknown builder b1"):
         client().submit(tx, after=5)
+
+
+def test_the_attestation_carries_the_verdicts_cross_architecture_record(
+    engine: Engine, session: Session, tmp_path: Path
+) -> None:
+    """What the coordinator compared across architectures (the verdict's ``cross_arch``)
+    is signed into the attestation as ``internalParameters.crossArch`` (ADR 42)."""
+    scheduler, _queue, _clock, staging = make(engine, tmp_path)
+    for key in KEYS[:3]:
+        enroll_signed(session, key)
+    ledger = FakeLedger()
+    publisher = LedgerPublisher(
+        engine, _client(ledger, attempts=1), COORDINATOR, OPERATORS, lambda: NOW, retry_after=0
+    )
+    publisher.tick()
+    (build,) = request_build(session, recipe(), NOW)
+    scheduler.tick()
+    for key in KEYS[:3]:
+        answer(session, staging, key, build.id)
+    scheduler.tick()
+    session.expire_all()
+    decided = service.get_build(session, build.id)
+    assert decided.status == "verified" and decided.verdict is not None
+    # As the coordinator records it once another architecture's build has verified.
+    cross = {"verdict": "agreed", "arches": ["amd64", "arm64"], "outputs": {}, "builds": {}}
+    decided.verdict = {**decided.verdict, "cross_arch": cross}
+    session.add(decided)
+    session.commit()
+    publisher.tick()
+    (att,) = attestations.list_attestations(session, name="demo").items
+    statement = json.loads(base64.b64decode(att.bundle["envelope"]["payload"]))
+    internal = statement["predicate"]["buildDefinition"]["internalParameters"]
+    assert internal["crossArch"] == cross
