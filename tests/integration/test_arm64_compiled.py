@@ -20,6 +20,7 @@ module 253 s. ADR 42 has the figures.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -89,6 +90,8 @@ class Served:
     """The shipped recipe, or its copy re-pinned to this host's images."""
     builds: dict[str, dict[str, Any]]
     """The coordinator's build of each architecture."""
+    attestations: list[dict[str, Any]]
+    """The coordinator's committed attestations of the release."""
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +112,8 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             if summary["arch"] not in builds:
                 with running.http() as client:
                     builds[summary["arch"]] = client.get(f"/v1/builds/{summary['id']}").json()
-        yield Served(running, load_recipe(recipe), builds)
+        attested = running.committed_attestations("markupsafe", "3.0.2")
+        yield Served(running, load_recipe(recipe), builds, attested)
 
 
 def _agreed(build: dict[str, Any]) -> dict[str, str]:
@@ -146,6 +150,21 @@ def test_each_architecture_verifies_its_own_platform_wheel_by_its_own_quorum(
         builders |= set(verdict["agreed"])
         print(f"{arch}: {_agreed(build)}; build seconds per builder: {_seconds(build)}")
     assert len(builders) == 3  # one host's three builders build both architectures
+
+    # One attestation per architecture; the one decided second carries what the
+    # coordinator compared across architectures (nothing pure: not applicable).
+    assert sorted(a["arch"] for a in farm.attestations) == ["amd64", "arm64"]
+    carried = []
+    for a in farm.attestations:
+        statement = json.loads(base64.b64decode(a["bundle"]["envelope"]["payload"]))
+        internal = statement["predicate"]["buildDefinition"]["internalParameters"]
+        assert internal["quorum"] == 3
+        if "crossArch" in internal:
+            carried.append(internal["crossArch"])
+    assert carried, farm.attestations
+    for cross in carried:
+        assert cross["verdict"] == "not_applicable" and cross["arches"] == ["amd64", "arm64"]
+        assert cross["builds"] == {arch: b["id"] for arch, b in builds.items()}
 
     page = httpx.get(
         f"{running.dist_url}/simple/markupsafe/",
