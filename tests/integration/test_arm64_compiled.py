@@ -13,9 +13,9 @@ nothing but the genesis.
 
 Needs Docker, the builder images of both architectures (``deploy/setup.sh``) and the
 kernel's qemu-aarch64 binfmt handler with the F flag (skipped, saying so, without it).
-One run on a loaded 2-core host: 214 s from submission to both verdicts; each arm64
-build (three at once under QEMU) 167 to 188 s, each amd64 build 21 to 23 s; the whole
-module 253 s. ADR 42 has the figures.
+On a loaded 2-core host: 128 to 214 s from submission to both verdicts; each arm64
+build (three at once under QEMU) 79 to 188 s, each amd64 build 21 to 31 s; the whole
+module about 4 minutes. ADR 42 has the figures.
 """
 
 from __future__ import annotations
