@@ -4,7 +4,8 @@ Parts, in the order they start (all on loopback, each with its log under ``root`
 
 - a BFT ledger of ``validators`` validators (``farm ledger run``), whose keys and genesis
   (with the operator and coordinator keys) ``farm ledger testnet`` makes once;
-- Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key;
+- Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key,
+  running only tasks signed by the genesis coordinator key (ADR 41);
 - the coordinator (``farm serve --ledger``) with its SQLite database; the builders
   enroll with one-time tokens and ``farm up`` approves them as the operator, each in
   an independence domain of its own (``local-1``, ``local-2``, ...): it signs their
@@ -353,6 +354,8 @@ def local_farm(
                 builders,
                 env={"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"},
                 start=False,
+                # The builders run only tasks the coordinator signs with its genesis key.
+                coordinator_key=root / "ledger" / "coordinator.key",
             )
         )
         record.started("Redis", cluster.redis.proc, [cluster.redis.port])
