@@ -29,7 +29,7 @@ from farm.coordinator.client import CoordinatorClient
 from farm.coordinator.db import make_engine
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
-from farm.keys import KeyPair, generate_key
+from farm.keys import KeyPair, generate_key, save_key
 from tests.integration.conftest import serve
 from tests.integration.openapi_checks import assert_one_error_body
 from tests.unit.farm.conftest import BASE_RECIPE
