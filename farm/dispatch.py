@@ -106,7 +106,12 @@ def dispatch(
 
 
 def _ignore(run: BuilderRun, why: str) -> None:
-    """Note (and log once) a word from the broker that no builder signed."""
+    """Note (and log once) a word from the broker that no builder signed, and read the
+    state afresh next time: an AsyncResult keeps a ready state (FAILURE) it has read for
+    good, which would hide the builder's signed result stored over it."""
+    result = run.async_result
+    if isinstance(result, AsyncResult):
+        run.async_result = AsyncResult(result.id, backend=result.backend, app=result.app)
     if run.ignored != why:
         logger.warning(
             "build %s builder %s: ignored (not signed by the builder): %s",
