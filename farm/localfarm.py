@@ -189,6 +189,9 @@ class LocalFarm:
             # The operator's own key: farm revoke and farm operator sign with it here.
             "FARM_OPERATOR_KEY": str(self.root / "ledger" / "operator.key"),
             "FARM_REDIS_URL": self.cluster.redis.url,
+            # The genesis coordinator key: `farm build` (the direct path) signs its tasks
+            # with it, as the builders run no others (ADR 41).
+            "FARM_COORDINATOR_KEY": str(self.root / "ledger" / "coordinator.key"),
         }
 
     def http(self) -> httpx.Client:
