@@ -51,10 +51,10 @@ from builders.build import BuildContext, execute
 from builders.metrics import BuildCounters, outcome_of
 from builders.runner import engine_answers
 from farm.dispatch import check_result
-from farm.errors import FarmError
+from farm.errors import FarmError, TaskRefusedError
 from farm.logs import bind
 from farm.registry import BuilderInfo
-from farm.task import BUILD_TASK_NAME, BuildTask, TaskRefusedError, claimed_ids, verify_task
+from farm.task import BUILD_TASK_NAME, BuildTask, claimed_ids, verify_task
 
 __all__ = ["register_build_task", "result_key", "store_result"]
 

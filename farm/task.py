@@ -31,7 +31,7 @@ from securesystemslib.exceptions import VerificationError
 from securesystemslib.signer import SSlibKey
 
 from farm.canonical import canonical_json
-from farm.errors import RecipeError, SignatureError
+from farm.errors import RecipeError, TaskRefusedError
 from farm.keys import KeyPair
 from farm.recipe import Recipe, parse_recipe
 
@@ -39,7 +39,6 @@ __all__ = [
     "BUILD_TASK_NAME",
     "TASK_PAYLOAD_TYPE",
     "BuildTask",
-    "TaskRefusedError",
     "claimed_ids",
     "new_build_id",
     "queue_for",
@@ -97,19 +96,6 @@ class BuildTask(BaseModel):
                 f"the task's {self.recipe_digest}"
             )
         return recipe
-
-    @classmethod
-    def from_json(cls, data: object) -> BuildTask:
-        """Validate a task received from the queue."""
-        try:
-            return cls.model_validate(data)
-        except ValidationError as exc:
-            raise RecipeError(f"malformed build task: {exc.errors()[0]['msg']}") from None
-
-
-class TaskRefusedError(SignatureError):
-    """A task a builder will not run: unsigned, signed by another key, altered, or
-    addressed to another builder."""
 
 
 def sign_task(task: BuildTask, key: KeyPair) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from builders import tasks as tasks_module
 from builders.settings import BuilderSettings
 from builders.tasks import result_key
 from builders.worker import run_worker
-from farm.errors import ConfigError
+from farm.errors import ConfigError, TaskRefusedError
 from farm.keys import generate_key, save_key
-from farm.task import TaskRefusedError, sign_task
+from farm.task import sign_task
 from tests.unit.builders.test_failure_kind import (
     COORDINATOR,
     KEY,

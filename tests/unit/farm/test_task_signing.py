@@ -17,14 +17,13 @@ from typing import Any
 
 import pytest
 
-from farm.errors import SigningKeyError
+from farm.errors import SigningKeyError, TaskRefusedError
 from farm.keys import generate_key, load_public_key, save_key
 from farm.recipe import parse_recipe
 from farm.result import PAYLOAD_TYPE
 from farm.task import (
     TASK_PAYLOAD_TYPE,
     BuildTask,
-    TaskRefusedError,
     claimed_ids,
     sign_task,
     verify_task,
