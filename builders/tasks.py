@@ -3,7 +3,7 @@
 A builder runs only tasks signed by the coordinator key it is configured with and
 addressed to itself (:func:`farm.task.verify_task`, ADR 41). Any other message on its
 queue is refused before anything else happens: logged at WARNING with the build and
-builder ids it claims, and ended with :class:`~farm.task.TaskRefusedError` — no build,
+builder ids it claims, and ended with :class:`~farm.errors.TaskRefusedError` — no build,
 no stored result, nothing delivered.
 
 A stored result counts only if it verifies as this builder's own signed result for the
