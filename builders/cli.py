@@ -82,6 +82,14 @@ def run(
             "(default $FARM_BUILDER_IMAGE).",
         ),
     ] = None,
+    coordinator_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--coordinator-key",
+            help="The coordinator's public key file: only tasks it signed are run "
+            "(default $FARM_BUILDER_COORDINATOR_KEY; required).",
+        ),
+    ] = None,
 ) -> None:
     """Start this builder's Celery worker on its own queue (runs until stopped)."""
     from builders.worker import run_worker
@@ -92,7 +100,13 @@ def run(
         setup_logging(Service.builder, log_format, loglevel)
     except ValueError as exc:
         raise ConfigError(f"--loglevel: {exc}") from None
-    settings = _settings(home, redis_url, metrics_address=metrics_address, builder_image=image)
+    settings = _settings(
+        home,
+        redis_url,
+        metrics_address=metrics_address,
+        builder_image=image,
+        builder_coordinator_key=str(coordinator_key) if coordinator_key is not None else None,
+    )
     run_worker(settings, loglevel=loglevel, quiet=log_format is LogFormat.json)
 
 

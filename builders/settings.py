@@ -72,6 +72,14 @@ class BuilderSettings(BaseSettings):
         "that /readyz requires to be loaded; unset: the builder never reports ready.",
     )
 
+    builder_coordinator_key: Path | None = Field(
+        default=None,
+        description="The coordinator's public key (FARM_BUILDER_COORDINATOR_KEY): a JSON "
+        "public key file such as a cluster's public/coordinator.pub (the genesis "
+        "coordinator key). The worker runs only build tasks signed by it (ADR 41) and "
+        "refuses to start without it.",
+    )
+
     @field_validator("builder_image")
     @classmethod
     def _image_id(cls, v: str | None) -> str | None:

@@ -1,5 +1,15 @@
 """The Celery edge of a builder: receive a task, build once, return the signed result.
 
+A builder runs only tasks signed by the coordinator key it is configured with and
+addressed to itself (:func:`farm.task.verify_task`, ADR 41). Any other message on its
+queue is refused before anything else happens: logged at WARNING with the build and
+builder ids it claims, and ended with :class:`~farm.errors.TaskRefusedError` — no build,
+no stored result, nothing delivered.
+
+A stored result counts only if it verifies as this builder's own signed result for the
+task (:func:`farm.dispatch.check_result`): one that does not (a key written by someone
+else with the broker's URL) is logged, replaced, and the task is built.
+
 Idempotent by (build id, builder id): the first completed result is stored in Redis
 with SET NX and every later delivery of the same task returns that stored result
 instead of building again. A delivery after a worker crash first removes the
@@ -29,18 +39,22 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Celery, Task
 from celery.exceptions import Reject
+from securesystemslib.signer import SSlibKey
 
 from builders.build import BuildContext, execute
 from builders.metrics import BuildCounters, outcome_of
 from builders.runner import engine_answers
-from farm.errors import FarmError
+from farm.dispatch import check_result
+from farm.errors import FarmError, TaskRefusedError
 from farm.logs import bind
-from farm.task import BUILD_TASK_NAME, BuildTask
+from farm.registry import BuilderInfo
+from farm.task import BUILD_TASK_NAME, BuildTask, claimed_ids, verify_task
 
 __all__ = ["register_build_task", "result_key", "store_result"]
 
@@ -65,12 +79,14 @@ def store_result(
     within: float = STORE_WITHIN,
     pause: float = STORE_PAUSE,
     log: logging.Logger | logging.LoggerAdapter = logger,  # type: ignore[type-arg]
+    genuine: Callable[[str], bool] = lambda _body: True,
 ) -> str | None:
     """Store ``body`` as the one result of (build id, builder id), trying again while
     Redis is unreachable for up to ``within`` seconds.
 
-    Returns the stored result: ``body``, or the one another attempt stored first; None
-    if Redis could not be reached in time (the caller delivers ``body`` anyway)."""
+    Returns the stored result: ``body``, or the one another attempt stored first if it
+    is ``genuine`` (one that is not is replaced by ``body``); None if Redis could not be
+    reached in time (the caller delivers ``body`` anyway)."""
     key = result_key(build_id, builder_id)
     deadline = time.monotonic() + within
     while True:
@@ -83,7 +99,12 @@ def store_result(
             first = client.get(key)
             if first is None:  # expired in between: nothing else stands
                 return body
-            return first.decode() if isinstance(first, bytes) else str(first)
+            text = first.decode() if isinstance(first, bytes) else str(first)
+            if not genuine(text):
+                log.warning("the stored result is not this builder's signed one; replaced")
+                client.set(key, body, ex=RESULT_TTL)
+                return body
+            return text
         except (redis.ConnectionError, redis.TimeoutError) as exc:
             if time.monotonic() >= deadline:
                 log.error("result not stored: Redis unreachable for %.0f s (%s)", within, exc)
@@ -118,15 +139,64 @@ def _bound(task: BuildTask) -> Iterator[logging.LoggerAdapter]:  # type: ignore[
 Deliver = Callable[[dict[str, Any]], object]
 
 
+def _self_info(ctx: BuildContext) -> BuilderInfo:
+    """This builder as :func:`~farm.dispatch.check_result` wants it (key and id only)."""
+    now = datetime.now(UTC)
+    return BuilderInfo(
+        builder_id=ctx.key.keyid,
+        public_key=ctx.key.public_dict(),
+        arches=(),
+        hostname="",
+        pid=0,
+        queue="",
+        started_at=now,
+        seen_at=now,
+    )
+
+
+def _genuine_for(ctx: BuildContext, task: BuildTask) -> Callable[[str], bool]:
+    """Whether a stored body is this builder's own signed result for ``task``."""
+    me = _self_info(ctx)
+
+    def genuine(body: str) -> bool:
+        try:
+            check_result(json.loads(body), me, task)
+        except (FarmError, ValueError, TypeError):
+            return False
+        return True
+
+    return genuine
+
+
+def _accepted(payload: object, coordinator: SSlibKey, ctx: BuildContext) -> BuildTask:
+    """The task in ``payload`` if ``coordinator`` signed it for this builder; else log
+    why (WARNING, with the ids it claims) and raise :class:`TaskRefusedError`."""
+    try:
+        return verify_task(payload, coordinator, ctx.key.keyid)
+    except TaskRefusedError as exc:
+        build_id, claimed = claimed_ids(payload)
+        with bind(build_id=build_id, builder_id=ctx.key.keyid):
+            logger.warning(
+                "[build %s builder %s] task refused, not built: %s (it names builder %s)",
+                build_id,
+                ctx.key.keyid[:12],
+                exc,
+                claimed,
+            )
+        raise
+
+
 def register_build_task(
     app: Celery,
     ctx: BuildContext,
     client: redis.Redis,
+    coordinator: SSlibKey,
     deliver: Deliver | None = None,
     counters: BuildCounters | None = None,
     engine_wait: float = ENGINE_WAIT,
 ) -> Task:  # type: ignore[type-arg]
-    """Register the build task on ``app`` for the builder whose context is ``ctx``.
+    """Register the build task on ``app`` for the builder whose context is ``ctx``,
+    running only tasks signed by ``coordinator`` (see the module docstring).
 
     With ``deliver``, every stored result (a fresh one, or the stored one returned
     again for a repeated task) is also handed to it; it must not raise. With
@@ -139,7 +209,8 @@ def register_build_task(
             deliver(result["envelope"])
         return result
 
-    @app.task(name=BUILD_TASK_NAME, bind=True)
+    # A refusal is expected, not a crash: Celery logs it without a traceback.
+    @app.task(name=BUILD_TASK_NAME, bind=True, throws=(TaskRefusedError,))
     def build(self: Task, payload: dict[str, Any]) -> dict[str, Any]:  # type: ignore[type-arg]
         if counters is None:
             return run(payload, None)
@@ -165,18 +236,18 @@ def register_build_task(
         return result
 
     def run(payload: dict[str, Any], t0: float | None) -> dict[str, Any]:
-        task = BuildTask.from_json(payload)
+        task = _accepted(payload, coordinator, ctx)
+        genuine = _genuine_for(ctx, task)
         with _bound(task) as log:
-            if task.builder_id != ctx.key.keyid:
-                raise FarmError(
-                    f"task for builder {task.builder_id[:12]} reached builder {ctx.key.keyid[:12]}"
-                )
             key = result_key(task.build_id, task.builder_id)
             stored = client.get(key)
             if stored is not None:
-                log.info("already built; returning the stored result")
-                result: dict[str, Any] = json.loads(stored)
-                return repeated(delivered(result), t0)
+                text = stored.decode() if isinstance(stored, bytes) else str(stored)
+                if genuine(text):
+                    log.info("already built; returning the stored result")
+                    result: dict[str, Any] = json.loads(text)
+                    return repeated(delivered(result), t0)
+                log.warning("the stored result is not this builder's signed one; building")
             if not engine_answers(ctx.docker, within=engine_wait):
                 log.warning(
                     "the Docker Engine does not answer after %.0f s; task given back", engine_wait
@@ -190,7 +261,9 @@ def register_build_task(
                 log.warning("this host failed the build, not the build itself; not stored")
                 return counted(delivered(outcome.to_json()), t0)
             body = json.dumps(outcome.to_json())
-            stored_body = store_result(client, task.build_id, task.builder_id, body, log=log)
+            stored_body = store_result(
+                client, task.build_id, task.builder_id, body, log=log, genuine=genuine
+            )
             if stored_body is None or stored_body == body:
                 log.info("done")
                 return counted(delivered(outcome.to_json()), t0)

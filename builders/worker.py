@@ -41,6 +41,7 @@ from builders.store import ContentStore
 from builders.tasks import register_build_task
 from farm.errors import ConfigError
 from farm.health_http import OperationsServer
+from farm.keys import load_public_key
 from farm.queue import make_celery
 from farm.registry import BuilderInfo, announce, list_builders, withdraw
 from farm.task import queue_for
@@ -117,6 +118,12 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
     ``quiet``: no start-up banner on stdout (with JSON logs, only JSON lines).
     """
     key = load_identity(settings.key_path)
+    if settings.builder_coordinator_key is None:
+        raise ConfigError(
+            "no coordinator key: set FARM_BUILDER_COORDINATOR_KEY to the coordinator's public "
+            "key file; a builder runs only tasks signed by it (ADR 41)"
+        )
+    coordinator = load_public_key(settings.builder_coordinator_key)
     arches = buildable_arches()
     client = redis.Redis.from_url(settings.redis_url)
     try:
@@ -164,6 +171,7 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         app,
         ctx,
         client,
+        coordinator,
         deliver=(lambda envelope: link.deliver(envelope, store)) if link is not None else None,
         counters=counters,
     )
@@ -196,7 +204,13 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
     if server is not None:
         server.start()
         logger.info("serving /healthz, /readyz, /metrics on %s", settings.metrics_address)
-    logger.info("builder %s serving %s for %s", key.keyid[:12], info.queue, ", ".join(arches))
+    logger.info(
+        "builder %s serving %s for %s; runs tasks signed by coordinator key %s",
+        key.keyid[:12],
+        info.queue,
+        ", ".join(arches),
+        str(coordinator.keyid)[:12],
+    )
     try:
         worker = app.Worker(
             queues=[info.queue],

@@ -2,7 +2,10 @@
 
 Used by ``farm up``, by the benchmarks and by the integration tests, so all three run
 the same processes a real deployment runs, only on loopback. Each builder has its own
-home (its own key); they share one fetch cache and one output store.
+home (its own key); they share one fetch cache and one output store. The builders
+run only tasks signed by the cluster's coordinator key (ADR 41): the one the caller
+names (``farm up``: the genesis coordinator key), or one made once under ``root``;
+whoever sends tasks signs them with :attr:`LocalCluster.coordinator_key`.
 
 Every process is started with :func:`~farm._lifetime.die_with_parent` (start them from
 a thread that outlives them), and stopping the cluster also removes the build
@@ -11,6 +14,7 @@ containers its builders left (they carry ``farm.builder-id``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -26,7 +30,7 @@ import redis
 
 from farm._lifetime import die_with_parent, remove_containers
 from farm.errors import ConfigError
-from farm.keys import generate_key, load_key, save_key
+from farm.keys import KeyPair, generate_key, load_key, save_key
 from farm.ports import free_port, free_port_range
 from farm.registry import BuilderInfo, list_builders
 
@@ -141,12 +145,35 @@ class LocalCluster:
     redis: RedisServer
     builders: list[BuilderProcess] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    #: The coordinator's private key: tasks signed by it are the only ones builders run.
+    coordinator_key: Path | None = None
+
+    def coordinator(self) -> KeyPair:
+        """The coordinator key that signs this cluster's tasks (made once under ``root``
+        unless the cluster was given one)."""
+        if self.coordinator_key is None:
+            self.coordinator_key = self.root / "coordinator.key"
+        if not self.coordinator_key.exists():
+            save_key(generate_key(), self.coordinator_key)
+        return load_key(self.coordinator_key)
+
+    @property
+    def coordinator_public(self) -> Path:
+        """The coordinator's public key file the builders are configured with."""
+        path = self.root / "coordinator.pub"
+        public = json.dumps(self.coordinator().public_dict(), sort_keys=True)
+        if not path.exists() or path.read_text() != public:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(public)
+        return path
 
     def builder_env(self) -> dict[str, str]:
-        """Environment of a builder process: shared cache and store, this cluster's Redis."""
+        """Environment of a builder process: shared cache and store, this cluster's Redis,
+        the coordinator key it trusts."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
         env.update(
             FARM_REDIS_URL=self.redis.url,
+            FARM_BUILDER_COORDINATOR_KEY=str(self.coordinator_public),
             FARM_CACHE_DIR=str(self.root / "cache"),
             FARM_STORE_DIR=str(self.root / "store"),
             PYTHONUNBUFFERED="1",
@@ -243,11 +270,13 @@ def local_cluster(
     port: int | None = None,
     env: dict[str, str] | None = None,
     start: bool = True,
+    coordinator_key: Path | None = None,
 ) -> Iterator[LocalCluster]:
-    """Redis and ``n`` builders under ``root``, stopped when the block ends."""
+    """Redis and ``n`` builders under ``root``, stopped when the block ends; the builders
+    trust ``coordinator_key`` (default: one made under ``root``)."""
     server = RedisServer(root / "redis", port or free_port())
     server.start()
-    cluster = LocalCluster(root, server, env=dict(env or {}))
+    cluster = LocalCluster(root, server, env=dict(env or {}), coordinator_key=coordinator_key)
     try:
         for i in range(n):
             b = cluster.add_builder(f"b{i + 1}")

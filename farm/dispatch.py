@@ -3,13 +3,21 @@
 The edge between the caller and the queue. Every returned envelope is verified
 against the key the builder announced, and must be *this* build's result: the same
 build id, recipe digest, architecture and builder — a result replayed from another
-build is refused, not counted. Collecting waits on the notices the result backend
+build is refused, not counted. Every task is signed with the coordinator's key
+(:func:`farm.task.sign_task`, ADR 41).
+
+Only a builder's signed result ends a run. The result backend is the shared broker,
+which anyone holding its URL can write: a ``FAILURE`` state, or a ``SUCCESS`` whose
+payload does not verify as this builder's result for this task, is logged and read as
+"no word yet" — the run stays open until a signed result comes or the caller's
+timeout passes. Collecting waits on the notices the result backend
 publishes as it stores each task state, not on a clock.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,13 +28,15 @@ from celery import Celery
 from celery.result import AsyncResult
 
 from farm.errors import ConfigError, FarmError, SignatureError
-from farm.keys import public_key_from_dict
+from farm.keys import KeyPair, public_key_from_dict
 from farm.recipe import Recipe
 from farm.registry import BuilderInfo
 from farm.result import SignedResult, verify_result
-from farm.task import BUILD_TASK_NAME, BuildTask
+from farm.task import BUILD_TASK_NAME, BuildTask, sign_task
 
 __all__ = ["BuilderRun", "check_result", "collect", "dispatch"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -42,6 +52,8 @@ class BuilderRun:
     log_tail: str = ""
     started: float = field(default_factory=time.monotonic)
     ended: float | None = None
+    #: Why the broker's word on this run was not taken (unsigned), logged once.
+    ignored: str | None = None
 
     @property
     def done(self) -> bool:
@@ -71,20 +83,44 @@ def check_result(payload: object, builder: BuilderInfo, task: BuildTask) -> Sign
 
 
 def dispatch(
-    app: Celery, recipe: Recipe, arch: str, builders: Sequence[BuilderInfo], build_id: str
+    app: Celery,
+    recipe: Recipe,
+    arch: str,
+    builders: Sequence[BuilderInfo],
+    build_id: str,
+    signer: KeyPair,
 ) -> list[BuilderRun]:
-    """Queue one task per builder on that builder's own queue."""
+    """Queue one task per builder on that builder's own queue, each signed by ``signer``
+    (the coordinator key the builders are configured to trust)."""
     runs = []
     for builder in builders:
         task = BuildTask.create(recipe, arch, builder.builder_id, build_id)
         async_result = app.send_task(
             BUILD_TASK_NAME,
-            args=[task.model_dump(mode="json")],
+            args=[sign_task(task, signer)],
             queue=builder.queue,
             task_id=f"{build_id}-{arch}-{builder.builder_id[:16]}",
         )
         runs.append(BuilderRun(builder=builder, task=task, async_result=async_result))
     return runs
+
+
+def _ignore(run: BuilderRun, why: str) -> None:
+    """Note (and log once) a word from the broker that no builder signed, and read the
+    state afresh next time: an AsyncResult keeps a ready state (FAILURE) it has read for
+    good, which would hide the builder's signed result stored over it."""
+    result = run.async_result
+    if isinstance(result, AsyncResult):
+        run.async_result = AsyncResult(result.id, backend=result.backend, app=result.app)
+    if run.ignored != why:
+        logger.warning(
+            "build %s builder %s: ignored (not signed by the builder): %s",
+            run.task.build_id,
+            run.builder.builder_id[:12],
+            why,
+        )
+    run.ignored = why
+    run.error = f"no signed result yet; ignored: {why}"
 
 
 def _settle(run: BuilderRun) -> None:
@@ -93,18 +129,27 @@ def _settle(run: BuilderRun) -> None:
     except (redis.RedisError, OSError):
         return  # the broker is away for a moment (restart); ask again on the next wake-up
     if state == "SUCCESS":
-        payload: Any = run.async_result.result
-        run.log_tail = str(payload.get("log_tail", "")) if isinstance(payload, dict) else ""
         try:
-            run.result = check_result(payload, run.builder, run.task)
-            run.state = "DONE" if run.result.predicate.status == "succeeded" else "FAILED"
-            run.error = run.result.predicate.error
+            payload: Any = run.async_result.result
+        except (redis.RedisError, OSError):
+            return
+        try:
+            result = check_result(payload, run.builder, run.task)
         except FarmError as exc:
-            run.state, run.error = "REFUSED", str(exc)
+            _ignore(run, f"SUCCESS state without this builder's signed result: {exc}")
+            return
+        run.log_tail = str(payload.get("log_tail", ""))
+        run.result = result
+        run.state = "DONE" if result.predicate.status == "succeeded" else "FAILED"
+        run.error = result.predicate.error
         run.ended = time.monotonic()
     elif state == "FAILURE":
-        run.state, run.error = "ERROR", f"task failed: {run.async_result.result!r}"
-        run.ended = time.monotonic()
+        # Anyone with the broker's URL can write this state: it ends nothing (ADR 41).
+        try:
+            what = repr(run.async_result.result)[:200]
+        except (redis.RedisError, OSError, ValueError, TypeError):
+            what = "?"
+        _ignore(run, f"FAILURE state {what}")
     elif state == "STARTED":
         run.state = "BUILDING"
     elif state == "RETRY":

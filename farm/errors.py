@@ -7,6 +7,8 @@ The tree::
     ├── RecipeError              a recipe that does not parse or validate
     ├── SigningKeyError          a key that cannot be read, made or used
     ├── SignatureError           a signature or envelope that does not verify
+    │   └── TaskRefusedError     a build task a builder will not run (unsigned, another
+    │                            key, altered, addressed to another builder; ADR 41)
     ├── ContentError             a file the content-addressed store cannot take
     │   └── DigestMismatchError  content whose sha256 is not the digest it was given under
     ├── BuildError               a build that could not run to a result
@@ -45,6 +47,7 @@ __all__ = [
     "RecipeError",
     "SignatureError",
     "SigningKeyError",
+    "TaskRefusedError",
     "TransactionError",
 ]
 
@@ -67,6 +70,11 @@ class SigningKeyError(FarmError):
 
 class SignatureError(FarmError):
     """A signature, envelope or statement that does not verify."""
+
+
+class TaskRefusedError(SignatureError):
+    """A build task a builder will not run: unsigned, signed by another key than the
+    coordinator's it trusts, altered, or addressed to another builder (ADR 41)."""
 
 
 class ContentError(FarmError):

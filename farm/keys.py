@@ -7,6 +7,7 @@ an id names exactly one public key; a builder's id is its key's id.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ __all__ = [
     "KeyPair",
     "generate_key",
     "load_key",
+    "load_public_key",
     "public_key_from_dict",
     "save_key",
 ]
@@ -119,3 +121,25 @@ def public_key_from_dict(data: dict[str, Any]) -> SSlibKey:
     if computed != keyid:
         raise SigningKeyError(f"key id {keyid} does not match its public key ({computed})")
     return key
+
+
+def load_public_key(path: Path) -> SSlibKey:
+    """Read a public key file: the JSON of :meth:`KeyPair.public_dict` (such as a
+    cluster's ``public/coordinator.pub``), or a private key file, whose public half is
+    taken. Raises :class:`SigningKeyError` naming the file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SigningKeyError(f"{path}: cannot read public key: {exc.strerror}") from None
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return load_key(path).public
+    try:
+        value = json.loads(data)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise SigningKeyError(f"{path}: not a public key file: {exc}") from None
+    if not isinstance(value, dict):
+        raise SigningKeyError(f"{path}: not a public key file")
+    try:
+        return public_key_from_dict(value)
+    except SigningKeyError as exc:
+        raise SigningKeyError(f"{path}: {exc}") from None

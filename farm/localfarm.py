@@ -4,7 +4,8 @@ Parts, in the order they start (all on loopback, each with its log under ``root`
 
 - a BFT ledger of ``validators`` validators (``farm ledger run``), whose keys and genesis
   (with the operator and coordinator keys) ``farm ledger testnet`` makes once;
-- Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key;
+- Redis and ``builders`` builder workers (:mod:`farm.cluster`), each with its own key,
+  running only tasks signed by the genesis coordinator key (ADR 41);
 - the coordinator (``farm serve --ledger``) with its SQLite database; the builders
   enroll with one-time tokens and ``farm up`` approves them as the operator, each in
   an independence domain of its own (``local-1``, ``local-2``, ...): it signs their
@@ -188,6 +189,9 @@ class LocalFarm:
             # The operator's own key: farm revoke and farm operator sign with it here.
             "FARM_OPERATOR_KEY": str(self.root / "ledger" / "operator.key"),
             "FARM_REDIS_URL": self.cluster.redis.url,
+            # The genesis coordinator key: `farm build` (the direct path) signs its tasks
+            # with it, as the builders run no others (ADR 41).
+            "FARM_COORDINATOR_KEY": str(self.root / "ledger" / "coordinator.key"),
         }
 
     def http(self) -> httpx.Client:
@@ -353,6 +357,8 @@ def local_farm(
                 builders,
                 env={"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"},
                 start=False,
+                # The builders run only tasks the coordinator signs with its genesis key.
+                coordinator_key=root / "ledger" / "coordinator.key",
             )
         )
         record.started("Redis", cluster.redis.proc, [cluster.redis.port])

@@ -110,6 +110,12 @@ def start_background(state: Runtime) -> None:
     if settings.redis_url:
         from farm.coordinator.celery_dispatch import CeleryDispatcher
 
+        if settings.coordinator_key is None:
+            raise ConfigError(
+                "a scheduler (redis_url) needs the coordinator key: it signs every build "
+                "task with it, and builders run no other (ADR 41)"
+            )
+
         config = SchedulerConfig(
             timeout_margin=settings.timeout_margin,
             max_retries=settings.max_retries,
@@ -121,7 +127,7 @@ def start_background(state: Runtime) -> None:
         scheduler = state.scheduler = Scheduler(
             state.engine,
             state.staging,
-            CeleryDispatcher(settings.redis_url),
+            CeleryDispatcher(settings.redis_url, load_key(settings.coordinator_key)),
             config,
             state.clock,
             on_verified=state.publisher.wake if state.publisher is not None else None,

@@ -20,7 +20,11 @@ Run one builder host, in order:
     has exited stops dockerd, so a build never runs on an engine that is going away.
     dockerd and the worker each run in a session of their own: a signal to this
     script's process group reaches neither; this script alone orders them.
-Environment: FARM_HOME, FARM_REDIS_URL, FARM_COORDINATOR_URL, FARM_BUILDER_IMAGE_ID.
+The worker runs only build tasks signed by the coordinator key in
+\$FARM_BUILDER_COORDINATOR_KEY (public/coordinator.pub, mounted read-only; ADR 41) and
+refuses to start without it.
+Environment: FARM_HOME, FARM_REDIS_URL, FARM_COORDINATOR_URL, FARM_BUILDER_IMAGE_ID,
+FARM_BUILDER_COORDINATOR_KEY.
 USAGE
     exit 0
 fi
@@ -33,6 +37,8 @@ die() {
 : "${FARM_HOME:?FARM_HOME must be set}"
 : "${FARM_COORDINATOR_URL:?FARM_COORDINATOR_URL must be set}"
 : "${FARM_BUILDER_IMAGE_ID:?FARM_BUILDER_IMAGE_ID must be set}"
+: "${FARM_BUILDER_COORDINATOR_KEY:?FARM_BUILDER_COORDINATOR_KEY must be set}"
+[[ -r $FARM_BUILDER_COORDINATOR_KEY ]] || die "no coordinator key at $FARM_BUILDER_COORDINATOR_KEY"
 as_farm() { runuser -u farm -- env HOME=/home/farm "$@"; }
 
 # 1. The host's own engine. No bridge and no iptables: builds run with no network.

@@ -154,6 +154,7 @@ def bench_build(
             )
         with local_cluster(root / "cluster", builders) as cluster:
             app = make_celery(cluster.redis.url)
+            signer = cluster.coordinator()
             running = list_builders(redis_lib.Redis.from_url(cluster.redis.url))
             chosen = {a: pick_builders(running, a, builders) for a in arches}
 
@@ -163,7 +164,14 @@ def bench_build(
                 build_id = uuid.uuid4().hex
                 start = time.monotonic()
                 jobs = build_cmd.run_builds(
-                    app, recipe, a, chosen[a], build_id, build_cmd.default_wait(recipe), out=console
+                    app,
+                    recipe,
+                    a,
+                    chosen[a],
+                    build_id,
+                    build_cmd.default_wait(recipe),
+                    signer,
+                    out=console,
                 )
                 elapsed = time.monotonic() - start
                 bad = [j for j in jobs if j.state != "DONE"]

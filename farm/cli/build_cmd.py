@@ -23,6 +23,7 @@ from farm.recipe import Recipe
 if TYPE_CHECKING:
     from celery import Celery
 
+    from farm.keys import KeyPair
     from farm.registry import BuilderInfo
     from farm.result import SignedResult
 
@@ -70,17 +71,19 @@ def run_builds(
     builders: Sequence[BuilderInfo],
     build_id: str,
     wait: float,
+    signer: KeyPair,
     *,
     out: Console = console,
 ) -> list[BuilderRun]:
     """Queue ``recipe`` for ``arch`` on ``builders`` and wait up to ``wait`` seconds for
-    their results, showing a live progress table on ``out``; open runs stay open.
+    their results, showing a live progress table on ``out``; open runs stay open. Each
+    task is signed with ``signer``, the coordinator key the builders trust (ADR 41).
 
     ``farm build`` does exactly this per architecture, and ``farm bench build`` times it.
     The wait wakes on each stored task state (:func:`farm.dispatch.collect`); the table
     also refreshes by itself, so its clocks run between states.
     """
-    runs = dispatch(app, recipe, arch, builders, build_id)
+    runs = dispatch(app, recipe, arch, builders, build_id, signer)
     with Live(
         console=out, refresh_per_second=4, get_renderable=lambda: _progress_table(runs, arch)
     ) as live:
@@ -202,6 +205,15 @@ def build(
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Also write the results and verdict as JSON here.")
     ] = None,
+    coordinator_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--coordinator-key",
+            envvar="FARM_COORDINATOR_KEY",
+            help="The coordinator key the builders trust: every task is signed with it "
+            "(required; builders run no unsigned task).",
+        ),
+    ] = None,
 ) -> None:
     """Send RECIPE to distinct running builders, verify each signed result, print who agrees.
 
@@ -215,10 +227,17 @@ def build(
     import redis
 
     from farm.errors import ConfigError
+    from farm.keys import load_key
     from farm.queue import make_celery
     from farm.recipe import load_recipe
     from farm.registry import list_builders, pick_builders
 
+    if coordinator_key is None:
+        raise ConfigError(
+            "--coordinator-key is needed: builders run only tasks signed by the coordinator "
+            "key they are configured with (ADR 41)"
+        )
+    signer = load_key(coordinator_key)
     recipe = load_recipe(recipe_path)
     count = builders or recipe.quorum
     arches = arch or list(recipe.architectures)
@@ -253,7 +272,7 @@ def build(
     arch_reports: dict[str, object] = {}
     agreed: dict[str, dict[str, str] | None] = {}
     for a in arches:
-        runs = run_builds(app, recipe, a, chosen[a], build_ids[a], wait)
+        runs = run_builds(app, recipe, a, chosen[a], build_ids[a], wait, signer)
         arch_reports[a], problem, agreed[a] = _report_arch(recipe, a, runs, count, wait)
         if problem:
             problems.append(problem)

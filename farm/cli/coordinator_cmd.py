@@ -110,7 +110,8 @@ def serve(
         typer.Option(
             "--coordinator-key",
             envvar="FARM_COORDINATOR_COORDINATOR_KEY",
-            help="The coordinator's signing key (public key in the ledger genesis).",
+            help="The coordinator's signing key (public key in the ledger genesis); it "
+            "signs attestations and every build task (needed with --redis-url).",
         ),
     ] = None,
     ledger_chain: Annotated[
@@ -154,7 +155,16 @@ def serve(
     os.environ["FARM_COORDINATOR_DB_URL"] = db
     os.environ["FARM_COORDINATOR_STAGING_DIR"] = str(staging)
     if redis_url:
+        from farm.keys import load_key
+
+        if coordinator_key is None:
+            raise ConfigError(
+                "--redis-url needs --coordinator-key: the scheduler signs every build task "
+                "with it and builders run no other (ADR 41)"
+            )
+        load_key(coordinator_key)  # fail here, with one line, on an unusable key
         os.environ["FARM_COORDINATOR_REDIS_URL"] = redis_url
+        os.environ["FARM_COORDINATOR_COORDINATOR_KEY"] = str(coordinator_key.resolve())
     if recipes_repo:
         os.environ["FARM_COORDINATOR_RECIPES_REPO"] = recipes_repo
     if recipes_poll is not None:

@@ -1,8 +1,10 @@
 """The scheduler's :class:`~farm.coordinator.scheduler.Dispatcher` over Celery and Redis.
 
-Tasks go to each enrolled builder's own queue through :func:`farm.dispatch.dispatch`;
-the coordinator learns results from what builders post to it, and asks Celery only
-whether a task ended in an exception (a builder that crashed inside the task).
+Tasks go to each enrolled builder's own queue through :func:`farm.dispatch.dispatch`,
+each signed with the coordinator's key (ADR 41); the coordinator learns results only
+from what builders sign and post to it. A Celery ``FAILURE`` state is not a builder's
+word (anyone with the broker's URL can write one): :meth:`CeleryDispatcher.failure`
+reports it for the log, and the scheduler ends no attempt on it.
 
 A broker that lost its contents is recognised by a marker key: the dispatcher sets
 ``farm:broker:marker`` to a random value once, and a later look that finds it missing
@@ -25,6 +27,7 @@ from redis.retry import Retry
 from farm.coordinator.models import Builder
 from farm.dispatch import dispatch
 from farm.errors import FarmError
+from farm.keys import KeyPair
 from farm.queue import make_celery
 from farm.recipe import Recipe
 from farm.registry import BuilderInfo
@@ -56,10 +59,11 @@ def task_id(build_id: str, arch: str, builder_id: str) -> str:
 
 
 class CeleryDispatcher:
-    """Sends build tasks over the builders' broker."""
+    """Sends build tasks over the builders' broker, signed with ``signer``."""
 
-    def __init__(self, redis_url: str, app: Celery | None = None) -> None:
+    def __init__(self, redis_url: str, signer: KeyPair, app: Celery | None = None) -> None:
         self.app = app or make_celery(redis_url)
+        self.signer = signer
         # Short timeouts, one try: a pass of the scheduler must not hang on a broker that
         # is away (Celery's own clients retry for many seconds before giving up).
         self._redis = redis.Redis.from_url(
@@ -74,7 +78,7 @@ class CeleryDispatcher:
         gives up on a broker that stays away with a RuntimeError: that is one too."""
         try:
             self._redis.ping()  # fail fast while the broker is away
-            dispatch(self.app, recipe, arch, [_info(builder)], build_id)
+            dispatch(self.app, recipe, arch, [_info(builder)], build_id, self.signer)
         except (redis.RedisError, OSError, KombuError, RuntimeError) as exc:
             raise FarmError(f"broker unreachable: {str(exc).strip()}") from None
 
@@ -94,11 +98,12 @@ class CeleryDispatcher:
         return reset
 
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
-        """The exception the builder's task ended with, if it ended with one."""
+        """The unsigned ``FAILURE`` state the broker holds for the builder's task, if any,
+        for the log only: no builder signed it, so it ends nothing (ADR 41)."""
         result: AsyncResult = AsyncResult(task_id(build_id, arch, builder_id), app=self.app)  # type: ignore[type-arg]
         try:
             if result.state == "FAILURE":
-                return f"task failed: {result.result!r}"
-        except (redis.RedisError, OSError):
+                return f"task failed: {result.result!r}"[:300]
+        except (redis.RedisError, OSError, ValueError, TypeError):
             return None
         return None

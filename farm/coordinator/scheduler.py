@@ -75,7 +75,8 @@ class Dispatcher(Protocol):
         """Queue ``recipe`` on ``arch`` for ``builder``; raise :class:`FarmError` if not sent."""
 
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
-        """Why the builder's task ended without a result, if it did (else None)."""
+        """What the broker says about the builder's task ending without a result, if
+        anything (else None). Unsigned: logged, never taken as the attempt's end (ADR 41)."""
 
     def broker_reset(self) -> bool:
         """Whether the broker lost what it held since this was last asked (True once per
@@ -186,6 +187,8 @@ class Scheduler:
         """(build id, builder id) of tasks the broker did not take; sent again each pass."""
         self._given_up: set[tuple[str, str]] = set()
         """(build id, builder id) whose infrastructure retries were used up (logged once)."""
+        self._unsigned: set[tuple[int | None, str]] = set()
+        """(attempt id, broker state) of unsigned states ignored (logged once each)."""
 
     def wake(self) -> None:
         """Start the next pass now (a build was requested, a result arrived)."""
@@ -368,9 +371,18 @@ class Scheduler:
         outcome = _result_state(session, attempt)
         if outcome is None:
             failure = self.dispatcher.failure(build.id, build.arch, attempt.builder_id)
-            if failure is not None:
-                outcome = ("failed", failure)
-            elif now >= attempt.deadline:
+            if failure is not None and (attempt.id, failure) not in self._unsigned:
+                # Anyone with the broker's URL can write a FAILURE state: only a result
+                # the builder signed ends an attempt; its deadline and silence still do.
+                self._unsigned.add((attempt.id, failure))
+                log.warning(
+                    "build %s: builder %s: ignored an unsigned broker state (%s); the "
+                    "attempt waits for a signed result, its deadline or its builder's silence",
+                    build.id,
+                    attempt.builder_id[:12],
+                    failure,
+                )
+            if now >= attempt.deadline:
                 outcome = ("timed_out", f"no result by {attempt.deadline.isoformat()}")
             else:
                 silence = self._silence(session, attempt, now)

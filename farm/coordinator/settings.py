@@ -101,7 +101,8 @@ class CoordinatorSettings(BaseSettings):
     )
     coordinator_key: Path | None = Field(
         default=None,
-        description="The coordinator's signing key (its public key is in the ledger genesis).",
+        description="The coordinator's signing key (its public key is in the ledger genesis): "
+        "it signs attestations and every build task (ADR 41); required with redis_url.",
     )
     ledger_chain: str | None = Field(
         default=None,

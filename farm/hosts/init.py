@@ -5,7 +5,9 @@
 
     cluster.json                 the manifest; written last, its presence says DIR is whole
     genesis.json                 the chain: v0..v3 named by hostname, operator, coordinator
-    public/                      operator.pub, coordinator.pub (public halves, JSON)
+    public/                      operator.pub, coordinator.pub (public halves, JSON);
+                                 coordinator.pub is mounted into every builder host:
+                                 it runs only tasks signed by that key (ADR 41)
     compose.env                  docker-compose's --env-file (paths, ports, image IDs)
     compose.builders.yml         builder hosts added later (``farm cluster add-builder``)
     secrets/vN/validator.key     validator vN's key                      → vN only
@@ -158,6 +160,8 @@ class ClusterDir:
     def required(self, m: Manifest) -> list[Path]:
         """The files a whole directory described by ``m`` has."""
         paths = [self.genesis, self.env_file, self.root / "public" / "operator.pub"]
+        # Builder hosts are configured with the coordinator's public key (ADR 41).
+        paths.append(self.root / "public" / "coordinator.pub")
         paths += [self.secrets(v) / "validator.key" for v in VALIDATORS]
         paths += [
             self.secrets("coordinator") / name for name in ("coordinator.key", "postgres-password")

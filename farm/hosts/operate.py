@@ -301,6 +301,7 @@ def _write_override(d: ClusterDir, m: Manifest) -> None:
             "      - ${FARM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
             ":/etc/farm/host-ca.crt:ro",
             f"      - ${{FARM_CLUSTER_DIR}}/secrets/{b}:/run/farm-secrets:ro",
+            "      - ${FARM_CLUSTER_DIR}/public/coordinator.pub:/etc/farm/coordinator.pub:ro",
             "      - ./:/opt/farm-cluster:ro",
         ]
     lines.append("volumes:")

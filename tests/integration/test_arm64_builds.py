@@ -83,7 +83,8 @@ def test_a_pure_wheel_is_byte_identical_on_amd64_and_arm64(
         (builder,) = cluster.builders
         proc = subprocess.run(
             [sys.executable, "-m", "farm.cli", "build", str(recipe_here), "--builders", "1",
-             "--redis-url", cluster.redis.url, "--json", str(out)],
+             "--redis-url", cluster.redis.url, "--json", str(out),
+             "--coordinator-key", str(cluster.coordinator_key)],
             capture_output=True, text=True, timeout=600, check=False,
             env={"PATH": "/usr/bin:/bin", "COLUMNS": "200", "HOME": str(tmp_path)},
         )  # fmt: skip

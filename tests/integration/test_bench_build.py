@@ -54,12 +54,18 @@ def test_bench_build_times_farm_builds_own_function_with_its_arguments(
     assert len(bench_calls) == 2  # the warm-up round and the timed one
 
     with local_cluster(tmp_path / "cluster", 1) as cluster:
-        build_cmd.build(recipe_path, builders=1, redis_url=cluster.redis.url)
+        cluster.coordinator()
+        build_cmd.build(
+            recipe_path,
+            builders=1,
+            redis_url=cluster.redis.url,
+            coordinator_key=cluster.coordinator_key,
+        )
     (cli_call,) = calls
 
     def how(call: tuple[tuple[Any, ...], dict[str, Any]]) -> tuple[Any, ...]:
         """Everything but the Celery app, the fresh build id and where the table goes."""
-        (_app, recipe, arch, builders, _build_id, wait), kwargs = call
+        (_app, recipe, arch, builders, _build_id, wait, _signer), kwargs = call
         return recipe.digest, arch, len(builders), wait, tuple(sorted(set(kwargs) - {"out"}))
 
     assert {how(c) for c in bench_calls} == {how(cli_call)}

@@ -34,6 +34,8 @@ def farm_build(
             cluster.redis.url,
             "--json",
             str(out),
+            "--coordinator-key",
+            str(cluster.coordinator_key),
             *extra,
         ],
         capture_output=True,
@@ -151,7 +153,14 @@ def test_architecture_a_builder_cannot_build_is_refused(
     running = list_builders(redis.Redis.from_url(cluster3.redis.url))
     assert all("s390x" not in b.arches for b in running)
     app = make_celery(cluster3.redis.url)
-    runs = dispatch(app, load_recipe(recipe_path), "s390x", running[:1], "arch-refusal-1")
+    runs = dispatch(
+        app,
+        load_recipe(recipe_path),
+        "s390x",
+        running[:1],
+        "arch-refusal-1",
+        cluster3.coordinator(),
+    )
     collect(runs, timeout=60)
     assert runs[0].state == "FAILED"
     assert runs[0].error is not None and "cannot build s390x" in runs[0].error

@@ -29,7 +29,7 @@ from farm.coordinator.client import CoordinatorClient
 from farm.coordinator.db import make_engine
 from farm.coordinator.models import utcnow
 from farm.coordinator.settings import CoordinatorSettings
-from farm.keys import KeyPair, generate_key
+from farm.keys import KeyPair, generate_key, save_key
 from tests.integration.conftest import serve
 from tests.integration.openapi_checks import assert_one_error_body
 from tests.unit.farm.conftest import BASE_RECIPE
@@ -50,12 +50,15 @@ class Coordinator:
 @pytest.fixture
 def coordinator(tmp_path: Path) -> Iterator[Coordinator]:
     """A coordinator whose scheduler runs on a real Redis, with three enrolled builders."""
+    coordinator_key = tmp_path / "coordinator.key"
+    save_key(generate_key(), coordinator_key)
     with redis_server(tmp_path / "redis") as redis:
         settings = CoordinatorSettings(
             db_url=f"sqlite:///{tmp_path / 'c.db'}",
             staging_dir=tmp_path / "staging",
             reports_dir=tmp_path / "reports",
             redis_url=redis.url,
+            coordinator_key=coordinator_key,
             schedule_interval=60,  # only a wake-up makes the scheduler act in time
         )
         engine = make_engine(settings.db_url)

@@ -54,7 +54,7 @@ def _queued(client: redis.Redis, builder: Builder) -> list[str]:
 
 def test_an_emptied_broker_is_told_once_and_still_gets_the_tasks(server: RedisServer) -> None:
     client = redis.Redis.from_url(server.url)
-    dispatcher = CeleryDispatcher(server.url)
+    dispatcher = CeleryDispatcher(server.url, generate_key())
     builder = _builder()
     assert dispatcher.broker_reset() is False  # the first look sets the marker
     assert client.get(MARKER_KEY) is not None
@@ -70,7 +70,7 @@ def test_an_emptied_broker_is_told_once_and_still_gets_the_tasks(server: RedisSe
 
 
 def test_a_restarted_append_only_broker_is_not_a_reset(server: RedisServer) -> None:
-    dispatcher = CeleryDispatcher(server.url)
+    dispatcher = CeleryDispatcher(server.url, generate_key())
     assert dispatcher.broker_reset() is False
     server.stop()
     assert dispatcher.broker_reset() is False  # away: cannot tell

@@ -56,7 +56,7 @@ def test_worker_killed_mid_build_completes_exactly_once(
     app = make_celery(cluster.redis.url, visibility_timeout=VISIBILITY)
     builders = list_builders(r)
     build_id = uuid.uuid4().hex
-    runs = dispatch(app, recipe, "amd64", builders, build_id)
+    runs = dispatch(app, recipe, "amd64", builders, build_id, cluster.coordinator())
     victim = next(b for b in cluster.builders if b.builder_id == builders[0].builder_id)
     # Wait until the victim's container is running, then kill the worker outright.
     deadline = time.monotonic() + 60
@@ -74,7 +74,7 @@ def test_worker_killed_mid_build_completes_exactly_once(
     for b in builders:
         assert int(r.get(completions_key(build_id, b.builder_id)) or 0) == 1
     # Delivering the same task again returns the stored result, without a new build.
-    again = dispatch(app, recipe, "amd64", builders[:1], build_id)
+    again = dispatch(app, recipe, "amd64", builders[:1], build_id, cluster.coordinator())
     collect(again, timeout=30)
     assert again[0].state == "DONE"
     assert again[0].result is not None and again[0].result.envelope == runs[0].result.envelope  # type: ignore[union-attr]
@@ -115,7 +115,10 @@ def test_redis_restart_loses_no_queued_build(
             )
         app = make_celery(cluster.redis.url, visibility_timeout=VISIBILITY)
         build_ids = [uuid.uuid4().hex for _ in range(2)]
-        runs = [run for bid in build_ids for run in dispatch(app, recipe, "amd64", infos, bid)]
+        signer = cluster.coordinator()
+        runs = [
+            run for bid in build_ids for run in dispatch(app, recipe, "amd64", infos, bid, signer)
+        ]
         # Kill Redis without letting it save, then bring it back from its append-only file.
         cluster.redis.stop(signal.SIGKILL)
         cluster.redis.start()

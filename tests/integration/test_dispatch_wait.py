@@ -25,6 +25,9 @@ from farm.registry import BuilderInfo
 from farm.task import queue_for
 from tests.unit.farm.coordinator._world import envelope, recipe
 
+#: The coordinator key that signs the tasks (no worker runs them here).
+COORDINATOR = generate_key()
+
 pytestmark = [pytest.mark.redis]
 
 
@@ -64,7 +67,7 @@ class Updates:
 
 def _queued(app: Celery, key: KeyPair) -> tuple[list[BuilderRun], str]:
     build_id = uuid.uuid4().hex
-    return dispatch(app, recipe(), "amd64", [_builder(key)], build_id), build_id
+    return dispatch(app, recipe(), "amd64", [_builder(key)], build_id, COORDINATOR), build_id
 
 
 def _store(app: Celery, run: BuilderRun, key: KeyPair, build_id: str) -> float:

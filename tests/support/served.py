@@ -136,11 +136,20 @@ def served_farm(
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"FARM_COORDINATOR_URL": url, "FARM_HEARTBEAT_INTERVAL": "1"}
-    with local_cluster(root / "cluster", builders, env=env, start=False) as cluster:
+    # The builders trust the key the coordinator signs tasks with (ADR 41): the one
+    # serve_args name, else one the cluster makes.
+    args = list(serve_args)
+    given = Path(args[args.index("--coordinator-key") + 1]) if "--coordinator-key" in args else None
+    with local_cluster(
+        root / "cluster", builders, env=env, start=False, coordinator_key=given
+    ) as cluster:
+        if given is None:
+            cluster.coordinator()
+            args += ["--coordinator-key", str(cluster.coordinator_key)]
         argv = [
             sys.executable, "-m", "farm.cli", "serve", "--db", db, "--port", str(port),
             "--staging", str(root / "staging"), "--redis-url", cluster.redis.url,
-            "--log-level", "warning", *serve_args,
+            "--log-level", "warning", *args,
         ]  # fmt: skip
         environment = {
             **{k: v for k, v in os.environ.items() if not k.startswith("FARM_")},

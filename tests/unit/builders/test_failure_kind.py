@@ -30,11 +30,13 @@ from farm.errors import FarmError
 from farm.keys import generate_key
 from farm.recipe import parse_recipe
 from farm.result import BuildPredicate, envelope_payload, parse_statement, sign_result
-from farm.task import BuildTask
+from farm.task import BuildTask, sign_task
 from tests.unit.builders.test_tasks_store import FlakyRedis
 from tests.unit.farm.conftest import BASE_RECIPE
 
 KEY = generate_key()
+#: The coordinator key the builder under test trusts (ADR 41).
+COORDINATOR = generate_key()
 
 
 class FakeEngine:
@@ -137,6 +139,7 @@ def _register(
         app,
         ctx,
         client,  # type: ignore[arg-type]
+        COORDINATOR.public,
         deliver=delivered.append,
         engine_wait=0.05,
     )
@@ -150,7 +153,7 @@ def test_an_infrastructure_failure_is_delivered_but_not_stored(
     monkeypatch.setattr(tasks_module, "execute", lambda t, r, c: _outcome(t, kind))
     client, delivered = FlakyRedis(), []
     build = _register(tmp_path, FakeEngine(), client, delivered)
-    result = build.run(task.model_dump(mode="json"))
+    result = build.run(sign_task(task, COORDINATOR))
     assert len(delivered) == 1
     predicate = parse_statement(envelope_payload(delivered[0])).predicate
     assert predicate.failure_kind == kind and result["envelope"] == delivered[0]
@@ -168,6 +171,6 @@ def test_a_task_whose_engine_does_not_answer_is_given_back_not_failed(
     engine = FakeEngine(down=-1)
     build = _register(tmp_path, engine, client, delivered)
     with pytest.raises(Reject) as caught:
-        build.run(_task().model_dump(mode="json"))
+        build.run(sign_task(_task(), COORDINATOR))
     assert caught.value.requeue is True
     assert engine.pings >= 1 and ran == [] and delivered == [] and client.data == {}

@@ -13,6 +13,7 @@ import yaml
 from farm import queue, registry
 from farm.cli import build_cmd
 from farm.errors import QuorumError
+from farm.keys import generate_key, save_key
 from tests.unit.farm.conftest import BASE_RECIPE
 
 
@@ -21,6 +22,8 @@ def test_each_architecture_is_its_own_build(
 ) -> None:
     """A builder answers a task by (build id, builder id): one id across architectures
     handed arm64 the amd64 result. Each architecture gets its own."""
+    key = tmp_path / "coordinator.key"
+    save_key(generate_key(), key)
     recipe = tmp_path / "demo.yaml"
     recipe.write_text(
         yaml.safe_dump(
@@ -35,7 +38,7 @@ def test_each_architecture_is_its_own_build(
     sent: list[tuple[str, str]] = []
 
     def run_builds(
-        _app: Any, _recipe: Any, arch: str, _b: Any, build_id: str, _w: float
+        _app: Any, _recipe: Any, arch: str, _b: Any, build_id: str, _w: float, _signer: Any
     ) -> list[Any]:
         sent.append((arch, build_id))
         return []
@@ -43,7 +46,7 @@ def test_each_architecture_is_its_own_build(
     monkeypatch.setattr(build_cmd, "run_builds", run_builds)
     out = tmp_path / "report.json"
     with pytest.raises(QuorumError):  # no builders here: nothing verifies
-        build_cmd.build(recipe, builders=1, json_out=out)
+        build_cmd.build(recipe, builders=1, json_out=out, coordinator_key=key)
     assert [a for a, _ in sent] == ["amd64", "arm64"]
     assert sent[0][1] != sent[1][1]
     report = json.loads(out.read_text())
