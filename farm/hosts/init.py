@@ -8,14 +8,22 @@
     public/                      operator.pub, coordinator.pub (public halves, JSON)
     compose.env                  docker-compose's --env-file (paths, ports, image IDs)
     compose.builders.yml         builder hosts added later (``farm cluster add-builder``)
+    public/ca.pem                the farm CA's certificate: every host and client trusts it
+    public/ca-bundle.pem         the host's CA bundle plus the farm CA (builder hosts, which
+                                 also reach PyPI)
     secrets/vN/validator.key     validator vN's key                      → vN only
-    secrets/coordinator/         coordinator.key, postgres-password     → coordinator only
+    secrets/coordinator/         coordinator.key, postgres-password,
+                                 tls.pem + tls.key (HTTPS)               → coordinator only
+    secrets/dist/                tls.pem + tls.key (HTTPS)               → dist only
+    secrets/redis/               tls.pem + tls.key (Redis over TLS)      → redis only
     secrets/postgres/            postgres-password                       → postgres only
     secrets/bN/token             bN's one-time enrollment token (written by ``up`` once
                                  the coordinator runs)                   → bN only
     operator/operator.key        the operator key (signs enroll, retire, revoke): the
                                  host's CLI only, never mounted into any container
     operator/token               the operator's bearer token: the host's CLI only
+    operator/ca.key              the farm CA's key: issues the certificates above; the
+                                 host's CLI only, never mounted into any container
 
 Invariants:
 
@@ -30,6 +38,9 @@ Invariants:
   operator key and token by the caller), and each service's directory is mounted into
   it alone. The operator's directory is mounted into none: the coordinator relays the
   transactions the operator signs on the host and holds no operator key (ADR 34).
+- The coordinator, the distribution node and Redis serve TLS only, each with a
+  certificate of the farm CA naming its compose hostname (and ``localhost``/127.0.0.1,
+  which its health probe uses); the CA key stays with the operator (ADR 43).
 """
 
 from __future__ import annotations
@@ -49,6 +60,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from farm.errors import ConfigError
 from farm.keys import KeyPair, generate_key, save_key
 from farm.ports import free_port
+from farm.tls import CA_CERT, issue_cert, make_ca
 
 __all__ = [
     "BUILDERS",
@@ -58,6 +70,7 @@ __all__ = [
     "HTTP_PORT",
     "P2P_PORT",
     "SERVICE_UID",
+    "TLS_SERVICES",
     "VALIDATORS",
     "ClusterDir",
     "ClusterStateError",
@@ -82,6 +95,8 @@ HTTP_PORT = 26657
 COORDINATOR_PORT = 8600
 DIST_PORT = 8700
 CHAIN_ID = "farm-cluster"
+#: The services that serve TLS, each with a certificate naming its compose hostname.
+TLS_SERVICES = ("coordinator", "dist", "redis")
 #: Hostnames the compose file already uses: a builder host may not take one.
 RESERVED = frozenset({*VALIDATORS, "redis", "postgres", "coordinator", "dist", "client"})
 MANIFEST = "cluster.json"
@@ -147,6 +162,30 @@ class ClusterDir:
         """The operator's bearer token (host only)."""
         return self.root / "operator" / "token"
 
+    @property
+    def ca_cert(self) -> Path:
+        """The farm CA's certificate (public: every host and client trusts it)."""
+        return self.root / "public" / CA_CERT
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The host's CA bundle plus the farm CA: what builder hosts trust (they reach
+        the farm's services and PyPI)."""
+        return self.root / "public" / "ca-bundle.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        """The farm CA's key (host only: no container mounts it)."""
+        return self.root / "operator" / "ca.key"
+
+    def tls_cert(self, service: str) -> Path:
+        """``service``'s TLS certificate (in its own secrets)."""
+        return self.secrets(service) / "tls.pem"
+
+    def tls_key(self, service: str) -> Path:
+        """``service``'s TLS key (in its own secrets)."""
+        return self.secrets(service) / "tls.key"
+
     def secrets(self, service: str) -> Path:
         """The directory mounted into ``service`` alone."""
         return self.root / "secrets" / service
@@ -163,6 +202,8 @@ class ClusterDir:
             self.secrets("coordinator") / name for name in ("coordinator.key", "postgres-password")
         ]
         paths.append(self.operator_key)
+        paths += [self.ca_cert, self.ca_bundle, self.ca_key]
+        paths += [f(s) for s in TLS_SERVICES for f in (self.tls_cert, self.tls_key)]
         paths.append(self.secrets("postgres") / "postgres-password")
         paths += [self.secrets(b) for b in m.builders]
         return paths
@@ -234,7 +275,7 @@ def save_manifest(d: ClusterDir, m: Manifest) -> None:
     _write_json(d.manifest, m.model_dump(mode="json"))
 
 
-def _compose_env(d: ClusterDir, m: Manifest, ca_bundle: Path) -> str:
+def _compose_env(d: ClusterDir, m: Manifest) -> str:
     lines = {
         "FARM_CLUSTER_DIR": str(d.root),
         "FARM_CHAIN_ID": m.chain_id,
@@ -242,7 +283,7 @@ def _compose_env(d: ClusterDir, m: Manifest, ca_bundle: Path) -> str:
         "FARM_DIST_PORT": str(m.dist_port),
         "FARM_BUILDER_ARCHIVE": m.builder_archive,
         "FARM_BUILDER_IMAGE_ID": m.builder_image_id,
-        "FARM_CA_BUNDLE": str(ca_bundle),
+        "FARM_CA_BUNDLE": str(d.ca_bundle),
     }
     for key, value in lines.items():
         if "\n" in value or "$" in value:
@@ -360,6 +401,7 @@ def _make(
     write_secret(work.secrets("postgres") / "postgres-password", password, uid)
     for b in builders:
         secret_dir(work.secrets(b), uid)
+    _make_tls(work, uid, ca_bundle)
     (work.root / "secrets").chmod(0o711)
     try:
         genesis = Genesis.model_validate(
@@ -387,7 +429,28 @@ def _make(
         builders=builders,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    work.env_file.write_text(_compose_env(final, m, ca_bundle), encoding="utf-8")
+    work.env_file.write_text(_compose_env(final, m), encoding="utf-8")
     work.env_file.chmod(0o600)
     save_manifest(work, m)
     return m
+
+
+def _make_tls(work: ClusterDir, uid: int, host_bundle: Path) -> None:
+    """The farm CA (its key for the operator's host alone, its certificate public, and
+    a bundle of it with ``host_bundle``) and a certificate per TLS service, naming its
+    compose hostname and the loopback names its health probe uses."""
+    ca = make_ca("farm cluster CA")
+    write_secret(work.ca_key, ca.key_pem, uid=os.geteuid())
+    work.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+    work.ca_cert.write_bytes(ca.cert_pem)
+    work.ca_cert.chmod(0o644)
+    try:
+        host = host_bundle.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the host's CA bundle {host_bundle}: {exc}") from None
+    work.ca_bundle.write_bytes(host.rstrip(b"\n") + b"\n" + ca.cert_pem)
+    work.ca_bundle.chmod(0o644)
+    for service in TLS_SERVICES:
+        issued = issue_cert(ca, [service, "localhost", "127.0.0.1"])
+        write_secret(work.tls_cert(service), issued.cert_pem, uid)
+        write_secret(work.tls_key(service), issued.key_pem, uid)

@@ -18,6 +18,10 @@ enrollment):
    coordinator relays it to the ledger (it holds no operator key, ADR 34);
 6. every service healthy, then the URLs and how to use them.
 
+The coordinator and the distribution node serve HTTPS only (certificates of the farm CA
+in ``DIR/public/ca.pem``, ADR 43): this host's client trusts that CA alone
+(:func:`farm_client`).
+
 ``add_builder`` adds a host to ``DIR/compose.builders.yml`` (a service extending b1),
 starts it and enrolls and approves it the same way; ``retire_builder`` retires its
 builder through the coordinator (``POST /v1/builders/{id}/retire``: no longer scheduled,
@@ -35,6 +39,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
+
+import httpx
 
 from farm.coordinator.client import CoordinatorClient
 from farm.errors import ConfigError, FarmError
@@ -58,6 +64,7 @@ from farm.hosts.init import (
 from farm.keys import load_key
 from farm.operator import Operator
 from farm.poll import poll
+from farm.tls import client_context
 
 __all__ = [
     "ClusterInfo",
@@ -66,6 +73,7 @@ __all__ = [
     "cluster_down",
     "cluster_status",
     "cluster_up",
+    "farm_client",
     "retire_builder",
 ]
 
@@ -88,6 +96,18 @@ class ClusterInfo:
     dist_url: str
     operator_token: str
     builders: dict[str, str]  # host name -> builder id
+    ca_cert: Path  # the farm CA's certificate: what a client of those URLs trusts
+
+
+def farm_client(d: ClusterDir, m: Manifest, token: str | None = None) -> CoordinatorClient:
+    """A client of the cluster's coordinator on its published port, trusting the farm CA
+    (``DIR/public/ca.pem``) and nothing else."""
+    http = httpx.Client(
+        base_url=f"https://127.0.0.1:{m.coordinator_port}",
+        timeout=30.0,
+        verify=client_context(d.ca_cert),
+    )
+    return CoordinatorClient(http, operator_token=token)
 
 
 def cluster_up(root: Path, say: Say, *, project: str = "farm") -> ClusterInfo:
@@ -110,15 +130,15 @@ def cluster_up(root: Path, say: Say, *, project: str = "farm") -> ClusterInfo:
     services = [*VALIDATORS, "redis", "postgres", "coordinator", *m.builders, "dist", "client"]
     compose.run("up", "-d", "--remove-orphans", *services, timeout=1800, capture=False)
     token = _operator_token(d, compose, say)
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     _wait(say, "the coordinator to answer", lambda: _answers(client) or None, 300)
     for b in m.builders:  # every host gets its token first: they enroll side by side
         _issue_token(d, compose, client, b, say)
     enrolled = {b: _enroll(d, compose, client, b, say) for b in m.builders}
     _wait_healthy(compose, say)
     return ClusterInfo(
-        d.root, m.project, f"http://127.0.0.1:{m.coordinator_port}",
-        f"http://127.0.0.1:{m.dist_port}", token, enrolled,
+        d.root, m.project, f"https://127.0.0.1:{m.coordinator_port}",
+        f"https://127.0.0.1:{m.dist_port}", token, enrolled, d.ca_cert,
     )  # fmt: skip
 
 
@@ -164,7 +184,7 @@ def add_builder(root: Path, name: str, say: Say) -> str:
     say(f"starting builder host {name}")
     compose.run("up", "-d", "--no-deps", name, timeout=900, capture=False)
     token = d.operator_token.read_text().strip()
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     builder_id = _enroll(d, compose, client, name, say)
     _wait(
         say,
@@ -187,7 +207,7 @@ def retire_builder(root: Path, name: str, say: Say) -> str:
     if builder_id is None:
         raise ClusterCommandError(f"{name} has not enrolled (is it running? farm cluster status)")
     token = d.operator_token.read_text().strip()
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     reason = f"builder host {name} retired by the operator"
     client.retire(builder_id, reason, _operator(d).retire(builder_id, reason))
     say(f"{name}: builder {builder_id[:16]} retired (no longer scheduled; retired on the ledger)")
@@ -301,6 +321,7 @@ def _write_override(d: ClusterDir, m: Manifest) -> None:
             "      - ${FARM_CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}"
             ":/etc/farm/host-ca.crt:ro",
             f"      - ${{FARM_CLUSTER_DIR}}/secrets/{b}:/run/farm-secrets:ro",
+            "      - ${FARM_CLUSTER_DIR}/public/ca.pem:/etc/farm/ca.pem:ro",
             "      - ./:/opt/farm-cluster:ro",
         ]
     lines.append("volumes:")

@@ -263,7 +263,7 @@ def test_redis_killed_mid_build_loses_no_build(farm: Farm) -> None:
 
 def _queued(f: Farm, builder_id: str) -> int:
     """How many tasks wait on the builder's queue in Redis."""
-    out = f.hosts.exec("redis", "redis-cli", "-p", str(REDIS_PORT), "llen", queue_for(builder_id))
+    out = f.hosts.redis_cli("llen", queue_for(builder_id))
     return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
 
 
