@@ -21,6 +21,7 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 import redis
@@ -41,8 +42,8 @@ from builders.store import ContentStore
 from builders.tasks import register_build_task
 from farm.errors import ConfigError
 from farm.health_http import OperationsServer
-from farm.queue import make_celery
-from farm.registry import BuilderInfo, announce, list_builders, withdraw
+from farm.queue import keyspace_of, make_celery
+from farm.registry import BuilderInfo, announce, heard, withdraw
 from farm.task import queue_for
 
 __all__ = ["beat_client", "run_worker"]
@@ -94,6 +95,15 @@ def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
     return age < 2 * interval + 1
 
 
+def _redacted(url: str) -> str:
+    """``url`` without its password (it goes to logs and error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _keep_farm_logging(**_: object) -> None:
     """Celery's ``setup_logging`` receiver: the process's logging (:mod:`farm.logs`) stands."""
 
@@ -122,13 +132,14 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ConfigError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
+        raise ConfigError(f"cannot reach Redis at {_redacted(settings.redis_url)}: {exc}") from None
     hostname = socket.gethostname()
-    for other in list_builders(client):
-        if other.builder_id == key.keyid and _alive(other, hostname, settings.heartbeat_interval):
-            raise ConfigError(
-                f"builder {key.keyid[:12]} is already running (pid {other.pid} on {other.hostname})"
-            )
+    # Only its own heartbeat: a broker credential of this builder reads no other key.
+    other = heard(client, key.keyid)
+    if other is not None and _alive(other, hostname, settings.heartbeat_interval):
+        raise ConfigError(
+            f"builder {key.keyid[:12]} is already running (pid {other.pid} on {other.hostname})"
+        )
     try:
         docker_client = docker.from_env()
         docker_client.ping()
@@ -149,7 +160,10 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         progress=logger.info,
         vary=settings.builder_variation,
     )
-    app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
+    keyspace = keyspace_of(key.keyid) if settings.own_keyspace else ""
+    app = make_celery(
+        settings.redis_url, visibility_timeout=settings.visibility_timeout, keyprefix=keyspace
+    )
     # No other live process serves this identity (checked above): a task its queue
     # still has unacknowledged was taken by a killed process of this builder.
     requeue_interrupted(app, queue_for(key.keyid))
@@ -159,7 +173,7 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         else None
     )
     store = ctx.store
-    server, counters = _operations(settings, docker_client, queue_for(key.keyid))
+    server, counters = _operations(settings, docker_client, keyspace + queue_for(key.keyid))
     register_build_task(
         app,
         ctx,

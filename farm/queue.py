@@ -11,6 +11,14 @@ ca.pem``; redis-py reads the same URL). The server's certificate is always verif
 kombu alone would take a ``rediss://`` URL without ``ssl_cert_reqs`` as "verify nothing",
 so :func:`make_celery` sets ``broker_use_ssl`` and ``redis_backend_use_ssl`` itself, and
 refuses a URL that asks for less than ``required`` (:func:`redis_tls`).
+
+A builder may have a keyspace of its own (``keyprefix``, :func:`keyspace_of`): every key
+and channel kombu and Celery's result backend use for it (its queue, ``unacked``,
+``unacked_index``, bindings, task results and their notices) then starts with
+``farm:b:<builder id>:``, so a Redis ACL user limited to that prefix can serve its queue
+and reach nobody else's (ADR 43). Whoever sends it a task must use the same prefix.
+Such an app has no remote control: its pidbox would PSUBSCRIBE to a pattern, which a
+Redis ACL allows only when it is literally one of the user's channel patterns.
 """
 
 from __future__ import annotations
@@ -23,14 +31,22 @@ from celery import Celery
 
 from farm.errors import ConfigError
 
-__all__ = ["DEFAULT_VISIBILITY_TIMEOUT", "make_celery", "redis_tls"]
+__all__ = ["DEFAULT_VISIBILITY_TIMEOUT", "keyspace_of", "make_celery", "redis_tls"]
 
 #: Longest recipe timeout (6 h) plus margin.
 DEFAULT_VISIBILITY_TIMEOUT = 6 * 3600 + 600
 
 
-def make_celery(redis_url: str, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT) -> Celery:
-    """A Celery app on ``redis_url`` (broker and result backend) with farm's delivery rules."""
+def keyspace_of(builder_id: str) -> str:
+    """The prefix of every broker key and channel of builder ``builder_id``'s own keyspace."""
+    return f"farm:b:{builder_id}:"
+
+
+def make_celery(
+    redis_url: str, *, visibility_timeout: int = DEFAULT_VISIBILITY_TIMEOUT, keyprefix: str = ""
+) -> Celery:
+    """A Celery app on ``redis_url`` (broker and result backend) with farm's delivery rules;
+    with ``keyprefix``, in that keyspace alone (see the module docstring)."""
     tls = redis_tls(redis_url)
     # The TLS settings are given whole below: the URL's own ssl_* parameters would
     # replace them in kombu (dropping ssl_cert_reqs), so the URL goes without them.
@@ -38,13 +54,15 @@ def make_celery(redis_url: str, *, visibility_timeout: int = DEFAULT_VISIBILITY_
     app = Celery("farm", broker=url, backend=url)
     if tls is not None:
         app.conf.update(broker_use_ssl=tls, redis_backend_use_ssl=tls)
-    transport = {
+    transport: dict[str, object] = {
         "visibility_timeout": visibility_timeout,
         # Look for tasks of dead workers every second; they are restored only once
         # older than the visibility timeout.
         "unacked_restore_interval": 1,
         "unacked_restore_throttle": 1,
     }
+    if keyprefix:
+        transport["global_keyprefix"] = keyprefix
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -65,6 +83,7 @@ def make_celery(redis_url: str, *, visibility_timeout: int = DEFAULT_VISIBILITY_
         task_default_queue="farm.unrouted",
         worker_send_task_events=False,
         broker_heartbeat=0,
+        worker_enable_remote_control=not keyprefix,
     )
     return app
 

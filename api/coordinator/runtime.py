@@ -121,7 +121,7 @@ def start_background(state: Runtime) -> None:
         scheduler = state.scheduler = Scheduler(
             state.engine,
             state.staging,
-            CeleryDispatcher(settings.redis_url),
+            CeleryDispatcher(settings.redis_url, builder_keyspaces=settings.builder_keyspaces),
             config,
             state.clock,
             on_verified=state.publisher.wake if state.publisher is not None else None,

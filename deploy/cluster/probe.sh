@@ -12,7 +12,7 @@ answer GET /readyz themselves (200 only when every check passes; deploy/README.m
   coordinator  :8600/readyz    database, Redis and a validator reachable (HTTPS)
   dist         :8700/readyz    followed the ledger, checkpoint fresh (HTTPS)
   builder      :9100/readyz    its Engine answers with the pinned image, Redis reachable
-               (and its worker's heartbeat is in Redis)
+               (and its worker's heartbeat is in Redis, read as this host's broker user)
   redis        redis-cli --tls PING
   postgres     pg_isready on 127.0.0.1:5432
   client       farm runs
@@ -41,10 +41,12 @@ builder)
     http http://127.0.0.1:9100/readyz
     id=$(cat "$FARM_HOME/enrolled")
     /opt/farm/bin/python - "$id" <<'PY'
-import os, sys, redis
-from farm.registry import list_builders
-client = redis.Redis.from_url(os.environ["FARM_REDIS_URL"], socket_timeout=4)
-sys.exit(0 if any(b.builder_id == sys.argv[1] for b in list_builders(client)) else 1)
+import os, socket, sys, redis
+from farm.registry import heard
+password = open("/run/farm-secrets/redis-password").read().strip()
+url = os.environ["FARM_REDIS_URL"].replace("rediss://", f"rediss://{socket.gethostname()}:{password}@", 1)
+client = redis.Redis.from_url(url, socket_timeout=4)
+sys.exit(0 if heard(client, sys.argv[1]) is not None else 1)
 PY
     ;;
 client) farm version >/dev/null ;;

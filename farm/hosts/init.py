@@ -12,13 +12,16 @@
     public/ca-bundle.pem         the host's CA bundle plus the farm CA (builder hosts, which
                                  also reach PyPI)
     secrets/vN/validator.key     validator vN's key                      → vN only
-    secrets/coordinator/         coordinator.key, postgres-password,
+    secrets/coordinator/         coordinator.key, postgres-password, redis-password,
                                  tls.pem + tls.key (HTTPS)               → coordinator only
     secrets/dist/                tls.pem + tls.key (HTTPS)               → dist only
-    secrets/redis/               tls.pem + tls.key (Redis over TLS)      → redis only
+    secrets/redis/               tls.pem + tls.key (Redis over TLS), users.acl (the
+                                 broker's users, passwords hashed), admin-password
+                                                                         → redis only
     secrets/postgres/            postgres-password                       → postgres only
     secrets/bN/token             bN's one-time enrollment token (written by ``up`` once
                                  the coordinator runs)                   → bN only
+    secrets/bN/redis-password    bN's own broker user's password         → bN only
     operator/operator.key        the operator key (signs enroll, retire, revoke): the
                                  host's CLI only, never mounted into any container
     operator/token               the operator's bearer token: the host's CLI only
@@ -41,6 +44,10 @@ Invariants:
 - The coordinator, the distribution node and Redis serve TLS only, each with a
   certificate of the farm CA naming its compose hostname (and ``localhost``/127.0.0.1,
   which its health probe uses); the CA key stays with the operator (ADR 43).
+- Redis has a user per builder host, limited to the keys of the builder the operator
+  approved on that host (``broker_grants``; :mod:`farm.hosts.broker_acl`), and one for
+  the coordinator; :func:`write_broker_acl` rewrites ``users.acl`` from the passwords in
+  the secrets and the manifest's grants.
 """
 
 from __future__ import annotations
@@ -78,7 +85,9 @@ __all__ = [
     "check_builder_name",
     "init_cluster",
     "load_cluster",
+    "new_password",
     "save_manifest",
+    "write_broker_acl",
     "write_secret",
 ]
 
@@ -123,6 +132,11 @@ class Manifest(BaseModel):
     builder_image_id: str = Field(pattern=_IMAGE_ID.pattern, description="Its pinned ID.")
     builders: tuple[str, ...] = Field(description="Builder hosts that take builds.")
     retired: tuple[str, ...] = Field(default=(), description="Builder hosts retired.")
+    broker_grants: dict[str, str] = Field(
+        default_factory=dict,
+        description="Builder host → the approved builder id whose broker keys its Redis "
+        "user reaches (none: PING only).",
+    )
     created_at: str
 
 
@@ -178,6 +192,20 @@ class ClusterDir:
         """The farm CA's key (host only: no container mounts it)."""
         return self.root / "operator" / "ca.key"
 
+    def redis_password(self, service: str) -> Path:
+        """``service``'s own Redis user's password (coordinator, a builder host)."""
+        return self.secrets(service) / "redis-password"
+
+    @property
+    def broker_acl(self) -> Path:
+        """Redis's ACL file (passwords hashed)."""
+        return self.secrets("redis") / "users.acl"
+
+    @property
+    def redis_admin_password(self) -> Path:
+        """The Redis ``admin`` user's password (Redis's own secrets: reloads the ACL)."""
+        return self.secrets("redis") / "admin-password"
+
     def tls_cert(self, service: str) -> Path:
         """``service``'s TLS certificate (in its own secrets)."""
         return self.secrets(service) / "tls.pem"
@@ -206,6 +234,8 @@ class ClusterDir:
         paths += [f(s) for s in TLS_SERVICES for f in (self.tls_cert, self.tls_key)]
         paths.append(self.secrets("postgres") / "postgres-password")
         paths += [self.secrets(b) for b in m.builders]
+        paths += [self.broker_acl, self.redis_admin_password, self.redis_password("coordinator")]
+        paths += [self.redis_password(b) for b in m.builders]
         return paths
 
 
@@ -289,6 +319,27 @@ def _compose_env(d: ClusterDir, m: Manifest) -> str:
         if "\n" in value or "$" in value:
             raise ConfigError(f"{key}={value!r}: compose env values cannot hold '$' or newlines")
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def write_broker_acl(d: ClusterDir, m: Manifest, uid: int = SERVICE_UID) -> None:
+    """Rewrite Redis's ACL file for ``m``'s builder hosts and grants (Redis reads it at
+    start; ``ACL LOAD`` in its container reloads it)."""
+    from farm.hosts.broker_acl import acl_file
+
+    def read(path: Path) -> str:
+        return path.read_text(encoding="utf-8").strip()
+
+    text = acl_file(
+        read(d.redis_admin_password),
+        read(d.redis_password("coordinator")),
+        {b: (read(d.redis_password(b)), m.broker_grants.get(b)) for b in m.builders},
+    )
+    write_secret(d.broker_acl, text.encode(), uid)
+
+
+def new_password() -> bytes:
+    """A fresh password (hex: safe in a URL)."""
+    return secrets.token_hex(24).encode()
 
 
 def load_cluster(root: Path) -> Manifest:
@@ -401,6 +452,9 @@ def _make(
     write_secret(work.secrets("postgres") / "postgres-password", password, uid)
     for b in builders:
         secret_dir(work.secrets(b), uid)
+        write_secret(work.redis_password(b), new_password(), uid)
+    write_secret(work.redis_password("coordinator"), new_password(), uid)
+    write_secret(work.redis_admin_password, new_password(), uid)
     _make_tls(work, uid, ca_bundle)
     (work.root / "secrets").chmod(0o711)
     try:
@@ -431,6 +485,7 @@ def _make(
     )
     work.env_file.write_text(_compose_env(final, m), encoding="utf-8")
     work.env_file.chmod(0o600)
+    write_broker_acl(work, m, uid)
     save_manifest(work, m)
     return m
 

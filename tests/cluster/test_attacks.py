@@ -11,7 +11,12 @@ networks, or a process on the operator's machine, can no longer do:
 3. read a bearer token or the broker's traffic off the wire: the traffic on the
    coordinator's port 8600 while the operator's token is used from the client host, and
    on Redis's port 6379 while the builders beat, is captured in each host's own network
-   namespace (``tcpdump``), and neither the token nor a Redis key name is in it.
+   namespace (``tcpdump``), and neither the token nor a Redis key name is in it;
+4. with a builder host's own broker credential (what a compromised builder host holds):
+   wipe the broker, list or read its keys, read, fill or steal from another builder's
+   queue, write another builder's result, Celery state or heartbeat, drop the
+   coordinator's marker: each refused by Redis (NOPERM); without a credential, only
+   PING; and a build is still verified by the three builders afterwards.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from farm.coordinator.celery_dispatch import MARKER_KEY
+from farm.queue import keyspace_of
+from farm.task import queue_for
+from tests.support.farm_builds import Builds
 from tests.support.hosts import FarmHosts
 from tests.support.netfault import container_pid
 
@@ -173,3 +182,54 @@ def test_tokens_and_broker_traffic_never_cross_the_wire_in_clear(
         [b"farm:builders:", b"farm.builder", *(b.encode() for b in hosts.builders.values())],
     )  # fmt: skip
     print(f"[attacks] {seen} packets on redis:6379, no key or builder id in clear")
+
+
+def test_a_builder_host_reaches_only_its_own_broker_keys(farm_hosts: FarmHosts) -> None:
+    hosts = farm_hosts
+    me, other = hosts.builders["b1"], hosts.builders["b2"]
+    theirs = keyspace_of(other)
+    attempts = {
+        "wipe the broker": ("FLUSHALL",),
+        "wipe the database": ("FLUSHDB",),
+        "list every key": ("KEYS", "*"),
+        "read the configuration": ("CONFIG", "GET", "*"),
+        "grant itself everything": ("ACL", "SETUSER", "b1", "~*", "+@all"),
+        "read b2's queue": ("LRANGE", theirs + queue_for(other), "0", "-1"),
+        "push a task to b2": ("LPUSH", theirs + queue_for(other), "{}"),
+        "steal b2's unacknowledged tasks": ("HGETALL", theirs + "unacked"),
+        "write b2's result": ("SET", f"farm:result:attack:{other}", "{}"),
+        "mark b2's attempt failed": (
+            "SET", f"{theirs}celery-task-meta-attack", '{"status": "FAILURE"}',
+        ),
+        "fake b2's heartbeat": ("SET", f"farm:builders:{other}", "{}"),
+        "make the coordinator resend everything": ("DEL", MARKER_KEY),
+        "a queue outside every keyspace": ("LPUSH", queue_for(other), "{}"),
+    }  # fmt: skip
+    for what, command in attempts.items():
+        out = hosts.redis_cli(*command, service="b1")
+        assert "NOPERM" in out.stdout + out.stderr, (what, out.stdout, out.stderr)
+    own = hosts.redis_cli("LLEN", keyspace_of(me) + queue_for(me), service="b1")
+    assert own.stdout.strip().isdigit(), own.stdout + own.stderr
+    # No credential at all: PING, and nothing else.
+    assert hosts.redis_cli("PING", service="b1", login=False).stdout.strip() == "PONG"
+    anon = hosts.redis_cli("GET", MARKER_KEY, service="b1", login=False)
+    assert "NOPERM" in anon.stdout + anon.stderr, anon.stdout
+    # A wrong password for b2's user: refused.
+    wrong = hosts.exec(
+        "b1", "redis-cli", "--no-auth-warning", "--tls", "--cacert", "/etc/farm/ca.pem",
+        "-h", "redis", "--user", "b2", "--pass", "guess", "GET", MARKER_KEY,
+    )  # fmt: skip
+    assert "WRONGPASS" in wrong.stdout + wrong.stderr, wrong.stdout + wrong.stderr
+    # Nothing of a builder lives outside its keyspace: no shared queue or unacked hash.
+    shared = hosts.redis_cli("--scan", "--pattern", "unacked*")
+    assert shared.stdout.strip() == "", shared.stdout
+    assert hosts.redis_cli("EXISTS", MARKER_KEY).stdout.strip() == "1"
+
+    # And the farm still builds: the three builders verify a recipe under these users.
+    builds = Builds(hosts)
+    try:
+        build = builds.decided(builds.request("idna/3.10"), timeout=900)
+    finally:
+        builds.close()
+    assert build["status"] == "verified", build
+    assert set(build["verdict"]["agreed"]) == set(hosts.builders.values())

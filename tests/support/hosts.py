@@ -59,12 +59,28 @@ class FarmHosts:
         """httpx's ``verify`` for the published HTTPS ports: the farm CA alone."""
         return client_context(self.ca_cert)
 
-    def redis_cli(self, *args: str, service: str = "redis") -> subprocess.CompletedProcess[str]:
-        """``redis-cli ARGS`` against Redis over TLS, from ``service``'s container."""
-        return self.exec(
-            service, "redis-cli", "--tls", "--cacert", "/etc/farm/ca.pem", "-h", "redis",
-            "-p", "6379", *args,
-        )  # fmt: skip
+    def redis_cli(
+        self, *args: str, service: str = "redis", login: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``redis-cli ARGS`` against Redis over TLS, from ``service``'s container, logged
+        in with that host's own broker credential (Redis: its admin user; a builder host:
+        its own user, named after it), or with none (``login=False``)."""
+        if not login:
+            user = ""
+        elif service == "redis":
+            user = "admin"
+            password = "/run/farm-secrets/admin-password"
+        else:
+            user = service
+            password = "/run/farm-secrets/redis-password"
+        script = (
+            (f'REDISCLI_AUTH="$(cat {password})" ' if user else "")
+            + "exec redis-cli --no-auth-warning --tls --cacert /etc/farm/ca.pem -h redis "
+            + "-p 6379 "
+            + (f"--user {user} " if user else "")
+            + '"$@"'
+        )
+        return self.exec(service, "sh", "-c", script, "sh", *args)
 
     def container(self, service: str) -> str:
         """``service``'s container id."""

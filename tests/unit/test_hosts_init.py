@@ -79,6 +79,9 @@ def test_every_secret_is_0400_in_a_0700_directory_of_the_farm_user(made: Cluster
         "coordinator/postgres-password",
         "postgres/postgres-password",
         *(f"{s}/tls.{ext}" for s in ("coordinator", "dist", "redis") for ext in ("pem", "key")),
+        *(f"{s}/redis-password" for s in ("coordinator", "b1", "b2", "b3")),
+        "redis/admin-password",
+        "redis/users.acl",
     }
     for p in secrets:
         st = p.stat()
@@ -167,3 +170,20 @@ def test_a_builder_host_name_must_be_a_free_hostname(tmp_path: Path, name: str) 
 def test_a_bad_image_id_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not sha256"):
         init_cluster(tmp_path / "c", builder_archive=ARCHIVE, builder_image_id="latest")
+
+
+def test_the_broker_acl_has_a_user_per_builder_host_that_may_only_ping_until_granted(
+    made: ClusterDir,
+) -> None:
+    acl = made.broker_acl.read_text()
+    users = {line.split()[1]: line for line in acl.splitlines()}
+    assert sorted(users) == ["admin", "b1", "b2", "b3", "coordinator", "default"]
+    for b in ("b1", "b2", "b3"):
+        password = (made.secrets(b) / "redis-password").read_text().strip()
+        assert password not in acl  # hashed
+        assert users[b].endswith("resetkeys resetchannels -@all +ping")
+    assert users["coordinator"].endswith("~* &* +@all")
+    assert users["default"] == "user default on nopass resetkeys resetchannels -@all +ping"
+    # Each password differs: one builder host cannot log in as another.
+    passwords = {(made.secrets(s) / "redis-password").read_text() for s in ("b1", "b2", "b3")}
+    assert len(passwords) == 3
