@@ -87,7 +87,7 @@ def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: Far
     assert listed.returncode == 0, listed.stderr
     coordinator_files = listed.stdout.split()
     assert sorted(coordinator_files) == [
-        "coordinator.key", "postgres-password", "tls.key", "tls.pem",
+        "coordinator.key", "postgres-password", "redis-password", "tls.key", "tls.pem",
     ]  # fmt: skip
 
     start = time.monotonic()
