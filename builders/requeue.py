@@ -39,7 +39,10 @@ def requeue_interrupted(app: Celery, queue: str) -> int:
             raise ConfigError(f"the broker of {queue} is not Redis: cannot take back its tasks")
         client = channel.client
         tags = []
-        for tag, raw in client.hgetall(channel.unacked_key).items():
+        # kombu prefixes the keys of the commands it uses itself, not HGETALL's: the
+        # hash of this keyspace (``farm.queue.keyspace_of``) is named here in full.
+        unacked = channel.global_keyprefix + channel.unacked_key
+        for tag, raw in client.hgetall(unacked).items():
             try:
                 _payload, _exchange, routing_key = json.loads(raw)
             except (ValueError, TypeError):

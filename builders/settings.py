@@ -25,6 +25,12 @@ class BuilderSettings(BaseSettings):
     redis_url: str = Field(
         default="redis://127.0.0.1:6379/0", description="Celery broker and result backend."
     )
+    own_keyspace: bool = Field(
+        default=False,
+        description="Serve this builder's queue in its own broker keyspace "
+        "(farm:b:<builder id>:...), as a coordinator with "
+        "FARM_COORDINATOR_BUILDER_KEYSPACES=1 sends it (FARM_OWN_KEYSPACE).",
+    )
     visibility_timeout: int = Field(
         default=DEFAULT_VISIBILITY_TIMEOUT,
         ge=5,

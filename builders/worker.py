@@ -21,12 +21,14 @@ import socket
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import docker
 import redis
 from celery.signals import setup_logging as celery_setup_logging
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+from securesystemslib.signer import SSlibKey
 
 from builders.arch import buildable_arches
 from builders.build import BuildContext
@@ -42,8 +44,8 @@ from builders.tasks import register_build_task
 from farm.errors import ConfigError
 from farm.health_http import OperationsServer
 from farm.keys import load_public_key
-from farm.queue import make_celery
-from farm.registry import BuilderInfo, announce, list_builders, withdraw
+from farm.queue import keyspace_of, make_celery
+from farm.registry import BuilderInfo, announce, heard, withdraw
 from farm.task import queue_for
 
 __all__ = ["beat_client", "run_worker"]
@@ -95,6 +97,15 @@ def _alive(other: BuilderInfo, hostname: str, interval: float) -> bool:
     return age < 2 * interval + 1
 
 
+def _redacted(url: str) -> str:
+    """``url`` without its password (it goes to logs and error messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _keep_farm_logging(**_: object) -> None:
     """Celery's ``setup_logging`` receiver: the process's logging (:mod:`farm.logs`) stands."""
 
@@ -112,30 +123,36 @@ def _operations(
     return OperationsServer(settings.metrics_address, checks, registry), counters
 
 
+def _coordinator_key(settings: BuilderSettings) -> SSlibKey:
+    """The key every task this builder runs must be signed with (fail closed: none set)."""
+    if settings.builder_coordinator_key is None:
+        raise ConfigError(
+            "no coordinator key: set FARM_BUILDER_COORDINATOR_KEY to the coordinator's public "
+            "key file; a builder runs only tasks signed by it (ADR 41)"
+        )
+    return load_public_key(settings.builder_coordinator_key)
+
+
 def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool = False) -> None:
     """Serve this builder's queue until stopped; raise :class:`ConfigError` if it cannot start.
 
     ``quiet``: no start-up banner on stdout (with JSON logs, only JSON lines).
     """
     key = load_identity(settings.key_path)
-    if settings.builder_coordinator_key is None:
-        raise ConfigError(
-            "no coordinator key: set FARM_BUILDER_COORDINATOR_KEY to the coordinator's public "
-            "key file; a builder runs only tasks signed by it (ADR 41)"
-        )
-    coordinator = load_public_key(settings.builder_coordinator_key)
+    coordinator = _coordinator_key(settings)
     arches = buildable_arches()
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.ping()
     except redis.RedisError as exc:
-        raise ConfigError(f"cannot reach Redis at {settings.redis_url}: {exc}") from None
+        raise ConfigError(f"cannot reach Redis at {_redacted(settings.redis_url)}: {exc}") from None
     hostname = socket.gethostname()
-    for other in list_builders(client):
-        if other.builder_id == key.keyid and _alive(other, hostname, settings.heartbeat_interval):
-            raise ConfigError(
-                f"builder {key.keyid[:12]} is already running (pid {other.pid} on {other.hostname})"
-            )
+    # Only its own heartbeat: a broker credential of this builder reads no other key.
+    other = heard(client, key.keyid)
+    if other is not None and _alive(other, hostname, settings.heartbeat_interval):
+        raise ConfigError(
+            f"builder {key.keyid[:12]} is already running (pid {other.pid} on {other.hostname})"
+        )
     try:
         docker_client = docker.from_env()
         docker_client.ping()
@@ -156,7 +173,10 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         progress=logger.info,
         vary=settings.builder_variation,
     )
-    app = make_celery(settings.redis_url, visibility_timeout=settings.visibility_timeout)
+    keyspace = keyspace_of(key.keyid) if settings.own_keyspace else ""
+    app = make_celery(
+        settings.redis_url, visibility_timeout=settings.visibility_timeout, keyprefix=keyspace
+    )
     # No other live process serves this identity (checked above): a task its queue
     # still has unacknowledged was taken by a killed process of this builder.
     requeue_interrupted(app, queue_for(key.keyid))
@@ -166,7 +186,7 @@ def run_worker(settings: BuilderSettings, *, loglevel: str = "INFO", quiet: bool
         else None
     )
     store = ctx.store
-    server, counters = _operations(settings, docker_client, queue_for(key.keyid))
+    server, counters = _operations(settings, docker_client, keyspace + queue_for(key.keyid))
     register_build_task(
         app,
         ctx,

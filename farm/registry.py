@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from farm.errors import ConfigError
 
-__all__ = ["BuilderInfo", "announce", "list_builders", "pick_builders", "withdraw"]
+__all__ = ["BuilderInfo", "announce", "heard", "list_builders", "pick_builders", "withdraw"]
 
 _PREFIX = "farm:builders:"
 HEARTBEAT_TTL = 15
@@ -45,6 +45,18 @@ class BuilderInfo(BaseModel):
 def announce(client: redis.Redis, info: BuilderInfo, ttl: int = HEARTBEAT_TTL) -> None:
     """Record (or refresh) a builder's heartbeat."""
     client.set(_PREFIX + info.builder_id, info.model_dump_json(), ex=ttl)
+
+
+def heard(client: redis.Redis, builder_id: str) -> BuilderInfo | None:
+    """``builder_id``'s own heartbeat, if it has one (readable with a broker credential
+    limited to that builder's keys, unlike :func:`list_builders`)."""
+    raw = client.get(_PREFIX + builder_id)
+    if raw is None:
+        return None
+    try:
+        return BuilderInfo.model_validate(json.loads(raw))
+    except (ValidationError, ValueError):
+        return None
 
 
 def withdraw(client: redis.Redis, builder_id: str) -> None:

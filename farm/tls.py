@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ __all__ = [
     "Issued",
     "TlsCertOption",
     "TlsKeyOption",
+    "client_context",
     "issue_cert",
     "load_ca",
     "make_ca",
@@ -187,3 +189,12 @@ def server_tls(cert: Path | None, key: Path | None) -> dict[str, str]:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"--tls-cert/--tls-key: not a PEM certificate and key: {exc}") from None
     return {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
+
+
+def client_context(ca_cert: Path) -> ssl.SSLContext:
+    """A client's TLS context that trusts ``ca_cert`` alone (host names checked);
+    ConfigError if it cannot be read."""
+    try:
+        return ssl.create_default_context(cafile=str(ca_cert))
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"cannot use {ca_cert} as a CA certificate: {exc}") from None

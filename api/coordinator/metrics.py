@@ -38,6 +38,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from farm.coordinator.models import Attestation, Build, Builder
+from farm.queue import keyspace_of
 from farm.task import queue_for
 
 if TYPE_CHECKING:
@@ -96,6 +97,11 @@ class CoordinatorCollector(Collector):
             self._redis = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
         return self._redis
 
+    def _queue(self, builder_id: str) -> str:
+        """The Redis key of ``builder_id``'s queue (in its own keyspace, if it has one)."""
+        own = self._runtime.settings.builder_keyspaces
+        return (keyspace_of(builder_id) if own else "") + queue_for(builder_id)
+
     def collect(self) -> Iterator[Metric]:
         with Session(self._runtime.engine) as session:
             yield from self._builds(session)
@@ -148,7 +154,7 @@ class CoordinatorCollector(Collector):
             )
             for b in builders:
                 if b.approved:
-                    depth.add_metric([b.id], broker.llen(queue_for(b.id)))
+                    depth.add_metric([b.id], broker.llen(self._queue(b.id)))
             yield depth
 
     def _attestations(self, session: Session) -> Iterator[Metric]:

@@ -127,7 +127,11 @@ def start_background(state: Runtime) -> None:
         scheduler = state.scheduler = Scheduler(
             state.engine,
             state.staging,
-            CeleryDispatcher(settings.redis_url, load_key(settings.coordinator_key)),
+            CeleryDispatcher(
+                settings.redis_url,
+                load_key(settings.coordinator_key),
+                builder_keyspaces=settings.builder_keyspaces,
+            ),
             config,
             state.clock,
             on_verified=state.publisher.wake if state.publisher is not None else None,

@@ -18,6 +18,9 @@ Run one builder host, in order:
     and /metrics on port 9100. SIGTERM (docker stop/restart) stops the worker first
     (it takes no new task and finishes or gives back the one it runs), and only once it
     has exited stops dockerd, so a build never runs on an engine that is going away.
+    Before it starts, the worker waits until the operator has granted this host's broker
+    user (named after the host, password /run/farm-secrets/redis-password) the keys of
+    the builder it enrolled: until then Redis lets it PING and nothing else.
     dockerd and the worker each run in a session of their own: a signal to this
     script's process group reaches neither; this script alone orders them.
 The worker runs only build tasks signed by the coordinator key in
@@ -87,6 +90,19 @@ if [[ ! -f $FARM_HOME/enrolled ]]; then
     done
     as_farm sh -c 'printf "%s\n" "$1" > "$2"' sh "$id" "$FARM_HOME/enrolled"
 fi
+
+# This host's own broker user (its password never in the compose file or on a command
+# line), then wait for the operator's grant of its builder's keys.
+redis_password=$(</run/farm-secrets/redis-password) || die "no readable /run/farm-secrets/redis-password"
+FARM_REDIS_URL="rediss://$(hostname):${redis_password}@${FARM_REDIS_URL#rediss://}"
+export FARM_REDIS_URL
+until as_farm /opt/farm/bin/python -c '
+import os, sys, redis
+redis.Redis.from_url(os.environ["FARM_REDIS_URL"], socket_timeout=5).exists(sys.argv[1])
+' "farm:builders:$id" 2>/dev/null; do
+    say "builder $id waits for the operator to grant its broker keys"
+    sleep 2
+done
 
 # 4. The worker, until stopped. A TERM before this point ends the script at once (bash's
 # default), which is right: no worker has taken a task yet.

@@ -6,9 +6,12 @@ usage() {
     cat <<USAGE
 Usage: coordinator.sh [operator-token NAME]
 
-Without arguments: run the coordinator (farm serve) as the farm user on port 8600, with
-its database on the postgres host (password from /run/farm-secrets/postgres-password),
-the broker on the redis host, the four validators v0..v3 and its staging store in
+Without arguments: run the coordinator (farm serve) as the farm user on port 8600, HTTPS
+only (its certificate /run/farm-secrets/tls.pem, from the farm CA), with its database on
+the postgres host (password from /run/farm-secrets/postgres-password), the broker on
+the redis host over TLS (trusting the farm CA, /etc/farm/ca.pem) as its own broker user
+"coordinator" (password /run/farm-secrets/redis-password), each builder's tasks in that
+builder's own keyspace, the four validators v0..v3 and its staging store in
 /var/lib/farm (the host's volume). Its coordinator key is
 /run/farm-secrets/coordinator.key; it holds no operator key (it relays the enroll, retire
 and revoke transactions the operator signs on the operator's host, checked against the
@@ -45,8 +48,11 @@ esac
 
 : "${FARM_CHAIN_ID:?FARM_CHAIN_ID must be set}"
 export FARM_COORDINATOR_REPORTS_DIR=/var/lib/farm/reports
+# In the environment, not on the command line (ps shows that).
+FARM_COORDINATOR_REDIS_URL="rediss://coordinator:$(<"$secrets/redis-password")@redis:6379/0?ssl_ca_certs=/etc/farm/ca.pem"
+export FARM_COORDINATOR_REDIS_URL FARM_COORDINATOR_BUILDER_KEYSPACES=1
 exec farm serve --host 0.0.0.0 --port 8600 --staging /var/lib/farm/staging \
-    --redis-url redis://redis:6379/0 \
+    --tls-cert "$secrets/tls.pem" --tls-key "$secrets/tls.key" \
     --ledger http://v0:26657,http://v1:26657,http://v2:26657,http://v3:26657 \
     --coordinator-key "$secrets/coordinator.key" \
     --ledger-chain "$FARM_CHAIN_ID" --genesis /etc/farm/genesis.json --log-level info

@@ -57,13 +57,16 @@ def up(
     for host, builder in info.builders.items():
         table.add_row(f"builder host {host}", builder)
     table.add_row("operator token", str(info.dir / "operator" / "token"))
+    table.add_row("farm CA (HTTPS)", str(info.ca_cert))
     Console().print(table)
     Console().print(
-        "Submit a recipe:\n"
-        f"  farm submit recipes/iniconfig/2.0.0.yaml --coordinator {info.coordinator_url} "
+        "Submit a recipe (farm trusts the farm CA through SSL_CERT_FILE):\n"
+        f"  SSL_CERT_FILE={info.ca_cert} farm submit recipes/iniconfig/2.0.0.yaml "
+        f"--coordinator {info.coordinator_url} "
         f'--operator-token "$(cat {info.dir}/operator/token)" --wait\n'
         "Install what it verified:\n"
-        f"  pip install --index-url {info.dist_url}/simple/ iniconfig==2.0.0\n"
+        f"  pip install --cert {info.ca_cert} --index-url {info.dist_url}/simple/ "
+        "iniconfig==2.0.0\n"
         f"Stop it: farm cluster down --dir {info.dir}",
         soft_wrap=True,
         highlight=False,

@@ -1,10 +1,12 @@
 """The scheduler's :class:`~farm.coordinator.scheduler.Dispatcher` over Celery and Redis.
 
-Tasks go to each enrolled builder's own queue through :func:`farm.dispatch.dispatch`,
-each signed with the coordinator's key (ADR 41); the coordinator learns results only
-from what builders sign and post to it. A Celery ``FAILURE`` state is not a builder's
-word (anyone with the broker's URL can write one): :meth:`CeleryDispatcher.failure`
-reports it for the log, and the scheduler ends no attempt on it.
+Tasks go to each enrolled builder's own queue through :func:`farm.dispatch.dispatch`
+(with ``builder_keyspaces``, in that builder's own broker keyspace: a Celery app per
+builder whose keys all start with :func:`farm.queue.keyspace_of`), each signed with the
+coordinator's key (ADR 41); the coordinator learns results only from what builders sign
+and post to it. A Celery ``FAILURE`` state is not a builder's word (anyone with the
+broker's URL can write one): :meth:`CeleryDispatcher.failure` reports it for the log,
+and the scheduler ends no attempt on it.
 
 A broker that lost its contents is recognised by a marker key: the dispatcher sets
 ``farm:broker:marker`` to a random value once, and a later look that finds it missing
@@ -28,7 +30,7 @@ from farm.coordinator.models import Builder
 from farm.dispatch import dispatch
 from farm.errors import FarmError
 from farm.keys import KeyPair
-from farm.queue import make_celery
+from farm.queue import keyspace_of, make_celery
 from farm.recipe import Recipe
 from farm.registry import BuilderInfo
 from farm.task import queue_for
@@ -61,9 +63,19 @@ def task_id(build_id: str, arch: str, builder_id: str) -> str:
 class CeleryDispatcher:
     """Sends build tasks over the builders' broker, signed with ``signer``."""
 
-    def __init__(self, redis_url: str, signer: KeyPair, app: Celery | None = None) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        signer: KeyPair,
+        app: Celery | None = None,
+        *,
+        builder_keyspaces: bool = False,
+    ) -> None:
         self.app = app or make_celery(redis_url)
         self.signer = signer
+        self._url = redis_url
+        self._keyspaces = builder_keyspaces
+        self._apps: dict[str, Celery] = {}
         # Short timeouts, one try: a pass of the scheduler must not hang on a broker that
         # is away (Celery's own clients retry for many seconds before giving up).
         self._redis = redis.Redis.from_url(
@@ -78,9 +90,17 @@ class CeleryDispatcher:
         gives up on a broker that stays away with a RuntimeError: that is one too."""
         try:
             self._redis.ping()  # fail fast while the broker is away
-            dispatch(self.app, recipe, arch, [_info(builder)], build_id, self.signer)
+            dispatch(self._app(builder.id), recipe, arch, [_info(builder)], build_id, self.signer)
         except (redis.RedisError, OSError, KombuError, RuntimeError) as exc:
             raise FarmError(f"broker unreachable: {str(exc).strip()}") from None
+
+    def _app(self, builder_id: str) -> Celery:
+        """The app that reaches ``builder_id``'s queue and results."""
+        if not self._keyspaces:
+            return self.app
+        if builder_id not in self._apps:
+            self._apps[builder_id] = make_celery(self._url, keyprefix=keyspace_of(builder_id))
+        return self._apps[builder_id]
 
     def broker_reset(self) -> bool:
         """Whether Redis lost its contents since the last call (see the module docstring)."""
@@ -100,7 +120,8 @@ class CeleryDispatcher:
     def failure(self, build_id: str, arch: str, builder_id: str) -> str | None:
         """The unsigned ``FAILURE`` state the broker holds for the builder's task, if any,
         for the log only: no builder signed it, so it ends nothing (ADR 41)."""
-        result: AsyncResult = AsyncResult(task_id(build_id, arch, builder_id), app=self.app)  # type: ignore[type-arg]
+        app = self._app(builder_id)
+        result: AsyncResult = AsyncResult(task_id(build_id, arch, builder_id), app=app)  # type: ignore[type-arg]
         try:
             if result.state == "FAILURE":
                 return f"task failed: {result.result!r}"[:300]

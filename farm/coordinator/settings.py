@@ -34,6 +34,12 @@ class CoordinatorSettings(BaseSettings):
     request_window: float = Field(
         default=300.0, gt=0, description="Seconds a signed builder request stays valid."
     )
+    builder_keyspaces: bool = Field(
+        default=False,
+        description="Send each builder's tasks into its own broker keyspace "
+        "(farm:b:<builder id>:..., farm.queue.keyspace_of), so that a Redis ACL user "
+        "limited to that prefix can serve it; its builders run with FARM_OWN_KEYSPACE=1.",
+    )
     heartbeat_within: float = Field(
         default=60.0, gt=0, description="A builder not heard from for this long is not scheduled."
     )

@@ -10,14 +10,25 @@
                                  it runs only tasks signed by that key (ADR 41)
     compose.env                  docker-compose's --env-file (paths, ports, image IDs)
     compose.builders.yml         builder hosts added later (``farm cluster add-builder``)
+    public/ca.pem                the farm CA's certificate: every host and client trusts it
+    public/ca-bundle.pem         the host's CA bundle plus the farm CA (builder hosts, which
+                                 also reach PyPI)
     secrets/vN/validator.key     validator vN's key                      → vN only
-    secrets/coordinator/         coordinator.key, postgres-password     → coordinator only
+    secrets/coordinator/         coordinator.key, postgres-password, redis-password,
+                                 tls.pem + tls.key (HTTPS)               → coordinator only
+    secrets/dist/                tls.pem + tls.key (HTTPS)               → dist only
+    secrets/redis/               tls.pem + tls.key (Redis over TLS), users.acl (the
+                                 broker's users, passwords hashed), admin-password
+                                                                         → redis only
     secrets/postgres/            postgres-password                       → postgres only
     secrets/bN/token             bN's one-time enrollment token (written by ``up`` once
                                  the coordinator runs)                   → bN only
+    secrets/bN/redis-password    bN's own broker user's password         → bN only
     operator/operator.key        the operator key (signs enroll, retire, revoke): the
                                  host's CLI only, never mounted into any container
     operator/token               the operator's bearer token: the host's CLI only
+    operator/ca.key              the farm CA's key: issues the certificates above; the
+                                 host's CLI only, never mounted into any container
 
 Invariants:
 
@@ -32,6 +43,13 @@ Invariants:
   operator key and token by the caller), and each service's directory is mounted into
   it alone. The operator's directory is mounted into none: the coordinator relays the
   transactions the operator signs on the host and holds no operator key (ADR 34).
+- The coordinator, the distribution node and Redis serve TLS only, each with a
+  certificate of the farm CA naming its compose hostname (and ``localhost``/127.0.0.1,
+  which its health probe uses); the CA key stays with the operator (ADR 43).
+- Redis has a user per builder host, limited to the keys of the builder the operator
+  approved on that host (``broker_grants``; :mod:`farm.hosts.broker_acl`), and one for
+  the coordinator; :func:`write_broker_acl` rewrites ``users.acl`` from the passwords in
+  the secrets and the manifest's grants.
 """
 
 from __future__ import annotations
@@ -51,6 +69,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from farm.errors import ConfigError
 from farm.keys import KeyPair, generate_key, save_key
 from farm.ports import free_port
+from farm.tls import CA_CERT, issue_cert, make_ca
 
 __all__ = [
     "BUILDERS",
@@ -60,6 +79,7 @@ __all__ = [
     "HTTP_PORT",
     "P2P_PORT",
     "SERVICE_UID",
+    "TLS_SERVICES",
     "VALIDATORS",
     "ClusterDir",
     "ClusterStateError",
@@ -67,7 +87,9 @@ __all__ = [
     "check_builder_name",
     "init_cluster",
     "load_cluster",
+    "new_password",
     "save_manifest",
+    "write_broker_acl",
     "write_secret",
 ]
 
@@ -84,6 +106,8 @@ HTTP_PORT = 26657
 COORDINATOR_PORT = 8600
 DIST_PORT = 8700
 CHAIN_ID = "farm-cluster"
+#: The services that serve TLS, each with a certificate naming its compose hostname.
+TLS_SERVICES = ("coordinator", "dist", "redis")
 #: Hostnames the compose file already uses: a builder host may not take one.
 RESERVED = frozenset({*VALIDATORS, "redis", "postgres", "coordinator", "dist", "client"})
 MANIFEST = "cluster.json"
@@ -110,6 +134,11 @@ class Manifest(BaseModel):
     builder_image_id: str = Field(pattern=_IMAGE_ID.pattern, description="Its pinned ID.")
     builders: tuple[str, ...] = Field(description="Builder hosts that take builds.")
     retired: tuple[str, ...] = Field(default=(), description="Builder hosts retired.")
+    broker_grants: dict[str, str] = Field(
+        default_factory=dict,
+        description="Builder host → the approved builder id whose broker keys its Redis "
+        "user reaches (none: PING only).",
+    )
     created_at: str
 
 
@@ -149,6 +178,44 @@ class ClusterDir:
         """The operator's bearer token (host only)."""
         return self.root / "operator" / "token"
 
+    @property
+    def ca_cert(self) -> Path:
+        """The farm CA's certificate (public: every host and client trusts it)."""
+        return self.root / "public" / CA_CERT
+
+    @property
+    def ca_bundle(self) -> Path:
+        """The host's CA bundle plus the farm CA: what builder hosts trust (they reach
+        the farm's services and PyPI)."""
+        return self.root / "public" / "ca-bundle.pem"
+
+    @property
+    def ca_key(self) -> Path:
+        """The farm CA's key (host only: no container mounts it)."""
+        return self.root / "operator" / "ca.key"
+
+    def redis_password(self, service: str) -> Path:
+        """``service``'s own Redis user's password (coordinator, a builder host)."""
+        return self.secrets(service) / "redis-password"
+
+    @property
+    def broker_acl(self) -> Path:
+        """Redis's ACL file (passwords hashed)."""
+        return self.secrets("redis") / "users.acl"
+
+    @property
+    def redis_admin_password(self) -> Path:
+        """The Redis ``admin`` user's password (Redis's own secrets: reloads the ACL)."""
+        return self.secrets("redis") / "admin-password"
+
+    def tls_cert(self, service: str) -> Path:
+        """``service``'s TLS certificate (in its own secrets)."""
+        return self.secrets(service) / "tls.pem"
+
+    def tls_key(self, service: str) -> Path:
+        """``service``'s TLS key (in its own secrets)."""
+        return self.secrets(service) / "tls.key"
+
     def secrets(self, service: str) -> Path:
         """The directory mounted into ``service`` alone."""
         return self.root / "secrets" / service
@@ -167,8 +234,12 @@ class ClusterDir:
             self.secrets("coordinator") / name for name in ("coordinator.key", "postgres-password")
         ]
         paths.append(self.operator_key)
+        paths += [self.ca_cert, self.ca_bundle, self.ca_key]
+        paths += [f(s) for s in TLS_SERVICES for f in (self.tls_cert, self.tls_key)]
         paths.append(self.secrets("postgres") / "postgres-password")
         paths += [self.secrets(b) for b in m.builders]
+        paths += [self.broker_acl, self.redis_admin_password, self.redis_password("coordinator")]
+        paths += [self.redis_password(b) for b in m.builders]
         return paths
 
 
@@ -238,7 +309,7 @@ def save_manifest(d: ClusterDir, m: Manifest) -> None:
     _write_json(d.manifest, m.model_dump(mode="json"))
 
 
-def _compose_env(d: ClusterDir, m: Manifest, ca_bundle: Path) -> str:
+def _compose_env(d: ClusterDir, m: Manifest) -> str:
     lines = {
         "FARM_CLUSTER_DIR": str(d.root),
         "FARM_CHAIN_ID": m.chain_id,
@@ -246,12 +317,33 @@ def _compose_env(d: ClusterDir, m: Manifest, ca_bundle: Path) -> str:
         "FARM_DIST_PORT": str(m.dist_port),
         "FARM_BUILDER_ARCHIVE": m.builder_archive,
         "FARM_BUILDER_IMAGE_ID": m.builder_image_id,
-        "FARM_CA_BUNDLE": str(ca_bundle),
+        "FARM_CA_BUNDLE": str(d.ca_bundle),
     }
     for key, value in lines.items():
         if "\n" in value or "$" in value:
             raise ConfigError(f"{key}={value!r}: compose env values cannot hold '$' or newlines")
     return "".join(f"{k}={v}\n" for k, v in lines.items())
+
+
+def write_broker_acl(d: ClusterDir, m: Manifest, uid: int = SERVICE_UID) -> None:
+    """Rewrite Redis's ACL file for ``m``'s builder hosts and grants (Redis reads it at
+    start; ``ACL LOAD`` in its container reloads it)."""
+    from farm.hosts.broker_acl import acl_file
+
+    def read(path: Path) -> str:
+        return path.read_text(encoding="utf-8").strip()
+
+    text = acl_file(
+        read(d.redis_admin_password),
+        read(d.redis_password("coordinator")),
+        {b: (read(d.redis_password(b)), m.broker_grants.get(b)) for b in m.builders},
+    )
+    write_secret(d.broker_acl, text.encode(), uid)
+
+
+def new_password() -> bytes:
+    """A fresh password (hex: safe in a URL)."""
+    return secrets.token_hex(24).encode()
 
 
 def load_cluster(root: Path) -> Manifest:
@@ -364,6 +456,10 @@ def _make(
     write_secret(work.secrets("postgres") / "postgres-password", password, uid)
     for b in builders:
         secret_dir(work.secrets(b), uid)
+        write_secret(work.redis_password(b), new_password(), uid)
+    write_secret(work.redis_password("coordinator"), new_password(), uid)
+    write_secret(work.redis_admin_password, new_password(), uid)
+    _make_tls(work, uid, ca_bundle)
     (work.root / "secrets").chmod(0o711)
     try:
         genesis = Genesis.model_validate(
@@ -391,7 +487,29 @@ def _make(
         builders=builders,
         created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     )
-    work.env_file.write_text(_compose_env(final, m, ca_bundle), encoding="utf-8")
+    work.env_file.write_text(_compose_env(final, m), encoding="utf-8")
     work.env_file.chmod(0o600)
+    write_broker_acl(work, m, uid)
     save_manifest(work, m)
     return m
+
+
+def _make_tls(work: ClusterDir, uid: int, host_bundle: Path) -> None:
+    """The farm CA (its key for the operator's host alone, its certificate public, and
+    a bundle of it with ``host_bundle``) and a certificate per TLS service, naming its
+    compose hostname and the loopback names its health probe uses."""
+    ca = make_ca("farm cluster CA")
+    write_secret(work.ca_key, ca.key_pem, uid=os.geteuid())
+    work.ca_cert.parent.mkdir(parents=True, exist_ok=True)
+    work.ca_cert.write_bytes(ca.cert_pem)
+    work.ca_cert.chmod(0o644)
+    try:
+        host = host_bundle.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read the host's CA bundle {host_bundle}: {exc}") from None
+    work.ca_bundle.write_bytes(host.rstrip(b"\n") + b"\n" + ca.cert_pem)
+    work.ca_bundle.chmod(0o644)
+    for service in TLS_SERVICES:
+        issued = issue_cert(ca, [service, "localhost", "127.0.0.1"])
+        write_secret(work.tls_cert(service), issued.cert_pem, uid)
+        write_secret(work.tls_key(service), issued.key_pem, uid)

@@ -15,8 +15,14 @@ enrollment):
    secrets directory, which it alone mounts); it enrolls itself, and the operator
    approves the builder id the host reports in a domain of its own (``site-bN``):
    the enroll transaction is signed here, with ``DIR/operator/operator.key``, and the
-   coordinator relays it to the ledger (it holds no operator key, ADR 34);
+   coordinator relays it to the ledger (it holds no operator key, ADR 34); then the
+   host's own Redis user is granted that builder's broker keys and nothing else
+   (:mod:`farm.hosts.broker_acl`: the ACL file is rewritten and Redis reloads it);
 6. every service healthy, then the URLs and how to use them.
+
+The coordinator and the distribution node serve HTTPS only (certificates of the farm CA
+in ``DIR/public/ca.pem``, ADR 43): this host's client trusts that CA alone
+(:func:`farm_client`).
 
 ``add_builder`` adds a host to ``DIR/compose.builders.yml`` (a service extending b1),
 starts it and enrolls and approves it the same way; ``retire_builder`` retires its
@@ -36,6 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+import httpx
+
 from farm.coordinator.client import CoordinatorClient
 from farm.errors import ConfigError, FarmError
 from farm.hosts.compose import (
@@ -52,12 +60,15 @@ from farm.hosts.init import (
     check_builder_name,
     init_cluster,
     load_cluster,
+    new_password,
     save_manifest,
+    write_broker_acl,
     write_secret,
 )
 from farm.keys import load_key
 from farm.operator import Operator
 from farm.poll import poll
+from farm.tls import client_context
 
 __all__ = [
     "ClusterInfo",
@@ -66,6 +77,7 @@ __all__ = [
     "cluster_down",
     "cluster_status",
     "cluster_up",
+    "farm_client",
     "retire_builder",
 ]
 
@@ -88,6 +100,18 @@ class ClusterInfo:
     dist_url: str
     operator_token: str
     builders: dict[str, str]  # host name -> builder id
+    ca_cert: Path  # the farm CA's certificate: what a client of those URLs trusts
+
+
+def farm_client(d: ClusterDir, m: Manifest, token: str | None = None) -> CoordinatorClient:
+    """A client of the cluster's coordinator on its published port, trusting the farm CA
+    (``DIR/public/ca.pem``) and nothing else."""
+    http = httpx.Client(
+        base_url=f"https://127.0.0.1:{m.coordinator_port}",
+        timeout=30.0,
+        verify=client_context(d.ca_cert),
+    )
+    return CoordinatorClient(http, operator_token=token)
 
 
 def cluster_up(root: Path, say: Say, *, project: str = "farm") -> ClusterInfo:
@@ -110,15 +134,16 @@ def cluster_up(root: Path, say: Say, *, project: str = "farm") -> ClusterInfo:
     services = [*VALIDATORS, "redis", "postgres", "coordinator", *m.builders, "dist", "client"]
     compose.run("up", "-d", "--remove-orphans", *services, timeout=1800, capture=False)
     token = _operator_token(d, compose, say)
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     _wait(say, "the coordinator to answer", lambda: _answers(client) or None, 300)
     for b in m.builders:  # every host gets its token first: they enroll side by side
         _issue_token(d, compose, client, b, say)
     enrolled = {b: _enroll(d, compose, client, b, say) for b in m.builders}
+    _grant(d, compose, enrolled, say)
     _wait_healthy(compose, say)
     return ClusterInfo(
-        d.root, m.project, f"http://127.0.0.1:{m.coordinator_port}",
-        f"http://127.0.0.1:{m.dist_port}", token, enrolled,
+        d.root, m.project, f"https://127.0.0.1:{m.coordinator_port}",
+        f"https://127.0.0.1:{m.dist_port}", token, enrolled, d.ca_cert,
     )  # fmt: skip
 
 
@@ -157,15 +182,19 @@ def add_builder(root: Path, name: str, say: Say) -> str:
     from farm.hosts.init import secret_dir
 
     secret_dir(d.secrets(name))
+    if not d.redis_password(name).exists():
+        write_secret(d.redis_password(name), new_password())
     m = m.model_copy(update={"builders": (*m.builders, name)})
     _write_override(d, m)
     save_manifest(d, m)
     compose = Compose.of(d, m)
+    _reload_broker_acl(d, compose, m)  # its user exists (PING only) before it starts
     say(f"starting builder host {name}")
     compose.run("up", "-d", "--no-deps", name, timeout=900, capture=False)
     token = d.operator_token.read_text().strip()
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     builder_id = _enroll(d, compose, client, name, say)
+    _grant(d, compose, {name: builder_id}, say)
     _wait(
         say,
         f"{name} to be healthy",
@@ -187,19 +216,20 @@ def retire_builder(root: Path, name: str, say: Say) -> str:
     if builder_id is None:
         raise ClusterCommandError(f"{name} has not enrolled (is it running? farm cluster status)")
     token = d.operator_token.read_text().strip()
-    client = CoordinatorClient(f"http://127.0.0.1:{m.coordinator_port}", operator_token=token)
+    client = farm_client(d, m, token)
     reason = f"builder host {name} retired by the operator"
     client.retire(builder_id, reason, _operator(d).retire(builder_id, reason))
     say(f"{name}: builder {builder_id[:16]} retired (no longer scheduled; retired on the ledger)")
-    save_manifest(
-        d,
-        m.model_copy(
-            update={
-                "builders": tuple(b for b in m.builders if b != name),
-                "retired": (*m.retired, name),
-            }
-        ),
+    m = m.model_copy(
+        update={
+            "builders": tuple(b for b in m.builders if b != name),
+            "retired": (*m.retired, name),
+            "broker_grants": {h: i for h, i in m.broker_grants.items() if h != name},
+        }
     )
+    save_manifest(d, m)
+    _reload_broker_acl(d, compose, m)
+    say(f"{name}: its broker user removed")
     compose.run("stop", name, timeout=120, capture=False)
     say(f"{name}: stopped")
     return builder_id
@@ -269,6 +299,43 @@ def _enroll(d: ClusterDir, compose: Compose, client: CoordinatorClient, host: st
     return builder_id
 
 
+def _grant(d: ClusterDir, compose: Compose, approved: dict[str, str], say: Say) -> None:
+    """Give each builder host's Redis user the broker keys of the builder approved on
+    it (``approved``: host → builder id), and nothing else."""
+    m = load_cluster(d.root)
+    grants = {**m.broker_grants, **approved}
+    if grants != m.broker_grants:
+        m = m.model_copy(update={"broker_grants": grants})
+        save_manifest(d, m)
+    _reload_broker_acl(d, compose, m)
+    for host, builder_id in approved.items():
+        say(f"{host}: its broker user reaches builder {builder_id[:16]}'s keys alone")
+
+
+#: Run in the Redis container: reload the ACL file as the admin user, whose password
+#: never leaves that container's secrets.
+_ACL_LOAD = (
+    'REDISCLI_AUTH="$(cat /run/farm-secrets/admin-password)" exec redis-cli --no-auth-warning '
+    "--tls --cacert /etc/farm/ca.pem -h localhost -p 6379 --user admin ACL LOAD"
+)
+
+
+def _reload_broker_acl(d: ClusterDir, compose: Compose, m: Manifest) -> None:
+    """Rewrite Redis's ACL file for ``m`` and have Redis load it."""
+    write_broker_acl(d, m)
+
+    def loaded() -> bool | None:
+        try:
+            return compose.exec("redis", "sh", "-c", _ACL_LOAD, timeout=30).strip() == "OK" or None
+        except ClusterCommandError:
+            return None
+
+    try:
+        poll("Redis to load its ACL file", loaded, 120, first=0.5, most=5.0)
+    except TimeoutError as exc:
+        raise ClusterCommandError(str(exc)) from None
+
+
 def builder_domain(host: str) -> str:
     """The independence domain a builder host of the cluster is approved in: one site
     per host (``site-b1`` ...), as if each were run by another organisation."""
@@ -302,6 +369,7 @@ def _write_override(d: ClusterDir, m: Manifest) -> None:
             ":/etc/farm/host-ca.crt:ro",
             f"      - ${{FARM_CLUSTER_DIR}}/secrets/{b}:/run/farm-secrets:ro",
             "      - ${FARM_CLUSTER_DIR}/public/coordinator.pub:/etc/farm/coordinator.pub:ro",
+            "      - ${FARM_CLUSTER_DIR}/public/ca.pem:/etc/farm/ca.pem:ro",
             "      - ./:/opt/farm-cluster:ro",
         ]
     lines.append("volumes:")

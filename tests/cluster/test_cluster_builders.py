@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from farm.hosts.operate import add_builder, retire_builder
+from farm.queue import keyspace_of
 from farm.task import queue_for
 from tests.support.farm_builds import Builds, blocked, docker, report, wait_healthy
 from tests.support.hosts import FarmHosts
@@ -263,7 +264,7 @@ def test_redis_killed_mid_build_loses_no_build(farm: Farm) -> None:
 
 def _queued(f: Farm, builder_id: str) -> int:
     """How many tasks wait on the builder's queue in Redis."""
-    out = f.hosts.exec("redis", "redis-cli", "-p", str(REDIS_PORT), "llen", queue_for(builder_id))
+    out = f.hosts.redis_cli("llen", keyspace_of(builder_id) + queue_for(builder_id))
     return int(out.stdout.strip() or 0) if out.returncode == 0 else 0
 
 

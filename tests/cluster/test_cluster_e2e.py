@@ -8,7 +8,7 @@ a distribution node and a client that reaches nothing but the distribution node.
 1. ``recipes/iniconfig/2.0.0.yaml`` is submitted to the coordinator; it is rebuilt on
    the three builder hosts (the verified build's agreeing builders are exactly b1..b3's
    ids), attested on the ledger, mirrored by the distribution node; in the client,
-   ``pip install --index-url http://dist:8700/simple/`` installs it and ``farm pull``
+   ``pip install --index-url https://dist:8700/simple/`` installs it and ``farm pull``
    verifies it against the genesis alone.
 2. ``add-builder b4``: a fifth host enrolls with its one-time token and is approved (its
    enroll transaction committed); ``retire-builder b4``: no longer approved (so no longer
@@ -45,7 +45,7 @@ def _say(text: str) -> None:
 
 
 def _client(hosts: FarmHosts) -> CoordinatorClient:
-    return CoordinatorClient(hosts.coordinator_url, operator_token=hosts.operator_token)
+    return hosts.client()
 
 
 def _ledger_entry(hosts: FarmHosts, index: int) -> dict[str, Any]:
@@ -86,7 +86,9 @@ def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: Far
     listed = hosts.exec("coordinator", "ls", "-A", "/run/farm-secrets")
     assert listed.returncode == 0, listed.stderr
     coordinator_files = listed.stdout.split()
-    assert sorted(coordinator_files) == ["coordinator.key", "postgres-password"]
+    assert sorted(coordinator_files) == [
+        "coordinator.key", "postgres-password", "redis-password", "tls.key", "tls.pem",
+    ]  # fmt: skip
 
     start = time.monotonic()
     builds = _client(hosts).request_build(RECIPE.read_text(encoding="utf-8"), None)
@@ -117,7 +119,9 @@ def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: Far
 
     def mirrored() -> bool | None:
         try:
-            r = httpx.get(f"{hosts.dist_url}/v1/packages/{NAME}/{VERSION}", timeout=5)
+            r = httpx.get(
+                f"{hosts.dist_url}/v1/packages/{NAME}/{VERSION}", timeout=5, verify=hosts.verify
+            )
         except httpx.HTTPError:
             return None
         return (r.status_code == 200 and bool(r.json().get("artifacts"))) or None
@@ -129,7 +133,7 @@ def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: Far
     assert venv.returncode == 0, venv.stderr
     pip = hosts.exec(
         "client", "/home/farm/venv/bin/pip", "install", "--disable-pip-version-check",
-        "--index-url", "http://dist:8700/simple/", "--trusted-host", "dist",
+        "--index-url", "https://dist:8700/simple/", "--cert", "/etc/farm/ca.pem",
         f"{NAME}=={VERSION}",
     )  # fmt: skip
     assert pip.returncode == 0, pip.stdout + pip.stderr
@@ -141,7 +145,7 @@ def test_a_recipe_goes_from_the_coordinator_to_pip_in_the_client(farm_hosts: Far
 
     pull = hosts.exec(
         "client", "farm", "pull", f"{NAME}=={VERSION}", "--dest", "/home/farm/pulled",
-        "--genesis", "/etc/farm/genesis.json", "--node", "http://dist:8700",
+        "--genesis", "/etc/farm/genesis.json", "--node", "https://dist:8700",
     )  # fmt: skip
     assert pull.returncode == 0, pull.stdout + pull.stderr
     assert "3 builders agree" in pull.stdout, pull.stdout

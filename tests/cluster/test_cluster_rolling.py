@@ -77,7 +77,9 @@ def test_rolling_restart_of_every_service_while_builds_run(builds: Builds) -> No
 
         def served(n: str = name, v: str = version) -> bool:
             try:
-                r = httpx.get(f"{hosts.dist_url}/v1/packages/{n}/{v}", timeout=10)
+                r = httpx.get(
+                    f"{hosts.dist_url}/v1/packages/{n}/{v}", timeout=10, verify=hosts.verify
+                )
             except httpx.HTTPError:
                 return False
             return r.status_code == 200 and bool(r.json().get("artifacts"))

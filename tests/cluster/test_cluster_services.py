@@ -102,7 +102,7 @@ def _dist_ip(hosts: FarmHosts, network: str) -> str:
 
 def _dist(hosts: FarmHosts, path: str) -> httpx.Response | None:
     try:
-        return httpx.get(f"{hosts.dist_url}{path}", timeout=10)
+        return httpx.get(f"{hosts.dist_url}{path}", timeout=10, verify=hosts.verify)
     except httpx.HTTPError:
         return None
 
@@ -129,7 +129,7 @@ def _bytes_of(hosts: FarmHosts, release: dict[str, Any]) -> dict[str, str]:
     out = {}
     for art in release["artifacts"]:
         info = art["artifact"]
-        r = httpx.get(f"{hosts.dist_url}{info['url']}", timeout=30)
+        r = httpx.get(f"{hosts.dist_url}{info['url']}", timeout=30, verify=hosts.verify)
         assert r.status_code == 200, f"{info['url']}: {r.status_code}"
         out[info["filename"]] = hashlib.sha256(r.content).hexdigest()
         assert out[info["filename"]] == info["sha256"]
@@ -146,7 +146,7 @@ def _pull(
     directory): (exit code, its output)."""
     cmd = [
         "farm", "pull", f"{name}=={version}", "--dest", f"/home/farm/pulled-{next(_pulls)}",
-        "--genesis", "/etc/farm/genesis.json", "--node", "http://dist:8700",
+        "--genesis", "/etc/farm/genesis.json", "--node", "https://dist:8700",
         "--state-dir", f"/home/farm/{state}",
     ]  # fmt: skip
     if max_age is not None:

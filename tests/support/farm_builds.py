@@ -27,7 +27,6 @@ from typing import Any
 
 import httpx
 
-from farm.coordinator.client import CoordinatorClient
 from tests.support.cluster_ledger import ClusterValidators
 from tests.support.hosts import FarmHosts, same_checkpoint
 from tests.support.ledger_testnet import wait_for
@@ -77,9 +76,7 @@ class Builds:
 
     def request(self, recipe: str) -> str:
         """Ask the coordinator to build ``recipes/<recipe>.yaml`` (amd64); its build id."""
-        client = CoordinatorClient(
-            self.hosts.coordinator_url, operator_token=self.hosts.operator_token
-        )
+        client = self.hosts.client()
         builds = client.request_build((RECIPES / f"{recipe}.yaml").read_text("utf-8"), None)
         assert [b["arch"] for b in builds] == ["amd64"], builds
         return str(builds[0]["id"])
@@ -87,7 +84,11 @@ class Builds:
     def build(self, build_id: str) -> dict[str, Any] | None:
         """The build as the coordinator shows it, or None while it does not answer."""
         try:
-            r = httpx.get(f"{self.hosts.coordinator_url}/v1/builds/{build_id}", timeout=10)
+            r = httpx.get(
+                f"{self.hosts.coordinator_url}/v1/builds/{build_id}",
+                timeout=10,
+                verify=self.hosts.verify,
+            )
         except httpx.HTTPError:
             return None
         if r.status_code != 200:
@@ -119,7 +120,8 @@ class Builds:
     def ready(self) -> bool:
         """The coordinator answers ``GET /readyz`` with 200."""
         try:
-            return httpx.get(f"{self.hosts.coordinator_url}/readyz", timeout=5).status_code == 200
+            url = f"{self.hosts.coordinator_url}/readyz"
+            return httpx.get(url, timeout=5, verify=self.hosts.verify).status_code == 200
         except httpx.HTTPError:
             return False
 

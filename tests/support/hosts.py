@@ -10,6 +10,7 @@ checkpoint, co-signed by 2f+1 genesis validators: :func:`same_checkpoint`).
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,8 +18,10 @@ from typing import Any
 
 import httpx
 
+from farm.coordinator.client import CoordinatorClient
 from farm.hosts.compose import Compose
 from farm.hosts.init import ClusterDir, load_cluster
+from farm.tls import client_context
 from ledger.genesis import load_genesis
 from ledger.verify import Checkpoint
 from tests.support.cluster_ledger import ClusterValidators
@@ -45,6 +48,39 @@ class FarmHosts:
         """docker-compose for this project (with the override of added builder hosts)."""
         d = ClusterDir(self.dir)
         return Compose.of(d, load_cluster(d.root))
+
+    @property
+    def ca_cert(self) -> Path:
+        """The farm CA's certificate: the coordinator, dist and Redis are TLS only."""
+        return ClusterDir(self.dir).ca_cert
+
+    @property
+    def verify(self) -> ssl.SSLContext:
+        """httpx's ``verify`` for the published HTTPS ports: the farm CA alone."""
+        return client_context(self.ca_cert)
+
+    def redis_cli(
+        self, *args: str, service: str = "redis", login: bool = True
+    ) -> subprocess.CompletedProcess[str]:
+        """``redis-cli ARGS`` against Redis over TLS, from ``service``'s container, logged
+        in with that host's own broker credential (Redis: its admin user; a builder host:
+        its own user, named after it), or with none (``login=False``)."""
+        if not login:
+            user = ""
+        elif service == "redis":
+            user = "admin"
+            password = "/run/farm-secrets/admin-password"
+        else:
+            user = service
+            password = "/run/farm-secrets/redis-password"
+        script = (
+            (f'REDISCLI_AUTH="$(cat {password})" ' if user else "")
+            + "exec redis-cli --no-auth-warning --tls --cacert /etc/farm/ca.pem -h redis "
+            + "-p 6379 "
+            + (f"--user {user} " if user else "")
+            + '"$@"'
+        )
+        return self.exec(service, "sh", "-c", script, "sh", *args)
 
     def container(self, service: str) -> str:
         """``service``'s container id."""
@@ -75,7 +111,11 @@ class FarmHosts:
 
     def http(self) -> httpx.Client:
         """A client for the coordinator's published port."""
-        return httpx.Client(base_url=self.coordinator_url, timeout=30)
+        return httpx.Client(base_url=self.coordinator_url, timeout=30, verify=self.verify)
+
+    def client(self) -> CoordinatorClient:
+        """The operator's client of the coordinator (HTTPS, trusting the farm CA)."""
+        return CoordinatorClient(self.http(), operator_token=self.operator_token)
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` from the coordinator; its JSON (asserting 200)."""

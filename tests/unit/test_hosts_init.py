@@ -11,6 +11,8 @@ import stat
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from farm.errors import ConfigError
 from farm.hosts.init import (
@@ -76,13 +78,18 @@ def test_every_secret_is_0400_in_a_0700_directory_of_the_farm_user(made: Cluster
         "coordinator/coordinator.key",
         "coordinator/postgres-password",
         "postgres/postgres-password",
+        *(f"{s}/tls.{ext}" for s in ("coordinator", "dist", "redis") for ext in ("pem", "key")),
+        *(f"{s}/redis-password" for s in ("coordinator", "b1", "b2", "b3")),
+        "redis/admin-password",
+        "redis/users.acl",
     }
     for p in secrets:
         st = p.stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (
             0o400, SERVICE_UID, SERVICE_UID,
         ), p  # fmt: skip
-    for service in ("v0", "v1", "v2", "v3", "coordinator", "postgres", "b1", "b2", "b3"):
+    services = ("v0", "v1", "v2", "v3", "coordinator", "postgres", "dist", "redis", "b1", "b2")
+    for service in (*services, "b3"):
         st = made.secrets(service).stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o700, SERVICE_UID), service
     assert (made.secrets("postgres") / "postgres-password").read_bytes() == (
@@ -97,6 +104,28 @@ def test_every_secret_is_0400_in_a_0700_directory_of_the_farm_user(made: Cluster
     compose = (Path(__file__).parents[2] / "deploy/cluster/docker-compose.yml").read_text()
     assert "/operator" not in compose and "operator.key" not in compose
     assert not list(made.root.parent.glob(".cluster.*")), "the work directory was left"
+
+
+def test_each_tls_service_has_a_certificate_of_the_farm_ca_naming_its_host(
+    made: ClusterDir,
+) -> None:
+    ca = x509.load_pem_x509_certificate(made.ca_cert.read_bytes())
+    assert stat.S_IMODE(made.ca_cert.stat().st_mode) == 0o644
+    # The CA key is the operator's alone, beside the operator key: no container mounts it.
+    st = made.ca_key.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid) == (0o400, os.geteuid())
+    assert made.ca_key.parent == made.operator_key.parent
+    bundle = made.ca_bundle.read_bytes()
+    assert bundle.endswith(made.ca_cert.read_bytes()) and bundle.count(b"BEGIN CERTIFICATE") > 1
+    env = dict(line.split("=", 1) for line in made.env_file.read_text().splitlines())
+    assert env["FARM_CA_BUNDLE"] == str(made.ca_bundle)
+    for service in ("coordinator", "dist", "redis"):
+        cert = x509.load_pem_x509_certificate(made.tls_cert(service).read_bytes())
+        cert.verify_directly_issued_by(ca)
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        assert san.get_values_for_type(x509.DNSName) == [service, "localhost"]
+        key = serialization.load_pem_private_key(made.tls_key(service).read_bytes(), None)
+        assert key.public_key() == cert.public_key()
 
 
 def test_a_second_run_reuses_every_key_and_the_genesis(made: ClusterDir) -> None:
@@ -141,3 +170,20 @@ def test_a_builder_host_name_must_be_a_free_hostname(tmp_path: Path, name: str) 
 def test_a_bad_image_id_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not sha256"):
         init_cluster(tmp_path / "c", builder_archive=ARCHIVE, builder_image_id="latest")
+
+
+def test_the_broker_acl_has_a_user_per_builder_host_that_may_only_ping_until_granted(
+    made: ClusterDir,
+) -> None:
+    acl = made.broker_acl.read_text()
+    users = {line.split()[1]: line for line in acl.splitlines()}
+    assert sorted(users) == ["admin", "b1", "b2", "b3", "coordinator", "default"]
+    for b in ("b1", "b2", "b3"):
+        password = (made.secrets(b) / "redis-password").read_text().strip()
+        assert password not in acl  # hashed
+        assert users[b].endswith("resetkeys resetchannels -@all +ping")
+    assert users["coordinator"].endswith("~* &* +@all")
+    assert users["default"] == "user default on nopass resetkeys resetchannels -@all +ping"
+    # Each password differs: one builder host cannot log in as another.
+    passwords = {(made.secrets(s) / "redis-password").read_text() for s in ("b1", "b2", "b3")}
+    assert len(passwords) == 3
