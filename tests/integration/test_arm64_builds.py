@@ -45,17 +45,13 @@ from farm.coordinator.scheduler import Scheduler, SchedulerConfig, request_build
 from farm.coordinator.staging import Staging
 from farm.keys import KeyPair, generate_key
 from farm.recipe import load_recipe
-from tests.integration.conftest import REPO
+from tests.integration.conftest import NEEDS_ARM64, REPO
 
 pytestmark = [
     pytest.mark.docker,
     pytest.mark.image,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        "arm64" not in buildable_arches(),
-        reason="this host cannot run arm64 containers: no qemu-aarch64 binfmt handler with "
-        "the F flag (deploy/builder-image/enable-arm64.sh registers it)",
-    ),
+    NEEDS_ARM64,
 ]
 
 RECIPE = REPO / "recipes" / "flit_core" / "3.10.1.yaml"

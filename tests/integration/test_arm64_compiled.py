@@ -36,11 +36,10 @@ from typing import Any
 import httpx
 import pytest
 
-from builders.arch import buildable_arches
 from farm.localfarm import LocalFarm, local_farm
 from farm.recipe import Recipe, load_recipe
 from farm.result import envelope_payload, parse_statement
-from tests.integration.conftest import REPO
+from tests.integration.conftest import NEEDS_ARM64, REPO
 from tests.support.served import farm_cli, wait_for
 
 pytestmark = [
@@ -48,11 +47,7 @@ pytestmark = [
     pytest.mark.redis,
     pytest.mark.image,
     pytest.mark.slow,
-    pytest.mark.skipif(
-        "arm64" not in buildable_arches(),
-        reason="this host cannot run arm64 containers: no qemu-aarch64 binfmt handler with "
-        "the F flag (deploy/builder-image/enable-arm64.sh registers it)",
-    ),
+    NEEDS_ARM64,
 ]
 
 RECIPE = REPO / "recipes" / "markupsafe" / "3.0.2.yaml"
