@@ -198,7 +198,10 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
         net.start()
         _ledger_up(net)
         progress("starting Redis")
-        cluster = stack.enter_context(local_cluster(root / "cluster", BUILDERS, start=False))
+        coordinator_key = net.root / "coordinator.key"
+        cluster = stack.enter_context(
+            local_cluster(root / "cluster", BUILDERS, start=False, coordinator_key=coordinator_key)
+        )
         env = {k: v for k, v in os.environ.items() if not k.startswith("FARM_")}
         env.update(SERVE_ENV, FARM_COORDINATOR_REPORTS_DIR=str(root / "reports"))
         ledger_urls = ",".join(f"http://127.0.0.1:{net.http_port(i)}" for i in range(net.n))
@@ -213,7 +216,7 @@ def commit_farm(root: Path, progress: Callable[[str], None]) -> Iterator[CommitF
                 "--ledger",
                 ledger_urls,
                 "--coordinator-key",
-                str(net.root / "coordinator.key"),
+                str(coordinator_key),
                 "--ledger-chain",
                 load_genesis(net.root / "genesis.json").chain_id,
                 "--genesis",
