@@ -29,6 +29,20 @@ def _resolve(name: str, modules: set[str]) -> str | None:
     return name or None
 
 
+def _parse(path: Path, tries: int = 5) -> ast.Module:
+    """``ast.parse`` of ``path``, asked again on CPython 3.11's ``SystemError: AST
+    constructor recursion depth mismatch``: the constructor's depth counter is shared by
+    all threads (before 3.12), and a thread left by an earlier test that formats a
+    traceback (3.11's carets call ``ast.parse``) at the same moment upsets it."""
+    source = path.read_text(encoding="utf-8")
+    for _ in range(tries - 1):
+        try:
+            return ast.parse(source, str(path))
+        except SystemError:
+            continue
+    return ast.parse(source, str(path))
+
+
 def import_graph(top: Path, roots: Iterable[str]) -> dict[str, set[str]]:
     """Module -> the project modules it imports, for every ``.py`` under ``roots``."""
     files = {
@@ -38,7 +52,7 @@ def import_graph(top: Path, roots: Iterable[str]) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in files}
     for mod, path in files.items():
         package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+        for node in ast.walk(_parse(path)):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
